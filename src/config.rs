@@ -1,0 +1,431 @@
+//! Plugin configuration: the JSON in the wasm filter's `configuration`. Parsed and checked
+//! once in `on_configure`; any problem is one message naming the field, and the plugin
+//! refuses to start (so Envoy never serves with a half-configured filter).
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+pub const DEFAULT_BASE_PATH: &str = "/scim/v2";
+pub const DEFAULT_JSONAPI_PREFIX: &str = "/jsonapi";
+pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1_048_576;
+
+/// How a SCIM DELETE of a user is carried out in Drupal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserDelete {
+    /// JSON:API DELETE, which runs the site's `user.settings:cancel_method`. If the account
+    /// survives it (the default `user_cancel_block`), the gateway retires it: renamed and
+    /// re-addressed so its userName and email are free again, blocked, hidden from SCIM.
+    Cancel,
+    /// Core REST `DELETE /user/{uid}`: the account is deleted, and Drupal deletes its content.
+    HardDelete,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenDigest {
+    pub label: String,
+    pub sha256: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrupalConfig {
+    pub cluster: String,
+    pub authority: String,
+    pub jsonapi_prefix: String,
+    pub timeout_ms: u64,
+    pub user_delete: UserDelete,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub base_path: String,
+    pub tokens: Vec<TokenDigest>,
+    pub drupal: DrupalConfig,
+    pub max_body_bytes: u64,
+    /// Scheme and authority clients use to reach the gateway (for `meta.location`), when it
+    /// differs from what Envoy sees, e.g. behind a TLS-terminating load balancer.
+    pub public_url: Option<String>,
+}
+
+/// The service account's credentials, kept apart from `Config` so only the host adapter
+/// ever holds them.
+#[derive(Clone, PartialEq)]
+pub struct Credentials {
+    pub username: String,
+    /// The ready `Authorization` header value (`Basic …`).
+    pub authorization: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invalid plugin configuration: field `{}`: {}",
+            self.field, self.reason
+        )
+    }
+}
+
+fn err(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses the plugin configuration. `env` looks up VM environment variables.
+pub fn parse(
+    bytes: &[u8],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Config, Credentials), ConfigError> {
+    let root: Value = serde_json::from_slice(bytes)
+        .map_err(|e| err("(configuration)", format!("not valid JSON: {e}")))?;
+    let root = root
+        .as_object()
+        .ok_or_else(|| err("(configuration)", "must be a JSON object"))?;
+    reject_unknown(
+        root,
+        "",
+        &[
+            "base_path",
+            "tokens",
+            "drupal",
+            "max_body_bytes",
+            "public_url",
+        ],
+    )?;
+
+    let base_path = opt_str(root, "", "base_path")?.unwrap_or_else(|| DEFAULT_BASE_PATH.into());
+    check_path("base_path", &base_path)?;
+    let base_path = base_path.trim_end_matches('/').to_string();
+    if base_path.is_empty() {
+        return Err(err("base_path", "must not be `/` alone"));
+    }
+
+    let tokens = parse_tokens(root.get("tokens"))?;
+
+    let drupal_obj = root
+        .get("drupal")
+        .ok_or_else(|| err("drupal", "is required"))?
+        .as_object()
+        .ok_or_else(|| err("drupal", "must be an object"))?;
+    reject_unknown(
+        drupal_obj,
+        "drupal.",
+        &[
+            "cluster",
+            "authority",
+            "jsonapi_prefix",
+            "username_env",
+            "password_env",
+            "timeout_ms",
+            "user_delete",
+        ],
+    )?;
+    let cluster = req_str(drupal_obj, "drupal.", "cluster")?;
+    let authority = req_str(drupal_obj, "drupal.", "authority")?;
+    if authority.contains('/') || authority.contains(char::is_whitespace) {
+        return Err(err(
+            "drupal.authority",
+            "must be a host[:port] (the Host header Drupal expects), without scheme or path",
+        ));
+    }
+    let jsonapi_prefix = opt_str(drupal_obj, "drupal.", "jsonapi_prefix")?
+        .unwrap_or_else(|| DEFAULT_JSONAPI_PREFIX.into());
+    check_path("drupal.jsonapi_prefix", &jsonapi_prefix)?;
+    let jsonapi_prefix = jsonapi_prefix.trim_end_matches('/').to_string();
+    let timeout_ms = opt_u64(drupal_obj, "drupal.", "timeout_ms")?.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if !(1..=300_000).contains(&timeout_ms) {
+        return Err(err("drupal.timeout_ms", "must be between 1 and 300000"));
+    }
+    let user_delete = match opt_str(drupal_obj, "drupal.", "user_delete")?.as_deref() {
+        None | Some("cancel") => UserDelete::Cancel,
+        Some("hard_delete") => UserDelete::HardDelete,
+        Some(other) => {
+            return Err(err(
+                "drupal.user_delete",
+                format!("`{other}` is not one of `cancel`, `hard_delete`"),
+            ))
+        }
+    };
+
+    let username_env =
+        opt_str(drupal_obj, "drupal.", "username_env")?.unwrap_or_else(|| "DRUPAL_USERNAME".into());
+    let password_env =
+        opt_str(drupal_obj, "drupal.", "password_env")?.unwrap_or_else(|| "DRUPAL_PASSWORD".into());
+    let username = env(&username_env).filter(|v| !v.is_empty()).ok_or_else(|| {
+        err(
+            "drupal.username_env",
+            format!("VM environment variable `{username_env}` is not set (list it in vm_config.environment_variables)"),
+        )
+    })?;
+    if username.contains(':') {
+        return Err(err(
+            "drupal.username_env",
+            format!("the username in `{username_env}` must not contain `:`"),
+        ));
+    }
+    let password = env(&password_env).filter(|v| !v.is_empty()).ok_or_else(|| {
+        err(
+            "drupal.password_env",
+            format!("VM environment variable `{password_env}` is not set (list it in vm_config.environment_variables)"),
+        )
+    })?;
+
+    let max_body_bytes = opt_u64(root, "", "max_body_bytes")?.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if !(1024..=33_554_432).contains(&max_body_bytes) {
+        return Err(err("max_body_bytes", "must be between 1024 and 33554432"));
+    }
+
+    let public_url = opt_str(root, "", "public_url")?.map(|u| u.trim_end_matches('/').to_string());
+    if let Some(u) = &public_url {
+        let rest = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains('/') => {}
+            _ => {
+                return Err(err(
+                    "public_url",
+                    "must be `http(s)://host[:port]` without a path",
+                ))
+            }
+        }
+    }
+
+    let authorization = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+    );
+    Ok((
+        Config {
+            base_path,
+            tokens,
+            drupal: DrupalConfig {
+                cluster,
+                authority,
+                jsonapi_prefix,
+                timeout_ms,
+                user_delete,
+            },
+            max_body_bytes,
+            public_url,
+        },
+        Credentials {
+            username,
+            authorization,
+        },
+    ))
+}
+
+fn parse_tokens(value: Option<&Value>) -> Result<Vec<TokenDigest>, ConfigError> {
+    let list = value
+        .ok_or_else(|| err("tokens", "is required"))?
+        .as_array()
+        .ok_or_else(|| err("tokens", "must be a list of {label, sha256}"))?;
+    if list.is_empty() {
+        return Err(err("tokens", "must hold at least one token"));
+    }
+    let mut tokens: Vec<TokenDigest> = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let prefix = format!("tokens[{i}].");
+        let obj = item
+            .as_object()
+            .ok_or_else(|| err(&format!("tokens[{i}]"), "must be an object"))?;
+        reject_unknown(obj, &prefix, &["label", "sha256"])?;
+        let label = req_str(obj, &prefix, "label")?;
+        if tokens.iter().any(|t| t.label == label) {
+            return Err(err(
+                &format!("{prefix}label"),
+                format!("`{label}` is used twice"),
+            ));
+        }
+        let hex = req_str(obj, &prefix, "sha256")?;
+        let sha256 = decode_sha256_hex(&hex).ok_or_else(|| {
+            err(
+                &format!("{prefix}sha256"),
+                "must be the 64 hex digits of the token's SHA-256 digest",
+            )
+        })?;
+        tokens.push(TokenDigest { label, sha256 });
+    }
+    Ok(tokens)
+}
+
+fn decode_sha256_hex(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (slot, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *slot = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn check_path(field: &str, path: &str) -> Result<(), ConfigError> {
+    if !path.starts_with('/') {
+        return Err(err(field, "must start with `/`"));
+    }
+    if path.contains(['?', '#', ' ']) || path.contains("//") {
+        return Err(err(
+            field,
+            "must be a plain path (no query, fragment, spaces or `//`)",
+        ));
+    }
+    Ok(())
+}
+
+fn reject_unknown(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    known: &[&str],
+) -> Result<(), ConfigError> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(err(
+            &format!("{prefix}{k}"),
+            format!("unknown field (expected one of: {})", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn opt_str(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    key: &str,
+) -> Result<Option<String>, ConfigError> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(err(&format!("{prefix}{key}"), "must not be empty")),
+        Some(_) => Err(err(&format!("{prefix}{key}"), "must be a string")),
+    }
+}
+
+fn req_str(obj: &Map<String, Value>, prefix: &str, key: &str) -> Result<String, ConfigError> {
+    opt_str(obj, prefix, key)?.ok_or_else(|| err(&format!("{prefix}{key}"), "is required"))
+}
+
+fn opt_u64(obj: &Map<String, Value>, prefix: &str, key: &str) -> Result<Option<u64>, ConfigError> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| err(&format!("{prefix}{key}"), "must be a non-negative integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "DRUPAL_USERNAME" => Some("svc".into()),
+            "DRUPAL_PASSWORD" => Some("pw".into()),
+            _ => None,
+        }
+    }
+
+    fn minimal() -> serde_json::Value {
+        serde_json::json!({
+            "tokens": [{"label": "jc", "sha256": HASH}],
+            "drupal": {"cluster": "drupal", "authority": "drupal.local"}
+        })
+    }
+
+    fn parse_value(v: &serde_json::Value) -> Result<(Config, Credentials), ConfigError> {
+        parse(&serde_json::to_vec(v).unwrap(), &env)
+    }
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let (c, creds) = parse_value(&minimal()).unwrap();
+        assert_eq!(c.base_path, "/scim/v2");
+        assert_eq!(c.drupal.jsonapi_prefix, "/jsonapi");
+        assert_eq!(c.drupal.timeout_ms, 5000);
+        assert_eq!(c.drupal.user_delete, UserDelete::Cancel);
+        assert_eq!(c.max_body_bytes, 1_048_576);
+        assert_eq!(c.tokens[0].label, "jc");
+        assert_eq!(c.tokens[0].sha256[0], 0x9f);
+        assert_eq!(creds.authorization, "Basic c3ZjOnB3");
+        assert!(!format!("{creds:?}").contains("c3Zj"));
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let mut v = minimal();
+        v["drupal"]["clustr"] = "x".into();
+        let e = parse_value(&v).unwrap_err();
+        assert_eq!(e.field, "drupal.clustr");
+        let mut v = minimal();
+        v["extra"] = 1.into();
+        assert_eq!(parse_value(&v).unwrap_err().field, "extra");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases: Vec<(&str, serde_json::Value)> = vec![
+            (
+                "tokens[0].sha256",
+                serde_json::json!({"tokens": [{"label": "a", "sha256": "abc"}]}),
+            ),
+            ("tokens", serde_json::json!({"tokens": []})),
+            ("base_path", serde_json::json!({"base_path": "scim"})),
+            (
+                "drupal.timeout_ms",
+                serde_json::json!({"drupal": {"cluster": "d", "authority": "a", "timeout_ms": -1}}),
+            ),
+            (
+                "drupal.user_delete",
+                serde_json::json!({"drupal": {"cluster": "d", "authority": "a", "user_delete": "nuke"}}),
+            ),
+            (
+                "drupal.password_env",
+                serde_json::json!({"drupal": {"cluster": "d", "authority": "a", "password_env": "NOPE"}}),
+            ),
+            ("max_body_bytes", serde_json::json!({"max_body_bytes": 1})),
+            ("public_url", serde_json::json!({"public_url": "ftp://x"})),
+            (
+                "drupal.authority",
+                serde_json::json!({"drupal": {"cluster": "d", "authority": "http://a/"}}),
+            ),
+        ];
+        for (field, patch) in cases {
+            let mut v = minimal();
+            for (k, val) in patch.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            let e = parse_value(&v).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.to_string().contains(field));
+        }
+    }
+
+    #[test]
+    fn duplicate_token_labels_are_rejected() {
+        let mut v = minimal();
+        v["tokens"] =
+            serde_json::json!([{"label": "a", "sha256": HASH}, {"label": "a", "sha256": HASH}]);
+        assert_eq!(parse_value(&v).unwrap_err().field, "tokens[1].label");
+    }
+}

@@ -1,0 +1,475 @@
+//! Drupal's side: the JSON:API (and core REST) calls for user accounts, the mapping of
+//! Drupal's `user--user` resources onto SCIM Users, and of Drupal's errors onto SCIM errors.
+
+use crate::discovery::USER_SCHEMA;
+use crate::error::{ScimError, ScimType};
+use crate::http::{DrupalCall, DrupalReply};
+use crate::query::DrupalQuery;
+use crate::user::{NewUser, RETIRED_NAME_PREFIX};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+pub const JSONAPI_CONTENT_TYPE: &str = "application/vnd.api+json";
+/// Drupal caps every JSON:API page at 50 items.
+pub const DRUPAL_PAGE_MAX: usize = 50;
+/// The fields the gateway reads; a sparse fieldset keeps Drupal's answers small.
+const USER_FIELDS: &str = "name,mail,status,created,changed,drupal_internal__uid";
+
+/// A Drupal user as the gateway needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrupalUser {
+    pub uuid: String,
+    pub uid: u64,
+    pub name: String,
+    pub mail: Option<String>,
+    pub status: bool,
+    pub created: String,
+    pub changed: String,
+}
+
+impl DrupalUser {
+    /// Accounts the gateway retired on DELETE are gone as far as SCIM is concerned.
+    pub fn is_retired(&self) -> bool {
+        self.name
+            .to_ascii_lowercase()
+            .starts_with(RETIRED_NAME_PREFIX)
+    }
+
+    /// A weak ETag: Drupal's `changed` has one-second resolution, so a digest of what SCIM
+    /// shows is added to tell apart two changes within the same second.
+    pub fn version(&self) -> String {
+        let mut h = Sha256::new();
+        for part in [
+            self.name.as_str(),
+            self.mail.as_deref().unwrap_or(""),
+            if self.status { "1" } else { "0" },
+        ] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        let digest = h.finalize();
+        let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        let stamp: String = self
+            .changed
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(14)
+            .collect();
+        format!("W/\"{stamp}-{short}\"")
+    }
+
+    pub fn to_scim(&self, base_url: &str) -> Value {
+        let location = format!("{base_url}/Users/{}", self.uuid);
+        let mut obj = Map::new();
+        obj.insert("schemas".into(), json!([USER_SCHEMA]));
+        obj.insert("id".into(), json!(self.uuid));
+        obj.insert("userName".into(), json!(self.name));
+        if let Some(mail) = &self.mail {
+            obj.insert("emails".into(), json!([{ "value": mail }]));
+        }
+        obj.insert("active".into(), json!(self.status));
+        obj.insert(
+            "meta".into(),
+            json!({
+                "resourceType": "User",
+                "created": self.created,
+                "lastModified": self.changed,
+                "location": location,
+                "version": self.version(),
+            }),
+        );
+        Value::Object(obj)
+    }
+}
+
+/// Reads one `user--user` resource object. An object without `name` is what Drupal shows
+/// an anonymous caller (label only): the service account was not accepted.
+pub fn parse_user(resource: &Value) -> Result<DrupalUser, ScimError> {
+    let uuid = resource.get("id").and_then(Value::as_str);
+    let attrs = resource.get("attributes");
+    let get = |k: &str| attrs.and_then(|a| a.get(k));
+    let name = get("name").and_then(Value::as_str);
+    let uid = get("drupal_internal__uid").and_then(Value::as_u64);
+    match (uuid, name, uid) {
+        (Some(uuid), Some(name), Some(uid)) => Ok(DrupalUser {
+            uuid: uuid.to_string(),
+            uid,
+            name: name.to_string(),
+            mail: get("mail").and_then(Value::as_str).map(str::to_string),
+            status: get("status").and_then(Value::as_bool).unwrap_or(false),
+            created: get("created")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            changed: get("changed")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        }),
+        _ => Err(service_account_refused()),
+    }
+}
+
+fn service_account_refused() -> ScimError {
+    ScimError::bad_gateway(
+        "Drupal refused the gateway's service account: check the Drupal username and password \
+         given to the gateway, that the account is active and has the 'administer users' \
+         permission, and that Drupal's flood control has not locked it.",
+    )
+}
+
+/// An RFC 4122 UUID in Drupal's lower-case hyphenated form. Anything else is not one of
+/// ours and is answered 404 without asking Drupal.
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        })
+}
+
+pub struct Calls<'a> {
+    pub jsonapi: &'a str,
+}
+
+impl Calls<'_> {
+    fn users(&self) -> String {
+        format!("{}/user/user", self.jsonapi)
+    }
+
+    pub fn get_user(&self, uuid: &str) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        q.push("fields[user--user]", USER_FIELDS);
+        DrupalCall {
+            method: "GET",
+            path: format!("{}/{uuid}{}", self.users(), q.build()),
+            content_type: None,
+            body: None,
+        }
+    }
+
+    /// One page of users, ordered by uid (stable while users come and go), never including
+    /// retired accounts or the anonymous user. `conditions` are extra `filter[…]` pairs.
+    pub fn list_users(
+        &self,
+        conditions: &[(String, String)],
+        offset: usize,
+        limit: usize,
+    ) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        for (k, v) in conditions {
+            q.push(k, v);
+        }
+        // Retired names all sort in ["scimretired", "scimretiree"); keep what lies outside.
+        // Any filter also makes Drupal drop the anonymous user (uid 0).
+        q.push("filter[scim_live][group][conjunction]", "OR")
+            .push("filter[scim_below][condition][path]", "name")
+            .push("filter[scim_below][condition][operator]", "<")
+            .push("filter[scim_below][condition][value]", RETIRED_NAME_PREFIX)
+            .push("filter[scim_below][condition][memberOf]", "scim_live")
+            .push("filter[scim_above][condition][path]", "name")
+            .push("filter[scim_above][condition][operator]", ">=")
+            .push("filter[scim_above][condition][value]", "scimretiree")
+            .push("filter[scim_above][condition][memberOf]", "scim_live")
+            .push("sort", "drupal_internal__uid")
+            .push("fields[user--user]", USER_FIELDS)
+            .push("page[offset]", &offset.to_string())
+            .push("page[limit]", &limit.to_string());
+        DrupalCall {
+            method: "GET",
+            path: format!("{}{}", self.users(), q.build()),
+            content_type: None,
+            body: None,
+        }
+    }
+
+    pub fn create_user(&self, user: &NewUser) -> DrupalCall {
+        let mut attributes = Map::new();
+        attributes.insert("name".into(), json!(user.user_name));
+        if let Some(mail) = &user.email {
+            attributes.insert("mail".into(), json!(mail));
+        }
+        // Drupal creates blocked accounts unless `status` is sent.
+        attributes.insert("status".into(), json!(user.active));
+        if let Some(pass) = &user.password {
+            attributes.insert("pass".into(), json!({ "value": pass }));
+        }
+        jsonapi_write(
+            "POST",
+            self.users(),
+            json!({"data": {"type": "user--user", "attributes": attributes}}),
+        )
+    }
+
+    pub fn delete_user(&self, uuid: &str) -> DrupalCall {
+        DrupalCall {
+            method: "DELETE",
+            path: format!("{}/{uuid}", self.users()),
+            content_type: None,
+            body: None,
+        }
+    }
+
+    /// Renames a cancelled-but-surviving account out of the way: its userName and email
+    /// become free, it stays blocked, and lists and lookups no longer see it.
+    pub fn retire_user(&self, uuid: &str) -> DrupalCall {
+        let compact: String = uuid.chars().filter(|c| *c != '-').collect();
+        let body = json!({"data": {"type": "user--user", "id": uuid, "attributes": {
+            "name": format!("{RETIRED_NAME_PREFIX}{compact}"),
+            "mail": format!("{compact}@scim-retired.invalid"),
+            "status": false,
+        }}});
+        jsonapi_write("PATCH", format!("{}/{uuid}", self.users()), body)
+    }
+}
+
+/// Core REST hard delete (`DELETE /user/{uid}`): Drupal deletes the account and its content.
+pub fn rest_delete_user(uid: u64) -> DrupalCall {
+    DrupalCall {
+        method: "DELETE",
+        path: format!("/user/{uid}?_format=json"),
+        content_type: None,
+        body: None,
+    }
+}
+
+fn jsonapi_write(method: &'static str, path: String, body: Value) -> DrupalCall {
+    DrupalCall {
+        method,
+        path,
+        content_type: Some(JSONAPI_CONTENT_TYPE),
+        body: Some(serde_json::to_vec(&body).unwrap_or_default()),
+    }
+}
+
+/// A successful JSON:API document, or the SCIM error that Drupal's answer means.
+pub fn expect_document(reply: &DrupalReply, ok: &[u16]) -> Result<Value, ScimError> {
+    match reply {
+        DrupalReply::Answer { status, body } if ok.contains(status) => {
+            if body.is_empty() {
+                return Ok(Value::Null);
+            }
+            serde_json::from_slice(body).map_err(|_| {
+                ScimError::bad_gateway(format!(
+                    "Drupal answered {status} with a body that is not JSON."
+                ))
+            })
+        }
+        other => Err(map_failure(other)),
+    }
+}
+
+/// Maps an unexpected Drupal answer onto a SCIM error. Drupal's own words are only passed on
+/// for validation failures (they tell the client what to fix); never a raw body.
+pub fn map_failure(reply: &DrupalReply) -> ScimError {
+    let (status, body) = match reply {
+        DrupalReply::Answer { status, body } => (*status, body.as_slice()),
+        DrupalReply::Failed => {
+            return ScimError::bad_gateway("The call to Drupal failed before an answer arrived.")
+        }
+    };
+    let details = error_details(body);
+    match status {
+        401 | 403 => service_account_refused(),
+        404 => ScimError::not_found("The resource does not exist."),
+        405 if details.iter().any(|d| d.contains("read operations")) => ScimError::bad_gateway(
+            "Drupal's JSON:API accepts only read operations: allow writes at /admin/config/services/jsonapi.",
+        ),
+        409 => ScimError::conflict("Drupal reports a conflict with an existing resource."),
+        422 => validation_error(&details),
+        500 if details.iter().any(|d| d.contains("Integrity constraint violation")) => {
+            ScimError::conflict("Another account with this userName was created at the same time.")
+        }
+        503 if body.starts_with(b"upstream connect error") || body.starts_with(b"no healthy upstream") => {
+            ScimError::new(503, None, "Drupal is unreachable.")
+        }
+        503 => ScimError::new(503, None, "Drupal is unavailable (maintenance mode or overloaded).")
+            .with_header("retry-after", "10"),
+        504 => ScimError::new(504, None, "Drupal did not answer in time."),
+        _ => ScimError::bad_gateway(format!("Drupal answered {status} unexpectedly.")),
+    }
+}
+
+/// The `detail` texts of a JSON:API error document.
+fn error_details(body: &[u8]) -> Vec<String> {
+    let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    doc.get("errors")
+        .and_then(Value::as_array)
+        .map(|errs| {
+            errs.iter()
+                .filter_map(|e| e.get("detail").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Drupal's 422 violations in SCIM terms: "already taken" is a uniqueness conflict,
+/// anything else an invalid value, with Drupal's field names replaced by SCIM's.
+fn validation_error(details: &[String]) -> ScimError {
+    let scim_words: Vec<String> = details.iter().map(|d| scim_wording(d)).collect();
+    let text = if scim_words.is_empty() {
+        "Drupal rejected the values.".to_string()
+    } else {
+        scim_words.join(" ")
+    };
+    if details.iter().any(|d| d.contains("is already taken")) {
+        ScimError::conflict(text)
+    } else {
+        ScimError::new(400, Some(ScimType::InvalidValue), text)
+    }
+}
+
+fn scim_wording(detail: &str) -> String {
+    let (path, message) = detail.split_once(": ").unwrap_or(("", detail));
+    let field = path.split('.').next().unwrap_or("");
+    let scim = match field {
+        "name" => "userName",
+        "mail" => "emails",
+        "status" => "active",
+        "pass" => "password",
+        _ => "",
+    };
+    if scim.is_empty() {
+        message.to_string()
+    } else {
+        format!("{scim}: {message}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> Value {
+        json!({"type": "user--user", "id": "7724f730-7aca-4819-aaee-90673a0141a4",
+            "attributes": {"name": "alice", "mail": "alice@example.com", "status": true,
+                "created": "2026-11-28T11:44:27+00:00", "changed": "2026-11-28T11:44:27+00:00",
+                "drupal_internal__uid": 3}})
+    }
+
+    #[test]
+    fn maps_a_drupal_user_onto_scim() {
+        let u = parse_user(&alice()).unwrap();
+        let s = u.to_scim("http://gw/scim/v2");
+        assert_eq!(s["id"], "7724f730-7aca-4819-aaee-90673a0141a4");
+        assert_eq!(s["userName"], "alice");
+        assert_eq!(s["emails"], json!([{"value": "alice@example.com"}]));
+        assert_eq!(s["active"], true);
+        assert_eq!(
+            s["meta"]["location"],
+            "http://gw/scim/v2/Users/7724f730-7aca-4819-aaee-90673a0141a4"
+        );
+        assert!(s["meta"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("W/\"20261128114427-"));
+        assert!(s.get("password").is_none());
+    }
+
+    #[test]
+    fn version_changes_with_content_within_the_same_second() {
+        let a = parse_user(&alice()).unwrap();
+        let mut b = a.clone();
+        b.status = false;
+        assert_ne!(a.version(), b.version());
+    }
+
+    #[test]
+    fn label_only_objects_mean_the_service_account_was_refused() {
+        let e = parse_user(
+            &json!({"type": "user--user", "id": "x", "attributes": {"display_name": "alice"}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.status, 502);
+        assert!(e.detail.contains("service account"));
+    }
+
+    #[test]
+    fn uuids_must_be_drupal_shaped() {
+        assert!(is_uuid("7724f730-7aca-4819-aaee-90673a0141a4"));
+        for s in [
+            "123",
+            "admin",
+            "../jsonapi",
+            "7724F730-7aca-4819-aaee-90673a0141a4",
+            "7724f730-7aca-4819-aaee-90673a0141a4x",
+        ] {
+            assert!(!is_uuid(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn drupal_failures_map_to_scim_statuses() {
+        let ans = |status: u16, body: &str| DrupalReply::Answer {
+            status,
+            body: body.as_bytes().to_vec(),
+        };
+        let dup = r#"{"errors":[{"status":"422","detail":"name: The username alice is already taken."}]}"#;
+        let bad = r#"{"errors":[{"status":"422","detail":"mail.0.value: This value is not a valid email address."}]}"#;
+        let race = r#"{"errors":[{"status":"500","detail":"SQLSTATE[23000]: Integrity constraint violation: 19 UNIQUE"}]}"#;
+        let e = map_failure(&ans(422, dup));
+        assert_eq!((e.status, e.scim_type), (409, Some(ScimType::Uniqueness)));
+        assert_eq!(e.detail, "userName: The username alice is already taken.");
+        let e = map_failure(&ans(422, bad));
+        assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
+        assert_eq!(e.detail, "emails: This value is not a valid email address.");
+        assert_eq!(map_failure(&ans(500, race)).status, 409);
+        assert_eq!(map_failure(&ans(403, "{}")).status, 502);
+        assert_eq!(map_failure(&ans(401, "{}")).status, 502);
+        assert_eq!(
+            map_failure(&ans(500, "boom SELECT * FROM users")).status,
+            502
+        );
+        assert!(!map_failure(&ans(500, "boom SELECT * FROM users"))
+            .detail
+            .contains("SELECT"));
+        assert_eq!(
+            map_failure(&ans(
+                503,
+                "upstream connect error or disconnect/reset before headers"
+            ))
+            .status,
+            503
+        );
+        assert_eq!(
+            map_failure(&ans(504, "upstream request timeout")).status,
+            504
+        );
+        assert_eq!(map_failure(&DrupalReply::Failed).status, 502);
+    }
+
+    #[test]
+    fn list_queries_encode_and_exclude_retired_accounts() {
+        let calls = Calls {
+            jsonapi: "/jsonapi",
+        };
+        let c = calls.list_users(&[("filter[name]".into(), "a&b".into())], 50, 50);
+        assert!(c.path.starts_with(
+            "/jsonapi/user/user?filter[name]=a%26b&filter[scim_live][group][conjunction]=OR"
+        ));
+        assert!(c
+            .path
+            .contains("filter[scim_below][condition][operator]=%3C"));
+        assert!(c.path.ends_with("page[offset]=50&page[limit]=50"));
+    }
+
+    #[test]
+    fn retiring_frees_name_and_mail() {
+        let calls = Calls {
+            jsonapi: "/jsonapi",
+        };
+        let c = calls.retire_user("7724f730-7aca-4819-aaee-90673a0141a4");
+        let body: Value = serde_json::from_slice(c.body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            body["data"]["attributes"]["name"],
+            "scimretired7724f7307aca4819aaee90673a0141a4"
+        );
+        assert_eq!(body["data"]["id"], "7724f730-7aca-4819-aaee-90673a0141a4");
+        let u = DrupalUser {
+            name: "scimretired7724".into(),
+            ..parse_user(&alice()).unwrap()
+        };
+        assert!(u.is_retired());
+    }
+}

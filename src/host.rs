@@ -1,0 +1,282 @@
+//! The only module that talks to proxy-wasm: it reads the request from Envoy, hands it to
+//! the sans-IO `exchange`, dispatches the Drupal calls it asks for, feeds the replies back,
+//! and sends the final response. No SCIM or Drupal logic lives here.
+
+use crate::config::{self, Config, Credentials};
+use crate::error::ScimError;
+use crate::exchange::{self, Exchange};
+use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use std::rc::Rc;
+use std::time::Duration;
+
+proxy_wasm::main! {{
+    // Also installs a panic hook that logs the panic at critical level before the VM dies.
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ScimRoot { shared: None }) });
+}}
+
+struct Shared {
+    config: Config,
+    credentials: Credentials,
+}
+
+struct ScimRoot {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Context for ScimRoot {}
+
+impl RootContext for ScimRoot {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match config::parse(&bytes, &|name| std::env::var(name).ok()) {
+            Ok((config, credentials)) => {
+                log::info!(
+                    "scim gateway configured: base path {}, {} token(s), Drupal cluster {} as {}",
+                    config.base_path,
+                    config.tokens.len(),
+                    config.drupal.cluster,
+                    credentials.username
+                );
+                self.shared = Some(Rc::new(Shared {
+                    config,
+                    credentials,
+                }));
+                true
+            }
+            Err(e) => {
+                log::error!("{e}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(ScimHttp {
+            shared: self.shared.clone(),
+            request: Request::default(),
+            exchange: None,
+            in_flight: Vec::new(),
+            replies: Vec::new(),
+            scim: false,
+            answered: false,
+            drupal_calls: 0,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct ScimHttp {
+    shared: Option<Rc<Shared>>,
+    request: Request,
+    exchange: Option<Exchange>,
+    /// Tokens of the calls in flight, with their position in the current batch.
+    in_flight: Vec<(u32, usize)>,
+    replies: Vec<Option<DrupalReply>>,
+    scim: bool,
+    answered: bool,
+    drupal_calls: usize,
+}
+
+impl ScimHttp {
+    fn respond(&mut self, response: Response) {
+        if self.answered {
+            return;
+        }
+        self.answered = true;
+        let label = self
+            .exchange
+            .as_ref()
+            .map(|e| e.token_label.as_str())
+            .unwrap_or("-");
+        let (path, _) = crate::query::split_path(&self.request.path);
+        log::info!(
+            "scim {} {} -> {} token={} drupal_calls={}",
+            self.request.method,
+            path,
+            response.status,
+            if label.is_empty() { "-" } else { label },
+            self.drupal_calls
+        );
+        let headers: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let body = if response.body.is_empty() {
+            None
+        } else {
+            Some(response.body.as_slice())
+        };
+        self.send_http_response(u32::from(response.status), headers, body);
+    }
+
+    fn begin(&mut self, shared: &Shared) {
+        match exchange::begin(&shared.config, &self.request) {
+            // The route sends nothing upstream for SCIM paths; this is unreachable in
+            // practice, but answering is safer than letting the request through.
+            None => self.respond(ScimError::not_found("Not a SCIM path.").into_response()),
+            Some((exchange, step)) => {
+                self.exchange = Some(exchange);
+                self.act(shared, step);
+            }
+        }
+    }
+
+    fn act(&mut self, shared: &Shared, step: Step) {
+        match step {
+            Step::Respond(response) => self.respond(response),
+            Step::Call(calls) => self.dispatch(shared, calls),
+        }
+    }
+
+    fn dispatch(&mut self, shared: &Shared, calls: Vec<DrupalCall>) {
+        self.in_flight.clear();
+        self.replies = vec![None; calls.len()];
+        let timeout = Duration::from_millis(shared.config.drupal.timeout_ms);
+        for (index, call) in calls.iter().enumerate() {
+            self.drupal_calls = self.drupal_calls.saturating_add(1);
+            let mut headers: Vec<(&str, &str)> = vec![
+                (":method", call.method),
+                (":path", call.path.as_str()),
+                (":authority", shared.config.drupal.authority.as_str()),
+                ("authorization", shared.credentials.authorization.as_str()),
+                ("accept", crate::drupal::JSONAPI_CONTENT_TYPE),
+            ];
+            if let Some(ct) = call.content_type {
+                headers.push(("content-type", ct));
+            }
+            match self.dispatch_http_call(
+                &shared.config.drupal.cluster,
+                headers,
+                call.body.as_deref(),
+                vec![],
+                timeout,
+            ) {
+                Ok(token) => self.in_flight.push((token, index)),
+                Err(status) => {
+                    log::warn!(
+                        "dispatch to cluster {} failed: {status:?}",
+                        shared.config.drupal.cluster
+                    );
+                    if let Some(slot) = self.replies.get_mut(index) {
+                        *slot = Some(DrupalReply::Failed);
+                    }
+                }
+            }
+        }
+        self.resume_if_complete(shared);
+    }
+
+    fn resume_if_complete(&mut self, shared: &Shared) {
+        if !self.in_flight.is_empty() || self.replies.iter().any(Option::is_none) {
+            return;
+        }
+        let replies: Vec<DrupalReply> = std::mem::take(&mut self.replies)
+            .into_iter()
+            .map(|r| r.unwrap_or(DrupalReply::Failed))
+            .collect();
+        let step = match self.exchange.as_mut() {
+            Some(exchange) => exchange.resume(&shared.config, replies),
+            None => {
+                Step::Respond(ScimError::internal("Lost track of the request.").into_response())
+            }
+        };
+        self.act(shared, step);
+    }
+}
+
+impl Context for ScimHttp {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let Some(pos) = self.in_flight.iter().position(|(t, _)| *t == token_id) else {
+            return;
+        };
+        let (_, index) = self.in_flight.swap_remove(pos);
+        // A failed call arrives without headers; reading them would make the SDK panic.
+        let reply = if num_headers == 0 {
+            DrupalReply::Failed
+        } else {
+            let status = self
+                .get_http_call_response_header(":status")
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(0);
+            let body = if body_size > 0 {
+                self.get_http_call_response_body(0, body_size)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            DrupalReply::Answer { status, body }
+        };
+        if let Some(slot) = self.replies.get_mut(index) {
+            *slot = Some(reply);
+        }
+        self.resume_if_complete(&shared);
+    }
+}
+
+impl HttpContext for ScimHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            self.respond(
+                ScimError::internal("The SCIM gateway is not configured.").into_response(),
+            );
+            return Action::Pause;
+        };
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        if !exchange::is_scim_path(&shared.config, &path) {
+            return Action::Continue;
+        }
+        self.scim = true;
+        self.request = Request {
+            method: self.get_http_request_header(":method").unwrap_or_default(),
+            path,
+            headers: self.get_http_request_headers(),
+            body: Vec::new(),
+        };
+        if end_of_stream {
+            self.begin(&shared);
+            return Action::Pause;
+        }
+        if let Some(response) = exchange::check_headers(&shared.config, &self.request) {
+            self.respond(response);
+            return Action::Pause;
+        }
+        // Returning Pause here would stop the body callbacks (Envoy converts it to
+        // StopAllIteration); the buffer filter behind us holds the request back instead.
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.scim || self.answered {
+            return Action::Pause;
+        }
+        let Some(shared) = self.shared.clone() else {
+            return Action::Pause;
+        };
+        if u64::try_from(body_size).unwrap_or(u64::MAX) > shared.config.max_body_bytes {
+            self.respond(exchange::too_large(&shared.config).into_response());
+            return Action::Pause;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.request.body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.begin(&shared);
+        Action::Pause
+    }
+}

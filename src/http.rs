@@ -1,0 +1,70 @@
+//! Plain values for what crosses the host boundary: the SCIM request as Envoy handed it
+//! over, the calls the core wants made to Drupal, Drupal's answers, and the final response.
+//! Nothing here talks to the host; `host.rs` converts to and from proxy-wasm calls.
+
+/// An inbound SCIM request, complete with its body.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// Path including the raw query string, exactly as received (`:path`).
+    pub path: String,
+    /// Header names are lower case (Envoy normalises them).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A call to Drupal. The host adapter adds `:authority`, the service credentials and the
+/// timeout; the core never sees credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrupalCall {
+    pub method: &'static str,
+    /// Path with query, already encoded.
+    pub path: String,
+    pub content_type: Option<&'static str>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// What came back from one Drupal call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DrupalReply {
+    /// Any HTTP answer, including the 503/504 that Envoy itself produces when Drupal is
+    /// unreachable or too slow.
+    Answer { status: u16, body: Vec<u8> },
+    /// The call never produced a response (dispatch refused, reset, oversize body).
+    Failed,
+}
+
+/// The final answer to the SCIM client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the host must do next for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Dispatch all these calls concurrently; when every one has a reply, feed the replies
+    /// back in the same order.
+    Call(Vec<DrupalCall>),
+    Respond(Response),
+}
