@@ -45,6 +45,8 @@ pub struct Config {
     /// Scheme and authority clients use to reach the gateway (for `meta.location`), when it
     /// differs from what Envoy sees, e.g. behind a TLS-terminating load balancer.
     pub public_url: Option<String>,
+    /// The Drupal account the gateway acts as (not secret); SCIM may not delete it.
+    pub service_username: String,
 }
 
 /// The service account's credentials, kept apart from `Config` so only the host adapter
@@ -224,6 +226,7 @@ pub fn parse(
             },
             max_body_bytes,
             public_url,
+            service_username: username.clone(),
         },
         Credentials {
             username,

@@ -13,7 +13,12 @@ pub const JSONAPI_CONTENT_TYPE: &str = "application/vnd.api+json";
 /// Drupal caps every JSON:API page at 50 items.
 pub const DRUPAL_PAGE_MAX: usize = 50;
 /// The fields the gateway reads; a sparse fieldset keeps Drupal's answers small.
-const USER_FIELDS: &str = "name,mail,status,created,changed,drupal_internal__uid";
+/// `display_name` is there to recognise Drupal's anonymous user (uid 0), which even the
+/// service account only sees label-only.
+const USER_FIELDS: &str = "display_name,name,mail,status,created,changed,drupal_internal__uid";
+
+/// Drupal's default label for uid 0 (`user.settings:anonymous`).
+const ANONYMOUS_LABEL: &str = "Anonymous";
 
 /// A Drupal user as the gateway needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +113,16 @@ pub fn parse_user(resource: &Value) -> Result<DrupalUser, ScimError> {
         }),
         _ => Err(service_account_refused()),
     }
+}
+
+/// A label-only object for Drupal's anonymous user: it exists in Drupal but is no SCIM user.
+pub fn is_anonymous_label(resource: &Value) -> bool {
+    let attrs = resource.get("attributes");
+    attrs.and_then(|a| a.get("name")).is_none()
+        && attrs
+            .and_then(|a| a.get("display_name"))
+            .and_then(Value::as_str)
+            == Some(ANONYMOUS_LABEL)
 }
 
 fn service_account_refused() -> ScimError {
@@ -383,6 +398,17 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.status, 502);
         assert!(e.detail.contains("service account"));
+    }
+
+    #[test]
+    fn the_anonymous_user_is_recognised_by_its_label() {
+        assert!(is_anonymous_label(
+            &json!({"id": "x", "attributes": {"display_name": "Anonymous"}})
+        ));
+        assert!(!is_anonymous_label(
+            &json!({"id": "x", "attributes": {"display_name": "alice"}})
+        ));
+        assert!(!is_anonymous_label(&alice()));
     }
 
     #[test]

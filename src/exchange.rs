@@ -374,6 +374,13 @@ impl Exchange {
             }
             State::DeleteLookup { uuid } => {
                 let user = live_user(&first)?;
+                if user.name.eq_ignore_ascii_case(&config.service_username) {
+                    return Err(ScimError::new(
+                        403,
+                        None,
+                        "The gateway's own Drupal service account cannot be deleted through SCIM.",
+                    ));
+                }
                 let calls = Self::calls(config);
                 match config.drupal.user_delete {
                     UserDelete::Cancel => self.call(
@@ -496,7 +503,11 @@ fn live_user(reply: &DrupalReply) -> Result<DrupalUser, ScimError> {
         return Err(ScimError::not_found("User not found."));
     }
     let doc = drupal::expect_document(reply, &[200])?;
-    let user = drupal::parse_user(doc.get("data").unwrap_or(&Value::Null))?;
+    let data = doc.get("data").unwrap_or(&Value::Null);
+    if drupal::is_anonymous_label(data) {
+        return Err(ScimError::not_found("User not found."));
+    }
+    let user = drupal::parse_user(data)?;
     if user.is_retired() {
         return Err(ScimError::not_found("User not found."));
     }
@@ -526,4 +537,464 @@ fn parse_int(name: &str, value: &str) -> Result<i64, ScimError> {
     value.trim().parse::<i64>().map_err(|_| {
         ScimError::invalid_value(format!("`{name}` must be an integer, not `{value}`."))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::arithmetic_side_effects)]
+    use super::*;
+    use crate::config::{Config, DrupalConfig, TokenDigest};
+    use serde_json::json;
+    use sha2::{Digest, Sha256};
+
+    const ALICE: &str = "7724f730-7aca-4819-aaee-90673a0141a4";
+
+    fn config() -> Config {
+        Config {
+            base_path: "/scim/v2".into(),
+            tokens: vec![TokenDigest {
+                label: "jc".into(),
+                sha256: Sha256::digest(b"secret").into(),
+            }],
+            drupal: DrupalConfig {
+                cluster: "drupal".into(),
+                authority: "drupal.local".into(),
+                jsonapi_prefix: "/jsonapi".into(),
+                timeout_ms: 1000,
+                user_delete: UserDelete::Cancel,
+            },
+            max_body_bytes: 1_048_576,
+            public_url: None,
+            service_username: "scim-service".into(),
+        }
+    }
+
+    fn req(method: &str, path: &str, body: &str) -> Request {
+        Request {
+            method: method.into(),
+            path: path.into(),
+            headers: vec![
+                (":authority".into(), "gw.example:10000".into()),
+                (":scheme".into(), "http".into()),
+                ("authorization".into(), "Bearer secret".into()),
+            ],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn drupal_user(uuid: &str, uid: u64, name: &str, mail: &str) -> Value {
+        json!({"type": "user--user", "id": uuid, "attributes": {"display_name": name, "name": name,
+            "mail": mail, "status": true, "created": "2026-11-28T11:44:27+00:00",
+            "changed": "2026-11-28T11:44:27+00:00", "drupal_internal__uid": uid}})
+    }
+
+    fn answer(status: u16, body: Value) -> DrupalReply {
+        DrupalReply::Answer {
+            status,
+            body: if body.is_null() {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&body).unwrap()
+            },
+        }
+    }
+
+    fn page(users: Vec<Value>, next: bool) -> DrupalReply {
+        let links = if next {
+            json!({"next": {"href": "x"}, "self": {"href": "x"}})
+        } else {
+            json!({"self": {"href": "x"}})
+        };
+        answer(200, json!({"data": users, "links": links}))
+    }
+
+    fn calls(step: &Step) -> &[DrupalCall] {
+        match step {
+            Step::Call(c) => c,
+            Step::Respond(r) => panic!(
+                "expected calls, got {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            ),
+        }
+    }
+
+    fn response(step: Step) -> (Response, Value) {
+        match step {
+            Step::Respond(r) => {
+                let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+                (r, v)
+            }
+            Step::Call(c) => panic!("expected a response, got calls {c:?}"),
+        }
+    }
+
+    fn run(request: Request) -> (Exchange, Step) {
+        begin(&config(), &request).expect("a SCIM path")
+    }
+
+    #[test]
+    fn paths_outside_the_base_path_are_not_ours() {
+        assert!(begin(&config(), &req("GET", "/jsonapi/user/user", "")).is_none());
+        assert!(begin(&config(), &req("GET", "/scim/v2x/Users", "")).is_none());
+        assert!(is_scim_path(&config(), "/scim/v2?x=1"));
+    }
+
+    #[test]
+    fn unauthenticated_requests_get_401_and_no_drupal_call() {
+        let mut r = req("GET", "/scim/v2/Users", "");
+        r.headers.retain(|(n, _)| n != "authorization");
+        let (_, step) = run(r);
+        let (resp, body) = response(step);
+        assert_eq!(resp.status, 401);
+        assert_eq!(body["status"], "401");
+    }
+
+    #[test]
+    fn oversized_declared_bodies_are_refused_before_reading() {
+        let mut r = req("POST", "/scim/v2/Users", "");
+        r.headers.push(("content-length".into(), "1048577".into()));
+        assert_eq!(check_headers(&config(), &r).unwrap().status, 413);
+        r.headers.pop();
+        assert!(check_headers(&config(), &r).is_none());
+    }
+
+    #[test]
+    fn discovery_is_read_only_and_unknown_paths_are_404() {
+        let (_, step) = run(req("GET", "/scim/v2/ServiceProviderConfig", ""));
+        assert_eq!(response(step).1["patch"]["supported"], false);
+        for m in ["POST", "PUT", "PATCH", "DELETE"] {
+            for p in [
+                "/scim/v2/ServiceProviderConfig",
+                "/scim/v2/ResourceTypes",
+                "/scim/v2/Schemas",
+            ] {
+                let (_, step) = run(req(m, p, "{}"));
+                let (resp, _) = response(step);
+                assert_eq!(
+                    (resp.status, resp.header("allow")),
+                    (405, Some("GET")),
+                    "{m} {p}"
+                );
+            }
+        }
+        let (_, step) = run(req("GET", "/scim/v2/Nope", ""));
+        assert_eq!(response(step).0.status, 404);
+        let (_, step) = run(req(
+            "GET",
+            "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+            "",
+        ));
+        assert_eq!(
+            response(step).1["meta"]["location"],
+            "http://gw.example:10000/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"
+        );
+    }
+
+    #[test]
+    fn get_user_maps_drupal_answers() {
+        let cases = [
+            (
+                answer(
+                    200,
+                    json!({"data": drupal_user(ALICE, 3, "alice", "a@x.org")}),
+                ),
+                200,
+            ),
+            (answer(404, json!({"errors": []})), 404),
+            (
+                answer(
+                    200,
+                    json!({"data": {"type": "user--user", "id": ALICE, "attributes": {"display_name": "Anonymous"}}}),
+                ),
+                404,
+            ),
+            (
+                answer(
+                    200,
+                    json!({"data": drupal_user(ALICE, 3, "scimretiredabc", "x@scim-retired.invalid")}),
+                ),
+                404,
+            ),
+            (
+                answer(
+                    200,
+                    json!({"data": {"type": "user--user", "id": ALICE, "attributes": {"display_name": "alice"}}}),
+                ),
+                502,
+            ),
+            (answer(403, json!({})), 502),
+            (DrupalReply::Failed, 502),
+            (answer(504, Value::Null), 504),
+        ];
+        for (reply, status) in cases {
+            let (mut ex, step) = run(req("GET", &format!("/scim/v2/Users/{ALICE}"), ""));
+            assert_eq!(calls(&step)[0].path, format!("/jsonapi/user/user/{ALICE}?fields[user--user]=display_name%2Cname%2Cmail%2Cstatus%2Ccreated%2Cchanged%2Cdrupal_internal__uid"));
+            let (resp, body) = response(ex.resume(&config(), vec![reply]));
+            assert_eq!(resp.status, status, "{body}");
+            if status == 200 {
+                assert_eq!(resp.header("etag"), body["meta"]["version"].as_str());
+                assert_eq!(body["id"], ALICE);
+            }
+        }
+    }
+
+    #[test]
+    fn ids_that_are_not_drupal_uuids_are_404_without_a_call() {
+        for id in [
+            "123",
+            "admin",
+            "..%2Fjsonapi",
+            "7724F730-7ACA-4819-AAEE-90673A0141A4",
+        ] {
+            for m in ["GET", "DELETE"] {
+                let (_, step) = run(req(m, &format!("/scim/v2/Users/{id}"), ""));
+                assert_eq!(response(step).0.status, 404, "{m} {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn create_sends_status_and_answers_201_with_location() {
+        let body = json!({"schemas": [crate::discovery::USER_SCHEMA], "userName": "alice",
+            "emails": [{"value": "a@x.org", "primary": true}], "password": "S3cret!"});
+        let (mut ex, step) = run(req("POST", "/scim/v2/Users", &body.to_string()));
+        let call = &calls(&step)[0];
+        assert_eq!(
+            (call.method, call.path.as_str(), call.content_type),
+            (
+                "POST",
+                "/jsonapi/user/user",
+                Some("application/vnd.api+json")
+            )
+        );
+        let sent: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            sent["data"]["attributes"],
+            json!({"name": "alice", "mail": "a@x.org", "status": true, "pass": {"value": "S3cret!"}})
+        );
+        let (resp, out) = response(ex.resume(
+            &config(),
+            vec![answer(
+                201,
+                json!({"data": drupal_user(ALICE, 3, "alice", "a@x.org")}),
+            )],
+        ));
+        assert_eq!(resp.status, 201);
+        assert_eq!(resp.header("location"), out["meta"]["location"].as_str());
+        assert_eq!(
+            out["meta"]["location"],
+            format!("http://gw.example:10000/scim/v2/Users/{ALICE}")
+        );
+        assert!(out.get("password").is_none());
+    }
+
+    #[test]
+    fn duplicate_create_is_409_uniqueness() {
+        let body = json!({"schemas": [crate::discovery::USER_SCHEMA], "userName": "alice"});
+        let (mut ex, _) = run(req("POST", "/scim/v2/Users", &body.to_string()));
+        let dup = json!({"errors": [{"status": "422", "detail": "name: The username alice is already taken."}]});
+        let (resp, out) = response(ex.resume(&config(), vec![answer(422, dup)]));
+        assert_eq!(
+            (resp.status, out["scimType"].as_str()),
+            (409, Some("uniqueness"))
+        );
+    }
+
+    #[test]
+    fn invalid_create_bodies_make_no_call() {
+        for body in ["{", "{\"userName\": \"a\"}", "[]"] {
+            let (_, step) = run(req("POST", "/scim/v2/Users", body));
+            assert_eq!(response(step).0.status, 400, "{body}");
+        }
+    }
+
+    #[test]
+    fn delete_cancels_then_retires_a_surviving_account() {
+        let (mut ex, step) = run(req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""));
+        assert_eq!(calls(&step)[0].method, "GET");
+        let step = ex.resume(
+            &config(),
+            vec![answer(
+                200,
+                json!({"data": drupal_user(ALICE, 3, "alice", "a@x.org")}),
+            )],
+        );
+        assert_eq!(
+            (calls(&step)[0].method, calls(&step)[0].path.clone()),
+            ("DELETE", format!("/jsonapi/user/user/{ALICE}"))
+        );
+        let step = ex.resume(&config(), vec![answer(204, Value::Null)]);
+        assert_eq!(calls(&step)[0].method, "PATCH");
+        let (resp, _) = response(ex.resume(
+            &config(),
+            vec![answer(
+                200,
+                json!({"data": drupal_user(ALICE, 3, "scimretired", "x")}),
+            )],
+        ));
+        assert_eq!(resp.status, 204);
+        assert!(resp.body.is_empty());
+    }
+
+    #[test]
+    fn delete_on_a_site_that_deletes_needs_no_retirement() {
+        let (mut ex, _) = run(req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""));
+        ex.resume(
+            &config(),
+            vec![answer(
+                200,
+                json!({"data": drupal_user(ALICE, 3, "alice", "a@x.org")}),
+            )],
+        );
+        ex.resume(&config(), vec![answer(204, Value::Null)]);
+        let (resp, _) = response(ex.resume(&config(), vec![answer(404, json!({"errors": []}))]));
+        assert_eq!(resp.status, 204);
+    }
+
+    #[test]
+    fn hard_delete_uses_core_rest_by_uid() {
+        let mut c = config();
+        c.drupal.user_delete = UserDelete::HardDelete;
+        let (mut ex, _) =
+            begin(&c, &req("DELETE", &format!("/scim/v2/Users/{ALICE}"), "")).unwrap();
+        let step = ex.resume(
+            &c,
+            vec![answer(
+                200,
+                json!({"data": drupal_user(ALICE, 42, "alice", "a@x.org")}),
+            )],
+        );
+        assert_eq!(calls(&step)[0].path, "/user/42?_format=json");
+        let (resp, _) = response(ex.resume(&c, vec![answer(204, Value::Null)]));
+        assert_eq!(resp.status, 204);
+    }
+
+    #[test]
+    fn deleting_the_service_account_or_a_missing_user_is_refused() {
+        let (mut ex, _) = run(req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""));
+        let (resp, _) = response(ex.resume(
+            &config(),
+            vec![answer(
+                200,
+                json!({"data": drupal_user(ALICE, 1, "SCIM-service", "s@x.org")}),
+            )],
+        ));
+        assert_eq!(resp.status, 403);
+        let (mut ex, _) = run(req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""));
+        let (resp, _) = response(ex.resume(&config(), vec![answer(404, json!({"errors": []}))]));
+        assert_eq!(resp.status, 404);
+    }
+
+    #[test]
+    fn list_fetches_the_window_concurrently_and_reports_a_growing_total() {
+        let (mut ex, step) = run(req("GET", "/scim/v2/Users?startIndex=11&count=120", ""));
+        let c = calls(&step);
+        assert_eq!(c.len(), 3);
+        assert!(c[0].path.ends_with("page[offset]=10&page[limit]=50"));
+        assert!(c[1].path.ends_with("page[offset]=60&page[limit]=50"));
+        assert!(c[2].path.ends_with("page[offset]=110&page[limit]=20"));
+        let users = |n: u64, from: u64| {
+            (0..n)
+                .map(|i| drupal_user(ALICE, from + i, &format!("u{}", from + i), "m@x.org"))
+                .collect::<Vec<_>>()
+        };
+        let (resp, out) = response(ex.resume(
+            &config(),
+            vec![
+                page(users(50, 11), true),
+                page(users(50, 61), true),
+                page(users(20, 111), true),
+            ],
+        ));
+        assert_eq!(resp.status, 200);
+        assert_eq!(out["itemsPerPage"], 120);
+        assert_eq!(out["startIndex"], 11);
+        assert_eq!(out["totalResults"], 131);
+        let (mut ex, _) = run(req("GET", "/scim/v2/Users?startIndex=11&count=120", ""));
+        let (_, out) = response(ex.resume(
+            &config(),
+            vec![
+                page(users(50, 11), true),
+                page(users(5, 61), false),
+                page(vec![], false),
+            ],
+        ));
+        assert_eq!(
+            (out["itemsPerPage"].as_u64(), out["totalResults"].as_u64()),
+            (Some(55), Some(65))
+        );
+    }
+
+    #[test]
+    fn count_zero_returns_no_resources() {
+        let (mut ex, step) = run(req("GET", "/scim/v2/Users?count=0", ""));
+        assert!(calls(&step)[0]
+            .path
+            .ends_with("page[offset]=0&page[limit]=1"));
+        let (_, out) = response(ex.resume(
+            &config(),
+            vec![page(vec![drupal_user(ALICE, 1, "a", "a@x")], true)],
+        ));
+        assert_eq!(out["Resources"], json!([]));
+        assert_eq!(out["totalResults"], 2);
+    }
+
+    #[test]
+    fn bad_paging_parameters_are_400() {
+        for q in ["startIndex=abc", "count=1.5"] {
+            let (_, step) = run(req("GET", &format!("/scim/v2/Users?{q}"), ""));
+            assert_eq!(response(step).0.status, 400, "{q}");
+        }
+    }
+
+    #[test]
+    fn lookups_check_matches_in_the_gateway() {
+        let (mut ex, step) = run(req(
+            "GET",
+            "/scim/v2/Users?filter=userName+eq+%22Jane%40Example.com%22",
+            "",
+        ));
+        assert!(calls(&step)[0].path.contains("[value]=Jane%40Example.com"));
+        let rows = vec![
+            drupal_user(ALICE, 5, "jane@example.com", "j@x.org"),
+            drupal_user(ALICE, 6, "jane@example.co", "k@x.org"),
+        ];
+        let (_, out) = response(ex.resume(&config(), vec![page(rows, false)]));
+        assert_eq!(out["totalResults"], 1);
+        assert_eq!(out["Resources"][0]["userName"], "jane@example.com");
+    }
+
+    #[test]
+    fn lookups_walk_every_candidate_page() {
+        let (mut ex, _) = run(req(
+            "GET",
+            "/scim/v2/Users?filter=emails+eq+%22a%40x.org%22",
+            "",
+        ));
+        let step = ex.resume(
+            &config(),
+            vec![page(vec![drupal_user(ALICE, 5, "u5", "a@x.org.uk")], true)],
+        );
+        assert!(calls(&step)[0]
+            .path
+            .ends_with("page[offset]=50&page[limit]=50"));
+        let (_, out) = response(ex.resume(
+            &config(),
+            vec![page(vec![drupal_user(ALICE, 60, "u60", "A@X.org")], false)],
+        ));
+        assert_eq!(out["totalResults"], 1);
+    }
+
+    #[test]
+    fn invalid_filters_are_400_invalid_filter_without_a_call() {
+        let (_, step) = run(req("GET", "/scim/v2/Users?filter=userName+sw+%22j%22", ""));
+        let (resp, out) = response(step);
+        assert_eq!(
+            (resp.status, out["scimType"].as_str()),
+            (400, Some("invalidFilter"))
+        );
+        let (_, step) = run(req("GET", "/scim/v2/Users?filter=id+eq+%22nope%22", ""));
+        assert_eq!(response(step).1["totalResults"], 0);
+    }
 }
