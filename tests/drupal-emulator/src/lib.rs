@@ -1,0 +1,129 @@
+//! An in-memory emulator of a Drupal 10.3 site's user-account HTTP APIs (JSON:API and core REST),
+//! built to answer exactly as the recorded real site does (see `shared/drupal-transcripts`).
+
+pub mod app;
+pub mod client;
+pub mod filter;
+pub mod json;
+pub mod jsonapi;
+pub mod model;
+pub mod query;
+pub mod rest;
+pub mod server;
+pub mod users;
+pub mod util;
+
+use app::App;
+use model::{Config, Settings};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Command-line options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub listen: String,
+    pub config: Config,
+    pub log_limit: usize,
+}
+
+pub const USAGE: &str = "usage: drupal-emulator --listen 127.0.0.1:8080 [--admin-user admin] [--admin-pass admin-pass]
+       [--cancel-method user_cancel_block|user_cancel_block_unpublish|user_cancel_reassign|user_cancel_delete]
+       [--mail-case-insensitive] [--read-only] [--latency-ms N] [--seed-limited]
+       [--site-name NAME] [--request-log-limit N]";
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listen: "127.0.0.1:8080".into(),
+            config: Config {
+                admin_user: "admin".into(),
+                admin_pass: "admin".into(),
+                seed_limited: false,
+                site_name: "RealDrupal".into(),
+                settings: Settings {
+                    cancel_method: "user_cancel_block".into(),
+                    mail_case_insensitive: false,
+                    read_only: false,
+                    latency_ms: 0,
+                },
+            },
+            log_limit: 100_000,
+        }
+    }
+}
+
+pub fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a, None),
+        };
+        let mut value = || -> Result<String, String> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            i += 1;
+            args.get(i).cloned().ok_or(format!("{flag} needs a value"))
+        };
+        match flag {
+            "--listen" => o.listen = value()?,
+            "--admin-user" => o.config.admin_user = value()?,
+            "--admin-pass" => o.config.admin_pass = value()?,
+            "--cancel-method" => {
+                let v = value()?;
+                if !model::CANCEL_METHODS.contains(&v.as_str()) {
+                    return Err(format!("unknown cancel method {v}"));
+                }
+                o.config.settings.cancel_method = v;
+            }
+            "--mail-case-insensitive" => o.config.settings.mail_case_insensitive = true,
+            "--read-only" => o.config.settings.read_only = true,
+            "--latency-ms" => {
+                o.config.settings.latency_ms = value()?
+                    .parse()
+                    .map_err(|_| "--latency-ms needs a number")?
+            }
+            "--seed-limited" => o.config.seed_limited = true,
+            "--site-name" => o.config.site_name = value()?,
+            "--request-log-limit" => {
+                o.log_limit = value()?
+                    .parse()
+                    .map_err(|_| "--request-log-limit needs a number")?
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+/// Starts the emulator on its own thread and runtime (used by the contract runner).
+/// Returns the bound address.
+pub fn spawn(opts: Options) -> std::io::Result<(SocketAddr, Arc<App>)> {
+    let app = Arc::new(App::new(opts.config.clone(), opts.log_limit));
+    let std_listener = std::net::TcpListener::bind(&opts.listen)?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let app2 = app.clone();
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(_) => return,
+        };
+        rt.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                return;
+            };
+            server::serve(app2, listener, std::future::pending::<()>()).await;
+        });
+    });
+    Ok((addr, app))
+}

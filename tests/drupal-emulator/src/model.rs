@@ -1,0 +1,611 @@
+//! The site's data: users, roles, sessions and settings, plus Drupal's user validation rules.
+
+use crate::json::J;
+use crate::util::{new_uuid, now, token};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub const ADMIN_PERMS_ROLE: &str = "administrator";
+
+pub struct Role {
+    pub id: &'static str,
+    pub uuid: String,
+    pub label: &'static str,
+    pub weight: i64,
+    pub is_admin: bool,
+    pub permissions: Vec<&'static str>,
+    pub dependencies: J,
+}
+
+fn strs(v: &[&'static str]) -> J {
+    J::Arr(v.iter().map(|s| J::Str(s.to_string())).collect())
+}
+
+/// The standard profile's roles, in the order Drupal lists them (record 002).
+pub fn seed_roles() -> Vec<Role> {
+    vec![
+        Role {
+            id: "content_editor",
+            uuid: new_uuid(),
+            label: "Content editor",
+            weight: 2,
+            is_admin: false,
+            permissions: vec![
+                "access administration pages",
+                "access content overview",
+                "access contextual links",
+                "access files overview",
+                "access toolbar",
+                "administer url aliases",
+                "create article content",
+                "create page content",
+                "create terms in tags",
+                "create url aliases",
+                "delete article revisions",
+                "delete own article content",
+                "delete own files",
+                "delete own page content",
+                "delete page revisions",
+                "edit own article content",
+                "edit own comments",
+                "edit own page content",
+                "edit terms in tags",
+                "revert all revisions",
+                "view all revisions",
+                "view own unpublished content",
+                "view the administration theme",
+            ],
+            dependencies: J::obj()
+                .with(
+                    "config",
+                    strs(&[
+                        "node.type.article",
+                        "node.type.page",
+                        "taxonomy.vocabulary.tags",
+                    ]),
+                )
+                .with(
+                    "module",
+                    strs(&[
+                        "comment",
+                        "contextual",
+                        "file",
+                        "node",
+                        "path",
+                        "system",
+                        "taxonomy",
+                        "toolbar",
+                    ]),
+                ),
+        },
+        Role {
+            id: "administrator",
+            uuid: new_uuid(),
+            label: "Administrator",
+            weight: 3,
+            is_admin: true,
+            permissions: vec![],
+            dependencies: J::Arr(vec![]),
+        },
+        Role {
+            id: "anonymous",
+            uuid: new_uuid(),
+            label: "Anonymous user",
+            weight: 0,
+            is_admin: false,
+            permissions: vec![
+                "access comments",
+                "access content",
+                "access site-wide contact form",
+                "search content",
+                "use text format restricted_html",
+            ],
+            dependencies: J::obj()
+                .with("config", strs(&["filter.format.restricted_html"]))
+                .with(
+                    "module",
+                    strs(&["comment", "contact", "filter", "search", "system"]),
+                ),
+        },
+        Role {
+            id: "authenticated",
+            uuid: new_uuid(),
+            label: "Authenticated user",
+            weight: 1,
+            is_admin: false,
+            permissions: vec![
+                "access comments",
+                "access content",
+                "access shortcuts",
+                "access site-wide contact form",
+                "delete own files",
+                "post comments",
+                "search content",
+                "skip comment approval",
+                "use text format basic_html",
+            ],
+            dependencies: J::obj()
+                .with("config", strs(&["filter.format.basic_html"]))
+                .with(
+                    "module",
+                    strs(&[
+                        "comment", "contact", "file", "filter", "search", "shortcut", "system",
+                    ]),
+                ),
+        },
+    ]
+}
+
+pub struct User {
+    pub uid: i64,
+    pub uuid: String,
+    pub name: String,
+    pub mail: Option<String>,
+    /// Plain text (the emulator does not hash); `None` = no password, cannot log in.
+    pub pass: Option<String>,
+    pub status: bool,
+    pub created: i64,
+    pub changed: i64,
+    /// The `access` column as stored.
+    pub access: i64,
+    /// JSON:API's normalisation cache of `access` (-1 = not cached). Drupal updates `access`
+    /// behind the entity's back, so JSON:API keeps showing the old value until the next save.
+    pub access_cached: AtomicI64,
+    pub login: i64,
+    pub init: Option<String>,
+    pub timezone: Option<String>,
+    pub langcode: String,
+    pub preferred_langcode: Option<String>,
+    pub preferred_admin_langcode: Option<String>,
+    /// Role machine names, in stored order (never anonymous/authenticated).
+    pub roles: Vec<String>,
+}
+
+impl Clone for User {
+    fn clone(&self) -> Self {
+        User {
+            uid: self.uid,
+            uuid: self.uuid.clone(),
+            name: self.name.clone(),
+            mail: self.mail.clone(),
+            pass: self.pass.clone(),
+            status: self.status,
+            created: self.created,
+            changed: self.changed,
+            access: self.access,
+            access_cached: AtomicI64::new(self.access_cached.load(Ordering::Relaxed)),
+            login: self.login,
+            init: self.init.clone(),
+            timezone: self.timezone.clone(),
+            langcode: self.langcode.clone(),
+            preferred_langcode: self.preferred_langcode.clone(),
+            preferred_admin_langcode: self.preferred_admin_langcode.clone(),
+            roles: self.roles.clone(),
+        }
+    }
+}
+
+impl User {
+    pub fn new(uid: i64, name: &str, ts: i64) -> User {
+        User {
+            uid,
+            uuid: new_uuid(),
+            name: name.to_string(),
+            mail: None,
+            pass: None,
+            status: false,
+            created: ts,
+            changed: ts,
+            access: 0,
+            access_cached: AtomicI64::new(-1),
+            login: 0,
+            init: None,
+            timezone: Some("UTC".to_string()),
+            langcode: "en".to_string(),
+            preferred_langcode: Some("en".to_string()),
+            preferred_admin_langcode: None,
+            roles: Vec::new(),
+        }
+    }
+
+    pub fn display_name(&self) -> String {
+        if self.uid == 0 {
+            "Anonymous".to_string()
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// The `access` value JSON:API shows (cached until the next save).
+    pub fn jsonapi_access(&self) -> i64 {
+        let c = self.access_cached.load(Ordering::Relaxed);
+        if c >= 0 {
+            return c;
+        }
+        self.access_cached.store(self.access, Ordering::Relaxed);
+        self.access
+    }
+
+    /// After a save, Drupal's caches for this entity are invalidated.
+    pub fn saved(&mut self) {
+        self.access_cached.store(-1, Ordering::Relaxed);
+    }
+
+    /// Comparable snapshot of the stored values (for "did anything change?").
+    pub fn values_key(&self) -> String {
+        format!(
+            "{}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{}",
+            self.name,
+            self.mail,
+            self.pass,
+            self.status,
+            self.created,
+            self.access,
+            self.login,
+            self.init,
+            self.timezone,
+            self.langcode,
+            self.preferred_langcode,
+            self.preferred_admin_langcode,
+            self.roles,
+            self.uuid
+        )
+    }
+}
+
+pub struct Session {
+    pub uid: i64,
+    pub csrf: String,
+    pub logout: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub cancel_method: String,
+    pub mail_case_insensitive: bool,
+    pub read_only: bool,
+    pub latency_ms: u64,
+}
+
+impl Settings {
+    pub fn to_json(&self) -> J {
+        J::obj()
+            .with("cancel_method", self.cancel_method.as_str())
+            .with("mail_case_insensitive", self.mail_case_insensitive)
+            .with("read_only", self.read_only)
+            .with("latency_ms", self.latency_ms)
+    }
+}
+
+pub const CANCEL_METHODS: [&str; 4] = [
+    "user_cancel_block",
+    "user_cancel_block_unpublish",
+    "user_cancel_reassign",
+    "user_cancel_delete",
+];
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub admin_user: String,
+    pub admin_pass: String,
+    pub seed_limited: bool,
+    pub settings: Settings,
+    /// Site name, used in the Basic realm and HTML titles.
+    pub site_name: String,
+}
+
+pub struct Db {
+    pub users: BTreeMap<i64, User>,
+    pub by_uuid: HashMap<String, i64>,
+    /// ASCII-lowercased name -> uid (Drupal looks accounts up with LIKE, which folds ASCII only).
+    pub by_name: HashMap<String, i64>,
+    pub next_uid: i64,
+    pub roles: Vec<Role>,
+    pub sessions: HashMap<String, Session>,
+    pub settings: Settings,
+}
+
+/// The initial UUIDs, so that `/_emulator/reset` restores exactly the start seed.
+pub struct SeedIds {
+    pub roles: Vec<String>,
+    pub users: Vec<String>,
+}
+
+impl Db {
+    pub fn seed(cfg: &Config, ids: Option<&SeedIds>) -> Db {
+        let ts = now();
+        let mut roles = seed_roles();
+        if let Some(ids) = ids {
+            for (r, u) in roles.iter_mut().zip(ids.roles.iter()) {
+                r.uuid = u.clone();
+            }
+        }
+        let mut db = Db {
+            users: BTreeMap::new(),
+            by_uuid: HashMap::new(),
+            by_name: HashMap::new(),
+            next_uid: 1,
+            roles,
+            sessions: HashMap::new(),
+            settings: cfg.settings.clone(),
+        };
+        let mut anon = User::new(0, "", ts);
+        anon.timezone = None;
+        anon.preferred_langcode = None;
+        let mut admin = User::new(1, &cfg.admin_user, ts);
+        admin.mail = Some("admin@example.com".to_string());
+        admin.init = Some("admin@localhost".to_string());
+        admin.pass = Some(cfg.admin_pass.clone());
+        admin.status = true;
+        admin.roles = vec![ADMIN_PERMS_ROLE.to_string()];
+        let mut seeded = vec![anon, admin];
+        if cfg.seed_limited {
+            let mut limited = User::new(2, "limited", ts);
+            limited.mail = Some("limited@example.com".to_string());
+            limited.pass = Some("limited".to_string());
+            limited.status = true;
+            seeded.push(limited);
+        }
+        for (i, mut u) in seeded.into_iter().enumerate() {
+            if let Some(id) = ids.and_then(|ids| ids.users.get(i)) {
+                u.uuid = id.clone();
+            }
+            db.insert(u);
+        }
+        db
+    }
+
+    pub fn seed_ids(&self) -> SeedIds {
+        SeedIds {
+            roles: self.roles.iter().map(|r| r.uuid.clone()).collect(),
+            users: self.users.values().map(|u| u.uuid.clone()).collect(),
+        }
+    }
+
+    pub fn insert(&mut self, u: User) {
+        if u.uid >= self.next_uid {
+            self.next_uid = u.uid + 1;
+        }
+        self.by_uuid.insert(u.uuid.to_ascii_lowercase(), u.uid);
+        if u.uid != 0 {
+            self.by_name.insert(u.name.to_ascii_lowercase(), u.uid);
+        }
+        self.users.insert(u.uid, u);
+    }
+
+    pub fn remove(&mut self, uid: i64) -> Option<User> {
+        let u = self.users.remove(&uid)?;
+        self.by_uuid.remove(&u.uuid.to_ascii_lowercase());
+        if self.by_name.get(&u.name.to_ascii_lowercase()) == Some(&uid) {
+            self.by_name.remove(&u.name.to_ascii_lowercase());
+        }
+        self.sessions.retain(|_, s| s.uid != uid);
+        Some(u)
+    }
+
+    /// Replaces a stored user (keeps the indexes right when name or uuid changed).
+    pub fn replace(&mut self, u: User) {
+        if let Some(old) = self.users.get(&u.uid) {
+            let old_name = old.name.to_ascii_lowercase();
+            let old_uuid = old.uuid.to_ascii_lowercase();
+            if self.by_name.get(&old_name) == Some(&u.uid) {
+                self.by_name.remove(&old_name);
+            }
+            self.by_uuid.remove(&old_uuid);
+        }
+        self.insert(u);
+    }
+
+    pub fn user_by_uuid(&self, uuid: &str) -> Option<&User> {
+        self.by_uuid
+            .get(&uuid.to_ascii_lowercase())
+            .and_then(|uid| self.users.get(uid))
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Option<&User> {
+        self.by_name
+            .get(&name.to_ascii_lowercase())
+            .and_then(|uid| self.users.get(uid))
+    }
+
+    pub fn role(&self, id: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.id == id)
+    }
+
+    pub fn role_by_uuid(&self, uuid: &str) -> Option<&Role> {
+        self.roles
+            .iter()
+            .find(|r| r.uuid.eq_ignore_ascii_case(uuid))
+    }
+
+    pub fn new_session(&mut self, uid: i64) -> String {
+        let sid = token();
+        self.sessions.insert(
+            sid.clone(),
+            Session {
+                uid,
+                csrf: token(),
+                logout: token(),
+            },
+        );
+        sid
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation (Drupal's constraint messages, recorded texts).
+
+#[derive(Clone, Debug)]
+pub struct Violation {
+    /// Field order index (Drupal validates fields in definition order).
+    pub order: u8,
+    /// Property path, e.g. `name` or `mail.0.value`.
+    pub path: String,
+    pub message: String,
+}
+
+impl Violation {
+    pub fn new(field: &str, path: &str, message: impl Into<String>) -> Violation {
+        Violation {
+            order: field_order(field),
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+    /// JSON:API pointer: the `/0/` delta of single-value fields is dropped.
+    pub fn pointer(&self) -> String {
+        let p = self.path.replace(".0.", "/").replace('.', "/");
+        let p = p.strip_suffix("/0").unwrap_or(&p).to_string();
+        format!("/data/attributes/{p}")
+    }
+}
+
+pub fn field_order(field: &str) -> u8 {
+    match field {
+        "uid" => 0,
+        "uuid" => 1,
+        "langcode" => 2,
+        "preferred_langcode" => 3,
+        "preferred_admin_langcode" => 4,
+        "name" => 5,
+        "pass" => 6,
+        "mail" => 7,
+        "timezone" => 8,
+        "status" => 9,
+        "created" => 10,
+        "changed" => 11,
+        "access" => 12,
+        "login" => 13,
+        "init" => 14,
+        "roles" => 15,
+        "default_langcode" => 16,
+        _ => 17,
+    }
+}
+
+/// `UserNameConstraintValidator` (without the empty case).
+pub fn name_format_violations(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if name.starts_with(' ') {
+        out.push("The username cannot begin with a space.".to_string());
+    }
+    if name.ends_with(' ') {
+        out.push("The username cannot end with a space.".to_string());
+    }
+    if name.contains("  ") {
+        out.push("The username cannot contain multiple spaces in a row.".to_string());
+    }
+    let byte_illegal = name.bytes().any(|b| {
+        !((0x80..=0xF7).contains(&b)
+            || b == b' '
+            || b.is_ascii_alphanumeric()
+            || matches!(b, b'@' | b'+' | b'_' | b'.' | b'\'' | b'-'))
+    });
+    let char_illegal = name.chars().any(|c| {
+        let c = c as u32;
+        (0x80..=0xA0).contains(&c)
+            || c == 0xAD
+            || (0x2000..=0x200F).contains(&c)
+            || (0x2028..=0x202F).contains(&c)
+            || (0x205F..=0x206F).contains(&c)
+            || c == 0xFEFF
+            || (0xFF01..=0xFF60).contains(&c)
+            || (0xFFF9..=0xFFFD).contains(&c)
+            || c <= 0x1F
+    });
+    if byte_illegal || char_illegal {
+        out.push("The username contains an illegal character.".to_string());
+    }
+    if name.chars().count() > 60 {
+        out.push(format!(
+            "The username {name} is too long: it must be 60 characters or less."
+        ));
+    }
+    out
+}
+
+fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (c as u32) >= 0x80
+}
+
+/// An approximation of Symfony's strict Email constraint (egulias, no RFC warnings allowed).
+pub fn mail_is_valid(mail: &str) -> bool {
+    if mail.len() > 254 {
+        return false;
+    }
+    let Some(at) = mail.rfind('@') else {
+        return false;
+    };
+    let (local, domain) = (&mail[..at], &mail[at + 1..]);
+    if local.is_empty() || domain.is_empty() || local.len() > 64 {
+        return false;
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return false;
+    }
+    if !local.chars().all(|c| c == '.' || is_atext(c)) {
+        return false;
+    }
+    if domain.len() > 253 {
+        return false;
+    }
+    domain.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || (c as u32) >= 0x80)
+    })
+}
+
+/// Unicode case-insensitive equality (SQLite's NOCASE_UTF8 collation = `mb_strtolower`).
+pub fn eq_nocase_utf8(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rules() {
+        assert!(name_format_violations("Zoë Ñandú").is_empty());
+        assert_eq!(
+            name_format_violations("bad*name"),
+            vec!["The username contains an illegal character."]
+        );
+        assert_eq!(
+            name_format_violations(" spacey"),
+            vec!["The username cannot begin with a space."]
+        );
+        assert_eq!(name_format_violations(&"y".repeat(60)).len(), 0);
+        assert_eq!(name_format_violations(&"x".repeat(61)).len(), 1);
+        assert!(!name_format_violations("a\u{00A0}b").is_empty());
+    }
+
+    #[test]
+    fn mail_rules() {
+        assert!(mail_is_valid("alice@example.com"));
+        assert!(mail_is_valid("ALICE@EXAMPLE.COM"));
+        assert!(mail_is_valid("a.b+c@sub.example.org"));
+        assert!(!mail_is_valid("not-an-email"));
+        assert!(!mail_is_valid("bad-mail"));
+        assert!(!mail_is_valid("a..b@example.com"));
+        assert!(!mail_is_valid(&format!("{}@example.com", "a".repeat(65))));
+        assert!(!mail_is_valid("a@-example.com"));
+    }
+
+    #[test]
+    fn pointers() {
+        assert_eq!(
+            Violation::new("mail", "mail.0.value", "x").pointer(),
+            "/data/attributes/mail/value"
+        );
+        assert_eq!(
+            Violation::new("name", "name", "x").pointer(),
+            "/data/attributes/name"
+        );
+    }
+}

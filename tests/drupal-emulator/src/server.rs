@@ -1,0 +1,460 @@
+//! HTTP/1.1 server (hyper) plus the `/_emulator/` control API: request log, reset, seeding,
+//! live settings and injected faults.
+
+use crate::app::{App, Fault, FaultKind, Req, Resp};
+use crate::json::J;
+use crate::model::{User, CANCEL_METHODS};
+use crate::users::clean_roles;
+use crate::util::parse_rfc3339;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+type Body = Full<Bytes>;
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let io = TokioIo::new(stream);
+                    let svc = service_fn(move |req| handle(app.clone(), req, peer));
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct DropConnection;
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("fault: connection dropped")
+    }
+}
+impl std::error::Error for DropConnection {}
+
+fn to_hyper(resp: Resp, head: bool) -> Response<Body> {
+    let mut b = Response::builder().status(resp.status);
+    for (k, v) in &resp.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    let body = if head { Vec::new() } else { resp.body };
+    b.body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, DropConnection> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => Vec::new(),
+    };
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(|q| q.to_string());
+    let method = parts.method.as_str().to_string();
+    if path.starts_with("/_emulator/") || path == "/_emulator" {
+        return Ok(to_hyper(control(&app, &method, &path, &body), false));
+    }
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (k, v) in parts.headers.iter() {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        if let Some(slot) = headers.iter_mut().find(|(n, _)| n == k.as_str()) {
+            slot.1.push_str(", ");
+            slot.1.push_str(&v);
+        } else {
+            headers.push((k.as_str().to_string(), v));
+        }
+    }
+    if !headers.iter().any(|(k, _)| k == "host") {
+        if let Some(a) = parts.uri.authority() {
+            headers.push(("host".into(), a.to_string()));
+        }
+    }
+    let req = Req {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        peer_ip: peer.ip().to_string(),
+    };
+    app.record(&req);
+    let latency = app.read().settings.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let head = req.method == "HEAD";
+    match app.take_fault(&req) {
+        Some(FaultKind::Drop { process }) => {
+            if process {
+                let _ = app.handle(&req);
+            }
+            Err(DropConnection)
+        }
+        Some(FaultKind::Respond {
+            status,
+            body,
+            headers,
+            process,
+        }) => {
+            if process {
+                let _ = app.handle(&req);
+            }
+            let ct = if serde_json::from_str::<Value>(&body).is_ok() {
+                if req.path.starts_with("/jsonapi") {
+                    "application/vnd.api+json"
+                } else {
+                    "application/json"
+                }
+            } else {
+                "text/plain; charset=UTF-8"
+            };
+            let mut resp = Resp::new(status, "", body);
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                resp.headers.push(("Content-Type".into(), ct.into()));
+            }
+            resp.headers.extend(headers);
+            Ok(to_hyper(resp, head))
+        }
+        Some(FaultKind::Delay { ms }) => {
+            let resp = app.handle(&req);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(to_hyper(resp, head))
+        }
+        None => Ok(to_hyper(app.handle(&req), head)),
+    }
+}
+
+fn ok_json(status: u16, v: &J) -> Resp {
+    let mut r = Resp::json(status, "application/json", v);
+    r.headers.retain(|(k, _)| k == "Content-Type");
+    r
+}
+
+fn bad(m: &str) -> Resp {
+    ok_json(400, &J::obj().with("error", m))
+}
+
+impl App {
+    pub fn record(&self, req: &Req) {
+        let path = match &req.query {
+            Some(q) => format!("{}?{}", req.path, q),
+            None => req.path.clone(),
+        };
+        let mut headers = J::obj();
+        for (k, v) in &req.headers {
+            headers.push(k, v.as_str());
+        }
+        let entry = J::obj()
+            .with("method", req.method.as_str())
+            .with("path", path)
+            .with("headers", headers)
+            .with("body", String::from_utf8_lossy(&req.body).into_owned());
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.push_back(entry);
+        while log.len() > self.log_limit {
+            log.pop_front();
+        }
+    }
+
+    fn take_fault(&self, req: &Req) -> Option<FaultKind> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let idx = faults.iter().position(|f| {
+            f.count > 0
+                && f.path_prefix
+                    .as_ref()
+                    .map(|p| req.path.starts_with(p.as_str()))
+                    .unwrap_or(true)
+                && f.method
+                    .as_ref()
+                    .map(|m| m.eq_ignore_ascii_case(&req.method))
+                    .unwrap_or(true)
+        })?;
+        let f = &mut faults[idx];
+        f.count -= 1;
+        let kind = match &f.kind {
+            FaultKind::Respond {
+                status,
+                body,
+                headers,
+                process,
+            } => FaultKind::Respond {
+                status: *status,
+                body: body.clone(),
+                headers: headers.clone(),
+                process: *process,
+            },
+            FaultKind::Drop { process } => FaultKind::Drop { process: *process },
+            FaultKind::Delay { ms } => FaultKind::Delay { ms: *ms },
+        };
+        if f.count == 0 {
+            faults.remove(idx);
+        }
+        Some(kind)
+    }
+
+    /// Creates or updates (by name) one account from a control-API document.
+    fn upsert_user(&self, v: &Value) -> Result<J, String> {
+        let name = v
+            .get("name")
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.is_empty())
+            .ok_or("\"name\" is required")?;
+        let mut db = self.write();
+        let roles = match v.get("roles") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => {
+                let mut out = Vec::new();
+                for r in a {
+                    let r = r.as_str().ok_or("roles must be strings")?;
+                    if db.role(r).is_none() {
+                        return Err(format!("unknown role {r}"));
+                    }
+                    out.push(r.to_string());
+                }
+                Some(clean_roles(&out))
+            }
+            Some(_) => return Err("roles must be an array".into()),
+        };
+        let created = match v.get("created") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => Some(parse_rfc3339(s).ok_or("bad created")?),
+            Some(_) => return Err("bad created".into()),
+        };
+        let t = crate::util::now();
+        let existing = db.user_by_name(name).cloned();
+        let is_new = existing.is_none();
+        let mut u = existing.unwrap_or_else(|| {
+            let mut u = User::new(db.next_uid, name, t);
+            u.status = true;
+            u
+        });
+        if let Some(m) = v.get("mail") {
+            u.mail = m.as_str().filter(|s| !s.is_empty()).map(|s| s.to_string());
+        }
+        if let Some(s) = v.get("status").and_then(|s| s.as_bool()) {
+            u.status = s;
+        }
+        if let Some(p) = v.get("pass") {
+            u.pass = p
+                .as_str()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty());
+        }
+        if let Some(tz) = v.get("timezone").and_then(|s| s.as_str()) {
+            u.timezone = Some(tz.to_string());
+        }
+        if let Some(r) = roles {
+            u.roles = r;
+        }
+        if let Some(c) = created {
+            u.created = c;
+            if is_new {
+                u.changed = c.max(u.changed.min(c));
+            }
+        }
+        if is_new {
+            if let Some(id) = v.get("uuid").and_then(|s| s.as_str()) {
+                if db.user_by_uuid(id).is_some() {
+                    return Err(format!("uuid {id} already exists"));
+                }
+                u.uuid = id.to_string();
+            }
+        }
+        u.saved();
+        let out = J::obj().with("uuid", u.uuid.as_str()).with("uid", u.uid);
+        if is_new {
+            db.insert(u);
+        } else {
+            db.replace(u);
+        }
+        Ok(out)
+    }
+
+    fn set_faults(&self, v: &Value) -> Result<usize, String> {
+        let items: Vec<&Value> = match v {
+            Value::Array(a) => a.iter().collect(),
+            Value::Object(_) => vec![v],
+            _ => return Err("expected an object or an array".into()),
+        };
+        let mut out = Vec::new();
+        for f in items {
+            let count = f.get("count").and_then(|c| c.as_u64()).unwrap_or(1);
+            let process = f.get("process").and_then(|p| p.as_bool()).unwrap_or(false);
+            let kind = if f.get("drop").and_then(|d| d.as_bool()).unwrap_or(false) {
+                FaultKind::Drop { process }
+            } else if let Some(status) = f.get("status").and_then(|s| s.as_u64()) {
+                let status = u16::try_from(status)
+                    .ok()
+                    .filter(|s| (100..600).contains(s))
+                    .ok_or("bad status")?;
+                let body = match f.get("body") {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                };
+                let headers = f
+                    .get("headers")
+                    .and_then(|h| h.as_object())
+                    .map(|h| {
+                        h.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                FaultKind::Respond {
+                    status,
+                    body,
+                    headers,
+                    process,
+                }
+            } else if let Some(ms) = f.get("delay_ms").and_then(|d| d.as_u64()) {
+                FaultKind::Delay { ms }
+            } else {
+                return Err("a fault needs \"status\", \"drop\": true or \"delay_ms\"".into());
+            };
+            out.push(Fault {
+                count,
+                path_prefix: f
+                    .get("path_prefix")
+                    .and_then(|p| p.as_str())
+                    .map(|s| s.to_string()),
+                method: f
+                    .get("method")
+                    .and_then(|p| p.as_str())
+                    .map(|s| s.to_string()),
+                kind,
+            });
+        }
+        let n = out.len();
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = out;
+        Ok(n)
+    }
+}
+
+fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
+    let parsed = || -> Result<Value, Resp> {
+        serde_json::from_slice::<Value>(body).map_err(|e| bad(&format!("invalid JSON: {e}")))
+    };
+    match (method, path) {
+        ("GET", "/_emulator/health") => ok_json(200, &J::obj().with("ok", true)),
+        ("GET", "/_emulator/requests") => {
+            let log = app.log.lock().unwrap_or_else(|e| e.into_inner());
+            ok_json(200, &J::Arr(log.iter().cloned().collect()))
+        }
+        ("DELETE", "/_emulator/requests") => {
+            app.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            Resp {
+                status: 204,
+                headers: vec![],
+                body: vec![],
+            }
+        }
+        ("POST", "/_emulator/reset") => {
+            app.reset();
+            ok_json(200, &J::obj().with("ok", true))
+        }
+        ("DELETE", "/_emulator/flood") => {
+            app.flood
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear_all();
+            ok_json(200, &J::obj().with("ok", true))
+        }
+        ("POST", "/_emulator/users") => {
+            let v = match parsed() {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            match &v {
+                Value::Array(items) => {
+                    let mut out = Vec::new();
+                    for it in items {
+                        match app.upsert_user(it) {
+                            Ok(j) => out.push(j),
+                            Err(e) => return bad(&e),
+                        }
+                    }
+                    ok_json(200, &J::Arr(out))
+                }
+                _ => match app.upsert_user(&v) {
+                    Ok(j) => ok_json(200, &j),
+                    Err(e) => bad(&e),
+                },
+            }
+        }
+        ("GET", "/_emulator/settings") => ok_json(200, &app.read().settings.to_json()),
+        ("PUT", "/_emulator/settings") | ("PATCH", "/_emulator/settings") => {
+            let v = match parsed() {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            let mut db = app.write();
+            let mut s = db.settings.clone();
+            if let Some(c) = v.get("cancel_method") {
+                let c = c.as_str().unwrap_or("");
+                if !CANCEL_METHODS.contains(&c) {
+                    return bad(&format!("unknown cancel_method {c}"));
+                }
+                s.cancel_method = c.to_string();
+            }
+            if let Some(b) = v.get("mail_case_insensitive").and_then(|b| b.as_bool()) {
+                s.mail_case_insensitive = b;
+            }
+            if let Some(b) = v.get("read_only").and_then(|b| b.as_bool()) {
+                s.read_only = b;
+            }
+            if let Some(n) = v.get("latency_ms").and_then(|b| b.as_u64()) {
+                s.latency_ms = n;
+            }
+            db.settings = s;
+            ok_json(200, &db.settings.to_json())
+        }
+        ("PUT", "/_emulator/faults") | ("POST", "/_emulator/faults") => {
+            let v = match parsed() {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            match app.set_faults(&v) {
+                Ok(n) => ok_json(200, &J::obj().with("faults", n as i64)),
+                Err(e) => bad(&e),
+            }
+        }
+        ("DELETE", "/_emulator/faults") => {
+            app.faults.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            ok_json(200, &J::obj().with("faults", 0i64))
+        }
+        _ => ok_json(
+            404,
+            &J::obj().with("error", format!("no control endpoint {method} {path}")),
+        ),
+    }
+}

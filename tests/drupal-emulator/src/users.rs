@@ -1,0 +1,857 @@
+//! User entity logic shared by JSON:API and core REST: access, normalisation, input, validation.
+
+use crate::app::{href, Actor, App};
+use crate::json::J;
+use crate::model::{
+    eq_nocase_utf8, mail_is_valid, name_format_violations, Db, Role, User, Violation,
+};
+use crate::util::{parse_rfc3339, rfc3339};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum View {
+    Label,
+    Own,
+    Others { mail: bool },
+    Admin,
+}
+
+/// (public name, internal name) in Drupal's attribute order.
+pub const ATTRS: [(&str, &str); 15] = [
+    ("display_name", "display_name"),
+    ("drupal_internal__uid", "uid"),
+    ("langcode", "langcode"),
+    ("preferred_langcode", "preferred_langcode"),
+    ("preferred_admin_langcode", "preferred_admin_langcode"),
+    ("name", "name"),
+    ("mail", "mail"),
+    ("timezone", "timezone"),
+    ("status", "status"),
+    ("created", "created"),
+    ("changed", "changed"),
+    ("access", "access"),
+    ("login", "login"),
+    ("init", "init"),
+    ("default_langcode", "default_langcode"),
+];
+
+pub fn internal_name(public: &str) -> &str {
+    match public {
+        "drupal_internal__uid" => "uid",
+        "id" => "uuid",
+        other => other,
+    }
+}
+
+pub fn public_name(internal: &str) -> &str {
+    match internal {
+        "uid" => "drupal_internal__uid",
+        "uuid" => "id",
+        other => other,
+    }
+}
+
+pub fn is_user_attribute(public: &str) -> bool {
+    public == "pass"
+        || ATTRS
+            .iter()
+            .any(|(p, _)| *p == public && *p != "display_name")
+}
+
+pub fn is_user_relationship(public: &str) -> bool {
+    public == "roles" || public == "user_picture"
+}
+
+fn opt_str(s: &Option<String>) -> J {
+    match s {
+        Some(v) if !v.is_empty() => J::Str(v.clone()),
+        _ => J::Null,
+    }
+}
+
+impl App {
+    pub fn user_view(&self, db: &Db, actor: &Actor, u: &User) -> View {
+        if u.uid == 0 {
+            return View::Label;
+        }
+        if self.has_perm(db, actor, "administer users") {
+            return View::Admin;
+        }
+        if actor.is_auth() && actor.uid == u.uid {
+            return View::Own;
+        }
+        if self.has_perm(db, actor, "access user profiles") && u.status {
+            return View::Others {
+                mail: self.has_perm(db, actor, "view user email addresses"),
+            };
+        }
+        View::Label
+    }
+
+    /// Field `view` access (`UserAccessControlHandler::checkFieldAccess`); `target` None means
+    /// "no entity" (as when checking filter paths).
+    pub fn can_view_field(
+        &self,
+        db: &Db,
+        actor: &Actor,
+        target: Option<&User>,
+        field: &str,
+    ) -> bool {
+        if field == "pass" {
+            return false;
+        }
+        if self.has_perm(db, actor, "administer users") {
+            return true;
+        }
+        let own = actor.is_auth() && target.map(|t| t.uid == actor.uid).unwrap_or(false);
+        match field {
+            "mail" => own || self.has_perm(db, actor, "view user email addresses"),
+            "timezone" | "preferred_langcode" | "preferred_admin_langcode" => own,
+            "status" | "roles" | "access" | "login" | "init" => false,
+            _ => true,
+        }
+    }
+
+    /// Field `edit` access; Err carries the reason, if any.
+    pub fn edit_access(
+        &self,
+        db: &Db,
+        actor: &Actor,
+        target: Option<&User>,
+        field: &str,
+    ) -> Result<(), Option<String>> {
+        match field {
+            "uid" => return Err(Some("The entity ID cannot be changed.".to_string())),
+            "changed" => return Err(None),
+            "pass" => return Ok(()),
+            _ => {}
+        }
+        if self.has_perm(db, actor, "administer users") {
+            return Ok(());
+        }
+        let own = actor.is_auth() && target.map(|t| t.uid == actor.uid).unwrap_or(false);
+        match field {
+            "name" => {
+                if own && self.has_perm(db, actor, "change own username") {
+                    Ok(())
+                } else {
+                    Err(None)
+                }
+            }
+            "mail" | "timezone" | "preferred_langcode" | "preferred_admin_langcode" => Ok(()),
+            "created" | "roles" | "status" | "access" | "login" | "init" => Err(None),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn roles_rel_data(&self, db: &Db, u: &User) -> J {
+        J::Arr(
+            u.roles
+                .iter()
+                .filter_map(|r| db.role(r))
+                .map(|r| {
+                    J::obj()
+                        .with("type", "user_role--user_role")
+                        .with("id", r.uuid.as_str())
+                        .with("meta", J::obj().with("drupal_internal__target_id", r.id))
+                })
+                .collect(),
+        )
+    }
+
+    /// A JSON:API `user--user` resource object.
+    pub fn render_user(
+        &self,
+        db: &Db,
+        base: &str,
+        u: &User,
+        view: View,
+        fields: Option<&[String]>,
+    ) -> J {
+        let self_href = format!("{base}/jsonapi/user/user/{}", u.uuid);
+        let wanted = |name: &str| fields.map(|f| f.iter().any(|x| x == name)).unwrap_or(true);
+        let mut out = J::obj()
+            .with("type", "user--user")
+            .with("id", u.uuid.as_str())
+            .with("links", J::obj().with("self", href(&self_href)));
+        let mut attrs = J::obj();
+        let visible: &[&str] = match view {
+            View::Label => &["display_name"],
+            View::Admin => &[
+                "display_name",
+                "drupal_internal__uid",
+                "langcode",
+                "preferred_langcode",
+                "preferred_admin_langcode",
+                "name",
+                "mail",
+                "timezone",
+                "status",
+                "created",
+                "changed",
+                "access",
+                "login",
+                "init",
+                "default_langcode",
+            ],
+            View::Own => &[
+                "display_name",
+                "drupal_internal__uid",
+                "langcode",
+                "preferred_langcode",
+                "preferred_admin_langcode",
+                "name",
+                "mail",
+                "timezone",
+                "created",
+                "changed",
+                "default_langcode",
+            ],
+            View::Others { .. } => &[
+                "display_name",
+                "drupal_internal__uid",
+                "langcode",
+                "name",
+                "mail",
+                "created",
+                "changed",
+                "default_langcode",
+            ],
+        };
+        for name in visible {
+            if !wanted(name) {
+                continue;
+            }
+            if *name == "mail" && matches!(view, View::Others { mail: false }) {
+                continue;
+            }
+            let v: J = match *name {
+                "display_name" => J::Str(u.display_name()),
+                "drupal_internal__uid" => J::Int(u.uid),
+                "langcode" => J::Str(u.langcode.clone()),
+                "preferred_langcode" => opt_str(&u.preferred_langcode),
+                "preferred_admin_langcode" => opt_str(&u.preferred_admin_langcode),
+                "name" => J::Str(u.name.clone()),
+                "mail" => opt_str(&u.mail),
+                "timezone" => opt_str(&u.timezone),
+                "status" => J::Bool(u.status),
+                "created" => J::Str(rfc3339(u.created)),
+                "changed" => J::Str(rfc3339(u.changed)),
+                "access" => J::Str(rfc3339(u.jsonapi_access())),
+                "login" => J::Str(rfc3339(u.login)),
+                "init" => opt_str(&u.init),
+                "default_langcode" => J::Bool(true),
+                _ => J::Null,
+            };
+            attrs.push(name, v);
+        }
+        if !attrs.is_empty_obj() {
+            out.push("attributes", attrs);
+        }
+        if view != View::Label {
+            let mut rels = J::obj();
+            let rel_links = |name: &str| {
+                J::obj()
+                    .with("related", href(&format!("{self_href}/{name}")))
+                    .with("self", href(&format!("{self_href}/relationships/{name}")))
+            };
+            if view == View::Admin && wanted("roles") {
+                rels.push(
+                    "roles",
+                    J::obj()
+                        .with("data", self.roles_rel_data(db, u))
+                        .with("links", rel_links("roles")),
+                );
+            }
+            if wanted("user_picture") {
+                rels.push(
+                    "user_picture",
+                    J::obj()
+                        .with("data", J::Null)
+                        .with("links", rel_links("user_picture")),
+                );
+            }
+            if !rels.is_empty_obj() {
+                out.push("relationships", rels);
+            }
+        }
+        out
+    }
+
+    pub fn render_role(&self, base: &str, r: &Role, fields: Option<&[String]>) -> J {
+        let wanted = |name: &str| fields.map(|f| f.iter().any(|x| x == name)).unwrap_or(true);
+        let mut attrs = J::obj();
+        let all: Vec<(&str, J)> = vec![
+            ("langcode", J::Str("en".into())),
+            ("status", J::Bool(true)),
+            ("dependencies", r.dependencies.clone()),
+            ("drupal_internal__id", J::Str(r.id.into())),
+            ("label", J::Str(r.label.into())),
+            ("weight", J::Int(r.weight)),
+            ("is_admin", J::Bool(r.is_admin)),
+            (
+                "permissions",
+                J::Arr(
+                    r.permissions
+                        .iter()
+                        .map(|p| J::Str(p.to_string()))
+                        .collect(),
+                ),
+            ),
+        ];
+        for (k, v) in all {
+            if wanted(k) {
+                attrs.push(k, v);
+            }
+        }
+        let mut out = J::obj()
+            .with("type", "user_role--user_role")
+            .with("id", r.uuid.as_str())
+            .with(
+                "links",
+                J::obj().with(
+                    "self",
+                    href(&format!("{base}/jsonapi/user_role/user_role/{}", r.uuid)),
+                ),
+            );
+        if !attrs.is_empty_obj() {
+            out.push("attributes", attrs);
+        }
+        out
+    }
+
+    /// Core REST (`serialization` json format) normalisation.
+    pub fn render_user_rest(&self, db: &Db, u: &User, view: View) -> J {
+        let fields: &[&str] = match view {
+            View::Admin => &[
+                "uid",
+                "uuid",
+                "langcode",
+                "preferred_langcode",
+                "preferred_admin_langcode",
+                "name",
+                "mail",
+                "timezone",
+                "status",
+                "created",
+                "changed",
+                "access",
+                "login",
+                "init",
+                "roles",
+                "default_langcode",
+                "user_picture",
+            ],
+            View::Own => &[
+                "uid",
+                "uuid",
+                "langcode",
+                "preferred_langcode",
+                "preferred_admin_langcode",
+                "name",
+                "mail",
+                "timezone",
+                "created",
+                "changed",
+                "default_langcode",
+                "user_picture",
+            ],
+            View::Others { .. } => &[
+                "uid",
+                "uuid",
+                "langcode",
+                "name",
+                "mail",
+                "created",
+                "changed",
+                "default_langcode",
+                "user_picture",
+            ],
+            View::Label => &[],
+        };
+        let val = |v: J| J::Arr(vec![J::obj().with("value", v)]);
+        let s = |o: &Option<String>| match o {
+            Some(x) if !x.is_empty() => val(J::Str(x.clone())),
+            _ => J::Arr(vec![]),
+        };
+        let ts = |t: i64| {
+            J::Arr(vec![J::obj()
+                .with("value", rfc3339(t))
+                .with("format", "Y-m-d\\TH:i:sP")])
+        };
+        let mut out = J::obj();
+        for f in fields {
+            if *f == "mail" && matches!(view, View::Others { mail: false }) {
+                continue;
+            }
+            let v = match *f {
+                "uid" => val(J::Int(u.uid)),
+                "uuid" => val(J::Str(u.uuid.clone())),
+                "langcode" => val(J::Str(u.langcode.clone())),
+                "preferred_langcode" => s(&u.preferred_langcode),
+                "preferred_admin_langcode" => s(&u.preferred_admin_langcode),
+                "name" => val(J::Str(u.name.clone())),
+                "mail" => s(&u.mail),
+                "timezone" => s(&u.timezone),
+                "status" => val(J::Bool(u.status)),
+                "created" => ts(u.created),
+                "changed" => ts(u.changed),
+                "access" => ts(u.access),
+                "login" => ts(u.login),
+                "init" => s(&u.init),
+                "roles" => J::Arr(
+                    u.roles
+                        .iter()
+                        .filter_map(|r| db.role(r))
+                        .map(|r| {
+                            J::obj()
+                                .with("target_id", r.id)
+                                .with("target_type", "user_role")
+                                .with("target_uuid", r.uuid.as_str())
+                        })
+                        .collect(),
+                ),
+                "default_langcode" => val(J::Bool(true)),
+                _ => J::Arr(vec![]),
+            };
+            out.push(f, v);
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input.
+
+#[derive(Clone, Debug, Default)]
+pub struct PassIn {
+    pub value: Option<String>,
+    pub existing: Option<String>,
+}
+
+/// The fields a POST/PATCH sent, already denormalised. `Option<Option<String>>`: outer None = not
+/// sent, inner None = sent empty/null.
+#[derive(Clone, Debug, Default)]
+pub struct Patch {
+    /// Internal field names in the order they were sent.
+    pub fields: Vec<String>,
+    pub name: Option<Option<String>>,
+    pub mail: Option<Option<String>>,
+    pub init: Option<Option<String>>,
+    pub timezone: Option<Option<String>>,
+    pub langcode: Option<Option<String>>,
+    pub preferred_langcode: Option<Option<String>>,
+    pub preferred_admin_langcode: Option<Option<String>>,
+    pub pass: Option<PassIn>,
+    pub status: Option<Value>,
+    pub default_langcode: Option<Value>,
+    pub created: Option<i64>,
+    pub changed: Option<i64>,
+    pub access: Option<i64>,
+    pub login: Option<i64>,
+    pub uid: Option<Value>,
+    pub roles: Option<Vec<String>>,
+    pub uuid: Option<String>,
+}
+
+pub enum InErr {
+    /// 400
+    Bad(String),
+    /// 422 from denormalisation (no pointer)
+    Unprocessable(String),
+    /// 404 (relationship item not found)
+    NotFound(String),
+}
+
+fn item_props(field: &str, field_type: &str, v: &Value, writable: &[&str]) -> Result<(), InErr> {
+    if let Value::Object(o) = v {
+        for k in o.keys() {
+            if !writable.contains(&k.as_str()) {
+                let list = writable
+                    .iter()
+                    .map(|w| format!("'{w}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(InErr::Unprocessable(format!(
+                    "The property '{k}' does not exist on the '{field}' field of type '{field_type}'. Writable properties are: {list}."
+                )));
+            }
+        }
+    }
+    if let Value::Array(a) = v {
+        if !a.is_empty() {
+            let list = writable
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(InErr::Unprocessable(format!(
+                "The property '0' does not exist on the '{field}' field of type '{field_type}'. Writable properties are: {list}."
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(true) => Some("1".into()),
+        Value::Bool(false) => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// A string field's value: scalar, null, or `{"value": …}`.
+fn string_value(field: &str, field_type: &str, v: &Value) -> Result<Option<String>, InErr> {
+    item_props(field, field_type, v, &["value"])?;
+    let inner = match v {
+        Value::Object(o) => o.get("value").cloned().unwrap_or(Value::Null),
+        Value::Array(_) => Value::Null,
+        other => other.clone(),
+    };
+    Ok(scalar_string(&inner).filter(|s| !s.is_empty()))
+}
+
+fn timestamp_value(field: &str, v: &Value) -> Result<i64, InErr> {
+    item_props(field, "timestamp", v, &["value"])?;
+    let inner = match v {
+        Value::Object(o) => o.get("value").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    match &inner {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| InErr::Unprocessable(bad_date(&n.to_string()))),
+        Value::String(s) => {
+            if let Ok(n) = s.parse::<i64>() {
+                return Ok(n);
+            }
+            parse_rfc3339(s).ok_or_else(|| InErr::Unprocessable(bad_date(s)))
+        }
+        other => Err(InErr::Unprocessable(bad_date(&other.to_string()))),
+    }
+}
+
+fn bad_date(s: &str) -> String {
+    format!(
+        "The specified date \"{s}\" is not in an accepted format: \"Y-m-d\\TH:i:sP\" (RFC 3339), \"Y-m-d\\TH:i:sO\" (ISO 8601)."
+    )
+}
+
+fn pass_value(v: &Value) -> Result<PassIn, InErr> {
+    item_props("pass", "password", v, &["value", "existing", "pre_hashed"])?;
+    Ok(match v {
+        Value::Object(o) => PassIn {
+            value: o.get("value").and_then(scalar_string),
+            existing: o.get("existing").and_then(scalar_string),
+        },
+        other => PassIn {
+            value: scalar_string(other),
+            existing: None,
+        },
+    })
+}
+
+fn raw_value(field: &str, field_type: &str, v: &Value) -> Result<Value, InErr> {
+    item_props(field, field_type, v, &["value"])?;
+    Ok(match v {
+        Value::Object(o) => o.get("value").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    })
+}
+
+/// Sets one field of a Patch from a JSON:API attribute value (internal field name).
+pub fn set_patch_field(p: &mut Patch, field: &str, v: &Value) -> Result<(), InErr> {
+    match field {
+        "name" => p.name = Some(string_value("name", "string", v)?),
+        "mail" => p.mail = Some(string_value("mail", "email", v)?),
+        "init" => p.init = Some(string_value("init", "email", v)?),
+        "timezone" => p.timezone = Some(string_value("timezone", "string", v)?),
+        "langcode" => p.langcode = Some(string_value("langcode", "language", v)?),
+        "preferred_langcode" => {
+            p.preferred_langcode = Some(string_value("preferred_langcode", "language", v)?)
+        }
+        "preferred_admin_langcode" => {
+            p.preferred_admin_langcode =
+                Some(string_value("preferred_admin_langcode", "language", v)?)
+        }
+        "pass" => p.pass = Some(pass_value(v)?),
+        "status" => p.status = Some(raw_value("status", "boolean", v)?),
+        "default_langcode" => {
+            p.default_langcode = Some(raw_value("default_langcode", "boolean", v)?)
+        }
+        "created" => p.created = Some(timestamp_value("created", v)?),
+        "changed" => p.changed = Some(timestamp_value("changed", v)?),
+        "access" => p.access = Some(timestamp_value("access", v)?),
+        "login" => p.login = Some(timestamp_value("login", v)?),
+        "uid" => p.uid = Some(raw_value("uid", "integer", v)?),
+        _ => {}
+    }
+    if !p.fields.iter().any(|f| f == field) {
+        p.fields.push(field.to_string());
+    }
+    Ok(())
+}
+
+/// PHP-ish boolean acceptance of `PrimitiveTypeConstraint` for booleans.
+pub fn bool_of(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_f64() {
+            Some(0.0) => Some(false),
+            Some(1.0) => Some(true),
+            _ => None,
+        },
+        Value::String(s) if s == "0" => Some(false),
+        Value::String(s) if s.trim().parse::<f64>().ok() == Some(1.0) => Some(true),
+        _ => None,
+    }
+}
+
+impl App {
+    /// Applies the patch's values (only the listed fields) to a user.
+    pub fn apply_patch(&self, u: &mut User, p: &Patch, only: &[String]) {
+        for f in only {
+            match f.as_str() {
+                "name" => {
+                    if let Some(v) = &p.name {
+                        u.name = v.clone().unwrap_or_default();
+                    }
+                }
+                "mail" => {
+                    if let Some(v) = &p.mail {
+                        u.mail = v.clone();
+                    }
+                }
+                "init" => {
+                    if let Some(v) = &p.init {
+                        u.init = v.clone();
+                    }
+                }
+                "timezone" => {
+                    if let Some(v) = &p.timezone {
+                        u.timezone = v.clone();
+                    }
+                }
+                "langcode" => {
+                    if let Some(Some(v)) = &p.langcode {
+                        u.langcode = v.clone();
+                    }
+                }
+                "preferred_langcode" => {
+                    if let Some(v) = &p.preferred_langcode {
+                        u.preferred_langcode = v.clone();
+                    }
+                }
+                "preferred_admin_langcode" => {
+                    if let Some(v) = &p.preferred_admin_langcode {
+                        u.preferred_admin_langcode = v.clone();
+                    }
+                }
+                "pass" => {
+                    if let Some(PassIn { value: Some(v), .. }) = &p.pass {
+                        let v = v.trim();
+                        if !v.is_empty() {
+                            u.pass = Some(v.to_string());
+                        }
+                    }
+                }
+                "status" => {
+                    if let Some(b) = p.status.as_ref().and_then(bool_of) {
+                        u.status = b;
+                    }
+                }
+                "created" => {
+                    if let Some(t) = p.created {
+                        u.created = t;
+                    }
+                }
+                "access" => {
+                    if let Some(t) = p.access {
+                        u.access = t;
+                    }
+                }
+                "login" => {
+                    if let Some(t) = p.login {
+                        u.login = t;
+                    }
+                }
+                "roles" => {
+                    if let Some(r) = &p.roles {
+                        u.roles = clean_roles(r);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Drupal's entity validation for users. `only`: the fields to validate (PATCH validates the
+    /// submitted ones only); None = all. Violations on fields the actor may not edit are dropped.
+    #[allow(clippy::too_many_arguments)]
+    pub fn validate_user(
+        &self,
+        db: &Db,
+        actor: &Actor,
+        cand: &User,
+        orig: Option<&User>,
+        p: &Patch,
+        only: Option<&[String]>,
+    ) -> Vec<Violation> {
+        let check = |f: &str| only.map(|o| o.iter().any(|x| x == f)).unwrap_or(true);
+        let mut v: Vec<Violation> = Vec::new();
+        let own = orig.is_some() && actor.is_auth() && orig.map(|o| o.uid) == Some(actor.uid);
+        let existing_ok = || -> bool {
+            let ex = p
+                .pass
+                .as_ref()
+                .and_then(|x| x.existing.clone())
+                .unwrap_or_default();
+            !ex.is_empty() && orig.and_then(|o| o.pass.as_deref()) == Some(ex.as_str())
+        };
+        if check("name") {
+            if cand.name.is_empty() {
+                v.push(Violation::new("name", "name", "You must enter a username."));
+                v.push(Violation::new(
+                    "name",
+                    "name",
+                    "This value should not be null.",
+                ));
+            } else {
+                for m in name_format_violations(&cand.name) {
+                    v.push(Violation::new("name", "name", m));
+                }
+                let taken = db.users.values().any(|u| {
+                    u.uid != cand.uid && u.uid != 0 && eq_nocase_utf8(&u.name, &cand.name)
+                });
+                if taken {
+                    v.push(Violation::new(
+                        "name",
+                        "name",
+                        format!("The username {} is already taken.", cand.name),
+                    ));
+                }
+            }
+        }
+        if check("pass") && own {
+            let new_value = p
+                .pass
+                .as_ref()
+                .and_then(|x| x.value.clone())
+                .unwrap_or_default();
+            if !new_value.is_empty() && !existing_ok() {
+                v.push(Violation::new(
+                    "pass",
+                    "pass",
+                    "Your current password is missing or incorrect; it's required to change the Password.",
+                ));
+            }
+        }
+        if check("mail") {
+            let existing = orig.and_then(|o| o.mail.clone()).filter(|m| !m.is_empty());
+            let required = !(existing.is_none() && self.has_perm(db, actor, "administer users"));
+            match &cand.mail {
+                None => {
+                    if required {
+                        v.push(Violation::new("mail", "mail", "Email field is required."));
+                    }
+                }
+                Some(mail) => {
+                    let ci = db.settings.mail_case_insensitive;
+                    let taken = db.users.values().any(|u| {
+                        u.uid != cand.uid
+                            && u.mail.as_deref().is_some_and(|m| {
+                                if ci {
+                                    eq_nocase_utf8(m, mail)
+                                } else {
+                                    m == mail
+                                }
+                            })
+                    });
+                    if taken {
+                        v.push(Violation::new(
+                            "mail",
+                            "mail",
+                            format!("The email address {mail} is already taken."),
+                        ));
+                    }
+                }
+            }
+            if own && orig.map(|o| o.mail.clone()) != Some(cand.mail.clone()) && !existing_ok() {
+                v.push(Violation::new(
+                    "mail",
+                    "mail",
+                    "Your current password is missing or incorrect; it's required to change the Email.",
+                ));
+            }
+            if let Some(mail) = &cand.mail {
+                if mail.chars().count() > 254 {
+                    v.push(Violation::new(
+                        "mail",
+                        "mail.0.value",
+                        "Email: the email address can not be longer than 254 characters.",
+                    ));
+                }
+                if !mail_is_valid(mail) {
+                    v.push(Violation::new(
+                        "mail",
+                        "mail.0.value",
+                        "This value is not a valid email address.",
+                    ));
+                }
+            }
+        }
+        if check("init") {
+            if let Some(init) = &cand.init {
+                if !mail_is_valid(init) {
+                    v.push(Violation::new(
+                        "init",
+                        "init.0.value",
+                        "This value is not a valid email address.",
+                    ));
+                }
+            }
+        }
+        if check("status") {
+            if let Some(s) = &p.status {
+                if bool_of(s).is_none() && !s.is_null() {
+                    v.push(Violation::new(
+                        "status",
+                        "status.0.value",
+                        "This value should be of the correct primitive type.",
+                    ));
+                }
+            }
+        }
+        if check("default_langcode") {
+            if let Some(s) = &p.default_langcode {
+                if bool_of(s).is_none() && !s.is_null() {
+                    v.push(Violation::new(
+                        "default_langcode",
+                        "default_langcode.0.value",
+                        "This value should be of the correct primitive type.",
+                    ));
+                }
+            }
+        }
+        v.retain(|x| {
+            let field = x.path.split('.').next().unwrap_or("");
+            self.edit_access(db, actor, orig, field).is_ok()
+        });
+        v.sort_by_key(|x| x.order);
+        v
+    }
+}
+
+/// `User::preSave` strips the locked roles.
+pub fn clean_roles(r: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for x in r {
+        if x != "anonymous" && x != "authenticated" && !out.contains(x) {
+            out.push(x.clone());
+        }
+    }
+    out
+}
