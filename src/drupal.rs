@@ -177,6 +177,11 @@ impl Calls<'_> {
         }
         // Retired names all sort in ["scimretired", "scimretiree"); keep what lies outside.
         // Any filter also makes Drupal drop the anonymous user (uid 0).
+        // Always true, but Drupal lets only `administer users` filter on `status`: if the
+        // service account was refused (Drupal then serves the request as anonymous), the
+        // list is a 403 instead of a misleading empty page.
+        q.push("filter[scim_auth][condition][path]", "status")
+            .push("filter[scim_auth][condition][operator]", "IS NOT NULL");
         q.push("filter[scim_live][group][conjunction]", "OR")
             .push("filter[scim_below][condition][path]", "name")
             .push("filter[scim_below][condition][operator]", "<")
@@ -472,8 +477,9 @@ mod tests {
         };
         let c = calls.list_users(&[("filter[name]".into(), "a&b".into())], 50, 50);
         assert!(c.path.starts_with(
-            "/jsonapi/user/user?filter[name]=a%26b&filter[scim_live][group][conjunction]=OR"
+            "/jsonapi/user/user?filter[name]=a%26b&filter[scim_auth][condition][path]=status"
         ));
+        assert!(c.path.contains("&filter[scim_live][group][conjunction]=OR"));
         assert!(c
             .path
             .contains("filter[scim_below][condition][operator]=%3C"));

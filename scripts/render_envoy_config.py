@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Render an Envoy config for envoy-scim-drupal from the repository's envoy.yaml.
+
+Only values are substituted; the structure stays the root envoy.yaml's. Used by
+scripts/run, the e2e harness (tests/e2e/conftest.py) and the conformance runner.
+
+    render_envoy_config.py --out .run/envoy.yaml --listen 127.0.0.1:10000 \
+        --admin 127.0.0.1:9901 --drupal-url http://127.0.0.1:8080 \
+        --token-sha256 default=<hex> --wasm target/wasm32-wasip1/release/envoy_scim_drupal.wasm
+
+Tokens may be given in clear with --token LABEL=TOKEN (hashed here) or as digests with
+--token-sha256 LABEL=HEX. --set KEY=JSON sets any plugin-configuration key (dotted paths
+such as drupal.timeout_ms); --plugin-config FILE replaces the whole plugin configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import ipaddress
+import json
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TEMPLATE = REPO_ROOT / "envoy.yaml"
+WASM_FILTER = "envoy.filters.http.wasm"
+
+
+def sha256_hex(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def split_hostport(value: str, default_port: int | None = None) -> tuple[str, int]:
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.lstrip(":")
+    else:
+        host, sep, port = value.rpartition(":")
+        if not sep:
+            host, port = value, ""
+    if not port:
+        if default_port is None:
+            raise ValueError(f"missing port in {value!r}")
+        return host, default_port
+    return host, int(port)
+
+
+def _hcm(listener: dict) -> dict:
+    for chain in listener["filter_chains"]:
+        for f in chain["filters"]:
+            if f["name"] == "envoy.filters.network.http_connection_manager":
+                return f["typed_config"]
+    raise KeyError("no http_connection_manager in listener")
+
+
+def _wasm_config(hcm: dict) -> dict:
+    for f in hcm["http_filters"]:
+        if f["name"] == WASM_FILTER:
+            return f["typed_config"]["config"]
+    raise KeyError(f"no {WASM_FILTER} filter")
+
+
+def plugin_config(cfg: dict) -> dict:
+    """The wasm plugin's JSON configuration inside a parsed Envoy config."""
+    hcm = _hcm(cfg["static_resources"]["listeners"][0])
+    return json.loads(_wasm_config(hcm)["configuration"]["value"])
+
+
+def set_dotted(obj: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        obj = obj.setdefault(k, {})
+    obj[keys[-1]] = value
+
+
+def render(
+    template: Path = DEFAULT_TEMPLATE,
+    *,
+    listen: str | None = None,
+    admin: str | None = None,
+    drupal_url: str | None = None,
+    tokens: list[dict] | None = None,
+    wasm: str | None = None,
+    plugin_overrides: dict | None = None,
+    plugin_replace: dict | str | None = None,
+    access_log_path: str | None = None,
+) -> dict:
+    """Return the rendered Envoy config as a dict.
+
+    plugin_overrides maps dotted keys to values (None deletes the key).
+    plugin_replace replaces the plugin configuration entirely (a dict is JSON-encoded,
+    a str is used verbatim, so tests can feed malformed JSON).
+    """
+    cfg = yaml.safe_load(Path(template).read_text())
+    listener = cfg["static_resources"]["listeners"][0]
+    hcm = _hcm(listener)
+    wasm_cfg = _wasm_config(hcm)
+
+    if listen:
+        host, port = split_hostport(listen)
+        listener["address"]["socket_address"] = {"address": host, "port_value": port}
+    if admin:
+        host, port = split_hostport(admin)
+        cfg["admin"]["address"]["socket_address"] = {"address": host, "port_value": port}
+    if access_log_path:
+        hcm["access_log"] = [
+            {
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": access_log_path,
+                },
+            }
+        ]
+
+    pc = json.loads(wasm_cfg["configuration"]["value"])
+
+    if drupal_url:
+        u = urlsplit(drupal_url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"DRUPAL_URL must be http(s)://host[:port], got {drupal_url!r}")
+        tls = u.scheme == "https"
+        host = u.hostname
+        port = u.port or (443 if tls else 80)
+        cluster = next(c for c in cfg["static_resources"]["clusters"] if c["name"] == pc["drupal"]["cluster"])
+        try:
+            ipaddress.ip_address(host)
+            cluster["type"] = "STATIC"
+        except ValueError:
+            cluster["type"] = "STRICT_DNS"
+            cluster["dns_lookup_family"] = "V4_PREFERRED"
+        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] = {
+            "address": host,
+            "port_value": port,
+        }
+        authority = u.netloc.rpartition("@")[2]
+        if tls:
+            cluster["transport_socket"] = {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                    "sni": host,
+                    "common_tls_context": {
+                        "validation_context": {
+                            "trusted_ca": {"filename": os.environ.get("DRUPAL_CA_FILE", "/etc/ssl/certs/ca-certificates.crt")},
+                            "match_typed_subject_alt_names": [
+                                {"san_type": "DNS", "matcher": {"exact": host}},
+                            ]
+                            if not _is_ip(host)
+                            else [{"san_type": "IP_ADDRESS", "matcher": {"exact": host}}],
+                        }
+                    },
+                },
+            }
+        pc["drupal"]["authority"] = authority
+        if not _is_ip(host):
+            # A named (virtual-hosted) Drupal: proxied site traffic must carry its Host.
+            for vh in hcm["route_config"]["virtual_hosts"]:
+                for r in vh["routes"]:
+                    if "route" in r and r["route"].get("cluster") == cluster["name"]:
+                        r["route"]["host_rewrite_literal"] = authority
+        if u.path and u.path != "/":
+            # Drupal installed under a sub-path: JSON:API lives below it.
+            pc["drupal"]["jsonapi_prefix"] = u.path.rstrip("/") + "/jsonapi"
+
+    if tokens is not None:
+        pc["tokens"] = tokens
+    for k, v in (plugin_overrides or {}).items():
+        if v is None:
+            parent = pc
+            keys = k.split(".")
+            for kk in keys[:-1]:
+                parent = parent.get(kk, {})
+            parent.pop(keys[-1], None)
+        else:
+            set_dotted(pc, k, v)
+    if plugin_replace is not None:
+        value = plugin_replace if isinstance(plugin_replace, str) else json.dumps(plugin_replace)
+    else:
+        value = json.dumps(pc)
+    wasm_cfg["configuration"]["value"] = value
+
+    # Envoy's own body limits (listener buffer, buffer filter, the SCIM 413 text) follow the
+    # plugin's max_body_bytes, so the two never disagree.
+    final = plugin_replace if isinstance(plugin_replace, dict) else (pc if plugin_replace is None else None)
+    limit = final.get("max_body_bytes") if isinstance(final, dict) else None
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        set_body_limit(listener, hcm, limit)
+
+    if wasm:
+        wasm_cfg["vm_config"]["code"]["local"]["filename"] = str(wasm)
+    return cfg
+
+
+def set_body_limit(listener: dict, hcm: dict, limit: int) -> None:
+    listener["per_connection_buffer_limit_bytes"] = limit
+    for f in hcm["http_filters"]:
+        if f["name"] == "envoy.filters.http.buffer":
+            f["typed_config"]["max_request_bytes"] = limit
+    for m in hcm.get("local_reply_config", {}).get("mappers", []):
+        src = m.get("body_format_override", {}).get("text_format_source", {})
+        if '"status":"413"' in src.get("inline_string", ""):
+            src["inline_string"] = json.dumps(
+                {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                    "status": "413",
+                    "detail": f"Request body exceeds the {limit}-byte limit.",
+                },
+                separators=(",", ":"),
+            )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def write(cfg: dict, out: Path) -> None:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False, width=1000))
+
+
+def _parse_label(spec: str) -> tuple[str, str]:
+    label, sep, value = spec.partition("=")
+    if not sep or not label or not value:
+        raise argparse.ArgumentTypeError(f"expected LABEL=VALUE, got {spec!r}")
+    return label, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--template", default=str(DEFAULT_TEMPLATE))
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--listen", help="SCIM listener host:port")
+    ap.add_argument("--admin", help="Envoy admin host:port")
+    ap.add_argument("--drupal-url", help="http(s)://host[:port] of Drupal")
+    ap.add_argument("--token", action="append", default=[], type=_parse_label, help="LABEL=TOKEN (hashed)")
+    ap.add_argument("--token-sha256", action="append", default=[], type=_parse_label, help="LABEL=SHA256HEX")
+    ap.add_argument("--wasm", help="path of the filter's .wasm")
+    ap.add_argument("--set", action="append", default=[], type=_parse_label, help="plugin key=JSON value")
+    ap.add_argument("--plugin-config", help="file with the whole plugin configuration (verbatim)")
+    args = ap.parse_args(argv)
+
+    tokens = [{"label": label, "sha256": sha256_hex(tok)} for label, tok in args.token]
+    tokens += [{"label": label, "sha256": digest} for label, digest in args.token_sha256]
+    overrides = {}
+    for key, raw in args.set:
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    cfg = render(
+        Path(args.template),
+        listen=args.listen,
+        admin=args.admin,
+        drupal_url=args.drupal_url,
+        tokens=tokens or None,
+        wasm=args.wasm,
+        plugin_overrides=overrides,
+        plugin_replace=Path(args.plugin_config).read_text() if args.plugin_config else None,
+    )
+    write(cfg, Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
