@@ -2,6 +2,7 @@
 //! once in `on_configure`; any problem is one message naming the field, and the plugin
 //! refuses to start (so Envoy never serves with a half-configured filter).
 
+use crate::mapping::UserMapping;
 use base64::Engine;
 use serde_json::{Map, Value};
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The Drupal account the gateway acts as (not secret); SCIM may not delete it.
     pub service_username: String,
+    /// Which SCIM attributes live in which Drupal fields.
+    pub mapping: UserMapping,
 }
 
 /// The service account's credentials, kept apart from `Config` so only the host adapter
@@ -108,6 +111,7 @@ pub fn parse(
             "drupal",
             "max_body_bytes",
             "public_url",
+            "attributes",
         ],
     )?;
 
@@ -209,6 +213,9 @@ pub fn parse(
         }
     }
 
+    let mapping = UserMapping::from_config(root.get("attributes"))
+        .map_err(|(field, reason)| err(&field, reason))?;
+
     let authorization = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
@@ -227,6 +234,7 @@ pub fn parse(
             max_body_bytes,
             public_url,
             service_username: username.clone(),
+            mapping,
         },
         Credentials {
             username,
@@ -422,6 +430,16 @@ mod tests {
             assert_eq!(e.field, field, "{e}");
             assert!(e.to_string().contains(field));
         }
+    }
+
+    #[test]
+    fn attribute_mapping_errors_are_named() {
+        let mut v = minimal();
+        v["attributes"] = serde_json::json!([{"scim": "displayName", "drupal": "field_display_name"}, {"scim": "nope", "drupal": "field_x"}]);
+        assert_eq!(parse_value(&v).unwrap_err().field, "attributes[1].scim");
+        v["attributes"] =
+            serde_json::json!([{"scim": "displayName", "drupal": "field_display_name"}]);
+        assert_eq!(parse_value(&v).unwrap().0.mapping.fields.len(), 4);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! because clients (and scim2-tester) generate values for every advertised attribute.
 
 use crate::error::ScimError;
+use crate::mapping::UserMapping;
 use serde_json::{json, Value};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -20,12 +21,12 @@ pub fn service_provider_config(base_url: &str) -> Value {
     json!({
         "schemas": [SPC_SCHEMA],
         "documentationUri": "https://www.rfc-editor.org/rfc/rfc7644",
-        "patch": {"supported": false},
+        "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": true},
-        "sort": {"supported": false},
-        "etag": {"supported": false},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "Bearer token",
@@ -40,8 +41,8 @@ pub fn service_provider_config(base_url: &str) -> Value {
     })
 }
 
-fn user_resource_type(base_url: &str) -> Value {
-    json!({
+fn user_resource_type(base_url: &str, mapping: &UserMapping) -> Value {
+    let mut rt = json!({
         "schemas": [RESOURCE_TYPE_SCHEMA],
         "id": "User",
         "name": "User",
@@ -49,49 +50,54 @@ fn user_resource_type(base_url: &str) -> Value {
         "description": "Drupal user accounts",
         "schema": USER_SCHEMA,
         "meta": {"resourceType": "ResourceType", "location": format!("{base_url}/ResourceTypes/User")}
-    })
-}
-
-fn attribute(name: &str, kind: &str, extra: Value) -> Value {
-    let mut a = json!({
-        "name": name,
-        "type": kind,
-        "multiValued": false,
-        "description": "",
-        "required": false,
-        "caseExact": false,
-        "mutability": "readWrite",
-        "returned": "default",
-        "uniqueness": "none"
     });
-    if let (Some(obj), Value::Object(more)) = (a.as_object_mut(), extra) {
-        obj.extend(more);
+    if mapping.has_extension() {
+        if let Some(o) = rt.as_object_mut() {
+            o.insert(
+                "schemaExtensions".into(),
+                json!([{"schema": ENTERPRISE_USER_SCHEMA, "required": false}]),
+            );
+        }
     }
-    a
+    rt
 }
 
-fn user_schema(base_url: &str) -> Value {
+fn schema_document(
+    base_url: &str,
+    id: &str,
+    name: &str,
+    description: &str,
+    attributes: Vec<Value>,
+) -> Value {
     json!({
         "schemas": [SCHEMA_SCHEMA],
-        "id": USER_SCHEMA,
-        "name": "User",
-        "description": "User account (Drupal user--user)",
-        "attributes": [
-            attribute("userName", "string", json!({
-                "description": "Drupal's username (`name`): unique, case-insensitive, at most 60 characters.",
-                "required": true, "uniqueness": "server"})),
-            attribute("emails", "complex", json!({
-                "description": "Drupal stores one address (`mail`): the primary one, else the first.",
-                "multiValued": true,
-                "subAttributes": [attribute("value", "string", json!({"description": "The address."}))]})),
-            attribute("active", "boolean", json!({
-                "description": "Drupal's `status`: false means the account is blocked."})),
-            attribute("password", "string", json!({
-                "description": "Sets the Drupal password; never returned.",
-                "mutability": "writeOnly", "returned": "never", "caseExact": true})),
-        ],
-        "meta": {"resourceType": "Schema", "location": format!("{base_url}/Schemas/{USER_SCHEMA}")}
+        "id": id,
+        "name": name,
+        "description": description,
+        "attributes": attributes,
+        "meta": {"resourceType": "Schema", "location": format!("{base_url}/Schemas/{id}")}
     })
+}
+
+fn all_schemas(base_url: &str, mapping: &UserMapping) -> Vec<Value> {
+    let (core, ext) = mapping.schema_attributes();
+    let mut out = vec![schema_document(
+        base_url,
+        USER_SCHEMA,
+        "User",
+        "User account (Drupal user--user)",
+        core,
+    )];
+    if !ext.is_empty() {
+        out.push(schema_document(
+            base_url,
+            ENTERPRISE_USER_SCHEMA,
+            "EnterpriseUser",
+            "Enterprise user attributes stored in Drupal user fields",
+            ext,
+        ));
+    }
+    out
 }
 
 pub fn list_response(resources: Vec<Value>, total: usize, start_index: usize) -> Value {
@@ -104,13 +110,13 @@ pub fn list_response(resources: Vec<Value>, total: usize, start_index: usize) ->
     })
 }
 
-pub fn resource_types(base_url: &str) -> Value {
-    list_response(vec![user_resource_type(base_url)], 1, 1)
+pub fn resource_types(base_url: &str, mapping: &UserMapping) -> Value {
+    list_response(vec![user_resource_type(base_url, mapping)], 1, 1)
 }
 
-pub fn resource_type(base_url: &str, id: &str) -> Result<Value, ScimError> {
+pub fn resource_type(base_url: &str, mapping: &UserMapping, id: &str) -> Result<Value, ScimError> {
     if id.eq_ignore_ascii_case("User") {
-        Ok(user_resource_type(base_url))
+        Ok(user_resource_type(base_url, mapping))
     } else {
         Err(ScimError::not_found(format!(
             "There is no resource type `{id}`; this server has `User`."
@@ -118,18 +124,17 @@ pub fn resource_type(base_url: &str, id: &str) -> Result<Value, ScimError> {
     }
 }
 
-pub fn schemas(base_url: &str) -> Value {
-    list_response(vec![user_schema(base_url)], 1, 1)
+pub fn schemas(base_url: &str, mapping: &UserMapping) -> Value {
+    let all = all_schemas(base_url, mapping);
+    let n = all.len();
+    list_response(all, n, 1)
 }
 
-pub fn schema(base_url: &str, id: &str) -> Result<Value, ScimError> {
-    if id.eq_ignore_ascii_case(USER_SCHEMA) {
-        Ok(user_schema(base_url))
-    } else {
-        Err(ScimError::not_found(format!(
-            "There is no schema `{id}`; this server has `{USER_SCHEMA}`."
-        )))
-    }
+pub fn schema(base_url: &str, mapping: &UserMapping, id: &str) -> Result<Value, ScimError> {
+    all_schemas(base_url, mapping)
+        .into_iter()
+        .find(|s| s["id"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(id)))
+        .ok_or_else(|| ScimError::not_found(format!("There is no schema `{id}`; see /Schemas.")))
 }
 
 #[cfg(test)]
@@ -137,8 +142,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_schema_advertises_only_mapped_attributes() {
-        let s = schema("http://x/scim/v2", USER_SCHEMA).unwrap();
+    fn core_mapping_advertises_only_mapped_attributes() {
+        let s = schema("http://x/scim/v2", &UserMapping::core(), USER_SCHEMA).unwrap();
         let names: Vec<&str> = s["attributes"]
             .as_array()
             .unwrap()
@@ -151,12 +156,33 @@ mod tests {
             s["meta"]["location"],
             format!("http://x/scim/v2/Schemas/{USER_SCHEMA}")
         );
+        assert!(schema("b", &UserMapping::core(), ENTERPRISE_USER_SCHEMA).is_err());
+    }
+
+    #[test]
+    fn the_enterprise_extension_appears_when_mapped() {
+        let m = UserMapping::from_config(Some(&json!([{"scim": format!("{ENTERPRISE_USER_SCHEMA}:department"), "drupal": "field_department"}]))).unwrap();
+        assert_eq!(schemas("b", &m)["totalResults"], 2);
+        assert_eq!(
+            resource_type("b", &m, "User").unwrap()["schemaExtensions"][0]["schema"],
+            ENTERPRISE_USER_SCHEMA
+        );
     }
 
     #[test]
     fn lookups_are_case_insensitive_and_unknowns_are_404() {
-        assert!(resource_type("b", "user").is_ok());
-        assert_eq!(resource_type("b", "Group").unwrap_err().status, 404);
-        assert_eq!(schema("b", "urn:nope").unwrap_err().status, 404);
+        assert!(resource_type("b", &UserMapping::core(), "user").is_ok());
+        assert_eq!(
+            resource_type("b", &UserMapping::core(), "Group")
+                .unwrap_err()
+                .status,
+            404
+        );
+        assert_eq!(
+            schema("b", &UserMapping::core(), "urn:nope")
+                .unwrap_err()
+                .status,
+            404
+        );
     }
 }

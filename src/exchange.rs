@@ -6,53 +6,100 @@ use crate::auth;
 use crate::config::{Config, UserDelete};
 use crate::discovery::{self, MAX_RESULTS};
 use crate::drupal::{self, Calls, DrupalUser, DRUPAL_PAGE_MAX};
-use crate::error::{ScimError, SCIM_CONTENT_TYPE};
+use crate::error::{ScimError, ScimType, SCIM_CONTENT_TYPE};
+use crate::filter::{parse_attr_path, Filter};
+use crate::filter_eval;
 use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
+use crate::mapping::{get_ci, Target, UserMapping};
+use crate::patch::{self, Operation};
+use crate::projection::Projection;
 use crate::query::{parse_query, split_path};
-use crate::user;
+use crate::user::{self, UserWrite};
 use crate::user_filter::{self, UserQuery};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
 #[derive(Debug)]
 pub struct Exchange {
     /// The label of the token that authenticated the request (for logs and metrics).
     pub token_label: String,
     base_url: String,
+    projection: Projection,
     state: State,
 }
 
 #[derive(Debug)]
 enum State {
     Done,
-    GetUser,
-    CreateUser,
-    ListWindow(ListWindow),
-    ListWalk(ListWalk),
-    DeleteLookup { uuid: String },
-    DeleteCancelled { uuid: String },
+    GetUser {
+        if_none_match: Option<String>,
+    },
+    /// A create (201) or update (200) was sent; Drupal answers with the whole user.
+    Written {
+        status: u16,
+    },
+    PutLookup {
+        write: UserWrite,
+        if_match: String,
+    },
+    PatchLookup {
+        ops: Vec<Operation>,
+        if_match: Option<String>,
+    },
+    DeleteLookup {
+        uuid: String,
+        if_match: Option<String>,
+    },
+    DeleteCancelled {
+        uuid: String,
+    },
     DeleteRetired,
     DeleteHard,
+    ListWindow(Box<ListWindow>),
+    ListWalk(Box<ListWalk>),
 }
 
+/// A list request, from the query string or a `.search` body.
+#[derive(Debug)]
+struct ListRequest {
+    filter: Option<String>,
+    start_index: usize,
+    count: usize,
+    sort: Option<String>,
+}
+
+/// A window of a list that Drupal can answer exactly. The first Drupal page is read alone
+/// (most directories fit in it); if more is wanted and exists, the other pages of the window
+/// are read concurrently.
 #[derive(Debug)]
 struct ListWindow {
     start_index: usize,
     offset: usize,
     count: usize,
+    conditions: Vec<(String, String)>,
+    sort: Option<String>,
+    users: Vec<DrupalUser>,
+    first_page_read: bool,
 }
 
-/// Lookups whose result the gateway checks itself (exact, collation-independent matching)
-/// read every candidate page from the start, then cut the requested window.
+/// The page size used when a client gives no `count`.
+const DEFAULT_COUNT: usize = 100;
+
+/// Queries whose result the gateway checks itself (Drupal's answer is a superset) read every
+/// candidate page from the start, then cut the requested window.
 #[derive(Debug)]
 struct ListWalk {
     query: UserQuery,
+    post_filter: Filter,
+    sort: Option<String>,
     start_index: usize,
     count: usize,
     next_offset: usize,
     matches: Vec<DrupalUser>,
 }
 
-/// Most candidate pages a post-filtered lookup may read (50 users each).
+/// Most candidate pages a post-filtered query may read (50 users each).
 const MAX_WALK_PAGES: usize = 20;
 
 /// Whether a path belongs to the gateway.
@@ -96,32 +143,26 @@ pub fn begin(config: &Config, req: &Request) -> Option<(Exchange, Step)> {
     if !is_scim_path(config, &req.path) {
         return None;
     }
-    let token_label = match auth::authenticate(req.header("authorization"), &config.tokens) {
-        Ok(label) => label.to_string(),
-        Err(e) => return respond_without_exchange(e.into_response()),
-    };
     let mut exchange = Exchange {
-        token_label,
+        token_label: String::new(),
         base_url: base_url(config, req),
+        projection: Projection::default(),
         state: State::Done,
     };
-    let step = match exchange.route(config, req) {
-        Ok(step) => step,
-        Err(e) => {
-            exchange.state = State::Done;
-            Step::Respond(e.into_response())
+    let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
+        Err(e) => Step::Respond(e.into_response()),
+        Ok(label) => {
+            exchange.token_label = label.to_string();
+            match exchange.route(config, req) {
+                Ok(step) => step,
+                Err(e) => {
+                    exchange.state = State::Done;
+                    Step::Respond(e.into_response())
+                }
+            }
         }
     };
     Some((exchange, step))
-}
-
-fn respond_without_exchange(response: Response) -> Option<(Exchange, Step)> {
-    let exchange = Exchange {
-        token_label: String::new(),
-        base_url: String::new(),
-        state: State::Done,
-    };
-    Some((exchange, Step::Respond(response)))
 }
 
 /// The absolute SCIM base URL clients reach the gateway at.
@@ -153,10 +194,10 @@ fn json_response(status: u16, body: &Value, extra: Vec<(String, String)>) -> Ste
     })
 }
 
-fn no_content() -> Step {
+fn empty_response(status: u16, headers: Vec<(String, String)>) -> Step {
     Step::Respond(Response {
-        status: 204,
-        headers: Vec::new(),
+        status,
+        headers,
         body: Vec::new(),
     })
 }
@@ -177,6 +218,92 @@ fn not_implemented(what: &str) -> ScimError {
     )
 }
 
+/// Whether an `If-Match` / `If-None-Match` value names this version (weak comparison).
+fn etag_matches(header: &str, version: &str) -> bool {
+    let opaque = |t: &str| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_start_matches("w/")
+            .to_string()
+    };
+    let mine = opaque(version);
+    header
+        .split(',')
+        .any(|t| t.trim() == "*" || opaque(t) == mine)
+}
+
+fn precondition_failed() -> ScimError {
+    ScimError::new(
+        412,
+        None,
+        "The resource has changed: its version does not match `If-Match`.",
+    )
+}
+
+fn parse_int(name: &str, value: &str) -> Result<i64, ScimError> {
+    value.trim().parse::<i64>().map_err(|_| {
+        ScimError::invalid_value(format!("`{name}` must be an integer, not `{value}`."))
+    })
+}
+
+/// RFC 7644 §3.4.2.4: startIndex below 1 means 1; a negative count means 0; counts above
+/// the advertised maximum are clamped.
+fn window(start_index: Option<i64>, count: Option<i64>) -> (usize, usize) {
+    let start = usize::try_from(start_index.unwrap_or(1).max(1)).unwrap_or(1);
+    let count = match count {
+        None => DEFAULT_COUNT,
+        Some(c) => usize::try_from(c.max(0)).unwrap_or(0),
+    };
+    (start, count.min(MAX_RESULTS))
+}
+
+/// Drupal's `sort` for `sortBy`/`sortOrder`, on the mapped attributes.
+fn drupal_sort(
+    mapping: &UserMapping,
+    sort_by: Option<&str>,
+    order: Option<&str>,
+) -> Result<Option<String>, ScimError> {
+    let descending = match order.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("ascending") => false,
+        Some("descending") => true,
+        Some(other) => {
+            return Err(ScimError::invalid_value(format!(
+                "`sortOrder` must be `ascending` or `descending`, not `{other}`."
+            )))
+        }
+    };
+    let Some(sort_by) = sort_by.filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let path = parse_attr_path(sort_by).map_err(|e| {
+        ScimError::invalid_value(format!("`sortBy` is not an attribute path: {e}."))
+    })?;
+    let field = if path.is("id") {
+        "id".to_string()
+    } else if path.is_sub("meta", "created") {
+        "created".to_string()
+    } else if path.is_sub("meta", "lastModified") {
+        "changed".to_string()
+    } else if let Some(f) = mapping.lookup(&path) {
+        f.field.clone()
+    } else {
+        // A multi-valued attribute sorts by its primary value (RFC 7644 §3.4.2.3): here,
+        // the first mapped type.
+        let typed = mapping.typed(&path.attr);
+        let wanted = path.sub_attr.as_deref().unwrap_or("value");
+        typed
+            .iter()
+            .find(|f| matches!(&f.target, Target::Typed { sub, .. } if sub.eq_ignore_ascii_case(wanted)))
+            .map(|f| f.field.clone())
+            .ok_or_else(|| ScimError::invalid_value(format!("Cannot sort by `{sort_by}`: this server does not store it.")))?
+    };
+    Ok(Some(if descending {
+        format!("-{field}")
+    } else {
+        field
+    }))
+}
+
 impl Exchange {
     fn route(&mut self, config: &Config, req: &Request) -> Result<Step, ScimError> {
         let (path, query) = split_path(&req.path);
@@ -187,6 +314,15 @@ impl Exchange {
         let segments: Vec<&str> = rest.split('/').skip(1).collect();
         let method = req.method.as_str();
         let base = self.base_url.clone();
+        let mapping = &config.mapping;
+        let params = parse_query(query).map_err(ScimError::invalid_value)?;
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        self.projection = Projection::from_query(param("attributes"), param("excludedAttributes"))?;
         match segments.as_slice() {
             ["ServiceProviderConfig"] => {
                 only_get(method)?;
@@ -200,7 +336,7 @@ impl Exchange {
                 only_get(method)?;
                 Ok(json_response(
                     200,
-                    &discovery::resource_types(&base),
+                    &discovery::resource_types(&base, mapping),
                     vec![],
                 ))
             }
@@ -208,30 +344,62 @@ impl Exchange {
                 only_get(method)?;
                 Ok(json_response(
                     200,
-                    &discovery::resource_type(&base, id)?,
+                    &discovery::resource_type(&base, mapping, id)?,
                     vec![],
                 ))
             }
             ["Schemas"] => {
                 only_get(method)?;
-                Ok(json_response(200, &discovery::schemas(&base), vec![]))
+                Ok(json_response(
+                    200,
+                    &discovery::schemas(&base, mapping),
+                    vec![],
+                ))
             }
             ["Schemas", id] => {
                 only_get(method)?;
-                Ok(json_response(200, &discovery::schema(&base, id)?, vec![]))
+                Ok(json_response(
+                    200,
+                    &discovery::schema(&base, mapping, id)?,
+                    vec![],
+                ))
             }
             ["Users"] => match method {
-                "GET" | "HEAD" => self.start_list(config, query),
+                "GET" | "HEAD" => {
+                    let (start_index, count) = window(
+                        param("startIndex")
+                            .map(|v| parse_int("startIndex", v))
+                            .transpose()?,
+                        param("count").map(|v| parse_int("count", v)).transpose()?,
+                    );
+                    let list = ListRequest {
+                        filter: param("filter").map(str::to_string),
+                        start_index,
+                        count,
+                        sort: drupal_sort(mapping, param("sortBy"), param("sortOrder"))?,
+                    };
+                    self.start_list(config, list)
+                }
                 "POST" => self.start_create(config, &req.body),
                 _ => Err(ScimError::method_not_allowed("GET, POST")),
             },
-            ["Users", ".search"] | [".search"] => Err(not_implemented("POST .search")),
-            ["Users", id] => match method {
-                "GET" | "HEAD" => self.start_get(config, id),
-                "DELETE" => self.start_delete(config, id),
-                "PUT" | "PATCH" => Err(not_implemented(&format!("{method} on Users"))),
-                _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
+            ["Users", ".search"] | [".search"] => match method {
+                "POST" => self.start_search(config, &req.body),
+                _ => Err(ScimError::method_not_allowed("POST")),
             },
+            ["Users", id] => {
+                let known = drupal::is_uuid(id);
+                match method {
+                    "GET" | "HEAD" if known => {
+                        self.start_get(config, id, req.header("if-none-match"))
+                    }
+                    "PUT" if known => self.start_put(config, id, req),
+                    "PATCH" if known => self.start_patch(config, id, req),
+                    "DELETE" if known => self.start_delete(config, id, req.header("if-match")),
+                    "GET" | "HEAD" | "PUT" | "PATCH" | "DELETE" => Err(user_not_found(id)),
+                    _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
+                }
+            }
             ["Me"] => Err(not_implemented("/Me")),
             ["Bulk"] => Err(not_implemented("/Bulk")),
             _ => Err(ScimError::not_found(format!(
@@ -240,9 +408,10 @@ impl Exchange {
         }
     }
 
-    fn calls<'a>(config: &'a Config) -> Calls<'a> {
+    fn calls(config: &Config) -> Calls<'_> {
         Calls {
             jsonapi: &config.drupal.jsonapi_prefix,
+            mapping: &config.mapping,
         }
     }
 
@@ -251,94 +420,199 @@ impl Exchange {
         Ok(Step::Call(calls))
     }
 
-    fn start_get(&mut self, config: &Config, id: &str) -> Result<Step, ScimError> {
-        if !drupal::is_uuid(id) {
-            return Err(user_not_found(id));
-        }
-        let call = Self::calls(config).get_user(id);
-        self.call(State::GetUser, vec![call])
-    }
-
-    fn start_create(&mut self, config: &Config, body: &[u8]) -> Result<Step, ScimError> {
-        let new_user = user::parse_new_user(body)?;
-        let call = Self::calls(config).create_user(&new_user);
-        self.call(State::CreateUser, vec![call])
-    }
-
-    fn start_delete(&mut self, config: &Config, id: &str) -> Result<Step, ScimError> {
-        if !drupal::is_uuid(id) {
-            return Err(user_not_found(id));
-        }
+    fn start_get(
+        &mut self,
+        config: &Config,
+        id: &str,
+        if_none_match: Option<&str>,
+    ) -> Result<Step, ScimError> {
         let call = Self::calls(config).get_user(id);
         self.call(
-            State::DeleteLookup {
-                uuid: id.to_string(),
+            State::GetUser {
+                if_none_match: if_none_match.map(str::to_string),
             },
             vec![call],
         )
     }
 
-    fn start_list(&mut self, config: &Config, query: &str) -> Result<Step, ScimError> {
-        let params = parse_query(query).map_err(ScimError::invalid_value)?;
-        let param = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        let start_index = match param("startIndex") {
-            None => 1,
-            Some(v) => parse_int("startIndex", v)?.max(1),
-        };
-        let start_index = usize::try_from(start_index).unwrap_or(1);
-        let count = match param("count") {
-            None => MAX_RESULTS,
-            Some(v) => usize::try_from(parse_int("count", v)?.max(0)).unwrap_or(0),
+    fn start_create(&mut self, config: &Config, body: &[u8]) -> Result<Step, ScimError> {
+        let write = user::parse_user_body(body, &config.mapping, false)?;
+        let call = Self::calls(config).create_user(&write.fields, write.password.as_deref());
+        self.call(State::Written { status: 201 }, vec![call])
+    }
+
+    /// PUT replaces the user in one Drupal write; with `If-Match`, the current version is
+    /// read first.
+    fn start_put(&mut self, config: &Config, id: &str, req: &Request) -> Result<Step, ScimError> {
+        let write = user::parse_user_body(&req.body, &config.mapping, true)?;
+        let calls = Self::calls(config);
+        match req.header("if-match") {
+            Some(tag) => self.call(
+                State::PutLookup {
+                    write,
+                    if_match: tag.to_string(),
+                },
+                vec![calls.get_user(id)],
+            ),
+            None => {
+                let call = calls.update_user(id, &write.fields, write.password.as_deref());
+                self.call(State::Written { status: 200 }, vec![call])
+            }
         }
-        .min(MAX_RESULTS);
-        let offset = start_index.saturating_sub(1);
-        let query = match param("filter") {
+    }
+
+    /// PATCH that only sets single-valued attributes needs no read first; everything else
+    /// is applied to the current user and written back in one Drupal write.
+    fn start_patch(&mut self, config: &Config, id: &str, req: &Request) -> Result<Step, ScimError> {
+        let ops = patch::parse(&req.body)?;
+        let if_match = req.header("if-match").map(str::to_string);
+        let calls = Self::calls(config);
+        if if_match.is_none() {
+            if let Some((fields, applied)) = patch::direct_fields(&ops, &config.mapping)? {
+                if let Some(name) = fields.get("name").and_then(Value::as_str) {
+                    user::check_user_name(name)?;
+                }
+                if fields.get("name").is_some_and(Value::is_null) {
+                    return Err(ScimError::invalid_value("`userName` cannot be removed."));
+                }
+                if !fields.is_empty() || applied.password.is_some() {
+                    let call = calls.update_user(id, &fields, applied.password.as_deref());
+                    return self.call(State::Written { status: 200 }, vec![call]);
+                }
+            }
+        }
+        self.call(
+            State::PatchLookup { ops, if_match },
+            vec![calls.get_user(id)],
+        )
+    }
+
+    fn start_delete(
+        &mut self,
+        config: &Config,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<Step, ScimError> {
+        let call = Self::calls(config).get_user(id);
+        self.call(
+            State::DeleteLookup {
+                uuid: id.to_string(),
+                if_match: if_match.map(str::to_string),
+            },
+            vec![call],
+        )
+    }
+
+    fn start_search(&mut self, config: &Config, body: &[u8]) -> Result<Step, ScimError> {
+        let obj = user::parse_json_object(body)?;
+        match get_ci(&obj, "schemas") {
+            Some(Value::Array(list))
+                if list.iter().any(|s| {
+                    s.as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST_SCHEMA))
+                }) => {}
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "`schemas` must be [\"{SEARCH_REQUEST_SCHEMA}\"]."
+                )))
+            }
+        }
+        let strings = |name: &str| -> Result<Vec<String>, ScimError> {
+            match get_ci(&obj, name) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::String(s)) => Ok(s
+                    .split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect()),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .map(|v| {
+                        v.as_str().map(str::to_string).ok_or_else(|| {
+                            ScimError::invalid_value(format!("`{name}` must list strings."))
+                        })
+                    })
+                    .collect(),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "`{name}` must be a list of attribute paths."
+                ))),
+            }
+        };
+        let text = |name: &str| -> Result<Option<String>, ScimError> {
+            match get_ci(&obj, name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "`{name}` must be a string."
+                ))),
+            }
+        };
+        let int = |name: &str| -> Result<Option<i64>, ScimError> {
+            match get_ci(&obj, name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+                    ScimError::invalid_value(format!("`{name}` must be an integer."))
+                }),
+            }
+        };
+        self.projection =
+            Projection::from_lists(&strings("attributes")?, &strings("excludedAttributes")?)?;
+        let (start_index, count) = window(int("startIndex")?, int("count")?);
+        let sort_by = text("sortBy")?;
+        let sort_order = text("sortOrder")?;
+        let list = ListRequest {
+            filter: text("filter")?,
+            start_index,
+            count,
+            sort: drupal_sort(&config.mapping, sort_by.as_deref(), sort_order.as_deref())?,
+        };
+        self.start_list(config, list)
+    }
+
+    fn start_list(&mut self, config: &Config, list: ListRequest) -> Result<Step, ScimError> {
+        let query = match &list.filter {
             None => UserQuery::default(),
-            Some(f) => user_filter::translate(f)?,
+            Some(f) => user_filter::translate(f, &config.mapping)?,
         };
         if query.matches_nothing {
-            let list = discovery::list_response(Vec::new(), 0, start_index);
-            return Ok(json_response(200, &list, vec![]));
+            return Ok(json_response(
+                200,
+                &discovery::list_response(Vec::new(), 0, list.start_index),
+                vec![],
+            ));
         }
         let calls = Self::calls(config);
-        if query.needs_post_filter() {
-            let call = calls.list_users(&query.conditions, 0, DRUPAL_PAGE_MAX);
+        let offset = list.start_index.saturating_sub(1);
+        if let Some(post_filter) = query.post_filter.clone() {
+            let call =
+                calls.list_users(&query.conditions, list.sort.as_deref(), 0, DRUPAL_PAGE_MAX);
             return self.call(
-                State::ListWalk(ListWalk {
+                State::ListWalk(Box::new(ListWalk {
                     query,
-                    start_index,
-                    count,
+                    post_filter,
+                    sort: list.sort,
+                    start_index: list.start_index,
+                    count: list.count,
                     next_offset: DRUPAL_PAGE_MAX,
                     matches: Vec::new(),
-                }),
+                })),
                 vec![call],
             );
         }
         // count=0 still asks Drupal for one user, to tell "none" from "some".
-        let wanted = count.max(1);
-        let pages = wanted.div_ceil(DRUPAL_PAGE_MAX);
-        let mut page_calls = Vec::with_capacity(pages);
-        for page in 0..pages {
-            let skip = page.saturating_mul(DRUPAL_PAGE_MAX);
-            let limit = wanted.saturating_sub(skip).min(DRUPAL_PAGE_MAX);
-            page_calls.push(calls.list_users(
-                &query.conditions,
-                offset.saturating_add(skip),
-                limit,
-            ));
-        }
+        let limit = list.count.clamp(1, DRUPAL_PAGE_MAX);
+        let call = calls.list_users(&query.conditions, list.sort.as_deref(), offset, limit);
         self.call(
-            State::ListWindow(ListWindow {
-                start_index,
+            State::ListWindow(Box::new(ListWindow {
+                start_index: list.start_index,
                 offset,
-                count,
-            }),
-            page_calls,
+                count: list.count,
+                conditions: query.conditions,
+                sort: list.sort,
+                users: Vec::new(),
+                first_page_read: false,
+            })),
+            vec![call],
         )
     }
 
@@ -361,27 +635,92 @@ impl Exchange {
         replies: Vec<DrupalReply>,
     ) -> Result<Step, ScimError> {
         let first = replies.first().cloned().unwrap_or(DrupalReply::Failed);
+        let mapping = &config.mapping;
+        let calls = Self::calls(config);
         match state {
             State::Done => Err(ScimError::internal("The request was already answered.")),
-            State::GetUser => {
-                let user = live_user(&first)?;
-                Ok(self.user_response(200, &user))
+            State::GetUser { if_none_match } => {
+                let user = live_user(&first, mapping)?;
+                let version = user.version(mapping);
+                if if_none_match
+                    .as_deref()
+                    .is_some_and(|t| etag_matches(t, &version))
+                {
+                    return Ok(empty_response(304, vec![("etag".to_string(), version)]));
+                }
+                Ok(self.user_response(200, &user, mapping))
             }
-            State::CreateUser => {
-                let doc = drupal::expect_document(&first, &[201])?;
-                let user = drupal::parse_user(doc.get("data").unwrap_or(&Value::Null))?;
-                Ok(self.user_response(201, &user))
+            State::Written { status } => {
+                let doc = drupal::expect_document(&first, &[status])?;
+                let user = drupal::parse_user(doc.get("data").unwrap_or(&Value::Null), mapping)?;
+                Ok(self.user_response(status, &user, mapping))
             }
-            State::DeleteLookup { uuid } => {
-                let user = live_user(&first)?;
-                if user.name.eq_ignore_ascii_case(&config.service_username) {
+            State::PutLookup { write, if_match } => {
+                let user = live_user(&first, mapping)?;
+                if !etag_matches(&if_match, &user.version(mapping)) {
+                    return Err(precondition_failed());
+                }
+                let call = calls.update_user(&user.uuid, &write.fields, write.password.as_deref());
+                self.call(State::Written { status: 200 }, vec![call])
+            }
+            State::PatchLookup { ops, if_match } => {
+                let user = live_user(&first, mapping)?;
+                if if_match
+                    .as_deref()
+                    .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
+                {
+                    return Err(precondition_failed());
+                }
+                let mut resource = user.attributes(mapping);
+                let applied = patch::apply(&mut resource, &ops, mapping)?;
+                let target = mapping.from_scim(&resource)?;
+                let mut changes = Map::new();
+                for field in mapping.drupal_fields() {
+                    let new = target.get(field).cloned().unwrap_or(Value::Null);
+                    let old = user.fields.get(field).cloned().unwrap_or(Value::Null);
+                    let old = if old.as_str() == Some("") {
+                        Value::Null
+                    } else {
+                        old
+                    };
+                    if new != old {
+                        changes.insert(field.to_string(), new);
+                    }
+                }
+                match changes.get("name") {
+                    Some(Value::String(name)) => user::check_user_name(name)?,
+                    Some(_) => {
+                        return Err(ScimError::invalid_value("`userName` cannot be removed."))
+                    }
+                    None => {}
+                }
+                if changes.get("status").is_some_and(Value::is_null) {
+                    return Err(ScimError::invalid_value(
+                        "`active` cannot be removed; set it to false instead.",
+                    ));
+                }
+                if changes.is_empty() && applied.password.is_none() {
+                    // Nothing to change: no Drupal write.
+                    return Ok(self.user_response(200, &user, mapping));
+                }
+                let call = calls.update_user(&user.uuid, &changes, applied.password.as_deref());
+                self.call(State::Written { status: 200 }, vec![call])
+            }
+            State::DeleteLookup { uuid, if_match } => {
+                let user = live_user(&first, mapping)?;
+                if user.name().eq_ignore_ascii_case(&config.service_username) {
                     return Err(ScimError::new(
                         403,
                         None,
                         "The gateway's own Drupal service account cannot be deleted through SCIM.",
                     ));
                 }
-                let calls = Self::calls(config);
+                if if_match
+                    .as_deref()
+                    .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
+                {
+                    return Err(precondition_failed());
+                }
                 match config.drupal.user_delete {
                     UserDelete::Cancel => self.call(
                         State::DeleteCancelled { uuid: uuid.clone() },
@@ -396,52 +735,80 @@ impl Exchange {
                 drupal::expect_document(&first, &[204, 200])?;
                 // The site's cancel method may have kept the account (it only blocks by
                 // default): retire it. If the account is gone, the PATCH answers 404.
-                let call = Self::calls(config).retire_user(&uuid);
-                self.call(State::DeleteRetired, vec![call])
+                self.call(State::DeleteRetired, vec![calls.retire_user(&uuid)])
             }
             State::DeleteRetired => match &first {
-                DrupalReply::Answer { status: 404, .. } => Ok(no_content()),
+                DrupalReply::Answer { status: 404, .. } => Ok(empty_response(204, vec![])),
                 other => {
                     drupal::expect_document(other, &[200])?;
-                    Ok(no_content())
+                    Ok(empty_response(204, vec![]))
                 }
             },
             State::DeleteHard => {
                 drupal::expect_document(&first, &[204, 200])?;
-                Ok(no_content())
+                Ok(empty_response(204, vec![]))
             }
-            State::ListWindow(w) => self.finish_window(&w, &replies),
+            State::ListWindow(w) => self.continue_window(config, w, &replies),
             State::ListWalk(walk) => self.continue_walk(config, walk, &first),
         }
     }
 
-    fn user_response(&self, status: u16, user: &DrupalUser) -> Step {
-        let resource = user.to_scim(&self.base_url);
-        let location = format!("{}/Users/{}", self.base_url, user.uuid);
-        let mut headers = vec![("etag".to_string(), user.version())];
-        if status == 201 {
-            headers.push(("location".to_string(), location));
-        }
-        json_response(status, &resource, headers)
+    fn scim_user(&self, user: &DrupalUser, mapping: &UserMapping) -> Value {
+        let mut resource = user.to_scim(mapping, &self.base_url);
+        self.projection.apply(&mut resource);
+        Value::Object(resource)
     }
 
-    fn finish_window(&self, w: &ListWindow, replies: &[DrupalReply]) -> Result<Step, ScimError> {
-        let mut users: Vec<DrupalUser> = Vec::new();
+    fn user_response(&self, status: u16, user: &DrupalUser, mapping: &UserMapping) -> Step {
+        let mut headers = vec![("etag".to_string(), user.version(mapping))];
+        if status == 201 {
+            headers.push((
+                "location".to_string(),
+                format!("{}/Users/{}", self.base_url, user.uuid),
+            ));
+        }
+        json_response(status, &self.scim_user(user, mapping), headers)
+    }
+
+    fn continue_window(
+        &mut self,
+        config: &Config,
+        mut w: Box<ListWindow>,
+        replies: &[DrupalReply],
+    ) -> Result<Step, ScimError> {
+        let mapping = &config.mapping;
         let mut more = false;
         for reply in replies {
-            let page = read_page(reply)?;
-            users.extend(page.users);
+            let page = read_page(reply, mapping)?;
+            w.users.extend(page.users);
             more = page.has_next;
             if !page.has_next {
                 break;
             }
         }
+        if !w.first_page_read && more && w.count > DRUPAL_PAGE_MAX {
+            let calls = Self::calls(config);
+            let mut rest = Vec::new();
+            let mut skip = DRUPAL_PAGE_MAX;
+            while skip < w.count {
+                let limit = w.count.saturating_sub(skip).min(DRUPAL_PAGE_MAX);
+                rest.push(calls.list_users(
+                    &w.conditions,
+                    w.sort.as_deref(),
+                    w.offset.saturating_add(skip),
+                    limit,
+                ));
+                skip = skip.saturating_add(DRUPAL_PAGE_MAX);
+            }
+            w.first_page_read = true;
+            return self.call(State::ListWindow(w), rest);
+        }
         // Drupal gives no count. totalResults is exact once the end was reached; while more
         // users exist it is one more than what has been seen, so clients keep paging.
-        let seen = w.offset.saturating_add(users.len());
+        let seen = w.offset.saturating_add(w.users.len());
         let total = if more { seen.saturating_add(1) } else { seen };
-        users.truncate(w.count);
-        let resources = users.iter().map(|u| u.to_scim(&self.base_url)).collect();
+        w.users.truncate(w.count);
+        let resources = w.users.iter().map(|u| self.scim_user(u, mapping)).collect();
         Ok(json_response(
             200,
             &discovery::list_response(resources, total, w.start_index),
@@ -452,25 +819,28 @@ impl Exchange {
     fn continue_walk(
         &mut self,
         config: &Config,
-        mut walk: ListWalk,
+        mut walk: Box<ListWalk>,
         reply: &DrupalReply,
     ) -> Result<Step, ScimError> {
-        let page = read_page(reply)?;
-        walk.matches.extend(
-            page.users
-                .into_iter()
-                .filter(|u| walk.query.post_filter_accepts(u)),
-        );
+        let mapping = &config.mapping;
+        let page = read_page(reply, mapping)?;
+        for u in page.users {
+            let resource = u.to_scim(mapping, &self.base_url);
+            if filter_eval::matches(&walk.post_filter, &resource, mapping) {
+                walk.matches.push(u);
+            }
+        }
         if page.has_next {
             if walk.next_offset >= MAX_WALK_PAGES.saturating_mul(DRUPAL_PAGE_MAX) {
                 return Err(ScimError::new(
                     400,
-                    Some(crate::error::ScimType::TooMany),
-                    "The filter matches too many Drupal users to check; narrow it.",
+                    Some(ScimType::TooMany),
+                    "The filter needs more Drupal users checked than the gateway reads for one request; narrow it.",
                 ));
             }
             let call = Self::calls(config).list_users(
                 &walk.query.conditions,
+                walk.sort.as_deref(),
                 walk.next_offset,
                 DRUPAL_PAGE_MAX,
             );
@@ -483,7 +853,7 @@ impl Exchange {
             .iter()
             .skip(walk.start_index.saturating_sub(1))
             .take(walk.count)
-            .map(|u| u.to_scim(&self.base_url))
+            .map(|u| self.scim_user(u, mapping))
             .collect();
         Ok(json_response(
             200,
@@ -498,7 +868,7 @@ fn user_not_found(id: &str) -> ScimError {
 }
 
 /// A user read by id, where a retired account or Drupal's 404 both mean "no such user".
-fn live_user(reply: &DrupalReply) -> Result<DrupalUser, ScimError> {
+fn live_user(reply: &DrupalReply, mapping: &UserMapping) -> Result<DrupalUser, ScimError> {
     if let DrupalReply::Answer { status: 404, .. } = reply {
         return Err(ScimError::not_found("User not found."));
     }
@@ -507,7 +877,7 @@ fn live_user(reply: &DrupalReply) -> Result<DrupalUser, ScimError> {
     if drupal::is_anonymous_label(data) {
         return Err(ScimError::not_found("User not found."));
     }
-    let user = drupal::parse_user(data)?;
+    let user = drupal::parse_user(data, mapping)?;
     if user.is_retired() {
         return Err(ScimError::not_found("User not found."));
     }
@@ -519,7 +889,7 @@ struct Page {
     has_next: bool,
 }
 
-fn read_page(reply: &DrupalReply) -> Result<Page, ScimError> {
+fn read_page(reply: &DrupalReply, mapping: &UserMapping) -> Result<Page, ScimError> {
     let doc = drupal::expect_document(reply, &[200])?;
     let data = doc
         .get("data")
@@ -527,18 +897,11 @@ fn read_page(reply: &DrupalReply) -> Result<Page, ScimError> {
         .ok_or_else(|| ScimError::bad_gateway("Drupal's user list has no `data` array."))?;
     let users = data
         .iter()
-        .map(drupal::parse_user)
+        .map(|d| drupal::parse_user(d, mapping))
         .collect::<Result<Vec<_>, _>>()?;
     let has_next = doc.get("links").and_then(|l| l.get("next")).is_some();
     Ok(Page { users, has_next })
 }
-
-fn parse_int(name: &str, value: &str) -> Result<i64, ScimError> {
-    value.trim().parse::<i64>().map_err(|_| {
-        ScimError::invalid_value(format!("`{name}` must be an integer, not `{value}`."))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::arithmetic_side_effects)]
@@ -566,6 +929,11 @@ mod tests {
             max_body_bytes: 1_048_576,
             public_url: None,
             service_username: "scim-service".into(),
+            mapping: crate::mapping::UserMapping::from_config(Some(&json!([
+                {"scim": "name.givenName", "drupal": "field_given_name"},
+                {"scim": "externalId", "drupal": "field_external_id"}
+            ])))
+            .unwrap(),
         }
     }
 
@@ -585,7 +953,8 @@ mod tests {
     fn drupal_user(uuid: &str, uid: u64, name: &str, mail: &str) -> Value {
         json!({"type": "user--user", "id": uuid, "attributes": {"display_name": name, "name": name,
             "mail": mail, "status": true, "created": "2026-11-28T11:44:27+00:00",
-            "changed": "2026-11-28T11:44:27+00:00", "drupal_internal__uid": uid}})
+            "changed": "2026-11-28T11:44:27+00:00", "drupal_internal__uid": uid,
+            "field_given_name": "Alice", "field_external_id": null}})
     }
 
     fn answer(status: u16, body: Value) -> DrupalReply {
@@ -662,7 +1031,7 @@ mod tests {
     #[test]
     fn discovery_is_read_only_and_unknown_paths_are_404() {
         let (_, step) = run(req("GET", "/scim/v2/ServiceProviderConfig", ""));
-        assert_eq!(response(step).1["patch"]["supported"], false);
+        assert_eq!(response(step).1["patch"]["supported"], true);
         for m in ["POST", "PUT", "PATCH", "DELETE"] {
             for p in [
                 "/scim/v2/ServiceProviderConfig",
@@ -729,7 +1098,7 @@ mod tests {
         ];
         for (reply, status) in cases {
             let (mut ex, step) = run(req("GET", &format!("/scim/v2/Users/{ALICE}"), ""));
-            assert_eq!(calls(&step)[0].path, format!("/jsonapi/user/user/{ALICE}?fields[user--user]=display_name%2Cname%2Cmail%2Cstatus%2Ccreated%2Cchanged%2Cdrupal_internal__uid"));
+            assert_eq!(calls(&step)[0].path, format!("/jsonapi/user/user/{ALICE}?fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cname%2Cmail%2Cstatus%2Cfield_given_name%2Cfield_external_id"));
             let (resp, body) = response(ex.resume(&config(), vec![reply]));
             assert_eq!(resp.status, status, "{body}");
             if status == 200 {
@@ -888,41 +1257,50 @@ mod tests {
 
     #[test]
     fn list_fetches_the_window_concurrently_and_reports_a_growing_total() {
-        let (mut ex, step) = run(req("GET", "/scim/v2/Users?startIndex=11&count=120", ""));
-        let c = calls(&step);
-        assert_eq!(c.len(), 3);
-        assert!(c[0].path.ends_with("page[offset]=10&page[limit]=50"));
-        assert!(c[1].path.ends_with("page[offset]=60&page[limit]=50"));
-        assert!(c[2].path.ends_with("page[offset]=110&page[limit]=20"));
         let users = |n: u64, from: u64| {
             (0..n)
                 .map(|i| drupal_user(ALICE, from + i, &format!("u{}", from + i), "m@x.org"))
                 .collect::<Vec<_>>()
         };
+        let (mut ex, step) = run(req("GET", "/scim/v2/Users?startIndex=11&count=120", ""));
+        assert_eq!(calls(&step).len(), 1);
+        assert!(calls(&step)[0]
+            .path
+            .ends_with("page[offset]=10&page[limit]=50"));
+        let step = ex.resume(&config(), vec![page(users(50, 11), true)]);
+        let c = calls(&step);
+        assert_eq!(c.len(), 2);
+        assert!(c[0].path.ends_with("page[offset]=60&page[limit]=50"));
+        assert!(c[1].path.ends_with("page[offset]=110&page[limit]=20"));
         let (resp, out) = response(ex.resume(
             &config(),
-            vec![
-                page(users(50, 11), true),
-                page(users(50, 61), true),
-                page(users(20, 111), true),
-            ],
+            vec![page(users(50, 61), true), page(users(20, 111), true)],
         ));
         assert_eq!(resp.status, 200);
         assert_eq!(out["itemsPerPage"], 120);
         assert_eq!(out["startIndex"], 11);
         assert_eq!(out["totalResults"], 131);
+
         let (mut ex, _) = run(req("GET", "/scim/v2/Users?startIndex=11&count=120", ""));
+        ex.resume(&config(), vec![page(users(50, 11), true)]);
         let (_, out) = response(ex.resume(
             &config(),
-            vec![
-                page(users(50, 11), true),
-                page(users(5, 61), false),
-                page(vec![], false),
-            ],
+            vec![page(users(5, 61), false), page(vec![], false)],
         ));
         assert_eq!(
             (out["itemsPerPage"].as_u64(), out["totalResults"].as_u64()),
             (Some(55), Some(65))
+        );
+
+        // A small directory is one Drupal call, whatever the count.
+        let (mut ex, step) = run(req("GET", "/scim/v2/Users", ""));
+        assert!(calls(&step)[0]
+            .path
+            .ends_with("page[offset]=0&page[limit]=50"));
+        let (_, out) = response(ex.resume(&config(), vec![page(users(7, 1), false)]));
+        assert_eq!(
+            (out["itemsPerPage"].as_u64(), out["totalResults"].as_u64()),
+            (Some(7), Some(7))
         );
     }
 
@@ -949,17 +1327,15 @@ mod tests {
     }
 
     #[test]
-    fn lookups_check_matches_in_the_gateway() {
+    fn username_lookups_are_answered_by_drupal_in_one_call() {
         let (mut ex, step) = run(req(
             "GET",
             "/scim/v2/Users?filter=userName+eq+%22Jane%40Example.com%22",
             "",
         ));
+        assert_eq!(calls(&step).len(), 1);
         assert!(calls(&step)[0].path.contains("[value]=Jane%40Example.com"));
-        let rows = vec![
-            drupal_user(ALICE, 5, "jane@example.com", "j@x.org"),
-            drupal_user(ALICE, 6, "jane@example.co", "k@x.org"),
-        ];
+        let rows = vec![drupal_user(ALICE, 5, "jane@example.com", "j@x.org")];
         let (_, out) = response(ex.resume(&config(), vec![page(rows, false)]));
         assert_eq!(out["totalResults"], 1);
         assert_eq!(out["Resources"][0]["userName"], "jane@example.com");
@@ -988,7 +1364,7 @@ mod tests {
 
     #[test]
     fn invalid_filters_are_400_invalid_filter_without_a_call() {
-        let (_, step) = run(req("GET", "/scim/v2/Users?filter=userName+sw+%22j%22", ""));
+        let (_, step) = run(req("GET", "/scim/v2/Users?filter=title+sw+%22j%22", ""));
         let (resp, out) = response(step);
         assert_eq!(
             (resp.status, out["scimType"].as_str()),
@@ -996,5 +1372,192 @@ mod tests {
         );
         let (_, step) = run(req("GET", "/scim/v2/Users?filter=id+eq+%22nope%22", ""));
         assert_eq!(response(step).1["totalResults"], 0);
+    }
+
+    fn patch_body(ops: Value) -> String {
+        json!({"schemas": [crate::patch::PATCH_OP_SCHEMA], "Operations": ops}).to_string()
+    }
+
+    fn with_header(mut r: Request, name: &str, value: &str) -> Request {
+        r.headers.push((name.into(), value.into()));
+        r
+    }
+
+    fn alice_doc() -> Value {
+        json!({"data": drupal_user(ALICE, 3, "alice", "a@x.org")})
+    }
+
+    #[test]
+    fn deactivation_patch_is_one_drupal_call() {
+        let (mut ex, step) = run(req(
+            "PATCH",
+            &format!("/scim/v2/Users/{ALICE}"),
+            &patch_body(json!([{"op": "Replace", "path": "active", "value": "False"}])),
+        ));
+        let c = &calls(&step)[0];
+        assert_eq!(c.method, "PATCH");
+        let sent: Value = serde_json::from_slice(c.body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            sent["data"],
+            json!({"type": "user--user", "id": ALICE, "attributes": {"status": false}})
+        );
+        let (resp, out) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        assert_eq!(resp.status, 200);
+        assert_eq!(out["userName"], "alice");
+    }
+
+    #[test]
+    fn patch_with_value_filters_reads_then_writes_only_the_changes() {
+        let ops = json!([{"op": "remove", "path": "name.givenName"}, {"op": "add", "path": "emails[type eq \"work\"].value", "value": "new@x.org"}]);
+        let (mut ex, step) = run(req(
+            "PATCH",
+            &format!("/scim/v2/Users/{ALICE}"),
+            &patch_body(ops),
+        ));
+        assert_eq!(calls(&step)[0].method, "GET");
+        let step = ex.resume(&config(), vec![answer(200, alice_doc())]);
+        let sent: Value = serde_json::from_slice(calls(&step)[0].body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            sent["data"]["attributes"],
+            json!({"mail": "new@x.org", "field_given_name": null})
+        );
+        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        assert_eq!(resp.status, 200);
+    }
+
+    #[test]
+    fn patch_that_changes_nothing_writes_nothing() {
+        let ops = json!([{"op": "remove", "path": "externalId"}]);
+        let (mut ex, _) = run(req(
+            "PATCH",
+            &format!("/scim/v2/Users/{ALICE}"),
+            &patch_body(ops),
+        ));
+        let (resp, out) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        assert_eq!((resp.status, out["id"].as_str()), (200, Some(ALICE)));
+    }
+
+    #[test]
+    fn if_match_guards_writes_and_if_none_match_gives_304() {
+        let (mut ex, _) = run(req("GET", &format!("/scim/v2/Users/{ALICE}"), ""));
+        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        let etag = resp.header("etag").unwrap().to_string();
+
+        let (mut ex, _) = run(with_header(
+            req("GET", &format!("/scim/v2/Users/{ALICE}"), ""),
+            "if-none-match",
+            &etag,
+        ));
+        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        assert_eq!((resp.status, resp.body.len()), (304, 0));
+
+        let body = patch_body(json!([{"op": "replace", "path": "active", "value": false}]));
+        let (mut ex, step) = run(with_header(
+            req("PATCH", &format!("/scim/v2/Users/{ALICE}"), &body),
+            "if-match",
+            "W/\"stale\"",
+        ));
+        assert_eq!(calls(&step)[0].method, "GET");
+        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        assert_eq!(resp.status, 412);
+
+        let (mut ex, _) = run(with_header(
+            req("PATCH", &format!("/scim/v2/Users/{ALICE}"), &body),
+            "if-match",
+            &etag,
+        ));
+        let step = ex.resume(&config(), vec![answer(200, alice_doc())]);
+        assert_eq!(calls(&step)[0].method, "PATCH");
+
+        let (mut ex, _) = run(with_header(
+            req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""),
+            "if-match",
+            "W/\"stale\"",
+        ));
+        assert_eq!(
+            response(ex.resume(&config(), vec![answer(200, alice_doc())]))
+                .0
+                .status,
+            412
+        );
+    }
+
+    #[test]
+    fn put_replaces_in_one_call_and_clears_what_is_left_out() {
+        let body = json!({"schemas": [crate::discovery::USER_SCHEMA], "id": "ignored", "userName": "alice2",
+            "emails": [{"value": "a2@x.org", "type": "work"}], "meta": {"version": "x"}, "groups": []});
+        let (mut ex, step) = run(req(
+            "PUT",
+            &format!("/scim/v2/Users/{ALICE}"),
+            &body.to_string(),
+        ));
+        let c = &calls(&step)[0];
+        assert_eq!(
+            (c.method, c.path.as_str()),
+            ("PATCH", format!("/jsonapi/user/user/{ALICE}").as_str())
+        );
+        let sent: Value = serde_json::from_slice(c.body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            sent["data"]["attributes"],
+            json!({"name": "alice2", "mail": "a2@x.org", "field_given_name": null, "field_external_id": null})
+        );
+        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        assert_eq!(resp.status, 200);
+    }
+
+    #[test]
+    fn rename_collision_is_409() {
+        let body = patch_body(json!([{"op": "replace", "path": "userName", "value": "bob"}]));
+        let (mut ex, _) = run(req("PATCH", &format!("/scim/v2/Users/{ALICE}"), &body));
+        let dup = json!({"errors": [{"status": "422", "detail": "name: The username bob is already taken."}]});
+        let (resp, out) = response(ex.resume(&config(), vec![answer(422, dup)]));
+        assert_eq!(
+            (resp.status, out["scimType"].as_str()),
+            (409, Some("uniqueness"))
+        );
+    }
+
+    #[test]
+    fn search_sorts_and_projects() {
+        let body = json!({"schemas": [SEARCH_REQUEST_SCHEMA], "filter": "userName sw \"a\"", "sortBy": "name.givenName",
+            "sortOrder": "descending", "attributes": ["userName"], "count": 10});
+        for path in ["/scim/v2/Users/.search", "/scim/v2/.search"] {
+            let (mut ex, step) = run(req("POST", path, &body.to_string()));
+            let c = &calls(&step)[0];
+            assert!(
+                c.path
+                    .contains("sort=-field_given_name%2Cdrupal_internal__uid"),
+                "{}",
+                c.path
+            );
+            assert!(c.path.contains("[operator]=STARTS_WITH"));
+            let (_, out) = response(ex.resume(
+                &config(),
+                vec![page(vec![drupal_user(ALICE, 3, "alice", "a@x.org")], false)],
+            ));
+            assert_eq!(
+                out["Resources"][0],
+                json!({"schemas": [crate::discovery::USER_SCHEMA], "id": ALICE, "userName": "alice"})
+            );
+        }
+        let (_, step) = run(req("POST", "/scim/v2/.search", "{\"filter\": \"x\"}"));
+        assert_eq!(response(step).0.status, 400);
+        let (_, step) = run(req("GET", "/scim/v2/Users?sortBy=title", ""));
+        assert_eq!(response(step).0.status, 400);
+    }
+
+    #[test]
+    fn excluded_attributes_apply_to_reads() {
+        let (mut ex, _) = run(req(
+            "GET",
+            &format!("/scim/v2/Users/{ALICE}?excludedAttributes=emails,name"),
+            "",
+        ));
+        let (_, out) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        assert!(
+            out.get("emails").is_none()
+                && out.get("name").is_none()
+                && out.get("userName").is_some()
+        );
     }
 }

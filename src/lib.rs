@@ -4,12 +4,17 @@
 
 pub mod auth;
 pub mod config;
+pub mod dates;
 pub mod discovery;
 pub mod drupal;
 pub mod error;
 pub mod exchange;
 pub mod filter;
+pub mod filter_eval;
 pub mod http;
+pub mod mapping;
+pub mod patch;
+pub mod projection;
 pub mod query;
 pub mod user;
 pub mod user_filter;

@@ -3,6 +3,7 @@
 
 use crate::discovery::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::error::{ScimError, ScimType};
+use crate::mapping::UserMapping;
 use serde_json::{Map, Value};
 
 /// Usernames the gateway gives to accounts it retires on DELETE; clients may not use them.
@@ -11,11 +12,11 @@ pub const RETIRED_NAME_PREFIX: &str = "scimretired";
 /// Drupal fails to hash longer passwords (500 "Failed to hash the User password.").
 const MAX_PASSWORD_BYTES: usize = 512;
 
+/// The Drupal side of a validated User body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewUser {
-    pub user_name: String,
-    pub email: Option<String>,
-    pub active: bool,
+pub struct UserWrite {
+    /// Drupal field values (`Value::Null` clears a field).
+    pub fields: Map<String, Value>,
     pub password: Option<String>,
 }
 
@@ -42,12 +43,7 @@ pub fn parse_json_object(body: &[u8]) -> Result<Map<String, Value>, ScimError> {
     }
 }
 
-/// Finds a top-level attribute by name, case-insensitively (RFC 7643 §2.1).
-pub fn get_attr<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
-}
+pub use crate::mapping::get_ci as get_attr;
 
 /// Checks `schemas`: it must list the core User schema; the only other URN accepted is the
 /// enterprise extension (whose attributes this gateway does not map and so ignores).
@@ -99,56 +95,7 @@ pub fn coerce_bool(name: &str, value: &Value) -> Result<bool, ScimError> {
     }
 }
 
-fn optional_string(name: &str, value: Option<&Value>) -> Result<Option<String>, ScimError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ScimError::invalid_value(format!(
-            "`{name}` must be a string."
-        ))),
-    }
-}
-
-/// The address Drupal stores in `mail`: the primary entry, else the first one.
-pub fn primary_email(value: Option<&Value>) -> Result<Option<String>, ScimError> {
-    let list = match value {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(ScimError::invalid_value(
-                "`emails` must be a list of {\"value\": …} objects.",
-            ))
-        }
-    };
-    let mut first: Option<String> = None;
-    let mut primary: Option<String> = None;
-    for entry in list {
-        let obj = entry
-            .as_object()
-            .ok_or_else(|| ScimError::invalid_value("Each entry of `emails` must be an object."))?;
-        let Some(address) = optional_string("emails.value", get_attr(obj, "value"))? else {
-            continue;
-        };
-        let is_primary = match get_attr(obj, "primary") {
-            None | Some(Value::Null) => false,
-            Some(v) => coerce_bool("emails.primary", v)?,
-        };
-        if is_primary {
-            if primary.is_some() {
-                return Err(ScimError::invalid_value(
-                    "Only one entry of `emails` may be primary.",
-                ));
-            }
-            primary = Some(address.clone());
-        }
-        if first.is_none() {
-            first = Some(address);
-        }
-    }
-    Ok(primary.or(first))
-}
-
-fn check_user_name(user_name: &str) -> Result<(), ScimError> {
+pub fn check_user_name(user_name: &str) -> Result<(), ScimError> {
     if user_name.trim().is_empty() {
         return Err(ScimError::invalid_value("`userName` must not be empty."));
     }
@@ -161,7 +108,7 @@ fn check_user_name(user_name: &str) -> Result<(), ScimError> {
     Ok(())
 }
 
-fn check_password(password: &Option<String>) -> Result<(), ScimError> {
+pub fn check_password(password: &Option<String>) -> Result<(), ScimError> {
     match password {
         Some(p) if p.len() > MAX_PASSWORD_BYTES => Err(ScimError::invalid_value(format!(
             "`password` is longer than Drupal accepts ({MAX_PASSWORD_BYTES} bytes)."
@@ -173,31 +120,47 @@ fn check_password(password: &Option<String>) -> Result<(), ScimError> {
     }
 }
 
-/// Validates a `POST /Users` body.
-pub fn parse_new_user(body: &[u8]) -> Result<NewUser, ScimError> {
+/// Fields Drupal cannot clear: a user keeps its status, and an address once set, when a
+/// replacing PUT leaves them out.
+const NOT_CLEARED_BY_PUT: &[&str] = &["status", "mail"];
+
+/// Validates a `POST /Users` body (`replace` false) or a `PUT /Users/{id}` body (`replace`
+/// true: mapped attributes left out are cleared where Drupal allows it).
+pub fn parse_user_body(
+    body: &[u8],
+    mapping: &UserMapping,
+    replace: bool,
+) -> Result<UserWrite, ScimError> {
     let obj = parse_json_object(body)?;
     check_user_schemas(&obj)?;
-    let user_name = match get_attr(&obj, "userName") {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => {
-            return Err(ScimError::invalid_value("`userName` is required."))
-        }
-        Some(_) => return Err(ScimError::invalid_value("`userName` must be a string.")),
+    let mut fields = mapping.from_scim(&obj)?;
+    match fields.get("name") {
+        Some(Value::String(name)) => check_user_name(name)?,
+        _ => return Err(ScimError::invalid_value("`userName` is required.")),
+    }
+    let password = match get_attr(&obj, "password") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(_) => return Err(ScimError::invalid_value("`password` must be a string.")),
     };
-    check_user_name(&user_name)?;
-    let email = primary_email(get_attr(&obj, "emails"))?;
-    let active = match get_attr(&obj, "active") {
-        None | Some(Value::Null) => true,
-        Some(v) => coerce_bool("active", v)?,
-    };
-    let password = optional_string("password", get_attr(&obj, "password"))?;
     check_password(&password)?;
-    Ok(NewUser {
-        user_name,
-        email,
-        active,
-        password,
-    })
+    if replace {
+        for field in mapping.drupal_fields() {
+            if !fields.contains_key(field) && !NOT_CLEARED_BY_PUT.contains(&field) {
+                fields.insert(field.to_string(), Value::Null);
+            }
+        }
+        if fields.get("status").is_some_and(Value::is_null) {
+            fields.remove("status");
+        }
+    } else {
+        // Drupal creates blocked accounts unless `status` is sent.
+        if fields.get("status").is_none_or(Value::is_null) {
+            fields.insert("status".into(), Value::Bool(true));
+        }
+        fields.retain(|_, v| !v.is_null());
+    }
+    Ok(UserWrite { fields, password })
 }
 
 #[cfg(test)]
@@ -205,13 +168,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(v: Value) -> Result<NewUser, ScimError> {
-        parse_new_user(&serde_json::to_vec(&v).unwrap())
+    fn mapping() -> UserMapping {
+        UserMapping::from_config(Some(
+            &json!([{"scim": "name.givenName", "drupal": "field_given_name"}]),
+        ))
+        .unwrap()
+    }
+
+    fn create(v: Value) -> Result<UserWrite, ScimError> {
+        parse_user_body(&serde_json::to_vec(&v).unwrap(), &mapping(), false)
     }
 
     #[test]
     fn jumpcloud_create_body_is_accepted() {
-        let u = parse(json!({
+        let u = create(json!({
             "schemas": [USER_SCHEMA],
             "userName": "jane.doe@example.com",
             "name": {"givenName": "Jane", "familyName": "Doe"},
@@ -220,25 +190,38 @@ mod tests {
             "active": true
         }))
         .unwrap();
-        assert_eq!(u.user_name, "jane.doe@example.com");
-        assert_eq!(u.email.as_deref(), Some("jane.doe@example.com"));
-        assert!(u.active);
+        assert_eq!(
+            Value::Object(u.fields),
+            json!({"name": "jane.doe@example.com", "mail": "jane.doe@example.com", "status": true, "field_given_name": "Jane"})
+        );
         assert_eq!(u.password, None);
     }
 
     #[test]
     fn attribute_names_are_case_insensitive_and_strings_coerce_to_booleans() {
-        let u = parse(json!({"schemas": [USER_SCHEMA], "USERNAME": "a", "Active": "False", "emails": [{"value": "a@x.org"}]})).unwrap();
-        assert_eq!(u.user_name, "a");
-        assert!(!u.active);
-        assert_eq!(u.email.as_deref(), Some("a@x.org"));
+        let u = create(json!({"schemas": [USER_SCHEMA], "USERNAME": "a", "Active": "False", "emails": [{"value": "a@x.org"}], "password": "pw"})).unwrap();
+        assert_eq!(
+            Value::Object(u.fields),
+            json!({"name": "a", "mail": "a@x.org", "status": false})
+        );
+        assert_eq!(u.password.as_deref(), Some("pw"));
+    }
+
+    #[test]
+    fn put_clears_what_it_leaves_out_where_drupal_allows_it() {
+        let body = serde_json::to_vec(&json!({"schemas": [USER_SCHEMA], "userName": "a", "id": "ignored", "meta": {}, "groups": []})).unwrap();
+        let u = parse_user_body(&body, &mapping(), true).unwrap();
+        assert_eq!(
+            Value::Object(u.fields),
+            json!({"name": "a", "field_given_name": null})
+        );
     }
 
     #[test]
     fn bad_bodies_are_rejected_with_the_right_scim_type() {
         let syntax = [&b""[..], b"  ", b"{", b"[1]", b"\"x\""];
         for body in syntax {
-            let e = parse_new_user(body).unwrap_err();
+            let e = parse_user_body(body, &mapping(), false).unwrap_err();
             assert_eq!(
                 (e.status, e.scim_type),
                 (400, Some(ScimType::InvalidSyntax)),
@@ -259,9 +242,10 @@ mod tests {
             json!({"schemas": [USER_SCHEMA], "userName": "a", "emails": [{"value": "a@b", "primary": true}, {"value": "c@d", "primary": true}]}),
             json!({"schemas": [USER_SCHEMA], "userName": "a", "password": "x".repeat(513)}),
             json!({"schemas": [USER_SCHEMA], "userName": "a", "password": 12}),
+            json!({"schemas": [USER_SCHEMA], "userName": "a", "name": "Jane"}),
         ];
         for v in values {
-            let e = parse(v.clone()).unwrap_err();
+            let e = create(v.clone()).unwrap_err();
             assert_eq!(
                 (e.status, e.scim_type),
                 (400, Some(ScimType::InvalidValue)),
@@ -272,7 +256,7 @@ mod tests {
 
     #[test]
     fn enterprise_extension_and_unmapped_attributes_are_ignored() {
-        let u = parse(json!({
+        let u = create(json!({
             "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
             "userName": "a", "externalId": "x", "nickName": 3,
             ENTERPRISE_USER_SCHEMA: {"employeeNumber": "1"}
