@@ -6,27 +6,90 @@ use crate::config::{self, Config, Credentials};
 use crate::error::ScimError;
 use crate::exchange::{self, Exchange};
 use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
+use crate::probe::{self, Verdict};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 proxy_wasm::main! {{
     // Also installs a panic hook that logs the panic at critical level before the VM dies.
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(ScimRoot { shared: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(ScimRoot { shared: None, check_in_flight: false })
+    });
 }}
 
 struct Shared {
     config: Config,
     credentials: Credentials,
+    /// The startup check of the attribute mapping against Drupal (per VM).
+    mapping_check: RefCell<Verdict>,
 }
+
+impl Shared {
+    fn dispatch(
+        &self,
+        ctx: &dyn Context,
+        call: &DrupalCall,
+    ) -> Result<u32, proxy_wasm::types::Status> {
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", call.method),
+            (":path", call.path.as_str()),
+            (":authority", self.config.drupal.authority.as_str()),
+            ("authorization", self.credentials.authorization.as_str()),
+            ("accept", crate::drupal::JSONAPI_CONTENT_TYPE),
+        ];
+        if let Some(ct) = call.content_type {
+            headers.push(("content-type", ct));
+        }
+        ctx.dispatch_http_call(
+            &self.config.drupal.cluster,
+            headers,
+            call.body.as_deref(),
+            vec![],
+            Duration::from_millis(self.config.drupal.timeout_ms),
+        )
+    }
+}
+
+/// How often the mapping check is tried until Drupal has answered it.
+const MAPPING_CHECK_PERIOD: Duration = Duration::from_secs(2);
 
 struct ScimRoot {
     shared: Option<Rc<Shared>>,
+    check_in_flight: bool,
 }
 
-impl Context for ScimRoot {}
+impl Context for ScimRoot {
+    fn on_http_call_response(
+        &mut self,
+        _token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        self.check_in_flight = false;
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let reply = read_reply(self, num_headers, body_size);
+        let verdict = probe::read(&reply);
+        let line = probe::describe(&verdict, &reply);
+        match &verdict {
+            Verdict::Ready => log::info!("{line}"),
+            Verdict::MissingField(_) => log::error!("{line}"),
+            Verdict::Refused | Verdict::Unknown => log::warn!("{line}"),
+        }
+        if verdict.is_final() {
+            self.set_tick_period(Duration::ZERO);
+        }
+        if let Ok(mut slot) = shared.mapping_check.try_borrow_mut() {
+            *slot = verdict;
+        };
+    }
+}
 
 impl RootContext for ScimRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -43,12 +106,36 @@ impl RootContext for ScimRoot {
                 self.shared = Some(Rc::new(Shared {
                     config,
                     credentials,
+                    mapping_check: RefCell::new(Verdict::Unknown),
                 }));
+                // Check the mapping against Drupal right after start (and until it answers).
+                self.set_tick_period(MAPPING_CHECK_PERIOD);
                 true
             }
             Err(e) => {
                 log::error!("{e}");
                 false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        if self.check_in_flight
+            || shared
+                .mapping_check
+                .try_borrow()
+                .map(|v| v.is_final())
+                .unwrap_or(true)
+        {
+            return;
+        }
+        match shared.dispatch(self, &probe::call(&shared.config)) {
+            Ok(_) => self.check_in_flight = true,
+            Err(status) => {
+                log::warn!("could not ask Drupal to check the attribute mapping: {status:?}")
             }
         }
     }
@@ -138,26 +225,9 @@ impl ScimHttp {
     fn dispatch(&mut self, shared: &Shared, calls: Vec<DrupalCall>) {
         self.in_flight.clear();
         self.replies = vec![None; calls.len()];
-        let timeout = Duration::from_millis(shared.config.drupal.timeout_ms);
         for (index, call) in calls.iter().enumerate() {
             self.drupal_calls = self.drupal_calls.saturating_add(1);
-            let mut headers: Vec<(&str, &str)> = vec![
-                (":method", call.method),
-                (":path", call.path.as_str()),
-                (":authority", shared.config.drupal.authority.as_str()),
-                ("authorization", shared.credentials.authorization.as_str()),
-                ("accept", crate::drupal::JSONAPI_CONTENT_TYPE),
-            ];
-            if let Some(ct) = call.content_type {
-                headers.push(("content-type", ct));
-            }
-            match self.dispatch_http_call(
-                &shared.config.drupal.cluster,
-                headers,
-                call.body.as_deref(),
-                vec![],
-                timeout,
-            ) {
+            match shared.dispatch(self, call) {
                 Ok(token) => self.in_flight.push((token, index)),
                 Err(status) => {
                     log::warn!(
@@ -191,6 +261,25 @@ impl ScimHttp {
     }
 }
 
+/// Reads a Drupal call's answer. A failed call arrives without headers; reading them would
+/// make the SDK panic, so it becomes `Failed`.
+fn read_reply(ctx: &dyn Context, num_headers: usize, body_size: usize) -> DrupalReply {
+    if num_headers == 0 {
+        return DrupalReply::Failed;
+    }
+    let status = ctx
+        .get_http_call_response_header(":status")
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or(0);
+    let body = if body_size > 0 {
+        ctx.get_http_call_response_body(0, body_size)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    DrupalReply::Answer { status, body }
+}
+
 impl Context for ScimHttp {
     fn on_http_call_response(
         &mut self,
@@ -206,22 +295,7 @@ impl Context for ScimHttp {
             return;
         };
         let (_, index) = self.in_flight.swap_remove(pos);
-        // A failed call arrives without headers; reading them would make the SDK panic.
-        let reply = if num_headers == 0 {
-            DrupalReply::Failed
-        } else {
-            let status = self
-                .get_http_call_response_header(":status")
-                .and_then(|s| s.parse::<u16>().ok())
-                .unwrap_or(0);
-            let body = if body_size > 0 {
-                self.get_http_call_response_body(0, body_size)
-                    .unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            DrupalReply::Answer { status, body }
-        };
+        let reply = read_reply(self, num_headers, body_size);
         if let Some(slot) = self.replies.get_mut(index) {
             *slot = Some(reply);
         }
@@ -240,6 +314,15 @@ impl HttpContext for ScimHttp {
         let path = self.get_http_request_header(":path").unwrap_or_default();
         if !exchange::is_scim_path(&shared.config, &path) {
             return Action::Continue;
+        }
+        let missing_field = match shared.mapping_check.try_borrow().as_deref() {
+            Ok(Verdict::MissingField(f)) => Some(f.clone()),
+            _ => None,
+        };
+        if let Some(field) = missing_field {
+            self.scim = true;
+            self.respond(probe::refusal(&field));
+            return Action::Pause;
         }
         self.scim = true;
         self.request = Request {

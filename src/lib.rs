@@ -14,6 +14,7 @@ pub mod filter_eval;
 pub mod http;
 pub mod mapping;
 pub mod patch;
+pub mod probe;
 pub mod projection;
 pub mod query;
 pub mod user;
