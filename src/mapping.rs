@@ -444,8 +444,8 @@ impl UserMapping {
     }
 
     /// The element of a typed multi-valued attribute that a mapping takes: the element of
-    /// that type; for the first mapped type also, failing that, the primary element or the
-    /// first element that has no other mapped type (IdPs often send untyped addresses).
+    /// that type; for the first mapped type, the primary element first, and failing both the
+    /// first element that no other mapped type claims.
     fn typed_value(
         &self,
         resource: &Map<String, Value>,
@@ -488,22 +488,27 @@ impl UserMapping {
                 "Only one entry of `{attr}` may be primary."
             )));
         }
-        let chosen = elements
+        let of_type = elements
             .iter()
             .find(|(_, t, _)| t.is_some_and(|t| t.eq_ignore_ascii_case(type_value)));
         let is_first_type = self.types_of(attr).next() == Some(type_value);
-        let chosen = chosen.or_else(|| {
-            if !is_first_type {
-                return None;
-            }
+        let chosen = if is_first_type {
+            // The first mapped type also takes the primary entry, or an entry no other mapped
+            // type claims (IdPs often send untyped or differently typed addresses).
             let other_typed = |t: Option<&str>| {
-                t.is_some_and(|t| self.types_of(attr).any(|m| m.eq_ignore_ascii_case(t)))
+                t.is_some_and(|t| {
+                    !t.eq_ignore_ascii_case(type_value)
+                        && self.types_of(attr).any(|m| m.eq_ignore_ascii_case(t))
+                })
             };
             elements
                 .iter()
                 .find(|(_, t, p)| *p && !other_typed(*t))
+                .or(of_type)
                 .or_else(|| elements.iter().find(|(_, t, _)| !other_typed(*t)))
-        });
+        } else {
+            of_type
+        };
         Ok(Some(
             chosen
                 .and_then(|(obj, _, _)| get_ci(obj, sub).cloned())
@@ -589,7 +594,7 @@ impl UserMapping {
 
 fn describe_attr(attr: &str) -> String {
     match attr {
-        "emails" => "Drupal stores one address (`mail`): the `work` entry, else the primary one, else the first.".into(),
+        "emails" => "Drupal stores one address (`mail`): the primary entry, else the `work` one, else the first.".into(),
         _ => format!("Stored in Drupal user fields, one per mapped sub-attribute or type of `{attr}`."),
     }
 }
@@ -820,7 +825,7 @@ mod tests {
         let d = m.from_scim(body.as_object().unwrap()).unwrap();
         assert_eq!(
             Value::Object(d),
-            json!({"name": "jane", "mail": "w@x.org", "status": true, "field_given_name": "Jane",
+            json!({"name": "jane", "mail": "h@x.org", "status": true, "field_given_name": "Jane",
             "field_family_name": null, "field_phone_work": "1", "field_phone_mobile": null, "field_employee_number": "7"})
         );
     }

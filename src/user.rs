@@ -66,9 +66,11 @@ pub fn check_user_schemas(obj: &Map<String, Value>) -> Result<(), ScimError> {
         let urn = urn
             .as_str()
             .ok_or_else(|| ScimError::invalid_value("`schemas` must contain only strings."))?;
+        // Entra has been seen to send the enterprise URN without its last colon.
+        let squeezed = |s: &str| s.replace(':', "").to_ascii_lowercase();
         if urn.eq_ignore_ascii_case(USER_SCHEMA) {
             has_core = true;
-        } else if !urn.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA) {
+        } else if squeezed(urn) != squeezed(ENTERPRISE_USER_SCHEMA) {
             return Err(ScimError::invalid_value(format!(
                 "Unknown schema `{urn}` for a User; accepted are `{USER_SCHEMA}` and `{ENTERPRISE_USER_SCHEMA}`."
             )));
@@ -257,7 +259,7 @@ mod tests {
     #[test]
     fn enterprise_extension_and_unmapped_attributes_are_ignored() {
         let u = create(json!({
-            "schemas": [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+            "schemas": [USER_SCHEMA, "urn:ietf:params:scim:schemas:extension:enterprise:2.0User"],
             "userName": "a", "externalId": "x", "nickName": 3,
             ENTERPRISE_USER_SCHEMA: {"employeeNumber": "1"}
         }));
