@@ -2,6 +2,7 @@
 //! once in `on_configure`; any problem is one message naming the field, and the plugin
 //! refuses to start (so Envoy never serves with a half-configured filter).
 
+use crate::group::GroupsConfig;
 use crate::mapping::UserMapping;
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -50,6 +51,8 @@ pub struct Config {
     pub service_username: String,
     /// Which SCIM attributes live in which Drupal fields.
     pub mapping: UserMapping,
+    /// SCIM Groups as taxonomy terms; `None`: no `/Groups`.
+    pub groups: Option<GroupsConfig>,
 }
 
 /// The service account's credentials, kept apart from `Config` so only the host adapter
@@ -112,6 +115,7 @@ pub fn parse(
             "max_body_bytes",
             "public_url",
             "attributes",
+            "groups",
         ],
     )?;
 
@@ -215,6 +219,8 @@ pub fn parse(
 
     let mapping = UserMapping::from_config(root.get("attributes"))
         .map_err(|(field, reason)| err(&field, reason))?;
+    let groups = GroupsConfig::from_config(root.get("groups"))
+        .map_err(|(field, reason)| err(&field, reason))?;
 
     let authorization = format!(
         "Basic {}",
@@ -235,6 +241,7 @@ pub fn parse(
             public_url,
             service_username: username.clone(),
             mapping,
+            groups,
         },
         Credentials {
             username,

@@ -9,8 +9,11 @@ use crate::drupal::{self, Calls, DrupalUser, DRUPAL_PAGE_MAX};
 use crate::error::{ScimError, ScimType, SCIM_CONTENT_TYPE};
 use crate::filter::{parse_attr_path, Filter};
 use crate::filter_eval;
+use crate::group::GroupCalls;
+use crate::group_flow::GroupFlow;
 use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
 use crate::mapping::{get_ci, Target, UserMapping};
+use crate::membership::Env;
 use crate::patch::{self, Operation};
 use crate::projection::Projection;
 use crate::query::{parse_query, split_path};
@@ -58,6 +61,7 @@ enum State {
     DeleteHard,
     ListWindow(Box<ListWindow>),
     ListWalk(Box<ListWalk>),
+    Group(Box<GroupFlow>),
 }
 
 /// A list request, from the query string or a `.search` body.
@@ -139,7 +143,7 @@ pub fn too_large(config: &Config) -> ScimError {
 }
 
 /// Takes up a complete request. `None`: not under the SCIM base path, so not ours.
-pub fn begin(config: &Config, req: &Request) -> Option<(Exchange, Step)> {
+pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange, Step)> {
     if !is_scim_path(config, &req.path) {
         return None;
     }
@@ -153,12 +157,9 @@ pub fn begin(config: &Config, req: &Request) -> Option<(Exchange, Step)> {
         Err(e) => Step::Respond(e.into_response()),
         Ok(label) => {
             exchange.token_label = label.to_string();
-            match exchange.route(config, req) {
+            match exchange.route(config, req, env) {
                 Ok(step) => step,
-                Err(e) => {
-                    exchange.state = State::Done;
-                    Step::Respond(e.into_response())
-                }
+                Err(e) => exchange.fail(env, e),
             }
         }
     };
@@ -305,7 +306,39 @@ fn drupal_sort(
 }
 
 impl Exchange {
-    fn route(&mut self, config: &Config, req: &Request) -> Result<Step, ScimError> {
+    /// Ends the exchange with an error, releasing whatever it holds.
+    fn fail(&mut self, env: &mut Env, e: ScimError) -> Step {
+        if let State::Group(flow) = &mut self.state {
+            flow.abandon(env);
+        }
+        self.state = State::Done;
+        Step::Respond(e.into_response())
+    }
+
+    fn group_calls(config: &Config) -> Option<GroupCalls<'_>> {
+        config.groups.as_ref().map(|groups| GroupCalls {
+            jsonapi: &config.drupal.jsonapi_prefix,
+            groups,
+        })
+    }
+
+    fn start_group(
+        &mut self,
+        config: &Config,
+        env: &mut Env,
+        flow: GroupFlow,
+    ) -> Result<Step, ScimError> {
+        let (Some(groups), Some(calls)) = (config.groups.as_ref(), Self::group_calls(config))
+        else {
+            return Err(no_groups());
+        };
+        let mut flow = Box::new(flow);
+        let step = flow.step(groups, &calls, env);
+        self.state = State::Group(flow);
+        step
+    }
+
+    fn route(&mut self, config: &Config, req: &Request, env: &mut Env) -> Result<Step, ScimError> {
         let (path, query) = split_path(&req.path);
         let rest = path
             .get(config.base_path.len()..)
@@ -336,7 +369,7 @@ impl Exchange {
                 only_get(method)?;
                 Ok(json_response(
                     200,
-                    &discovery::resource_types(&base, mapping),
+                    &discovery::resource_types(&base, config),
                     vec![],
                 ))
             }
@@ -344,7 +377,7 @@ impl Exchange {
                 only_get(method)?;
                 Ok(json_response(
                     200,
-                    &discovery::resource_type(&base, mapping, id)?,
+                    &discovery::resource_type(&base, config, id)?,
                     vec![],
                 ))
             }
@@ -352,7 +385,7 @@ impl Exchange {
                 only_get(method)?;
                 Ok(json_response(
                     200,
-                    &discovery::schemas(&base, mapping),
+                    &discovery::schemas(&base, config),
                     vec![],
                 ))
             }
@@ -360,7 +393,7 @@ impl Exchange {
                 only_get(method)?;
                 Ok(json_response(
                     200,
-                    &discovery::schema(&base, mapping, id)?,
+                    &discovery::schema(&base, config, id)?,
                     vec![],
                 ))
             }
@@ -399,6 +432,77 @@ impl Exchange {
                     "GET" | "HEAD" | "PUT" | "PATCH" | "DELETE" => Err(user_not_found(id)),
                     _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
                 }
+            }
+            ["Groups"] | ["Groups", ".search"] | ["Groups", _] if config.groups.is_none() => {
+                Err(no_groups())
+            }
+            ["Groups"] => match method {
+                "GET" | "HEAD" => {
+                    let (start_index, count) = window(
+                        param("startIndex")
+                            .map(|v| parse_int("startIndex", v))
+                            .transpose()?,
+                        param("count").map(|v| parse_int("count", v)).transpose()?,
+                    );
+                    let flow = GroupFlow::list(
+                        &base,
+                        self.projection.clone(),
+                        param("filter"),
+                        param("sortBy"),
+                        param("sortOrder"),
+                        start_index,
+                        count,
+                    )?;
+                    self.start_group(config, env, flow)
+                }
+                "POST" => {
+                    let groups = config.groups.as_ref().ok_or_else(no_groups)?;
+                    let flow =
+                        GroupFlow::create(&base, self.projection.clone(), groups, &req.body)?;
+                    self.start_group(config, env, flow)
+                }
+                _ => Err(ScimError::method_not_allowed("GET, POST")),
+            },
+            ["Groups", ".search"] => match method {
+                "POST" => {
+                    let search = parse_search(&req.body)?;
+                    self.projection = search.projection.clone();
+                    let (start_index, count) = window(search.start_index, search.count);
+                    let flow = GroupFlow::list(
+                        &base,
+                        search.projection,
+                        search.filter.as_deref(),
+                        search.sort_by.as_deref(),
+                        search.sort_order.as_deref(),
+                        start_index,
+                        count,
+                    )?;
+                    self.start_group(config, env, flow)
+                }
+                _ => Err(ScimError::method_not_allowed("POST")),
+            },
+            ["Groups", id] => {
+                let groups = config.groups.as_ref().ok_or_else(no_groups)?;
+                if !drupal::is_uuid(id) {
+                    return match method {
+                        "GET" | "HEAD" | "PUT" | "PATCH" | "DELETE" => {
+                            Err(ScimError::not_found(format!("Group `{id}` not found.")))
+                        }
+                        _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
+                    };
+                }
+                let flow = match method {
+                    "GET" | "HEAD" => GroupFlow::get(&base, self.projection.clone(), id),
+                    "PUT" => {
+                        GroupFlow::replace(&base, self.projection.clone(), groups, id, &req.body)?
+                    }
+                    "PATCH" => {
+                        GroupFlow::patch(&base, self.projection.clone(), groups, id, &req.body)?
+                    }
+                    "DELETE" => GroupFlow::delete(&base, groups, id),
+                    _ => return Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
+                };
+                self.start_group(config, env, flow)
             }
             ["Me"] => Err(not_implemented("/Me")),
             ["Bulk"] => Err(not_implemented("/Bulk")),
@@ -504,67 +608,18 @@ impl Exchange {
     }
 
     fn start_search(&mut self, config: &Config, body: &[u8]) -> Result<Step, ScimError> {
-        let obj = user::parse_json_object(body)?;
-        match get_ci(&obj, "schemas") {
-            Some(Value::Array(list))
-                if list.iter().any(|s| {
-                    s.as_str()
-                        .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST_SCHEMA))
-                }) => {}
-            _ => {
-                return Err(ScimError::invalid_value(format!(
-                    "`schemas` must be [\"{SEARCH_REQUEST_SCHEMA}\"]."
-                )))
-            }
-        }
-        let strings = |name: &str| -> Result<Vec<String>, ScimError> {
-            match get_ci(&obj, name) {
-                None | Some(Value::Null) => Ok(Vec::new()),
-                Some(Value::String(s)) => Ok(s
-                    .split(',')
-                    .map(|p| p.trim().to_string())
-                    .filter(|p| !p.is_empty())
-                    .collect()),
-                Some(Value::Array(list)) => list
-                    .iter()
-                    .map(|v| {
-                        v.as_str().map(str::to_string).ok_or_else(|| {
-                            ScimError::invalid_value(format!("`{name}` must list strings."))
-                        })
-                    })
-                    .collect(),
-                Some(_) => Err(ScimError::invalid_value(format!(
-                    "`{name}` must be a list of attribute paths."
-                ))),
-            }
-        };
-        let text = |name: &str| -> Result<Option<String>, ScimError> {
-            match get_ci(&obj, name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(ScimError::invalid_value(format!(
-                    "`{name}` must be a string."
-                ))),
-            }
-        };
-        let int = |name: &str| -> Result<Option<i64>, ScimError> {
-            match get_ci(&obj, name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v.as_i64().map(Some).ok_or_else(|| {
-                    ScimError::invalid_value(format!("`{name}` must be an integer."))
-                }),
-            }
-        };
-        self.projection =
-            Projection::from_lists(&strings("attributes")?, &strings("excludedAttributes")?)?;
-        let (start_index, count) = window(int("startIndex")?, int("count")?);
-        let sort_by = text("sortBy")?;
-        let sort_order = text("sortOrder")?;
+        let search = parse_search(body)?;
+        self.projection = search.projection;
+        let (start_index, count) = window(search.start_index, search.count);
         let list = ListRequest {
-            filter: text("filter")?,
+            filter: search.filter,
             start_index,
             count,
-            sort: drupal_sort(&config.mapping, sort_by.as_deref(), sort_order.as_deref())?,
+            sort: drupal_sort(
+                &config.mapping,
+                search.sort_by.as_deref(),
+                search.sort_order.as_deref(),
+            )?,
         };
         self.start_list(config, list)
     }
@@ -617,14 +672,28 @@ impl Exchange {
     }
 
     /// Feeds Drupal's replies (in the order of the calls) and returns what to do next.
-    pub fn resume(&mut self, config: &Config, replies: Vec<DrupalReply>) -> Step {
+    pub fn resume(&mut self, config: &Config, replies: Vec<DrupalReply>, env: &mut Env) -> Step {
+        if let State::Group(flow) = &mut self.state {
+            let (Some(groups), Some(calls)) = (config.groups.as_ref(), Self::group_calls(config))
+            else {
+                return self.fail(env, no_groups());
+            };
+            let result = flow
+                .on_replies(groups, &calls, env, &replies)
+                .and_then(|()| flow.step(groups, &calls, env));
+            return match result {
+                Ok(Step::Respond(r)) => {
+                    self.state = State::Done;
+                    Step::Respond(r)
+                }
+                Ok(step) => step,
+                Err(e) => self.fail(env, e),
+            };
+        }
         let state = std::mem::replace(&mut self.state, State::Done);
         match self.advance(config, state, replies) {
             Ok(step) => step,
-            Err(e) => {
-                self.state = State::Done;
-                Step::Respond(e.into_response())
-            }
+            Err(e) => self.fail(env, e),
         }
     }
 
@@ -750,6 +819,9 @@ impl Exchange {
             }
             State::ListWindow(w) => self.continue_window(config, w, &replies),
             State::ListWalk(walk) => self.continue_walk(config, walk, &first),
+            State::Group(_) => Err(ScimError::internal(
+                "Group requests are resumed separately.",
+            )),
         }
     }
 
@@ -863,6 +935,89 @@ impl Exchange {
     }
 }
 
+fn no_groups() -> ScimError {
+    ScimError::not_found(
+        "This server has no /Groups: the gateway's `groups` configuration is not set.",
+    )
+}
+
+/// A SearchRequest body (RFC 7644 §3.4.3).
+#[derive(Debug)]
+struct Search {
+    projection: Projection,
+    filter: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+}
+
+fn parse_search(body: &[u8]) -> Result<Search, ScimError> {
+    let obj = user::parse_json_object(body)?;
+    match get_ci(&obj, "schemas") {
+        Some(Value::Array(list))
+            if list.iter().any(|s| {
+                s.as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST_SCHEMA))
+            }) => {}
+        _ => {
+            return Err(ScimError::invalid_value(format!(
+                "`schemas` must be [\"{SEARCH_REQUEST_SCHEMA}\"]."
+            )))
+        }
+    }
+    let strings = |name: &str| -> Result<Vec<String>, ScimError> {
+        match get_ci(&obj, name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(s
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()),
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|v| {
+                    v.as_str().map(str::to_string).ok_or_else(|| {
+                        ScimError::invalid_value(format!("`{name}` must list strings."))
+                    })
+                })
+                .collect(),
+            Some(_) => Err(ScimError::invalid_value(format!(
+                "`{name}` must be a list of attribute paths."
+            ))),
+        }
+    };
+    let text = |name: &str| -> Result<Option<String>, ScimError> {
+        match get_ci(&obj, name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ScimError::invalid_value(format!(
+                "`{name}` must be a string."
+            ))),
+        }
+    };
+    let int = |name: &str| -> Result<Option<i64>, ScimError> {
+        match get_ci(&obj, name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ScimError::invalid_value(format!("`{name}` must be an integer."))),
+        }
+    };
+    Ok(Search {
+        projection: Projection::from_lists(
+            &strings("attributes")?,
+            &strings("excludedAttributes")?,
+        )?,
+        filter: text("filter")?,
+        sort_by: text("sortBy")?,
+        sort_order: text("sortOrder")?,
+        start_index: int("startIndex")?,
+        count: int("count")?,
+    })
+}
+
 fn user_not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("User `{id}` not found."))
 }
@@ -912,6 +1067,30 @@ mod tests {
 
     const ALICE: &str = "7724f730-7aca-4819-aaee-90673a0141a4";
 
+    fn begin_t(config: &Config, req: &Request) -> Option<(Exchange, Step)> {
+        let mut locks = crate::membership::MemoryLocks::default();
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms: 1,
+            owner: "test",
+            lock_ttl_ms: 1000,
+        };
+        begin(config, req, &mut env)
+    }
+
+    impl Exchange {
+        fn resume_t(&mut self, config: &Config, replies: Vec<DrupalReply>) -> Step {
+            let mut locks = crate::membership::MemoryLocks::default();
+            let mut env = Env {
+                locks: &mut locks,
+                now_ms: 1,
+                owner: "test",
+                lock_ttl_ms: 1000,
+            };
+            self.resume(config, replies, &mut env)
+        }
+    }
+
     fn config() -> Config {
         Config {
             base_path: "/scim/v2".into(),
@@ -929,6 +1108,7 @@ mod tests {
             max_body_bytes: 1_048_576,
             public_url: None,
             service_username: "scim-service".into(),
+            groups: None,
             mapping: crate::mapping::UserMapping::from_config(Some(&json!([
                 {"scim": "name.givenName", "drupal": "field_given_name"},
                 {"scim": "externalId", "drupal": "field_external_id"}
@@ -999,13 +1179,13 @@ mod tests {
     }
 
     fn run(request: Request) -> (Exchange, Step) {
-        begin(&config(), &request).expect("a SCIM path")
+        begin_t(&config(), &request).expect("a SCIM path")
     }
 
     #[test]
     fn paths_outside_the_base_path_are_not_ours() {
-        assert!(begin(&config(), &req("GET", "/jsonapi/user/user", "")).is_none());
-        assert!(begin(&config(), &req("GET", "/scim/v2x/Users", "")).is_none());
+        assert!(begin_t(&config(), &req("GET", "/jsonapi/user/user", "")).is_none());
+        assert!(begin_t(&config(), &req("GET", "/scim/v2x/Users", "")).is_none());
         assert!(is_scim_path(&config(), "/scim/v2?x=1"));
     }
 
@@ -1099,7 +1279,7 @@ mod tests {
         for (reply, status) in cases {
             let (mut ex, step) = run(req("GET", &format!("/scim/v2/Users/{ALICE}"), ""));
             assert_eq!(calls(&step)[0].path, format!("/jsonapi/user/user/{ALICE}?fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cname%2Cmail%2Cstatus%2Cfield_given_name%2Cfield_external_id"));
-            let (resp, body) = response(ex.resume(&config(), vec![reply]));
+            let (resp, body) = response(ex.resume_t(&config(), vec![reply]));
             assert_eq!(resp.status, status, "{body}");
             if status == 200 {
                 assert_eq!(resp.header("etag"), body["meta"]["version"].as_str());
@@ -1142,7 +1322,7 @@ mod tests {
             sent["data"]["attributes"],
             json!({"name": "alice", "mail": "a@x.org", "status": true, "pass": {"value": "S3cret!"}})
         );
-        let (resp, out) = response(ex.resume(
+        let (resp, out) = response(ex.resume_t(
             &config(),
             vec![answer(
                 201,
@@ -1163,7 +1343,7 @@ mod tests {
         let body = json!({"schemas": [crate::discovery::USER_SCHEMA], "userName": "alice"});
         let (mut ex, _) = run(req("POST", "/scim/v2/Users", &body.to_string()));
         let dup = json!({"errors": [{"status": "422", "detail": "name: The username alice is already taken."}]});
-        let (resp, out) = response(ex.resume(&config(), vec![answer(422, dup)]));
+        let (resp, out) = response(ex.resume_t(&config(), vec![answer(422, dup)]));
         assert_eq!(
             (resp.status, out["scimType"].as_str()),
             (409, Some("uniqueness"))
@@ -1182,7 +1362,7 @@ mod tests {
     fn delete_cancels_then_retires_a_surviving_account() {
         let (mut ex, step) = run(req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""));
         assert_eq!(calls(&step)[0].method, "GET");
-        let step = ex.resume(
+        let step = ex.resume_t(
             &config(),
             vec![answer(
                 200,
@@ -1193,9 +1373,9 @@ mod tests {
             (calls(&step)[0].method, calls(&step)[0].path.clone()),
             ("DELETE", format!("/jsonapi/user/user/{ALICE}"))
         );
-        let step = ex.resume(&config(), vec![answer(204, Value::Null)]);
+        let step = ex.resume_t(&config(), vec![answer(204, Value::Null)]);
         assert_eq!(calls(&step)[0].method, "PATCH");
-        let (resp, _) = response(ex.resume(
+        let (resp, _) = response(ex.resume_t(
             &config(),
             vec![answer(
                 200,
@@ -1209,15 +1389,15 @@ mod tests {
     #[test]
     fn delete_on_a_site_that_deletes_needs_no_retirement() {
         let (mut ex, _) = run(req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""));
-        ex.resume(
+        ex.resume_t(
             &config(),
             vec![answer(
                 200,
                 json!({"data": drupal_user(ALICE, 3, "alice", "a@x.org")}),
             )],
         );
-        ex.resume(&config(), vec![answer(204, Value::Null)]);
-        let (resp, _) = response(ex.resume(&config(), vec![answer(404, json!({"errors": []}))]));
+        ex.resume_t(&config(), vec![answer(204, Value::Null)]);
+        let (resp, _) = response(ex.resume_t(&config(), vec![answer(404, json!({"errors": []}))]));
         assert_eq!(resp.status, 204);
     }
 
@@ -1226,8 +1406,8 @@ mod tests {
         let mut c = config();
         c.drupal.user_delete = UserDelete::HardDelete;
         let (mut ex, _) =
-            begin(&c, &req("DELETE", &format!("/scim/v2/Users/{ALICE}"), "")).unwrap();
-        let step = ex.resume(
+            begin_t(&c, &req("DELETE", &format!("/scim/v2/Users/{ALICE}"), "")).unwrap();
+        let step = ex.resume_t(
             &c,
             vec![answer(
                 200,
@@ -1235,14 +1415,14 @@ mod tests {
             )],
         );
         assert_eq!(calls(&step)[0].path, "/user/42?_format=json");
-        let (resp, _) = response(ex.resume(&c, vec![answer(204, Value::Null)]));
+        let (resp, _) = response(ex.resume_t(&c, vec![answer(204, Value::Null)]));
         assert_eq!(resp.status, 204);
     }
 
     #[test]
     fn deleting_the_service_account_or_a_missing_user_is_refused() {
         let (mut ex, _) = run(req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""));
-        let (resp, _) = response(ex.resume(
+        let (resp, _) = response(ex.resume_t(
             &config(),
             vec![answer(
                 200,
@@ -1251,7 +1431,7 @@ mod tests {
         ));
         assert_eq!(resp.status, 403);
         let (mut ex, _) = run(req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""));
-        let (resp, _) = response(ex.resume(&config(), vec![answer(404, json!({"errors": []}))]));
+        let (resp, _) = response(ex.resume_t(&config(), vec![answer(404, json!({"errors": []}))]));
         assert_eq!(resp.status, 404);
     }
 
@@ -1267,12 +1447,12 @@ mod tests {
         assert!(calls(&step)[0]
             .path
             .ends_with("page[offset]=10&page[limit]=50"));
-        let step = ex.resume(&config(), vec![page(users(50, 11), true)]);
+        let step = ex.resume_t(&config(), vec![page(users(50, 11), true)]);
         let c = calls(&step);
         assert_eq!(c.len(), 2);
         assert!(c[0].path.ends_with("page[offset]=60&page[limit]=50"));
         assert!(c[1].path.ends_with("page[offset]=110&page[limit]=20"));
-        let (resp, out) = response(ex.resume(
+        let (resp, out) = response(ex.resume_t(
             &config(),
             vec![page(users(50, 61), true), page(users(20, 111), true)],
         ));
@@ -1282,8 +1462,8 @@ mod tests {
         assert_eq!(out["totalResults"], 131);
 
         let (mut ex, _) = run(req("GET", "/scim/v2/Users?startIndex=11&count=120", ""));
-        ex.resume(&config(), vec![page(users(50, 11), true)]);
-        let (_, out) = response(ex.resume(
+        ex.resume_t(&config(), vec![page(users(50, 11), true)]);
+        let (_, out) = response(ex.resume_t(
             &config(),
             vec![page(users(5, 61), false), page(vec![], false)],
         ));
@@ -1297,7 +1477,7 @@ mod tests {
         assert!(calls(&step)[0]
             .path
             .ends_with("page[offset]=0&page[limit]=50"));
-        let (_, out) = response(ex.resume(&config(), vec![page(users(7, 1), false)]));
+        let (_, out) = response(ex.resume_t(&config(), vec![page(users(7, 1), false)]));
         assert_eq!(
             (out["itemsPerPage"].as_u64(), out["totalResults"].as_u64()),
             (Some(7), Some(7))
@@ -1310,7 +1490,7 @@ mod tests {
         assert!(calls(&step)[0]
             .path
             .ends_with("page[offset]=0&page[limit]=1"));
-        let (_, out) = response(ex.resume(
+        let (_, out) = response(ex.resume_t(
             &config(),
             vec![page(vec![drupal_user(ALICE, 1, "a", "a@x")], true)],
         ));
@@ -1336,7 +1516,7 @@ mod tests {
         assert_eq!(calls(&step).len(), 1);
         assert!(calls(&step)[0].path.contains("[value]=Jane%40Example.com"));
         let rows = vec![drupal_user(ALICE, 5, "jane@example.com", "j@x.org")];
-        let (_, out) = response(ex.resume(&config(), vec![page(rows, false)]));
+        let (_, out) = response(ex.resume_t(&config(), vec![page(rows, false)]));
         assert_eq!(out["totalResults"], 1);
         assert_eq!(out["Resources"][0]["userName"], "jane@example.com");
     }
@@ -1348,14 +1528,14 @@ mod tests {
             "/scim/v2/Users?filter=emails+eq+%22a%40x.org%22",
             "",
         ));
-        let step = ex.resume(
+        let step = ex.resume_t(
             &config(),
             vec![page(vec![drupal_user(ALICE, 5, "u5", "a@x.org.uk")], true)],
         );
         assert!(calls(&step)[0]
             .path
             .ends_with("page[offset]=50&page[limit]=50"));
-        let (_, out) = response(ex.resume(
+        let (_, out) = response(ex.resume_t(
             &config(),
             vec![page(vec![drupal_user(ALICE, 60, "u60", "A@X.org")], false)],
         ));
@@ -1401,7 +1581,7 @@ mod tests {
             sent["data"],
             json!({"type": "user--user", "id": ALICE, "attributes": {"status": false}})
         );
-        let (resp, out) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        let (resp, out) = response(ex.resume_t(&config(), vec![answer(200, alice_doc())]));
         assert_eq!(resp.status, 200);
         assert_eq!(out["userName"], "alice");
     }
@@ -1415,13 +1595,13 @@ mod tests {
             &patch_body(ops),
         ));
         assert_eq!(calls(&step)[0].method, "GET");
-        let step = ex.resume(&config(), vec![answer(200, alice_doc())]);
+        let step = ex.resume_t(&config(), vec![answer(200, alice_doc())]);
         let sent: Value = serde_json::from_slice(calls(&step)[0].body.as_ref().unwrap()).unwrap();
         assert_eq!(
             sent["data"]["attributes"],
             json!({"mail": "new@x.org", "field_given_name": null})
         );
-        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        let (resp, _) = response(ex.resume_t(&config(), vec![answer(200, alice_doc())]));
         assert_eq!(resp.status, 200);
     }
 
@@ -1433,14 +1613,14 @@ mod tests {
             &format!("/scim/v2/Users/{ALICE}"),
             &patch_body(ops),
         ));
-        let (resp, out) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        let (resp, out) = response(ex.resume_t(&config(), vec![answer(200, alice_doc())]));
         assert_eq!((resp.status, out["id"].as_str()), (200, Some(ALICE)));
     }
 
     #[test]
     fn if_match_guards_writes_and_if_none_match_gives_304() {
         let (mut ex, _) = run(req("GET", &format!("/scim/v2/Users/{ALICE}"), ""));
-        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        let (resp, _) = response(ex.resume_t(&config(), vec![answer(200, alice_doc())]));
         let etag = resp.header("etag").unwrap().to_string();
 
         let (mut ex, _) = run(with_header(
@@ -1448,7 +1628,7 @@ mod tests {
             "if-none-match",
             &etag,
         ));
-        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        let (resp, _) = response(ex.resume_t(&config(), vec![answer(200, alice_doc())]));
         assert_eq!((resp.status, resp.body.len()), (304, 0));
 
         let body = patch_body(json!([{"op": "replace", "path": "active", "value": false}]));
@@ -1458,7 +1638,7 @@ mod tests {
             "W/\"stale\"",
         ));
         assert_eq!(calls(&step)[0].method, "GET");
-        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        let (resp, _) = response(ex.resume_t(&config(), vec![answer(200, alice_doc())]));
         assert_eq!(resp.status, 412);
 
         let (mut ex, _) = run(with_header(
@@ -1466,7 +1646,7 @@ mod tests {
             "if-match",
             &etag,
         ));
-        let step = ex.resume(&config(), vec![answer(200, alice_doc())]);
+        let step = ex.resume_t(&config(), vec![answer(200, alice_doc())]);
         assert_eq!(calls(&step)[0].method, "PATCH");
 
         let (mut ex, _) = run(with_header(
@@ -1475,7 +1655,7 @@ mod tests {
             "W/\"stale\"",
         ));
         assert_eq!(
-            response(ex.resume(&config(), vec![answer(200, alice_doc())]))
+            response(ex.resume_t(&config(), vec![answer(200, alice_doc())]))
                 .0
                 .status,
             412
@@ -1501,7 +1681,7 @@ mod tests {
             sent["data"]["attributes"],
             json!({"name": "alice2", "mail": "a2@x.org", "field_given_name": null, "field_external_id": null})
         );
-        let (resp, _) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        let (resp, _) = response(ex.resume_t(&config(), vec![answer(200, alice_doc())]));
         assert_eq!(resp.status, 200);
     }
 
@@ -1510,7 +1690,7 @@ mod tests {
         let body = patch_body(json!([{"op": "replace", "path": "userName", "value": "bob"}]));
         let (mut ex, _) = run(req("PATCH", &format!("/scim/v2/Users/{ALICE}"), &body));
         let dup = json!({"errors": [{"status": "422", "detail": "name: The username bob is already taken."}]});
-        let (resp, out) = response(ex.resume(&config(), vec![answer(422, dup)]));
+        let (resp, out) = response(ex.resume_t(&config(), vec![answer(422, dup)]));
         assert_eq!(
             (resp.status, out["scimType"].as_str()),
             (409, Some("uniqueness"))
@@ -1531,7 +1711,7 @@ mod tests {
                 c.path
             );
             assert!(c.path.contains("[operator]=STARTS_WITH"));
-            let (_, out) = response(ex.resume(
+            let (_, out) = response(ex.resume_t(
                 &config(),
                 vec![page(vec![drupal_user(ALICE, 3, "alice", "a@x.org")], false)],
             ));
@@ -1553,7 +1733,7 @@ mod tests {
             &format!("/scim/v2/Users/{ALICE}?excludedAttributes=emails,name"),
             "",
         ));
-        let (_, out) = response(ex.resume(&config(), vec![answer(200, alice_doc())]));
+        let (_, out) = response(ex.resume_t(&config(), vec![answer(200, alice_doc())]));
         assert!(
             out.get("emails").is_none()
                 && out.get("name").is_none()

@@ -6,12 +6,13 @@ use crate::config::{self, Config, Credentials};
 use crate::error::ScimError;
 use crate::exchange::{self, Exchange};
 use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
+use crate::membership::{Env, Locks};
 use crate::probe::{self, Verdict};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 proxy_wasm::main! {{
     // Also installs a panic hook that logs the panic at critical level before the VM dies.
@@ -24,6 +25,8 @@ proxy_wasm::main! {{
 struct Shared {
     config: Config,
     credentials: Credentials,
+    /// Identifies this VM in lock owners (with the HTTP context id).
+    vm_tag: String,
     /// The startup check of the attribute mapping against Drupal (per VM).
     mapping_check: RefCell<Verdict>,
 }
@@ -103,9 +106,17 @@ impl RootContext for ScimRoot {
                     config.drupal.cluster,
                     credentials.username
                 );
+                let now = self.get_current_time();
+                let vm_tag = now
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default()
+                    .to_string();
+                ensure_lock_table();
                 self.shared = Some(Rc::new(Shared {
                     config,
                     credentials,
+                    vm_tag,
                     mapping_check: RefCell::new(Verdict::Unknown),
                 }));
                 // Check the mapping against Drupal right after start (and until it answers).
@@ -140,8 +151,9 @@ impl RootContext for ScimRoot {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(ScimHttp {
+            context_id,
             shared: self.shared.clone(),
             request: Request::default(),
             exchange: None,
@@ -159,6 +171,7 @@ impl RootContext for ScimRoot {
 }
 
 struct ScimHttp {
+    context_id: u32,
     shared: Option<Rc<Shared>>,
     request: Request,
     exchange: Option<Exchange>,
@@ -203,8 +216,29 @@ impl ScimHttp {
         self.send_http_response(u32::from(response.status), headers, body);
     }
 
+    fn env_parts(&self, shared: &Shared) -> (String, u64, u64) {
+        let owner = format!("{}:{}", shared.vm_tag, self.context_id);
+        let now_ms = millis(self.get_current_time());
+        // A lock outlives the longest request it can guard, unless its VM died.
+        let ttl = shared
+            .config
+            .drupal
+            .timeout_ms
+            .saturating_mul(4)
+            .saturating_add(1000);
+        (owner, now_ms, ttl)
+    }
+
     fn begin(&mut self, shared: &Shared) {
-        match exchange::begin(&shared.config, &self.request) {
+        let (owner, now_ms, lock_ttl_ms) = self.env_parts(shared);
+        let mut locks = SharedDataLocks;
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms,
+            owner: &owner,
+            lock_ttl_ms,
+        };
+        match exchange::begin(&shared.config, &self.request, &mut env) {
             // The route sends nothing upstream for SCIM paths; this is unreachable in
             // practice, but answering is safer than letting the request through.
             None => self.respond(ScimError::not_found("Not a SCIM path.").into_response()),
@@ -251,8 +285,16 @@ impl ScimHttp {
             .into_iter()
             .map(|r| r.unwrap_or(DrupalReply::Failed))
             .collect();
+        let (owner, now_ms, lock_ttl_ms) = self.env_parts(shared);
+        let mut locks = SharedDataLocks;
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms,
+            owner: &owner,
+            lock_ttl_ms,
+        };
         let step = match self.exchange.as_mut() {
-            Some(exchange) => exchange.resume(&shared.config, replies),
+            Some(exchange) => exchange.resume(&shared.config, replies, &mut env),
             None => {
                 Step::Respond(ScimError::internal("Lost track of the request.").into_response())
             }
@@ -361,5 +403,79 @@ impl HttpContext for ScimHttp {
         self.request.body = self.get_http_request_body(0, body_size).unwrap_or_default();
         self.begin(&shared);
         Action::Pause
+    }
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+/// All locks live in one shared-data entry (shared by every worker's VM, and surviving VM
+/// reloads), updated by compare-and-swap. One entry because proxy-wasm's CAS does not
+/// protect the creation of a key: two first writers of separate keys could both win.
+const LOCK_TABLE: &str = "envoy-scim-drupal/locks";
+/// Compare-and-swap attempts before a lock operation gives up (another worker kept winning).
+const CAS_ATTEMPTS: usize = 16;
+
+fn ensure_lock_table() {
+    if let Ok((None, _)) = proxy_wasm::hostcalls::get_shared_data(LOCK_TABLE) {
+        let _ = proxy_wasm::hostcalls::set_shared_data(LOCK_TABLE, Some(b"[]"), None);
+    }
+}
+
+struct SharedDataLocks;
+
+type LockTable = Vec<(String, String, u64)>;
+
+impl SharedDataLocks {
+    /// Applies `change` to the table; retries when another worker changed it meanwhile.
+    fn update(&mut self, now_ms: u64, change: &dyn Fn(&mut LockTable) -> bool) -> bool {
+        for _ in 0..CAS_ATTEMPTS {
+            let Ok((bytes, cas)) = proxy_wasm::hostcalls::get_shared_data(LOCK_TABLE) else {
+                return false;
+            };
+            let mut table: LockTable = bytes
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            table.retain(|(_, _, until)| *until > now_ms);
+            let result = change(&mut table);
+            let bytes = serde_json::to_vec(&table).unwrap_or_default();
+            match proxy_wasm::hostcalls::set_shared_data(LOCK_TABLE, Some(&bytes), cas) {
+                Ok(()) => return result,
+                Err(proxy_wasm::types::Status::CasMismatch) => continue,
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
+impl Locks for SharedDataLocks {
+    fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool {
+        self.update(now_ms, &|table| {
+            if let Some(entry) = table.iter_mut().find(|(k, _, _)| k == key) {
+                if entry.1 != owner {
+                    return false;
+                }
+                entry.2 = now_ms.saturating_add(ttl_ms);
+                return true;
+            }
+            table.push((
+                key.to_string(),
+                owner.to_string(),
+                now_ms.saturating_add(ttl_ms),
+            ));
+            true
+        })
+    }
+
+    fn unlock(&mut self, key: &str, owner: &str) {
+        let now = 0;
+        self.update(now, &|table| {
+            table.retain(|(k, o, _)| !(k == key && o == owner));
+            true
+        });
     }
 }

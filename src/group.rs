@@ -1,0 +1,769 @@
+//! SCIM Groups stored as Drupal taxonomy terms: the configuration, the Group resource, its
+//! request bodies, and the Drupal calls for terms, memberships and roles. A group's members
+//! live on the users (an entity-reference field), so membership is always changed per user.
+
+use crate::drupal::{is_uuid, JSONAPI_CONTENT_TYPE};
+use crate::error::ScimError;
+use crate::http::DrupalCall;
+use crate::mapping::get_ci;
+use crate::query::DrupalQuery;
+use crate::user::{parse_json_object, RETIRED_NAME_PREFIX};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// Entra ID adds this to group creates; it carries nothing the gateway stores.
+const ENTRA_GROUP_SCHEMA: &str =
+    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
+
+/// Drupal term names are at most 255 characters.
+const MAX_NAME_CHARS: usize = 255;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleGrant {
+    /// The group's displayName (compared without case).
+    pub group: String,
+    /// Drupal role machine names its members hold.
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupsConfig {
+    pub vocabulary: String,
+    pub membership_field: String,
+    pub role_grants: Vec<RoleGrant>,
+    /// How many users' memberships one request changes at the same time.
+    pub concurrency: usize,
+}
+
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+impl GroupsConfig {
+    /// Parses the optional `groups` object (field names `groups.…`).
+    pub fn from_config(value: Option<&Value>) -> Result<Option<Self>, (String, String)> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let err = |f: &str, r: &str| (format!("groups.{f}"), r.to_string());
+        let obj = value
+            .as_object()
+            .ok_or_else(|| ("groups".to_string(), "must be an object".to_string()))?;
+        let known = [
+            "vocabulary",
+            "membership_field",
+            "role_grants",
+            "concurrency",
+        ];
+        if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err((
+                format!("groups.{k}"),
+                format!("unknown field (expected one of: {})", known.join(", ")),
+            ));
+        }
+        let name = |key: &str, default: &str| -> Result<String, (String, String)> {
+            match obj.get(key) {
+                None => Ok(default.to_string()),
+                Some(Value::String(s)) if is_machine_name(s) => Ok(s.clone()),
+                Some(_) => Err(err(key, "must be a Drupal machine name (a-z, 0-9, _)")),
+            }
+        };
+        let vocabulary = name("vocabulary", "scim_groups")?;
+        let membership_field = name("membership_field", "field_scim_groups")?;
+        let concurrency = match obj.get("concurrency") {
+            None => DEFAULT_CONCURRENCY,
+            Some(v) => match v.as_u64() {
+                Some(n @ 1..=64) => usize::try_from(n).unwrap_or(DEFAULT_CONCURRENCY),
+                _ => return Err(err("concurrency", "must be an integer from 1 to 64")),
+            },
+        };
+        let mut role_grants: Vec<RoleGrant> = Vec::new();
+        if let Some(grants) = obj.get("role_grants") {
+            let grants = grants.as_object().ok_or_else(|| {
+                err(
+                    "role_grants",
+                    "must be an object: {\"group displayName\": [\"role_machine_name\", …]}",
+                )
+            })?;
+            for (group, roles) in grants {
+                let field = format!("role_grants.{group}");
+                let list = roles
+                    .as_array()
+                    .ok_or_else(|| err(&field, "must be a list of role machine names"))?;
+                let mut names = Vec::new();
+                for r in list {
+                    match r.as_str() {
+                        Some("anonymous" | "authenticated") => {
+                            return Err(err(
+                                &field,
+                                "`anonymous` and `authenticated` cannot be granted",
+                            ))
+                        }
+                        Some(s) if is_machine_name(s) => names.push(s.to_string()),
+                        _ => return Err(err(&field, "must be a list of role machine names")),
+                    }
+                }
+                if role_grants
+                    .iter()
+                    .any(|g| g.group.eq_ignore_ascii_case(group))
+                {
+                    return Err(err(
+                        &field,
+                        "is given twice (names are compared without case)",
+                    ));
+                }
+                role_grants.push(RoleGrant {
+                    group: group.clone(),
+                    roles: names,
+                });
+            }
+        }
+        Ok(Some(GroupsConfig {
+            vocabulary,
+            membership_field,
+            role_grants,
+            concurrency,
+        }))
+    }
+
+    pub fn term_type(&self) -> String {
+        format!("taxonomy_term--{}", self.vocabulary)
+    }
+
+    /// Every role some group grants: the only roles the gateway ever adds or removes.
+    pub fn managed_roles(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for g in &self.role_grants {
+            for r in &g.roles {
+                if !out.contains(&r.as_str()) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
+    /// The roles members of these groups (by displayName) hold.
+    pub fn granted_roles<'a>(&'a self, group_names: &[String]) -> Vec<&'a str> {
+        let mut out: Vec<&str> = Vec::new();
+        for g in &self.role_grants {
+            if group_names.iter().any(|n| n.eq_ignore_ascii_case(&g.group)) {
+                for r in &g.roles {
+                    if !out.contains(&r.as_str()) {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn is_machine_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A Drupal term as a SCIM group needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Term {
+    pub uuid: String,
+    pub name: String,
+    pub changed: String,
+    pub created: String,
+}
+
+impl Term {
+    pub fn version(&self) -> String {
+        let digest = Sha256::digest(self.name.as_bytes());
+        let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        let stamp: String = self
+            .changed
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(14)
+            .collect();
+        format!("W/\"{stamp}-{short}\"")
+    }
+
+    /// The SCIM Group; `members` is `None` when they were not read (excluded).
+    pub fn to_scim(&self, base_url: &str, members: Option<&[Member]>) -> Map<String, Value> {
+        let mut obj = Map::new();
+        obj.insert("schemas".into(), json!([GROUP_SCHEMA]));
+        obj.insert("id".into(), json!(self.uuid));
+        obj.insert("displayName".into(), json!(self.name));
+        if let Some(members) = members {
+            let list: Vec<Value> = members
+                .iter()
+                .map(|m| json!({"value": m.uuid, "$ref": format!("{base_url}/Users/{}", m.uuid), "type": "User"}))
+                .collect();
+            obj.insert("members".into(), Value::Array(list));
+        }
+        obj.insert(
+            "meta".into(),
+            json!({
+                "resourceType": "Group",
+                "created": self.created,
+                "lastModified": self.changed,
+                "location": format!("{base_url}/Groups/{}", self.uuid),
+                "version": self.version(),
+            }),
+        );
+        obj
+    }
+}
+
+/// A member as listed from Drupal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub uuid: String,
+    pub name: String,
+}
+
+/// Reads a term resource; a term of another vocabulary is not one of our groups (Drupal does
+/// not check the bundle in the URL).
+pub fn parse_term(resource: &Value, vocabulary: &str) -> Option<Term> {
+    let uuid = resource.get("id")?.as_str()?;
+    let attrs = resource.get("attributes")?;
+    let vid = resource
+        .pointer("/relationships/vid/data/meta/drupal_internal__target_id")
+        .and_then(Value::as_str);
+    if vid.is_some_and(|v| v != vocabulary) {
+        return None;
+    }
+    let text = |k: &str| {
+        attrs
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let changed = text("changed");
+    let created = match attrs.get("revision_created").and_then(Value::as_str) {
+        Some(c) => c.to_string(),
+        None => changed.clone(),
+    };
+    Some(Term {
+        uuid: uuid.to_string(),
+        name: attrs.get("name")?.as_str()?.to_string(),
+        changed,
+        created,
+    })
+}
+
+/// A validated Group body (POST/PUT).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupWrite {
+    pub display_name: String,
+    /// Member user ids; `None` when the body has no `members`.
+    pub members: Option<Vec<String>>,
+}
+
+pub fn check_display_name(name: &str) -> Result<(), ScimError> {
+    if name.trim().is_empty() {
+        return Err(ScimError::invalid_value("`displayName` must not be empty."));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ScimError::invalid_value(format!(
+            "`displayName` is longer than {MAX_NAME_CHARS} characters."
+        )));
+    }
+    Ok(())
+}
+
+/// The `value`s of a members list, checked to be ours (Drupal user UUIDs), de-duplicated.
+pub fn member_ids(value: Option<&Value>) -> Result<Vec<String>, ScimError> {
+    let list: Vec<&Value> = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        Some(_) => {
+            return Err(ScimError::invalid_value(
+                "`members` must be a list of {\"value\": user id} objects.",
+            ))
+        }
+    };
+    let mut ids: Vec<String> = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
+    for m in list {
+        let obj = m.as_object().ok_or_else(|| {
+            ScimError::invalid_value("Each member must be an object with a `value`.")
+        })?;
+        if let Some(t) = get_ci(obj, "type").and_then(Value::as_str) {
+            if !t.eq_ignore_ascii_case("User") {
+                return Err(ScimError::invalid_value(format!(
+                    "Members of type `{t}` are not supported; only users can be members."
+                )));
+            }
+        }
+        let id = get_ci(obj, "value")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ScimError::invalid_value("Each member needs a string `value` (the user's id).")
+            })?;
+        if !is_uuid(id) {
+            unknown.push(id.to_string());
+        } else if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(unknown_members(&unknown));
+    }
+    Ok(ids)
+}
+
+pub fn unknown_members(ids: &[String]) -> ScimError {
+    ScimError::invalid_value(format!(
+        "Unknown member ids (no such user): {}. Nothing was changed.",
+        ids.join(", ")
+    ))
+}
+
+pub fn check_group_schemas(obj: &Map<String, Value>) -> Result<(), ScimError> {
+    let list = match get_ci(obj, "schemas") {
+        Some(Value::Array(list)) => list,
+        _ => {
+            return Err(ScimError::invalid_value(format!(
+                "`schemas` must be a list containing `{GROUP_SCHEMA}`."
+            )))
+        }
+    };
+    let mut has_core = false;
+    for urn in list {
+        match urn.as_str() {
+            Some(u) if u.eq_ignore_ascii_case(GROUP_SCHEMA) => has_core = true,
+            Some(u) if u.eq_ignore_ascii_case(ENTRA_GROUP_SCHEMA) => {}
+            Some(u) => {
+                return Err(ScimError::invalid_value(format!(
+                    "Unknown schema `{u}` for a Group."
+                )))
+            }
+            None => {
+                return Err(ScimError::invalid_value(
+                    "`schemas` must contain only strings.",
+                ))
+            }
+        }
+    }
+    if has_core {
+        Ok(())
+    } else {
+        Err(ScimError::invalid_value(format!(
+            "`schemas` must contain `{GROUP_SCHEMA}`."
+        )))
+    }
+}
+
+pub fn parse_group_body(body: &[u8]) -> Result<GroupWrite, ScimError> {
+    let obj = parse_json_object(body)?;
+    check_group_schemas(&obj)?;
+    let display_name = match get_ci(&obj, "displayName") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => {
+            return Err(ScimError::invalid_value("`displayName` is required."))
+        }
+        Some(_) => return Err(ScimError::invalid_value("`displayName` must be a string.")),
+    };
+    check_display_name(&display_name)?;
+    let members = match get_ci(&obj, "members") {
+        None => None,
+        Some(v) => Some(member_ids(Some(v))?),
+    };
+    Ok(GroupWrite {
+        display_name,
+        members,
+    })
+}
+
+/// Builds the Drupal calls for groups.
+pub struct GroupCalls<'a> {
+    pub jsonapi: &'a str,
+    pub groups: &'a GroupsConfig,
+}
+
+fn call(method: &'static str, path: String, body: Option<Value>) -> DrupalCall {
+    DrupalCall {
+        method,
+        path,
+        content_type: body.as_ref().map(|_| JSONAPI_CONTENT_TYPE),
+        body: body.map(|b| serde_json::to_vec(&b).unwrap_or_default()),
+    }
+}
+
+/// The part of a user query that keeps retired accounts out and makes a refused service
+/// account a 403 (see `drupal::Calls::list_users`).
+fn live_users(q: &mut DrupalQuery) {
+    q.push("filter[scim_auth][condition][path]", "status")
+        .push("filter[scim_auth][condition][operator]", "IS NOT NULL")
+        .push("filter[scim_live][group][conjunction]", "OR")
+        .push("filter[scim_below][condition][path]", "name")
+        .push("filter[scim_below][condition][operator]", "<")
+        .push("filter[scim_below][condition][value]", RETIRED_NAME_PREFIX)
+        .push("filter[scim_below][condition][memberOf]", "scim_live")
+        .push("filter[scim_above][condition][path]", "name")
+        .push("filter[scim_above][condition][operator]", ">=")
+        .push("filter[scim_above][condition][value]", "scimretiree")
+        .push("filter[scim_above][condition][memberOf]", "scim_live");
+}
+
+impl GroupCalls<'_> {
+    fn terms(&self) -> String {
+        format!("{}/taxonomy_term/{}", self.jsonapi, self.groups.vocabulary)
+    }
+
+    fn term_fields(&self) -> String {
+        format!("fields[{}]", self.groups.term_type())
+    }
+
+    pub fn get_term(&self, uuid: &str) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        q.push(&self.term_fields(), "name,changed,revision_created,vid");
+        call("GET", format!("{}/{uuid}{}", self.terms(), q.build()), None)
+    }
+
+    /// Terms matching `conditions`, in tid order.
+    pub fn list_terms(
+        &self,
+        conditions: &[(String, String)],
+        sort: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        for (k, v) in conditions {
+            q.push(k, v);
+        }
+        let sort = match sort {
+            Some(s) => format!("{s},drupal_internal__tid"),
+            None => "drupal_internal__tid".to_string(),
+        };
+        q.push("sort", &sort)
+            .push(&self.term_fields(), "name,changed,revision_created,vid")
+            .push("page[offset]", &offset.to_string())
+            .push("page[limit]", &limit.to_string());
+        call("GET", format!("{}{}", self.terms(), q.build()), None)
+    }
+
+    /// Terms whose name equals `name` ignoring case (Drupal's `=` on term names is a LIKE).
+    pub fn terms_named(&self, name: &str) -> DrupalCall {
+        self.list_terms(
+            &[("filter[name]".to_string(), name.to_string())],
+            None,
+            0,
+            crate::drupal::DRUPAL_PAGE_MAX,
+        )
+    }
+
+    pub fn create_term(&self, name: &str) -> DrupalCall {
+        call(
+            "POST",
+            self.terms(),
+            Some(json!({"data": {"type": self.groups.term_type(), "attributes": {"name": name}}})),
+        )
+    }
+
+    pub fn rename_term(&self, uuid: &str, name: &str) -> DrupalCall {
+        let body = json!({"data": {"type": self.groups.term_type(), "id": uuid, "attributes": {"name": name}}});
+        call("PATCH", format!("{}/{uuid}", self.terms()), Some(body))
+    }
+
+    pub fn delete_term(&self, uuid: &str) -> DrupalCall {
+        call("DELETE", format!("{}/{uuid}", self.terms()), None)
+    }
+
+    /// One page of a group's members, in uid order.
+    pub fn members_page(&self, term: &str, offset: usize) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        q.push(
+            "filter[scim_member][condition][path]",
+            &format!("{}.id", self.groups.membership_field),
+        )
+        .push("filter[scim_member][condition][value]", term);
+        live_users(&mut q);
+        q.push("sort", "drupal_internal__uid")
+            .push("fields[user--user]", "name,drupal_internal__uid")
+            .push("page[offset]", &offset.to_string())
+            .push("page[limit]", &crate::drupal::DRUPAL_PAGE_MAX.to_string());
+        call(
+            "GET",
+            format!("{}/user/user{}", self.jsonapi, q.build()),
+            None,
+        )
+    }
+
+    /// Which of these user ids exist (at most 50 per call).
+    pub fn users_with_ids(&self, ids: &[String]) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        q.push("filter[scim_ids][condition][path]", "id")
+            .push("filter[scim_ids][condition][operator]", "IN");
+        for id in ids {
+            q.push("filter[scim_ids][condition][value][]", id);
+        }
+        live_users(&mut q);
+        q.push("fields[user--user]", "name")
+            .push("page[limit]", &crate::drupal::DRUPAL_PAGE_MAX.to_string());
+        call(
+            "GET",
+            format!("{}/user/user{}", self.jsonapi, q.build()),
+            None,
+        )
+    }
+
+    /// A user's memberships and roles, with the group names (for role grants).
+    pub fn user_memberships(&self, user: &str) -> DrupalCall {
+        let f = &self.groups.membership_field;
+        let mut q = DrupalQuery::new();
+        q.push("fields[user--user]", &format!("{f},roles"))
+            .push("include", f)
+            .push(&self.term_fields(), "name");
+        call(
+            "GET",
+            format!("{}/user/user/{user}{}", self.jsonapi, q.build()),
+            None,
+        )
+    }
+
+    fn relationship(&self, user: &str) -> String {
+        format!(
+            "{}/user/user/{user}/relationships/{}",
+            self.jsonapi, self.groups.membership_field
+        )
+    }
+
+    fn identifiers(&self, terms: &[String]) -> Value {
+        let t = self.groups.term_type();
+        json!({"data": terms.iter().map(|id| json!({"type": t, "id": id})).collect::<Vec<_>>()})
+    }
+
+    pub fn add_membership(&self, user: &str, term: &str) -> DrupalCall {
+        call(
+            "POST",
+            self.relationship(user),
+            Some(self.identifiers(&[term.to_string()])),
+        )
+    }
+
+    pub fn remove_membership(&self, user: &str, term: &str) -> DrupalCall {
+        call(
+            "DELETE",
+            self.relationship(user),
+            Some(self.identifiers(&[term.to_string()])),
+        )
+    }
+
+    /// Replaces the whole list: only used, under the user's lock and from a fresh read, to
+    /// repair references to deleted terms (which make every other write fail).
+    pub fn replace_memberships(&self, user: &str, terms: &[String]) -> DrupalCall {
+        call(
+            "PATCH",
+            self.relationship(user),
+            Some(self.identifiers(terms)),
+        )
+    }
+
+    pub fn list_roles(&self) -> DrupalCall {
+        call(
+            "GET",
+            format!(
+                "{}/user_role/user_role?fields[user_role--user_role]=drupal_internal__id",
+                self.jsonapi
+            ),
+            None,
+        )
+    }
+
+    pub fn add_roles(&self, user: &str, role_uuids: &[String]) -> DrupalCall {
+        let body = json!({"data": role_uuids.iter().map(|id| json!({"type": "user_role--user_role", "id": id})).collect::<Vec<_>>()});
+        call(
+            "POST",
+            format!("{}/user/user/{user}/relationships/roles", self.jsonapi),
+            Some(body),
+        )
+    }
+
+    pub fn remove_roles(&self, user: &str, role_uuids: &[String]) -> DrupalCall {
+        let body = json!({"data": role_uuids.iter().map(|id| json!({"type": "user_role--user_role", "id": id})).collect::<Vec<_>>()});
+        call(
+            "DELETE",
+            format!("{}/user/user/{user}/relationships/roles", self.jsonapi),
+            Some(body),
+        )
+    }
+}
+
+/// A user's memberships as Drupal reports them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Memberships {
+    /// Term ids, in Drupal's order.
+    pub terms: Vec<String>,
+    /// Names of the terms, where Drupal included them.
+    pub names: Vec<(String, String)>,
+    /// References to deleted terms are present.
+    pub dangling: bool,
+    /// Role machine names (and uuids) the user holds.
+    pub roles: Vec<(String, String)>,
+}
+
+impl Memberships {
+    pub fn group_names(&self) -> Vec<String> {
+        self.terms
+            .iter()
+            .filter_map(|t| {
+                self.names
+                    .iter()
+                    .find(|(id, _)| id == t)
+                    .map(|(_, n)| n.clone())
+            })
+            .collect()
+    }
+}
+
+/// Reads `user_memberships`' answer.
+pub fn parse_memberships(doc: &Value, field: &str) -> Memberships {
+    let mut m = Memberships::default();
+    let rel = doc
+        .pointer(&format!("/data/relationships/{field}/data"))
+        .and_then(Value::as_array);
+    for item in rel.into_iter().flatten() {
+        match item.get("id").and_then(Value::as_str) {
+            Some("missing") | None => m.dangling = true,
+            Some(id) => m.terms.push(id.to_string()),
+        }
+    }
+    for item in doc
+        .get("included")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(id), Some(name)) = (
+            item.get("id").and_then(Value::as_str),
+            item.pointer("/attributes/name").and_then(Value::as_str),
+        ) {
+            m.names.push((id.to_string(), name.to_string()));
+        }
+    }
+    let roles = doc
+        .pointer("/data/relationships/roles/data")
+        .and_then(Value::as_array);
+    for r in roles.into_iter().flatten() {
+        if let (Some(id), Some(name)) = (
+            r.get("id").and_then(Value::as_str),
+            r.pointer("/meta/drupal_internal__target_id")
+                .and_then(Value::as_str),
+        ) {
+            m.roles.push((name.to_string(), id.to_string()));
+        }
+    }
+    m
+}
+
+/// Role machine name → uuid, from `list_roles`.
+pub fn parse_roles(doc: &Value) -> Vec<(String, String)> {
+    doc.get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let id = r.get("id")?.as_str()?;
+            let name = r.pointer("/attributes/drupal_internal__id")?.as_str()?;
+            Some((name.to_string(), id.to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_config_defaults_and_errors() {
+        let g = GroupsConfig::from_config(Some(&json!({})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                g.vocabulary.as_str(),
+                g.membership_field.as_str(),
+                g.concurrency
+            ),
+            ("scim_groups", "field_scim_groups", 8)
+        );
+        assert!(GroupsConfig::from_config(None).unwrap().is_none());
+        let cases = [
+            (json!({"vocab": "x"}), "groups.vocab"),
+            (json!({"vocabulary": "Bad Name"}), "groups.vocabulary"),
+            (json!({"concurrency": 0}), "groups.concurrency"),
+            (
+                json!({"role_grants": {"Eng": ["authenticated"]}}),
+                "groups.role_grants.Eng",
+            ),
+            (
+                json!({"role_grants": {"Eng": ["a"], "eng": ["b"]}}),
+                "groups.role_grants.eng",
+            ),
+            (json!({"role_grants": []}), "groups.role_grants"),
+        ];
+        for (v, field) in cases {
+            assert_eq!(
+                GroupsConfig::from_config(Some(&v)).unwrap_err().0,
+                field,
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn role_grants_follow_group_names_without_case() {
+        let g = GroupsConfig::from_config(Some(
+            &json!({"role_grants": {"Engineering": ["editor", "dev"], "Ops": ["dev"]}}),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(g.managed_roles(), ["editor", "dev"]);
+        assert_eq!(g.granted_roles(&["ops".into()]), ["dev"]);
+        assert!(g.granted_roles(&["Sales".into()]).is_empty());
+    }
+
+    #[test]
+    fn group_bodies() {
+        let ok = parse_group_body(br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group","http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],"displayName":"Eng","externalId":"x","meta":{}}"#).unwrap();
+        assert_eq!((ok.display_name.as_str(), ok.members), ("Eng", None));
+        let with = parse_group_body(br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eng","members":[{"value":"7724f730-7aca-4819-aaee-90673a0141a4","$ref":null},{"value":"7724f730-7aca-4819-aaee-90673a0141a4"}]}"#).unwrap();
+        assert_eq!(with.members.unwrap().len(), 1);
+        for bad in [
+            &br#"{"displayName":"Eng"}"#[..],
+            br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"]}"#,
+            br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":" "}"#,
+            br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"x","members":[{"value":"42"}]}"#,
+            br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"x","members":[{"value":"7724f730-7aca-4819-aaee-90673a0141a4","type":"Group"}]}"#,
+        ] {
+            assert_eq!(parse_group_body(bad).unwrap_err().status, 400, "{}", String::from_utf8_lossy(bad));
+        }
+        let e = member_ids(Some(&json!([{"value": "42"}, {"value": "nope"}]))).unwrap_err();
+        assert!(e.detail.contains("42, nope"));
+    }
+
+    #[test]
+    fn terms_of_other_vocabularies_are_not_groups() {
+        let t = json!({"id": "t1", "attributes": {"name": "Eng", "changed": "2026-11-28T11:51:50+00:00"},
+            "relationships": {"vid": {"data": {"meta": {"drupal_internal__target_id": "tags"}}}}});
+        assert!(parse_term(&t, "scim_groups").is_none());
+        assert_eq!(parse_term(&t, "tags").unwrap().name, "Eng");
+    }
+
+    #[test]
+    fn memberships_with_dangling_references_and_roles() {
+        let doc = json!({"data": {"relationships": {
+            "field_scim_groups": {"data": [{"type": "t", "id": "missing"}, {"type": "t", "id": "g1"}]},
+            "roles": {"data": [{"id": "r1", "meta": {"drupal_internal__target_id": "editor"}}]}}},
+            "included": [{"id": "g1", "attributes": {"name": "Eng"}}]});
+        let m = parse_memberships(&doc, "field_scim_groups");
+        assert!(m.dangling);
+        assert_eq!(m.terms, ["g1"]);
+        assert_eq!(m.group_names(), ["Eng"]);
+        assert_eq!(m.roles, [("editor".to_string(), "r1".to_string())]);
+    }
+}
