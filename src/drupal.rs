@@ -28,6 +28,8 @@ pub struct DrupalUser {
     pub changed: String,
     /// Drupal attribute values of the mapped fields (`name`, `mail`, `status`, …).
     pub fields: Map<String, Value>,
+    /// Group memberships (term id, name if known), when groups are configured.
+    pub groups: Option<Vec<(String, Option<String>)>>,
 }
 
 impl DrupalUser {
@@ -82,6 +84,21 @@ impl DrupalUser {
         obj.insert("schemas".into(), Value::Array(schemas));
         obj.insert("id".into(), json!(self.uuid));
         obj.extend(attrs);
+        if let Some(groups) = self.groups.as_ref().filter(|g| !g.is_empty()) {
+            let list: Vec<Value> = groups
+                .iter()
+                .map(|(id, name)| {
+                    let mut g = Map::new();
+                    g.insert("value".into(), json!(id));
+                    g.insert("$ref".into(), json!(format!("{base_url}/Groups/{id}")));
+                    if let Some(n) = name {
+                        g.insert("display".into(), json!(n));
+                    }
+                    Value::Object(g)
+                })
+                .collect();
+            obj.insert("groups".into(), Value::Array(list));
+        }
         obj.insert(
             "meta".into(),
             json!({
@@ -119,9 +136,34 @@ pub fn parse_user(resource: &Value, mapping: &UserMapping) -> Result<DrupalUser,
                 .drupal_fields()
                 .filter_map(|f| attrs.get(f).map(|v| (f.to_string(), v.clone())))
                 .collect(),
+            groups: None,
         }),
         _ => Err(service_account_refused()),
     }
+}
+
+/// Adds a user's group memberships from its relationship `field` (references to deleted terms
+/// are skipped), with names from a document's `included` terms.
+pub fn attach_groups(user: &mut DrupalUser, resource: &Value, field: &str, included: &[Value]) {
+    let refs = resource
+        .pointer(&format!("/relationships/{field}/data"))
+        .and_then(Value::as_array);
+    let groups = refs
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("id").and_then(Value::as_str))
+        .filter(|id| *id != "missing")
+        .map(|id| {
+            let name = included
+                .iter()
+                .find(|i| i.get("id").and_then(Value::as_str) == Some(id))
+                .and_then(|i| i.pointer("/attributes/name"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            (id.to_string(), name)
+        })
+        .collect();
+    user.groups = Some(groups);
 }
 
 /// A label-only object for Drupal's anonymous user: it exists in Drupal but is no SCIM user.
@@ -156,6 +198,8 @@ pub fn is_uuid(s: &str) -> bool {
 pub struct Calls<'a> {
     pub jsonapi: &'a str,
     pub mapping: &'a UserMapping,
+    /// When set, reads include the users' group memberships.
+    pub groups: Option<&'a crate::group::GroupsConfig>,
 }
 
 impl Calls<'_> {
@@ -169,12 +213,25 @@ impl Calls<'_> {
             fields.push(',');
             fields.push_str(f);
         }
+        if let Some(g) = self.groups {
+            fields.push(',');
+            fields.push_str(&g.membership_field);
+        }
         fields
+    }
+
+    /// The group names, for the users' `groups` (`display`).
+    fn include_groups(&self, q: &mut DrupalQuery) {
+        if let Some(g) = self.groups {
+            q.push("include", &g.membership_field)
+                .push(&format!("fields[{}]", g.term_type()), "name");
+        }
     }
 
     pub fn get_user(&self, uuid: &str) -> DrupalCall {
         let mut q = DrupalQuery::new();
         q.push("fields[user--user]", &self.fieldset());
+        self.include_groups(&mut q);
         get(format!("{}/{uuid}{}", self.users(), q.build()))
     }
 
@@ -213,8 +270,9 @@ impl Calls<'_> {
             None => "drupal_internal__uid".to_string(),
         };
         q.push("sort", &sort)
-            .push("fields[user--user]", &self.fieldset())
-            .push("page[offset]", &offset.to_string())
+            .push("fields[user--user]", &self.fieldset());
+        self.include_groups(&mut q);
+        q.push("page[offset]", &offset.to_string())
             .push("page[limit]", &limit.to_string());
         get(format!("{}{}", self.users(), q.build()))
     }
@@ -530,6 +588,7 @@ mod tests {
         let calls = Calls {
             jsonapi: "/jsonapi",
             mapping: &m,
+            groups: None,
         };
         let c = calls.list_users(
             &[("filter[name]".into(), "a&b".into())],
@@ -555,6 +614,7 @@ mod tests {
         let calls = Calls {
             jsonapi: "/jsonapi",
             mapping: &m,
+            groups: None,
         };
         let c = calls.retire_user("7724f730-7aca-4819-aaee-90673a0141a4");
         let body: Value = serde_json::from_slice(c.body.as_ref().unwrap()).unwrap();

@@ -516,6 +516,7 @@ impl Exchange {
         Calls {
             jsonapi: &config.drupal.jsonapi_prefix,
             mapping: &config.mapping,
+            groups: config.groups.as_ref(),
         }
     }
 
@@ -709,7 +710,7 @@ impl Exchange {
         match state {
             State::Done => Err(ScimError::internal("The request was already answered.")),
             State::GetUser { if_none_match } => {
-                let user = live_user(&first, mapping)?;
+                let user = live_user(&first, config)?;
                 let version = user.version(mapping);
                 if if_none_match
                     .as_deref()
@@ -721,11 +722,11 @@ impl Exchange {
             }
             State::Written { status } => {
                 let doc = drupal::expect_document(&first, &[status])?;
-                let user = drupal::parse_user(doc.get("data").unwrap_or(&Value::Null), mapping)?;
+                let user = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
                 Ok(self.user_response(status, &user, mapping))
             }
             State::PutLookup { write, if_match } => {
-                let user = live_user(&first, mapping)?;
+                let user = live_user(&first, config)?;
                 if !etag_matches(&if_match, &user.version(mapping)) {
                     return Err(precondition_failed());
                 }
@@ -733,7 +734,7 @@ impl Exchange {
                 self.call(State::Written { status: 200 }, vec![call])
             }
             State::PatchLookup { ops, if_match } => {
-                let user = live_user(&first, mapping)?;
+                let user = live_user(&first, config)?;
                 if if_match
                     .as_deref()
                     .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
@@ -776,7 +777,7 @@ impl Exchange {
                 self.call(State::Written { status: 200 }, vec![call])
             }
             State::DeleteLookup { uuid, if_match } => {
-                let user = live_user(&first, mapping)?;
+                let user = live_user(&first, config)?;
                 if user.name().eq_ignore_ascii_case(&config.service_username) {
                     return Err(ScimError::new(
                         403,
@@ -851,7 +852,7 @@ impl Exchange {
         let mapping = &config.mapping;
         let mut more = false;
         for reply in replies {
-            let page = read_page(reply, mapping)?;
+            let page = read_page(reply, config)?;
             w.users.extend(page.users);
             more = page.has_next;
             if !page.has_next {
@@ -895,7 +896,7 @@ impl Exchange {
         reply: &DrupalReply,
     ) -> Result<Step, ScimError> {
         let mapping = &config.mapping;
-        let page = read_page(reply, mapping)?;
+        let page = read_page(reply, config)?;
         for u in page.users {
             let resource = u.to_scim(mapping, &self.base_url);
             if filter_eval::matches(&walk.post_filter, &resource, mapping) {
@@ -1023,7 +1024,7 @@ fn user_not_found(id: &str) -> ScimError {
 }
 
 /// A user read by id, where a retired account or Drupal's 404 both mean "no such user".
-fn live_user(reply: &DrupalReply, mapping: &UserMapping) -> Result<DrupalUser, ScimError> {
+fn live_user(reply: &DrupalReply, config: &Config) -> Result<DrupalUser, ScimError> {
     if let DrupalReply::Answer { status: 404, .. } = reply {
         return Err(ScimError::not_found("User not found."));
     }
@@ -1032,7 +1033,7 @@ fn live_user(reply: &DrupalReply, mapping: &UserMapping) -> Result<DrupalUser, S
     if drupal::is_anonymous_label(data) {
         return Err(ScimError::not_found("User not found."));
     }
-    let user = drupal::parse_user(data, mapping)?;
+    let user = read_user(&doc, data, config)?;
     if user.is_retired() {
         return Err(ScimError::not_found("User not found."));
     }
@@ -1044,7 +1045,21 @@ struct Page {
     has_next: bool,
 }
 
-fn read_page(reply: &DrupalReply, mapping: &UserMapping) -> Result<Page, ScimError> {
+/// Reads one user of a document, with its groups when they are configured.
+fn read_user(doc: &Value, resource: &Value, config: &Config) -> Result<DrupalUser, ScimError> {
+    let mut user = drupal::parse_user(resource, &config.mapping)?;
+    if let Some(g) = &config.groups {
+        let included = doc
+            .get("included")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        drupal::attach_groups(&mut user, resource, &g.membership_field, included);
+    }
+    Ok(user)
+}
+
+fn read_page(reply: &DrupalReply, config: &Config) -> Result<Page, ScimError> {
     let doc = drupal::expect_document(reply, &[200])?;
     let data = doc
         .get("data")
@@ -1052,7 +1067,7 @@ fn read_page(reply: &DrupalReply, mapping: &UserMapping) -> Result<Page, ScimErr
         .ok_or_else(|| ScimError::bad_gateway("Drupal's user list has no `data` array."))?;
     let users = data
         .iter()
-        .map(|d| drupal::parse_user(d, mapping))
+        .map(|d| read_user(&doc, d, config))
         .collect::<Result<Vec<_>, _>>()?;
     let has_next = doc.get("links").and_then(|l| l.get("next")).is_some();
     Ok(Page { users, has_next })
