@@ -1077,6 +1077,7 @@ mod tests {
     #![allow(clippy::arithmetic_side_effects)]
     use super::*;
     use crate::config::{Config, DrupalConfig, TokenDigest};
+    use crate::membership::Locks;
     use serde_json::json;
     use sha2::{Digest, Sha256};
 
@@ -1754,5 +1755,281 @@ mod tests {
                 && out.get("name").is_none()
                 && out.get("userName").is_some()
         );
+    }
+
+    // ---- Groups ----
+
+    const ENG: &str = "32a595e5-cfd9-4ce7-945f-9b04077da756";
+    const BOB: &str = "5c2dc370-24e6-415e-b8be-fabcb39fad8d";
+
+    fn group_config() -> Config {
+        let mut c = config();
+        c.groups =
+            crate::group::GroupsConfig::from_config(Some(&json!({"concurrency": 4}))).unwrap();
+        c
+    }
+
+    fn term(uuid: &str, name: &str) -> Value {
+        json!({"type": "taxonomy_term--scim_groups", "id": uuid, "attributes": {"name": name, "changed": "2026-11-28T11:51:50+00:00",
+            "revision_created": "2026-11-28T11:51:50+00:00"},
+            "relationships": {"vid": {"data": {"meta": {"drupal_internal__target_id": "scim_groups"}}}}})
+    }
+
+    fn memberships(terms: &[&str]) -> DrupalReply {
+        answer(
+            200,
+            json!({"data": {"relationships": {"field_scim_groups": {"data": terms.iter().map(|t| json!({"id": t})).collect::<Vec<_>>()}, "roles": {"data": []}}}}),
+        )
+    }
+
+    struct GroupRig {
+        config: Config,
+        locks: crate::membership::MemoryLocks,
+    }
+
+    impl GroupRig {
+        fn new() -> Self {
+            GroupRig {
+                config: group_config(),
+                locks: crate::membership::MemoryLocks::default(),
+            }
+        }
+        fn begin(&mut self, r: Request) -> (Exchange, Step) {
+            let mut env = Env {
+                locks: &mut self.locks,
+                now_ms: 1,
+                owner: "t",
+                lock_ttl_ms: 1000,
+            };
+            begin(&self.config, &r, &mut env).unwrap()
+        }
+        fn resume(&mut self, ex: &mut Exchange, replies: Vec<DrupalReply>) -> Step {
+            let mut env = Env {
+                locks: &mut self.locks,
+                now_ms: 1,
+                owner: "t",
+                lock_ttl_ms: 1000,
+            };
+            ex.resume(&self.config, replies, &mut env)
+        }
+    }
+
+    #[test]
+    fn group_create_checks_members_and_name_then_adds_each_member() {
+        let mut rig = GroupRig::new();
+        let body = json!({"schemas": [crate::group::GROUP_SCHEMA], "displayName": "Engineering", "members": [{"value": ALICE}, {"value": BOB}]});
+        let (mut ex, step) = rig.begin(req("POST", "/scim/v2/Groups", &body.to_string()));
+        assert!(
+            calls(&step)[0].path.contains("[operator]=IN"),
+            "members are checked first"
+        );
+        let step = rig.resume(
+            &mut ex,
+            vec![page(
+                vec![
+                    drupal_user(ALICE, 3, "alice", "a@x"),
+                    drupal_user(BOB, 4, "bob", "b@x"),
+                ],
+                false,
+            )],
+        );
+        assert!(calls(&step)[0]
+            .path
+            .starts_with("/jsonapi/taxonomy_term/scim_groups?filter[name]=Engineering"));
+        let step = rig.resume(&mut ex, vec![page(vec![], false)]);
+        assert_eq!(calls(&step)[0].method, "POST");
+        let step = rig.resume(
+            &mut ex,
+            vec![answer(201, json!({"data": term(ENG, "Engineering")}))],
+        );
+        let c = calls(&step);
+        assert_eq!(c.len(), 2);
+        assert!(c
+            .iter()
+            .all(|c| c.method == "POST" && c.path.ends_with("/relationships/field_scim_groups")));
+        let step = rig.resume(
+            &mut ex,
+            vec![answer(204, Value::Null), answer(204, Value::Null)],
+        );
+        assert!(
+            calls(&step).iter().all(|c| c.method == "GET"),
+            "confirmed by reading back"
+        );
+        let (resp, out) =
+            response(rig.resume(&mut ex, vec![memberships(&[ENG]), memberships(&[ENG])]));
+        assert_eq!(resp.status, 201);
+        assert_eq!(resp.header("location"), out["meta"]["location"].as_str());
+        assert_eq!(out["members"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            out["members"][0],
+            json!({"value": ALICE, "$ref": format!("http://gw.example:10000/scim/v2/Users/{ALICE}"), "type": "User"})
+        );
+    }
+
+    #[test]
+    fn group_names_are_unique_without_case() {
+        let mut rig = GroupRig::new();
+        let body = json!({"schemas": [crate::group::GROUP_SCHEMA], "displayName": "engineering"});
+        let (mut ex, _) = rig.begin(req("POST", "/scim/v2/Groups", &body.to_string()));
+        let (resp, out) =
+            response(rig.resume(&mut ex, vec![page(vec![term(ENG, "Engineering")], false)]));
+        assert_eq!(
+            (resp.status, out["scimType"].as_str()),
+            (409, Some("uniqueness"))
+        );
+        assert!(
+            rig.locks
+                .try_lock("scim/group-name/engineering", "other", 1, 1000),
+            "the name lock was released"
+        );
+    }
+
+    #[test]
+    fn group_patch_forms() {
+        // Entra default: remove with a value list; JumpCloud: add with a value list.
+        let mut rig = GroupRig::new();
+        let ops = json!([{"op": "Remove", "path": "members", "value": [{"value": BOB}]}, {"op": "Add", "path": "members", "value": [{"value": ALICE}]}]);
+        let (mut ex, _) = rig.begin(req(
+            "PATCH",
+            &format!("/scim/v2/Groups/{ENG}"),
+            &patch_body(ops),
+        ));
+        let step = rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        );
+        assert!(
+            calls(&step)[0].path.contains("[operator]=IN"),
+            "the new member is checked, no member walk needed"
+        );
+        let step = rig.resume(
+            &mut ex,
+            vec![page(vec![drupal_user(ALICE, 3, "alice", "a@x")], false)],
+        );
+        let c = calls(&step);
+        assert_eq!((c[0].method, c[1].method), ("DELETE", "POST"));
+        rig.resume(
+            &mut ex,
+            vec![answer(204, Value::Null), answer(204, Value::Null)],
+        );
+        let (resp, _) = response(rig.resume(&mut ex, vec![memberships(&[]), memberships(&[ENG])]));
+        assert_eq!(resp.status, 204);
+
+        // Okta: path-less replace with id and displayName renames (after a name check).
+        let ops = json!([{"op": "replace", "value": {"id": ENG, "displayName": "Platform"}}]);
+        let (mut ex, _) = rig.begin(req(
+            "PATCH",
+            &format!("/scim/v2/Groups/{ENG}"),
+            &patch_body(ops),
+        ));
+        let step = rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        );
+        assert!(calls(&step)[0].path.contains("filter[name]=Platform"));
+        let step = rig.resume(&mut ex, vec![page(vec![], false)]);
+        assert_eq!(calls(&step)[0].method, "PATCH");
+        let (resp, _) = response(rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Platform")}))],
+        ));
+        assert_eq!(resp.status, 204);
+    }
+
+    #[test]
+    fn unknown_members_change_nothing() {
+        let mut rig = GroupRig::new();
+        let ops = json!([{"op": "replace", "path": "displayName", "value": "New"}, {"op": "add", "path": "members", "value": [{"value": ALICE}, {"value": BOB}]}]);
+        let (mut ex, _) = rig.begin(req(
+            "PATCH",
+            &format!("/scim/v2/Groups/{ENG}"),
+            &patch_body(ops),
+        ));
+        let step = rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        );
+        assert!(
+            calls(&step)[0].path.contains("[operator]=IN"),
+            "members are checked before the rename"
+        );
+        let (resp, out) = response(rig.resume(
+            &mut ex,
+            vec![page(vec![drupal_user(ALICE, 3, "alice", "a@x")], false)],
+        ));
+        assert_eq!(
+            (resp.status, out["scimType"].as_str()),
+            (400, Some("invalidValue"))
+        );
+        assert!(out["detail"].as_str().unwrap().contains(BOB));
+        let (_, step) = rig.begin(req(
+            "PATCH",
+            &format!("/scim/v2/Groups/{ENG}"),
+            &patch_body(json!([{"op": "add", "path": "members", "value": [{"value": "42"}]}])),
+        ));
+        assert_eq!(
+            response(step).0.status,
+            400,
+            "ids that are not ours need no Drupal call"
+        );
+    }
+
+    #[test]
+    fn group_delete_removes_every_membership_then_the_term() {
+        let mut rig = GroupRig::new();
+        let (mut ex, _) = rig.begin(req("DELETE", &format!("/scim/v2/Groups/{ENG}"), ""));
+        let step = rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        );
+        assert_eq!(calls(&step).len(), 4, "member pages are read ahead");
+        let step = rig.resume(
+            &mut ex,
+            vec![
+                page(vec![drupal_user(ALICE, 3, "alice", "a@x")], false),
+                page(vec![], false),
+                page(vec![], false),
+                page(vec![], false),
+            ],
+        );
+        assert_eq!(calls(&step)[0].method, "DELETE");
+        rig.resume(&mut ex, vec![answer(204, Value::Null)]);
+        let step = rig.resume(&mut ex, vec![memberships(&[])]);
+        assert_eq!(
+            (calls(&step)[0].method, calls(&step)[0].path.as_str()),
+            (
+                "DELETE",
+                format!("/jsonapi/taxonomy_term/scim_groups/{ENG}").as_str()
+            )
+        );
+        let (resp, _) = response(rig.resume(&mut ex, vec![answer(204, Value::Null)]));
+        assert_eq!(resp.status, 204);
+    }
+
+    #[test]
+    fn excluded_members_are_never_read() {
+        let mut rig = GroupRig::new();
+        let (mut ex, step) = rig.begin(req(
+            "GET",
+            &format!("/scim/v2/Groups/{ENG}?excludedAttributes=members"),
+            "",
+        ));
+        assert_eq!(calls(&step).len(), 1);
+        let (resp, out) = response(rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        ));
+        assert_eq!(resp.status, 200);
+        assert!(out.get("members").is_none());
+        let (mut ex, step) = rig.begin(req(
+            "GET",
+            "/scim/v2/Groups?filter=displayName+eq+%22Engineering%22&excludedAttributes=members",
+            "",
+        ));
+        assert_eq!(calls(&step).len(), 1);
+        let (_, out) =
+            response(rig.resume(&mut ex, vec![page(vec![term(ENG, "Engineering")], false)]));
+        assert_eq!(out["totalResults"], 1);
+        assert!(out["Resources"][0].get("members").is_none());
     }
 }

@@ -78,6 +78,8 @@ enum Task {
         count: usize,
         start_index: usize,
         post: bool,
+        /// The first page was read (the rest of the window is read concurrently).
+        first_read: bool,
     },
 }
 
@@ -236,6 +238,7 @@ impl GroupFlow {
             count,
             start_index,
             post: query.post_filter.is_some(),
+            first_read: false,
         });
         if flow.want_members {
             flow.tasks.push_back(Task::Walk);
@@ -565,29 +568,31 @@ impl GroupFlow {
                     offset,
                     count,
                     post,
+                    first_read,
                     ..
                 } => {
-                    if *post {
-                        vec![calls.list_terms(
-                            conditions,
-                            sort.as_deref(),
-                            *offset,
-                            DRUPAL_PAGE_MAX,
-                        )]
+                    if *post || !*first_read {
+                        let limit = if *post {
+                            DRUPAL_PAGE_MAX
+                        } else {
+                            (*count).clamp(1, DRUPAL_PAGE_MAX)
+                        };
+                        vec![calls.list_terms(conditions, sort.as_deref(), *offset, limit)]
                     } else {
-                        let wanted = (*count).max(1);
-                        let pages = wanted.div_ceil(DRUPAL_PAGE_MAX);
-                        (0..pages)
-                            .map(|p| {
-                                let skip = p.saturating_mul(DRUPAL_PAGE_MAX);
-                                calls.list_terms(
-                                    conditions,
-                                    sort.as_deref(),
-                                    offset.saturating_add(skip),
-                                    wanted.saturating_sub(skip).min(DRUPAL_PAGE_MAX),
-                                )
-                            })
-                            .collect()
+                        // The rest of the window, after the first page said there is more.
+                        let mut out = Vec::new();
+                        let mut skip = DRUPAL_PAGE_MAX;
+                        while skip < *count {
+                            let limit = count.saturating_sub(skip).min(DRUPAL_PAGE_MAX);
+                            out.push(calls.list_terms(
+                                conditions,
+                                sort.as_deref(),
+                                offset.saturating_add(skip),
+                                limit,
+                            ));
+                            skip = skip.saturating_add(DRUPAL_PAGE_MAX);
+                        }
+                        out
                     }
                 }
             };
@@ -774,6 +779,7 @@ impl GroupFlow {
                 count,
                 start_index,
                 post,
+                first_read,
                 ..
             } => {
                 let mut terms: Vec<Term> = Vec::new();
@@ -816,10 +822,14 @@ impl GroupFlow {
                     let skip = start_index.saturating_sub(1);
                     self.terms = self.terms.iter().skip(skip).take(*count).cloned().collect();
                 } else {
-                    let seen = offset.saturating_add(terms.len());
+                    self.terms.extend(terms);
+                    if !*first_read && more && *count > DRUPAL_PAGE_MAX {
+                        *first_read = true;
+                        return Ok(());
+                    }
+                    let seen = offset.saturating_add(self.terms.len());
                     self.total = if more { seen.saturating_add(1) } else { seen };
-                    terms.truncate(*count);
-                    self.terms = terms;
+                    self.terms.truncate(*count);
                 }
                 self.tasks.pop_front();
             }
