@@ -30,6 +30,17 @@ pub struct Exchange {
     base_url: String,
     projection: Projection,
     state: State,
+    /// `POST /.search` at the base URL with Groups configured: Users first, then Groups.
+    root_search: Option<RootSearch>,
+}
+
+/// A search across both resource types: one index space, Users then Groups.
+#[derive(Debug)]
+struct RootSearch {
+    start_index: usize,
+    count: usize,
+    filter: Option<String>,
+    users: Option<(Vec<Value>, usize)>,
 }
 
 #[derive(Debug)]
@@ -152,13 +163,14 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
         base_url: base_url(config, req),
         projection: Projection::default(),
         state: State::Done,
+        root_search: None,
     };
     let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
         Err(e) => Step::Respond(e.into_response()),
         Ok(label) => {
             exchange.token_label = label.to_string();
             match exchange.route(config, req, env) {
-                Ok(step) => step,
+                Ok(step) => exchange.across_types(config, env, step),
                 Err(e) => exchange.fail(env, e),
             }
         }
@@ -415,6 +427,20 @@ impl Exchange {
                 }
                 "POST" => self.start_create(config, &req.body),
                 _ => Err(ScimError::method_not_allowed("GET, POST")),
+            },
+            [".search"] if config.groups.is_some() => match method {
+                "POST" => {
+                    let search = parse_search(&req.body)?;
+                    let (start_index, count) = window(search.start_index, search.count);
+                    self.root_search = Some(RootSearch {
+                        start_index,
+                        count,
+                        filter: search.filter.clone(),
+                        users: None,
+                    });
+                    self.start_search(config, &req.body)
+                }
+                _ => Err(ScimError::method_not_allowed("POST")),
             },
             ["Users", ".search"] | [".search"] => match method {
                 "POST" => self.start_search(config, &req.body),
@@ -674,6 +700,102 @@ impl Exchange {
 
     /// Feeds Drupal's replies (in the order of the calls) and returns what to do next.
     pub fn resume(&mut self, config: &Config, replies: Vec<DrupalReply>, env: &mut Env) -> Step {
+        let step = self.resume_inner(config, replies, env);
+        self.across_types(config, env, step)
+    }
+
+    /// For a search across types: when the Users part has answered, search the Groups for
+    /// the rest of the window; when they have, answer with both.
+    fn across_types(&mut self, config: &Config, env: &mut Env, step: Step) -> Step {
+        let Step::Respond(response) = &step else {
+            return step;
+        };
+        let Some(root) = self.root_search.as_mut() else {
+            return step;
+        };
+        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        if response.status != 200 {
+            // A filter Groups cannot take (e.g. on userName) matches no group.
+            if root.users.is_some() && response.status == 400 {
+                let (users, total) = root.users.take().unwrap_or_default();
+                let start = root.start_index;
+                self.root_search = None;
+                return json_response(200, &discovery::list_response(users, total, start), vec![]);
+            }
+            self.root_search = None;
+            return step;
+        }
+        let resources = body
+            .get("Resources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let total = body
+            .get("totalResults")
+            .and_then(Value::as_u64)
+            .and_then(|t| usize::try_from(t).ok())
+            .unwrap_or(0);
+        match root.users.take() {
+            None => {
+                let users_seen = root
+                    .start_index
+                    .saturating_sub(1)
+                    .saturating_add(resources.len());
+                if resources.len() >= root.count || total > users_seen {
+                    // The window is full of users (or more users follow): groups come later.
+                    let start = root.start_index;
+                    self.root_search = None;
+                    return json_response(
+                        200,
+                        &discovery::list_response(resources, total.saturating_add(1), start),
+                        vec![],
+                    );
+                }
+                let rest = root.count.saturating_sub(resources.len());
+                let group_start = root.start_index.saturating_sub(total).max(1);
+                let filter = root.filter.clone();
+                root.users = Some((resources, total));
+                let flow = GroupFlow::list(
+                    &self.base_url,
+                    self.projection.clone(),
+                    filter.as_deref(),
+                    None,
+                    None,
+                    group_start,
+                    rest,
+                );
+                match flow.and_then(|f| self.start_group(config, env, f)) {
+                    Ok(step) => self.across_types(config, env, step),
+                    Err(_) => {
+                        let (users, total) = self
+                            .root_search
+                            .as_mut()
+                            .and_then(|r| r.users.take())
+                            .unwrap_or_default();
+                        let start = self
+                            .root_search
+                            .as_ref()
+                            .map(|r| r.start_index)
+                            .unwrap_or(1);
+                        self.root_search = None;
+                        json_response(200, &discovery::list_response(users, total, start), vec![])
+                    }
+                }
+            }
+            Some((mut users, users_total)) => {
+                let start = root.start_index;
+                self.root_search = None;
+                users.extend(resources);
+                json_response(
+                    200,
+                    &discovery::list_response(users, users_total.saturating_add(total), start),
+                    vec![],
+                )
+            }
+        }
+    }
+
+    fn resume_inner(&mut self, config: &Config, replies: Vec<DrupalReply>, env: &mut Env) -> Step {
         if let State::Group(flow) = &mut self.state {
             let (Some(groups), Some(calls)) = (config.groups.as_ref(), Self::group_calls(config))
             else {
@@ -2031,5 +2153,34 @@ mod tests {
             response(rig.resume(&mut ex, vec![page(vec![term(ENG, "Engineering")], false)]));
         assert_eq!(out["totalResults"], 1);
         assert!(out["Resources"][0].get("members").is_none());
+    }
+
+    #[test]
+    fn root_search_lists_users_then_groups() {
+        let mut rig = GroupRig::new();
+        let body = json!({"schemas": [SEARCH_REQUEST_SCHEMA], "excludedAttributes": ["members"]});
+        let (mut ex, step) = rig.begin(req("POST", "/scim/v2/.search", &body.to_string()));
+        assert!(calls(&step)[0].path.starts_with("/jsonapi/user/user?"));
+        let step = rig.resume(
+            &mut ex,
+            vec![page(vec![drupal_user(ALICE, 3, "alice", "a@x")], false)],
+        );
+        assert!(calls(&step)[0]
+            .path
+            .starts_with("/jsonapi/taxonomy_term/scim_groups?"));
+        let (_, out) =
+            response(rig.resume(&mut ex, vec![page(vec![term(ENG, "Engineering")], false)]));
+        assert_eq!(out["totalResults"], 2);
+        assert_eq!(out["Resources"][0]["userName"], "alice");
+        assert_eq!(out["Resources"][1]["displayName"], "Engineering");
+
+        // A filter only Users have: no groups match.
+        let body = json!({"schemas": [SEARCH_REQUEST_SCHEMA], "filter": "userName eq \"alice\""});
+        let (mut ex, _) = rig.begin(req("POST", "/scim/v2/.search", &body.to_string()));
+        let (_, out) = response(rig.resume(
+            &mut ex,
+            vec![page(vec![drupal_user(ALICE, 3, "alice", "a@x")], false)],
+        ));
+        assert_eq!(out["totalResults"], 1);
     }
 }
