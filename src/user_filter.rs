@@ -540,9 +540,16 @@ fn field_to_drupal(
                     Ok(cond(path, "STARTS_WITH", Some(v.clone())))
                 }
                 Op::Ne if !f.case_exact && folds_case_on_equal => Ok(not_equal(path, v.clone())),
-                Op::Ne => {
+                Op::Ne if !f.case_exact => {
+                    // `mail`: `<>` keeps at least every address that differs without case.
                     *exact = false;
                     Ok(not_equal(path, v.clone()))
+                }
+                Op::Ne => {
+                    // Drupal's `<>` on a text field ignores case (NOT LIKE), which would drop
+                    // values that differ only in case: ask for everything, check here.
+                    *exact = false;
+                    Ok(Drupal::True)
                 }
                 Op::Co | Op::Sw | Op::Ew => {
                     if f.case_exact {
