@@ -21,6 +21,9 @@ pub struct Req {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub peer_ip: String,
+    /// The race window for this request (ms; 0 = writes are atomic). Set by the server when the
+    /// race switch is on; the request then runs on a blocking thread, so it may sleep.
+    pub race_ms: u64,
 }
 
 impl Req {
@@ -175,6 +178,8 @@ pub struct App {
     pub log: Mutex<VecDeque<J>>,
     pub log_limit: usize,
     pub faults: Mutex<Vec<Fault>>,
+    /// PHP_CLI_SERVER_WORKERS=4: the worker slots used while the race switch is on.
+    pub workers: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Per-request context.
@@ -259,6 +264,7 @@ impl App {
             log: Mutex::new(VecDeque::new()),
             log_limit,
             faults: Mutex::new(Vec::new()),
+            workers: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
         }
     }
 

@@ -1,16 +1,20 @@
 //! JSON:API routes for `user--user` and `user_role--user_role`.
 
 use crate::app::{href, jsonapi_member, App, Ctx, Req, Resp, JSONAPI_CT};
-use crate::filter::{self, check_sql, eval, parse_sort, sort_cmp, FErr, Mode, Resolver, Val};
+use crate::fields::{
+    dedupe, requires_body, term_idents, with_arity, FVal, FieldKind, Ident, UserField,
+};
+use crate::filter::{self, check_sql, eval, parse_sort, sort_cmp, FErr, Mode, Node, Resolver, Val};
 use crate::json::J;
 use crate::model::{Db, User, Violation};
 use crate::query::{pager_query, with_page, Q};
 use crate::users::{
-    clean_roles, internal_name, is_user_attribute, is_user_relationship, set_patch_field, InErr,
-    Patch, View,
+    clean_roles, internal_name, is_user_attribute, is_user_relationship, set_custom_field,
+    set_patch_field, CustomIn, InErr, Patch, View,
 };
 use crate::util::is_uuid;
 use serde_json::Value;
+use std::time::Duration;
 
 const RESOURCE_TYPES: [&str; 37] = [
     "action--action",
@@ -52,6 +56,31 @@ const RESOURCE_TYPES: [&str; 37] = [
     "self",
 ];
 
+/// The JSON:API resource types of the site, in the entry point's order.
+pub fn resource_types(db: &Db) -> Vec<&'static str> {
+    let mut out = Vec::with_capacity(RESOURCE_TYPES.len() + 1);
+    for t in RESOURCE_TYPES {
+        if t == "taxonomy_term--tags" && db.vocab_enabled("scim_groups") {
+            out.push("taxonomy_term--scim_groups");
+        }
+        out.push(t);
+    }
+    out
+}
+
+impl App {
+    pub fn resource_type_exists(&self, db: &Db, ty: &str) -> bool {
+        ty != "self"
+            && (RESOURCE_TYPES.contains(&ty)
+                || (ty == "taxonomy_term--scim_groups" && db.vocab_enabled("scim_groups")))
+    }
+
+    /// Fieldset for a resource type from `fields[type]=a,b`.
+    pub fn fieldset(&self, ctx: &Ctx, ty: &str) -> Option<Vec<String>> {
+        fieldset(ctx, ty)
+    }
+}
+
 fn is_read(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
 }
@@ -86,7 +115,17 @@ impl Resolver for UserResolver<'_> {
                 Some((first, Mode::Num))
             }
             "pass" => Some(("pass", Mode::Cs)),
-            _ => None,
+            _ => match self.db.user_field(first) {
+                Some(f) if !f.is_ref() => Some((
+                    f.name.as_str(),
+                    if f.kind == FieldKind::String {
+                        Mode::Ci
+                    } else {
+                        Mode::Num
+                    },
+                )),
+                _ => None,
+            },
         };
         let denied = |field: &str| -> FErr {
             (
@@ -136,6 +175,22 @@ impl Resolver for UserResolver<'_> {
                 }
                 Ok(("user_picture".to_string(), Mode::Num))
             }
+            name if self.db.user_field(name).is_some_and(|f| f.is_ref()) => {
+                let rest = parts[1..].join(".");
+                match rest.as_str() {
+                    "" => Err((400, format!(
+                        "Invalid nested filtering. The field `{first}`, given in the path `{path}` is incomplete, it must end with one of the following specifiers: `id`, `meta.drupal_internal__target_id`."
+                    ))),
+                    "id" => Ok((format!("ref:{name}:uuid"), Mode::Ci)),
+                    "meta.drupal_internal__target_id" => {
+                        Ok((format!("ref:{name}:target"), Mode::Num))
+                    }
+                    _ => {
+                        let (key, mode) = crate::taxonomy::resolve_term_path(&parts[1..], path)?;
+                        Ok((format!("ref:{name}:{key}"), mode))
+                    }
+                }
+            }
             _ => Err((
                 400,
                 format!(
@@ -146,11 +201,39 @@ impl Resolver for UserResolver<'_> {
     }
 }
 
-fn user_values(u: &User, field: &str) -> Vec<Val> {
+fn user_values(db: &Db, u: &User, field: &str) -> Vec<Val> {
     let s = |o: &Option<String>| match o {
         Some(x) if !x.is_empty() => Val::Str(x.clone()),
         _ => Val::Null,
     };
+    if let Some(rest) = field.strip_prefix("ref:") {
+        let (name, key) = rest.split_once(':').unwrap_or((rest, "uuid"));
+        let targets = u.refs(name);
+        return match key {
+            "target" => targets.iter().map(|t| Val::Int(*t)).collect(),
+            "uuid" => targets
+                .iter()
+                .filter_map(|t| db.terms.get(t))
+                .map(|t| Val::Str(t.uuid.clone()))
+                .collect(),
+            _ => {
+                let key = key.strip_prefix("t:").unwrap_or(key);
+                targets
+                    .iter()
+                    .filter_map(|t| db.terms.get(t))
+                    .flat_map(|t| crate::taxonomy::term_values(db, t, key))
+                    .collect()
+            }
+        };
+    }
+    if let Some(v) = u.field(field) {
+        return vec![match v {
+            FVal::Str(x) if !x.is_empty() => Val::Str(x.clone()),
+            FVal::Int(i) => Val::Int(*i),
+            FVal::Bool(b) => Val::Int(*b as i64),
+            _ => Val::Null,
+        }];
+    }
     match field {
         "uuid" => vec![Val::Str(u.uuid.clone())],
         "uid" => vec![Val::Int(u.uid)],
@@ -211,6 +294,10 @@ enum Route<'a> {
     Related(&'a str, &'a str),
     Roles,
     Role(&'a str),
+    Terms(&'a str),
+    Term(&'a str, &'a str),
+    TermRelationship(&'a str, &'a str, &'a str),
+    TermRelated(&'a str, &'a str, &'a str),
     Unknown,
 }
 
@@ -226,19 +313,36 @@ impl App {
             ["user", "user", id, rel] => Route::Related(id, rel),
             ["user_role", "user_role"] => Route::Roles,
             ["user_role", "user_role", id] => Route::Role(id),
+            ["taxonomy_term", b] => Route::Terms(b),
+            ["taxonomy_term", b, id] => Route::Term(b, id),
+            ["taxonomy_term", b, id, "relationships", rel] => Route::TermRelationship(b, id, rel),
+            ["taxonomy_term", b, id, rel] => Route::TermRelated(b, id, rel),
             _ => Route::Unknown,
         };
         let m = req.method.as_str();
-        let read_only = self.read().settings.read_only;
-        let allowed: &str = match &route {
-            Route::Entry | Route::Roles | Route::Role(_) => "GET, HEAD",
-            Route::Collection => "GET, HEAD, POST",
-            Route::Individual(_) => "GET, HEAD, PATCH, DELETE",
-            Route::Relationship(_, rel) if is_user_relationship(rel) => {
-                "GET, HEAD, POST, PATCH, DELETE"
-            }
-            Route::Related(_, rel) if is_user_relationship(rel) => "GET, HEAD",
-            _ => return crate::app::html_page(404, "Page not found", &self.cfg.site_name),
+        let (read_only, allowed) = {
+            let db = self.read();
+            let term_rel = |b: &str, rel: &str| {
+                db.vocab_enabled(b) && crate::taxonomy::TERM_RELATIONSHIPS.contains(&rel)
+            };
+            let allowed: &str = match &route {
+                Route::Entry | Route::Roles | Route::Role(_) => "GET, HEAD",
+                Route::Collection => "GET, HEAD, POST",
+                Route::Individual(_) => "GET, HEAD, PATCH, DELETE",
+                Route::Relationship(_, rel) if is_user_relationship(&db.fields, rel) => {
+                    "GET, HEAD, POST, PATCH, DELETE"
+                }
+                Route::Related(_, rel) if is_user_relationship(&db.fields, rel) => "GET, HEAD",
+                Route::Terms(b) if db.vocab_enabled(b) => "GET, HEAD, POST",
+                Route::Term(b, _) if db.vocab_enabled(b) => "GET, HEAD, PATCH, DELETE",
+                Route::TermRelationship(b, _, rel) | Route::TermRelated(b, _, rel)
+                    if term_rel(b, rel) =>
+                {
+                    "GET, HEAD"
+                }
+                _ => return crate::app::html_page(404, "Page not found", &self.cfg.site_name),
+            };
+            (db.settings.read_only, allowed)
         };
         let user_route = !matches!(route, Route::Entry | Route::Roles | Route::Role(_));
         if read_only && user_route && !is_read(m) {
@@ -294,12 +398,20 @@ impl App {
             Route::Related(id, rel) => self.related(ctx, req, id, rel),
             Route::Roles => self.role_collection(ctx, req),
             Route::Role(id) => self.role_individual(ctx, req, id),
+            Route::Terms(b) => self.handle_term_route(ctx, req, b, None, None),
+            Route::Term(b, id) => self.handle_term_route(ctx, req, b, Some(id), None),
+            Route::TermRelationship(b, id, rel) => {
+                self.handle_term_route(ctx, req, b, Some(id), Some((rel, true)))
+            }
+            Route::TermRelated(b, id, rel) => {
+                self.handle_term_route(ctx, req, b, Some(id), Some((rel, false)))
+            }
             Route::Unknown => crate::app::html_page(404, "Page not found", &self.cfg.site_name),
         }
     }
 
     /// JsonApiRequestValidator: custom query parameters must contain a non a-z character.
-    fn validate_query_params(&self, ctx: &Ctx, req: &Req) -> Option<Resp> {
+    pub fn validate_query_params(&self, ctx: &Ctx, req: &Req) -> Option<Resp> {
         if ctx.has_param("_format") {
             return Some(self.jerr(ctx, req, 400, "JSON:API does not need that ugly '_format' query string! 🤘 Use the URL provided in 'links' 🙏"));
         }
@@ -340,7 +452,8 @@ impl App {
             return r;
         }
         let mut links = J::obj();
-        for t in RESOURCE_TYPES {
+        let types = resource_types(&self.read());
+        for t in types {
             let h = if t == "self" {
                 format!("{}/jsonapi", ctx.base)
             } else {
@@ -384,27 +497,45 @@ impl App {
         )
     }
 
-    fn include_paths(&self, ctx: &Ctx, req: &Req) -> Result<Vec<String>, Resp> {
+    fn include_paths(&self, db: &Db, ctx: &Ctx, req: &Req) -> Result<Vec<String>, Resp> {
         let Some(inc) = ctx.param("include") else {
             return Ok(vec![]);
         };
         let s = inc.as_str().unwrap_or("");
         let mut out = Vec::new();
         for p in s.split(',').map(|x| x.trim()).filter(|x| !x.is_empty()) {
-            if p != "roles" && p != "user_picture" {
+            // Nested paths (`field_scim_groups.vid`) are accepted; only the first hop is included.
+            let first = p.split('.').next().unwrap_or(p);
+            if !is_user_relationship(&db.fields, first) {
+                let mut possible = vec!["roles".to_string()];
+                let mut conf: Vec<String> = db
+                    .fields
+                    .iter()
+                    .filter(|f| f.is_ref())
+                    .map(|f| f.name.clone())
+                    .collect();
+                conf.push("user_picture".into());
+                conf.sort_unstable();
+                possible.extend(conf);
                 return Err(self.jerr(
                     ctx,
                     req,
                     400,
-                    &format!("`{p}` is not a valid relationship field name. Possible values: roles, user_picture."),
+                    &format!(
+                        "`{p}` is not a valid relationship field name. Possible values: {}.",
+                        possible.join(", ")
+                    ),
                 ));
             }
-            out.push(p.to_string());
+            if !out.iter().any(|x| x == first) {
+                out.push(first.to_string());
+            }
         }
         Ok(out)
     }
 
-    /// `included` for the given users (roles only; user pictures are never set).
+    /// `included` for the given users: roles and referenced terms, in include order, each
+    /// resource once (user pictures are never set).
     fn included(&self, db: &Db, ctx: &Ctx, users: &[&User], includes: &[String]) -> Option<J> {
         if includes.is_empty() {
             return None;
@@ -413,112 +544,48 @@ impl App {
         let mut out = Vec::new();
         let can_roles = self.has_perm(db, &ctx.actor, "administer permissions");
         let role_fields = fieldset(ctx, "user_role--user_role");
-        if includes.iter().any(|i| i == "roles") {
-            for u in users {
-                if self.user_view(db, &ctx.actor, u) != View::Admin {
-                    continue;
-                }
-                for r in u.roles.iter().filter_map(|r| db.role(r)) {
-                    if seen.contains(&r.uuid) || !can_roles {
+        for inc in includes {
+            if inc == "roles" {
+                for u in users {
+                    if self.user_view(db, &ctx.actor, u) != View::Admin {
                         continue;
                     }
-                    seen.push(r.uuid.clone());
-                    out.push(self.render_role(&ctx.base, r, role_fields.as_deref()));
+                    for r in u.roles.iter().filter_map(|r| db.role(r)) {
+                        if seen.contains(&r.uuid) || !can_roles {
+                            continue;
+                        }
+                        seen.push(r.uuid.clone());
+                        out.push(self.render_role(&ctx.base, r, role_fields.as_deref()));
+                    }
+                }
+            } else if db.user_field(inc).is_some_and(|f| f.is_ref()) {
+                for u in users {
+                    if self.user_view(db, &ctx.actor, u) == View::Label {
+                        continue;
+                    }
+                    for t in u.refs(inc).iter().filter_map(|t| db.terms.get(t)) {
+                        if seen.contains(&t.uuid) || !self.can_view_term(db, ctx, t) {
+                            continue;
+                        }
+                        seen.push(t.uuid.clone());
+                        let f = fieldset(ctx, &format!("taxonomy_term--{}", t.vid));
+                        out.push(self.render_term(db, &ctx.base, t, f.as_deref()));
+                    }
                 }
             }
         }
         Some(J::Arr(out))
     }
 
-    fn collection(&self, ctx: &Ctx, req: &Req) -> Resp {
-        if let Some(r) = self.validate_query_params(ctx, req) {
-            return r;
-        }
-        let db = self.read();
-        let resolver = UserResolver {
-            app: self,
-            db: &db,
-            ctx,
-        };
-        let filter = match ctx.param("filter") {
-            Some(f) => match filter::parse_filter(f, &resolver) {
-                Ok(n) => Some(n),
-                Err((s, d)) => return self.filter_error(ctx, req, s, &d),
-            },
-            None => None,
-        };
-        let sort = match ctx.param("sort") {
-            Some(s) => match parse_sort(s, &resolver) {
-                Ok(k) => k,
-                Err((s, d)) => return self.filter_error(ctx, req, s, &d),
-            },
-            None => Vec::new(),
-        };
-        let (offset, size) = match page_params(ctx) {
-            Ok(x) => x,
-            Err(d) => return self.jerr(ctx, req, 400, &d),
-        };
-        if let Some(f) = &filter {
-            if let Err((s, d)) = check_sql(f) {
-                return self.jerr(ctx, req, s, &d);
-            }
-        }
-        let admin = self.has_perm(&db, &ctx.actor, "administer users");
-        let mut rows: Vec<&User> = db
-            .users
-            .values()
-            .filter(|u| match &filter {
-                None => true,
-                Some(f) => {
-                    // TemporaryQueryGuard: no uid 0; non-admins may filter among their own
-                    // account only (and anonymous callers among nothing).
-                    u.uid != 0
-                        && (admin || (ctx.actor.is_auth() && u.uid == ctx.actor.uid))
-                        && eval(f, &|field| user_values(u, field))
-                }
-            })
-            .collect();
-        if !sort.is_empty() {
-            let key = |u: &User| -> Vec<Val> {
-                sort.iter()
-                    .map(|k| {
-                        user_values(u, &k.field)
-                            .into_iter()
-                            .next()
-                            .unwrap_or(Val::Null)
-                    })
-                    .collect()
-            };
-            rows.sort_by(|a, b| sort_cmp(&key(a), &key(b), &sort));
-        }
-        if size <= 0 {
-            return self.jerr(
-                ctx,
-                req,
-                400,
-                "The page size needs to be a positive integer.",
-            );
-        }
-        let start = offset.max(0) as usize;
-        let page: Vec<&User> = rows
-            .iter()
-            .skip(start)
-            .take(size as usize)
-            .copied()
-            .collect();
-        let has_next = rows.len() > start + size as usize;
-        let includes = match self.include_paths(ctx, req) {
-            Ok(i) => i,
-            Err(r) => return r,
-        };
-        let fields = fieldset(ctx, "user--user");
-        let data: Vec<J> = page
-            .iter()
-            .map(|u| {
-                let view = self.user_view(&db, &ctx.actor, u);
-                self.render_user(&db, &ctx.base, u, view, fields.as_deref())
-            })
-            .collect();
+    /// A collection's `links`: Drupal's pager links plus Symfony's normalised `self`.
+    pub fn collection_links(
+        &self,
+        ctx: &Ctx,
+        req: &Req,
+        offset: i64,
+        size: i64,
+        has_next: bool,
+    ) -> J {
         let mut links = J::obj();
         let path = format!("{}{}", ctx.base, req.path);
         if has_next {
@@ -551,6 +618,104 @@ impl App {
         if let J::Obj(ref mut v) = links {
             v.sort_by(|a, b| a.0.cmp(&b.0));
         }
+        links
+    }
+
+    fn collection(&self, ctx: &Ctx, req: &Req) -> Resp {
+        if let Some(r) = self.validate_query_params(ctx, req) {
+            return r;
+        }
+        let db = self.read();
+        let resolver = UserResolver {
+            app: self,
+            db: &db,
+            ctx,
+        };
+        let filter = match ctx.param("filter") {
+            Some(f) => match filter::parse_filter(f, &resolver) {
+                Ok(n) => Some(n),
+                Err((s, d)) => return self.filter_error(ctx, req, s, &d),
+            },
+            None => None,
+        };
+        let sort = match ctx.param("sort") {
+            Some(s) => match parse_sort(s, &resolver) {
+                Ok(k) => k,
+                Err((s, d)) => return self.filter_error(ctx, req, s, &d),
+            },
+            None => Vec::new(),
+        };
+        let (offset, size) = match page_params(ctx) {
+            Ok(x) => x,
+            Err(d) => return self.jerr(ctx, req, 400, &d),
+        };
+        if let Some(f) = &filter {
+            if let Err((s, d)) = check_sql(f) {
+                let detail = if s == 500 {
+                    sql_error_detail(f, "user", offset, size).unwrap_or(d)
+                } else {
+                    d
+                };
+                return self.jerr(ctx, req, s, &detail);
+            }
+        }
+        let admin = self.has_perm(&db, &ctx.actor, "administer users");
+        let mut rows: Vec<&User> = db
+            .users
+            .values()
+            .filter(|u| match &filter {
+                None => true,
+                Some(f) => {
+                    // TemporaryQueryGuard: no uid 0; non-admins may filter among their own
+                    // account only (and anonymous callers among nothing).
+                    u.uid != 0
+                        && (admin || (ctx.actor.is_auth() && u.uid == ctx.actor.uid))
+                        && eval(f, &|field| user_values(&db, u, field))
+                }
+            })
+            .collect();
+        if !sort.is_empty() {
+            let key = |u: &User| -> Vec<Val> {
+                sort.iter()
+                    .map(|k| {
+                        user_values(&db, u, &k.field)
+                            .into_iter()
+                            .next()
+                            .unwrap_or(Val::Null)
+                    })
+                    .collect()
+            };
+            rows.sort_by(|a, b| sort_cmp(&key(a), &key(b), &sort));
+        }
+        if size <= 0 {
+            return self.jerr(
+                ctx,
+                req,
+                400,
+                "The page size needs to be a positive integer.",
+            );
+        }
+        let start = offset.max(0) as usize;
+        let page: Vec<&User> = rows
+            .iter()
+            .skip(start)
+            .take(size as usize)
+            .copied()
+            .collect();
+        let has_next = rows.len() > start + size as usize;
+        let includes = match self.include_paths(&db, ctx, req) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        let fields = fieldset(ctx, "user--user");
+        let data: Vec<J> = page
+            .iter()
+            .map(|u| {
+                let view = self.user_view(&db, &ctx.actor, u);
+                self.render_user(&db, &ctx.base, u, view, fields.as_deref())
+            })
+            .collect();
+        let links = self.collection_links(ctx, req, offset, size, has_next);
         let mut doc = J::obj()
             .with("jsonapi", jsonapi_member())
             .with("data", J::Arr(data));
@@ -561,7 +726,7 @@ impl App {
         Resp::json(200, JSONAPI_CT, &doc)
     }
 
-    fn filter_error(&self, ctx: &Ctx, req: &Req, status: u16, detail: &str) -> Resp {
+    pub(crate) fn filter_error(&self, ctx: &Ctx, req: &Req, status: u16, detail: &str) -> Resp {
         if status == 403 {
             self.jforbidden(ctx, req, detail, None)
         } else {
@@ -587,11 +752,11 @@ impl App {
                 if let Some(r) = self.validate_query_params(ctx, req) {
                     return r;
                 }
-                let includes = match self.include_paths(ctx, req) {
+                let db = self.read();
+                let includes = match self.include_paths(&db, ctx, req) {
                     Ok(i) => i,
                     Err(r) => return r,
                 };
-                let db = self.read();
                 let Some(u) = db.users.get(&target.uid) else {
                     return self.not_converted(ctx, req, "/jsonapi/user/user/{entity}", route);
                 };
@@ -646,7 +811,12 @@ impl App {
     }
 
     /// Decodes a JSON:API document body (400 on empty/malformed).
-    fn decode_body(&self, ctx: &Ctx, req: &Req, rel: Option<&str>) -> Result<Value, Resp> {
+    pub(crate) fn decode_body(
+        &self,
+        ctx: &Ctx,
+        req: &Req,
+        rel: Option<&str>,
+    ) -> Result<Value, Resp> {
         if req.body.is_empty() || req.body == b"0" {
             if req.method == "DELETE" {
                 if let Some(r) = rel {
@@ -671,7 +841,7 @@ impl App {
         serde_json::from_str::<Value>(text).map_err(|_| self.jerr(ctx, req, 400, "Syntax error"))
     }
 
-    fn in_err(&self, ctx: &Ctx, req: &Req, e: InErr) -> Resp {
+    pub(crate) fn in_err(&self, ctx: &Ctx, req: &Req, e: InErr) -> Resp {
         match e {
             InErr::Bad(d) => self.jerr(ctx, req, 400, &d),
             InErr::Unprocessable(d) => self.jerr_422(ctx, req, &d),
@@ -711,7 +881,7 @@ impl App {
             let rels: Vec<&str> = a
                 .keys()
                 .map(|k| k.as_str())
-                .filter(|k| is_user_relationship(k))
+                .filter(|k| is_user_relationship(&db.fields, k))
                 .collect();
             if !rels.is_empty() {
                 return Err(InErr::Unprocessable(format!(
@@ -721,8 +891,9 @@ impl App {
             }
         }
         let mut p = Patch::default();
-        // Relationships are resolved (404s) before attributes are denormalised.
-        let mut rel_values: Vec<(String, Vec<String>)> = Vec::new();
+        // Relationships are resolved (404s) before attributes are denormalised. Items are
+        // loaded from the storage of the first item's type, whatever the field targets.
+        let mut rel_values: Vec<(String, Vec<RelId>)> = Vec::new();
         if let Some(rels) = data.get("relationships").and_then(|r| r.as_object()) {
             for name in crate::json::key_order(raw, &["data", "relationships"]) {
                 let Some(rel) = rels.get(&name) else {
@@ -747,7 +918,7 @@ impl App {
                 if ty.is_empty() {
                     return Err(InErr::Bad("No type specified for related resource".into()));
                 }
-                if !RESOURCE_TYPES.contains(&ty) || ty == "self" {
+                if !self.resource_type_exists(db, ty) {
                     return Err(InErr::Bad(format!(
                         "Invalid type specified for related resource: '{ty}'"
                     )));
@@ -757,7 +928,11 @@ impl App {
                     let uuid = it.get("id").and_then(|v| v.as_str()).unwrap_or("");
                     let it_ty = it.get("type").and_then(|t| t.as_str()).unwrap_or(ty);
                     let found = if ty == "user_role--user_role" {
-                        db.role_by_uuid(uuid).map(|r| r.id.to_string())
+                        db.role_by_uuid(uuid).map(|r| RelId::Role(r.id.to_string()))
+                    } else if ty.starts_with("taxonomy_term--") {
+                        db.term_by_uuid(uuid).map(|t| RelId::Id(t.tid))
+                    } else if ty == "user--user" {
+                        db.user_by_uuid(uuid).map(|u| RelId::Id(u.uid))
                     } else {
                         None
                     };
@@ -782,26 +957,53 @@ impl App {
                 if k == "display_name" {
                     continue;
                 }
-                if !is_user_attribute(&k) {
+                if !is_user_attribute(&db.fields, &k) {
                     return Err(InErr::Unprocessable(format!(
                         "The attribute {k} does not exist on the user--user resource type."
                     )));
                 }
-                set_patch_field(&mut p, internal_name(&k), v)?;
+                match db.user_field(&k) {
+                    Some(def) => set_custom_field(&mut p, def, v)?,
+                    None => set_patch_field(&mut p, internal_name(&k), v)?,
+                }
             }
         }
         if let Some(id) = data.get("id").and_then(|v| v.as_str()) {
             p.uuid = Some(id.to_string());
         }
         for (name, ids) in rel_values {
-            if !is_user_relationship(&name) {
+            if !is_user_relationship(&db.fields, &name) {
                 return Err(InErr::Unprocessable(format!(
                     "The attribute {name} does not exist on the user--user resource type."
                 )));
             }
             if name == "roles" {
-                p.roles = Some(ids);
+                let mut roles = Vec::new();
+                for id in ids {
+                    match id {
+                        RelId::Role(r) => roles.push(r),
+                        RelId::Id(x) => {
+                            return Err(InErr::Unprocessable(format!(
+                                "roles.0.target_id: The referenced entity (user_role: {x}) does not exist."
+                            )))
+                        }
+                    }
+                }
+                p.roles = Some(roles);
                 p.fields.push("roles".into());
+            } else if db.user_field(&name).is_some() {
+                let mut tids = Vec::new();
+                for id in ids {
+                    match id {
+                        RelId::Id(x) => tids.push(x),
+                        RelId::Role(r) => {
+                            return Err(InErr::Unprocessable(format!(
+                                "{name}.0.target_id: The referenced entity (taxonomy_term: {r}) does not exist."
+                            )))
+                        }
+                    }
+                }
+                p.set_custom(&name, CustomIn::Refs(tids));
             } else {
                 p.fields.push(name);
             }
@@ -809,7 +1011,7 @@ impl App {
         Ok(p)
     }
 
-    fn violations_resp(&self, violations: &[Violation]) -> Resp {
+    pub(crate) fn violations_resp(&self, violations: &[Violation]) -> Resp {
         let errors: Vec<J> = violations
             .iter()
             .map(|v| {
@@ -904,6 +1106,18 @@ impl App {
             return self.jerr(ctx, req, 409, "Conflict: Entity already exists.");
         }
         u.roles = clean_roles(&u.roles);
+        if req.race_ms > 0 {
+            // Validation passed; the INSERT happens later, in its own transaction. Only the
+            // database's UNIQUE indexes (name+langcode, uuid) catch a concurrent duplicate.
+            drop(db);
+            std::thread::sleep(Duration::from_millis(req.race_ms));
+            db = self.write();
+            u.uid = db.next_uid;
+            if let Some(detail) = insert_conflict(&db, &u) {
+                drop(db);
+                return self.jerr(ctx, req, 500, &detail);
+            }
+        }
         u.saved();
         let uuid = u.uuid.clone();
         let uid = u.uid;
@@ -1013,6 +1227,12 @@ impl App {
         }
         u.roles = clean_roles(&u.roles);
         let activated = !orig.status && u.status;
+        if req.race_ms > 0 {
+            // Drupal saves the whole entity it loaded at the start of the request.
+            drop(db);
+            std::thread::sleep(Duration::from_millis(req.race_ms));
+            db = self.write();
+        }
         self.save_user(&mut db, ctx, &orig, u);
         let Some(saved) = db.users.get(&orig.uid) else {
             return Resp::empty(500);
@@ -1090,6 +1310,8 @@ impl App {
     fn relationship_doc(&self, db: &Db, ctx: &Ctx, u: &User, rel: &str) -> J {
         let data = if rel == "roles" {
             self.roles_rel_data(db, u)
+        } else if let Some(f) = db.user_field(rel) {
+            self.ref_rel_data(db, u, f)
         } else {
             J::Null
         };
@@ -1171,6 +1393,22 @@ impl App {
                     .map(|r| self.render_role(&ctx.base, r, fields.as_deref()))
                     .collect(),
             )
+        } else if db.user_field(rel).is_some() {
+            // Keyed by id in Drupal: each term once; dangling targets are left out.
+            let mut seen: Vec<i64> = Vec::new();
+            let mut out = Vec::new();
+            for tid in u.refs(rel) {
+                let Some(t) = db.terms.get(tid) else {
+                    continue;
+                };
+                if seen.contains(tid) || !self.can_view_term(&db, ctx, t) {
+                    continue;
+                }
+                seen.push(*tid);
+                let f = fieldset(ctx, &format!("taxonomy_term--{}", t.vid));
+                out.push(self.render_term(&db, &ctx.base, t, f.as_deref()));
+            }
+            J::Arr(out)
         } else {
             J::Null
         };
@@ -1222,6 +1460,10 @@ impl App {
                 409,
                 &format!("You can only {m} to to-many relationships. user_picture is a to-one relationship."),
             );
+        }
+        let def = self.read().user_field(rel).cloned();
+        if let Some(def) = def {
+            return self.ref_relationship_write(ctx, req, &u, &def, &doc);
         }
         let mut db = self.write();
         // Resource identifiers.
@@ -1296,6 +1538,11 @@ impl App {
             return self.violations_resp(&violations);
         }
         if changed || m != "POST" {
+            if req.race_ms > 0 {
+                drop(db);
+                std::thread::sleep(Duration::from_millis(req.race_ms));
+                db = self.write();
+            }
             self.save_user(&mut db, ctx, &orig, next.clone());
         }
         // 200 with the full list when the final list holds items the request did not name.
@@ -1309,13 +1556,176 @@ impl App {
         if status == 204 {
             return Resp::empty(204);
         }
-        let Some(saved) = db.users.get(&u.uid) else {
-            return Resp::empty(500);
-        };
         Resp::json(
             200,
             JSONAPI_CT,
-            &self.relationship_doc(&db, ctx, saved, rel),
+            &self.relationship_doc(&db, ctx, &next, rel),
+        )
+    }
+
+    /// POST/PATCH/DELETE on `/relationships/{reference field}`, as `EntityResource`'s
+    /// add/replace/removeFromRelationshipData do it (records 231–255, 279–283).
+    fn ref_relationship_write(
+        &self,
+        ctx: &mut Ctx,
+        req: &Req,
+        u: &User,
+        def: &UserField,
+        doc: &Value,
+    ) -> Resp {
+        let m = req.method.as_str();
+        let invalid = || self.jerr(ctx, req, 400, "Invalid body payload for the relationship.");
+        // ResourceIdentifierNormalizer::massageRelationshipInput (to-many).
+        let items = match doc.get("data") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(Value::Object(o)) => o.values().cloned().collect(),
+            _ => return invalid(),
+        };
+        if !items.is_empty() && !matches!(doc.get("data"), Some(Value::Array(_)))
+            || items.iter().any(|it| {
+                !it.is_object()
+                    || !it.get("type").is_some_and(non_empty)
+                    || !it.get("id").is_some_and(non_empty)
+            })
+        {
+            return invalid();
+        }
+        let target = def.target_type();
+        let mut received: Vec<Ident> = Vec::with_capacity(items.len());
+        for it in &items {
+            let ty = match it.get("type") {
+                Some(Value::String(t)) => t.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            if ty != target {
+                return self.jerr(
+                    ctx,
+                    req,
+                    400,
+                    &format!("The provided type ({ty}) does not match the destination resource types ({target})."),
+                );
+            }
+            let id = match it.get("id") {
+                Some(Value::String(t)) => t.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            let arity = it
+                .get("meta")
+                .and_then(|x| x.get("arity"))
+                .and_then(|a| a.as_i64());
+            received.push(Ident {
+                ty,
+                id,
+                arity,
+                target: None,
+            });
+        }
+        if dedupe(received.clone()).len() != received.len() {
+            return self.jerr(ctx, req, 400, "Duplicate relationships are not permitted. Use `meta.arity` to distinguish resource identifiers with matching `type` and `id` values.");
+        }
+        let mut db = self.write();
+        let Some(orig) = db.users.get(&u.uid).cloned() else {
+            return Resp::empty(500);
+        };
+        let name = def.name.as_str();
+        let current = with_arity(term_idents(&db, &target, orig.refs(name)));
+        let mut list: Vec<i64> = orig.refs(name).to_vec();
+        let lookup = |db: &Db, i: &Ident| db.term_by_uuid(&i.id).map(|t| t.tid);
+        let not_found = |i: &Ident| {
+            format!(
+                "The targeted `{}` resource with ID `{}` does not exist.",
+                i.ty, i.id
+            )
+        };
+        match m {
+            "POST" => {
+                let mut merged = current.clone();
+                merged.extend(received.iter().cloned());
+                let new: Vec<Ident> = dedupe(merged)
+                    .into_iter()
+                    .filter(|n| !current.iter().any(|c| c.same(n)))
+                    .collect();
+                if new.is_empty() {
+                    // Nothing to add: no validation, no save.
+                    if !requires_body(&received, &current) {
+                        return Resp::empty(204);
+                    }
+                    return Resp::json(
+                        200,
+                        JSONAPI_CT,
+                        &self.relationship_doc(&db, ctx, &orig, name),
+                    );
+                }
+                for n in &new {
+                    match lookup(&db, n) {
+                        Some(tid) => list.push(tid),
+                        None => {
+                            drop(db);
+                            return self.jerr(ctx, req, 400, &not_found(n));
+                        }
+                    }
+                }
+            }
+            "PATCH" => {
+                list.clear();
+                for r in &received {
+                    match lookup(&db, r) {
+                        Some(tid) => list.push(tid),
+                        None => {
+                            drop(db);
+                            return self.jerr(ctx, req, 400, &not_found(r));
+                        }
+                    }
+                }
+            }
+            _ => {
+                let mut deltas: Vec<usize> = Vec::new();
+                for r in received
+                    .iter()
+                    .filter(|r| current.iter().any(|c| c.same(r)))
+                {
+                    for (d, c) in current.iter().enumerate() {
+                        if r.same(c) && !deltas.contains(&d) {
+                            deltas.push(d);
+                        }
+                    }
+                }
+                deltas.sort_unstable_by(|a, b| b.cmp(a));
+                for d in deltas {
+                    list.remove(d);
+                }
+            }
+        }
+        let mut next = orig.clone();
+        next.set_field(name, Some(FVal::Refs(list)));
+        // The whole entity is validated (a dangling reference fails here, records 279 and 281).
+        let violations =
+            self.validate_user(&db, &ctx.actor, &next, Some(&orig), &Patch::default(), None);
+        if !violations.is_empty() {
+            drop(db);
+            return self.violations_resp(&violations);
+        }
+        if req.race_ms > 0 {
+            // Load, validate … and save the whole field list later: concurrent writes to the
+            // same user overwrite each other (records 340–345).
+            drop(db);
+            std::thread::sleep(Duration::from_millis(req.race_ms));
+            db = self.write();
+        }
+        self.save_user(&mut db, ctx, &orig, next.clone());
+        if m == "DELETE" {
+            return Resp::empty(204);
+        }
+        let fin = with_arity(term_idents(&db, &target, next.refs(name)));
+        if !requires_body(&received, &fin) {
+            return Resp::empty(204);
+        }
+        Resp::json(
+            200,
+            JSONAPI_CT,
+            &self.relationship_doc(&db, ctx, &next, name),
         )
     }
 
@@ -1440,6 +1850,59 @@ impl App {
     }
 }
 
+/// The 500 a concurrent INSERT gets from SQLite's UNIQUE indexes (record 347).
+fn insert_conflict(db: &Db, u: &User) -> Option<String> {
+    let name_taken = db.users.values().any(|o| {
+        o.uid != 0 && o.langcode == u.langcode && crate::model::eq_nocase_utf8(&o.name, &u.name)
+    });
+    if db.user_by_uuid(&u.uuid).is_some() {
+        return Some(format!(
+            "SQLSTATE[23000]: Integrity constraint violation: 19 UNIQUE constraint failed: users.uuid: INSERT INTO \"users\" (\"uuid\", \"langcode\") VALUES (?, ?); Array\n(\n    [0] => {}\n    [1] => {}\n)\n",
+            u.uuid, u.langcode
+        ));
+    }
+    if !name_taken {
+        return None;
+    }
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let pass = if u.pass.is_some() {
+        "$2y$10$emulatedemulatedemulatedemulatedemulatedemulatedemula".to_string()
+    } else {
+        String::new()
+    };
+    let values = [
+        u.uid.to_string(),
+        u.langcode.clone(),
+        o(&u.preferred_langcode),
+        o(&u.preferred_admin_langcode),
+        u.name.clone(),
+        pass,
+        o(&u.mail),
+        o(&u.timezone),
+        (u.status as i64).to_string(),
+        u.created.to_string(),
+        u.changed.to_string(),
+        u.access.to_string(),
+        u.login.to_string(),
+        o(&u.init),
+        "1".to_string(),
+    ];
+    let mut args = String::from("Array\n(\n");
+    for (i, v) in values.iter().enumerate() {
+        args.push_str(&format!("    [{i}] => {v}\n"));
+    }
+    args.push_str(")\n");
+    Some(format!(
+        "SQLSTATE[23000]: Integrity constraint violation: 19 UNIQUE constraint failed: users_field_data.name, users_field_data.langcode: INSERT INTO \"users_field_data\" (\"uid\", \"langcode\", \"preferred_langcode\", \"preferred_admin_langcode\", \"name\", \"pass\", \"mail\", \"timezone\", \"status\", \"created\", \"changed\", \"access\", \"login\", \"init\", \"default_langcode\") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?); {args}"
+    ))
+}
+
+/// A relationship item resolved from a request document.
+enum RelId {
+    Role(String),
+    Id(i64),
+}
+
 fn non_empty(v: &Value) -> bool {
     match v {
         Value::Null => false,
@@ -1475,8 +1938,19 @@ fn php_int(s: &str) -> i64 {
     t[..end].parse::<f64>().map(|f| f as i64).unwrap_or(0)
 }
 
+/// The 500 detail of a filter that breaks Drupal's SQL (see `crate::sql`).
+pub fn sql_error_detail(f: &Node, entity_type: &str, offset: i64, size: i64) -> Option<String> {
+    Some(crate::sql::error_detail(
+        f,
+        entity_type,
+        offset,
+        size,
+        entity_type == "user",
+    ))
+}
+
 /// OffsetPage::createFromQueryParameter: (offset, size); size <= 0 is reported after the query.
-fn page_params(ctx: &Ctx) -> Result<(i64, i64), String> {
+pub fn page_params(ctx: &Ctx) -> Result<(i64, i64), String> {
     let Some(page) = ctx.param("page") else {
         return Ok((0, 50));
     };

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod client;
+pub mod fields;
 pub mod filter;
 pub mod json;
 pub mod jsonapi;
@@ -10,6 +11,8 @@ pub mod model;
 pub mod query;
 pub mod rest;
 pub mod server;
+pub mod sql;
+pub mod taxonomy;
 pub mod users;
 pub mod util;
 
@@ -29,7 +32,8 @@ pub struct Options {
 pub const USAGE: &str = "usage: drupal-emulator --listen 127.0.0.1:8080 [--admin-user admin] [--admin-pass admin-pass]
        [--cancel-method user_cancel_block|user_cancel_block_unpublish|user_cancel_reassign|user_cancel_delete]
        [--mail-case-insensitive] [--read-only] [--latency-ms N] [--seed-limited]
-       [--site-name NAME] [--request-log-limit N]";
+       [--site-name NAME] [--request-log-limit N]
+       [--user-field NAME[:string|boolean|integer]]... [--second-run-fields] [--race-window-ms N]";
 
 impl Default for Options {
     fn default() -> Self {
@@ -45,6 +49,9 @@ impl Default for Options {
                     mail_case_insensitive: false,
                     read_only: false,
                     latency_ms: 0,
+                    race_window_ms: 0,
+                    second_run_fields: false,
+                    user_fields: Vec::new(),
                 },
             },
             log_limit: 100_000,
@@ -87,6 +94,21 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
                     .map_err(|_| "--latency-ms needs a number")?
             }
             "--seed-limited" => o.config.seed_limited = true,
+            "--user-field" => {
+                let f = fields::UserField::parse_spec(&value()?)?;
+                if f.is_ref() {
+                    return Err("--user-field types are string, boolean and integer".into());
+                }
+                let list = &mut o.config.settings.user_fields;
+                list.retain(|x| x.name != f.name);
+                list.push(f);
+            }
+            "--second-run-fields" => o.config.settings.second_run_fields = true,
+            "--race-window-ms" => {
+                o.config.settings.race_window_ms = value()?
+                    .parse()
+                    .map_err(|_| "--race-window-ms needs a number")?
+            }
             "--site-name" => o.config.site_name = value()?,
             "--request-log-limit" => {
                 o.log_limit = value()?

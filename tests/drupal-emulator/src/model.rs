@@ -1,5 +1,7 @@
 //! The site's data: users, roles, sessions and settings, plus Drupal's user validation rules.
 
+pub use crate::fields::FVal;
+use crate::fields::{effective_fields, UserField};
 use crate::json::J;
 use crate::util::{new_uuid, now, token};
 use std::collections::{BTreeMap, HashMap};
@@ -159,6 +161,9 @@ pub struct User {
     pub preferred_admin_langcode: Option<String>,
     /// Role machine names, in stored order (never anonymous/authenticated).
     pub roles: Vec<String>,
+    /// Values of the configurable fields (`--user-field`, `--second-run-fields`), by field name.
+    /// An absent entry is an empty field (NULL).
+    pub fields: Vec<(String, FVal)>,
 }
 
 impl Clone for User {
@@ -181,6 +186,7 @@ impl Clone for User {
             preferred_langcode: self.preferred_langcode.clone(),
             preferred_admin_langcode: self.preferred_admin_langcode.clone(),
             roles: self.roles.clone(),
+            fields: self.fields.clone(),
         }
     }
 }
@@ -205,6 +211,32 @@ impl User {
             preferred_langcode: Some("en".to_string()),
             preferred_admin_langcode: None,
             roles: Vec::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn field(&self, name: &str) -> Option<&FVal> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// The target ids of an entity-reference field (empty when unset).
+    pub fn refs(&self, name: &str) -> &[i64] {
+        match self.field(name) {
+            Some(FVal::Refs(r)) => r,
+            _ => &[],
+        }
+    }
+
+    /// Sets (Some) or empties (None) a configurable field.
+    pub fn set_field(&mut self, name: &str, v: Option<FVal>) {
+        let v = v.filter(|v| !matches!(v, FVal::Refs(r) if r.is_empty()));
+        match (self.fields.iter().position(|(k, _)| k == name), v) {
+            (Some(i), Some(v)) => self.fields[i].1 = v,
+            (Some(i), None) => {
+                self.fields.remove(i);
+            }
+            (None, Some(v)) => self.fields.push((name.to_string(), v)),
+            (None, None) => {}
         }
     }
 
@@ -233,8 +265,10 @@ impl User {
 
     /// Comparable snapshot of the stored values (for "did anything change?").
     pub fn values_key(&self) -> String {
+        let mut fields: Vec<&(String, FVal)> = self.fields.iter().collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
         format!(
-            "{}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{}",
+            "{}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{:?}",
             self.name,
             self.mail,
             self.pass,
@@ -248,7 +282,8 @@ impl User {
             self.preferred_langcode,
             self.preferred_admin_langcode,
             self.roles,
-            self.uuid
+            self.uuid,
+            fields
         )
     }
 }
@@ -265,6 +300,14 @@ pub struct Settings {
     pub mail_case_insensitive: bool,
     pub read_only: bool,
     pub latency_ms: u64,
+    /// 0 = writes are serialised. N > 0 = the lost-update race of a PHP server with 4 workers:
+    /// writes load, wait N ms without the lock, then save the whole entity.
+    pub race_window_ms: u64,
+    /// The recorded site's second-run additions: vocabulary `scim_groups`, `field_given_name`,
+    /// `field_family_name` and `field_scim_groups`.
+    pub second_run_fields: bool,
+    /// Extra configurable user fields (`--user-field`).
+    pub user_fields: Vec<UserField>,
 }
 
 impl Settings {
@@ -274,7 +317,51 @@ impl Settings {
             .with("mail_case_insensitive", self.mail_case_insensitive)
             .with("read_only", self.read_only)
             .with("latency_ms", self.latency_ms)
+            .with("race_window_ms", self.race_window_ms)
+            .with("second_run_fields", self.second_run_fields)
+            .with(
+                "user_fields",
+                J::Arr(self.user_fields.iter().map(|f| f.to_json()).collect()),
+            )
     }
+}
+
+/// A taxonomy term (`taxonomy_term`, revisionable; renames do not create revisions).
+#[derive(Clone, Debug)]
+pub struct Term {
+    pub tid: i64,
+    pub uuid: String,
+    /// Vocabulary (bundle) id.
+    pub vid: String,
+    pub revision_id: i64,
+    pub name: String,
+    /// (value, format)
+    pub description: Option<(String, Option<String>)>,
+    pub weight: i64,
+    pub status: bool,
+    pub langcode: String,
+    pub created: i64,
+    pub changed: i64,
+    /// Parent tids; `[0]` is the root (the `virtual` identifier).
+    pub parent: Vec<i64>,
+}
+
+impl Term {
+    pub fn values_key(&self) -> String {
+        format!(
+            "{}\u{0}{:?}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}",
+            self.name, self.description, self.weight, self.status, self.langcode, self.parent
+        )
+    }
+}
+
+/// A vocabulary (config entity `taxonomy_vocabulary`).
+#[derive(Clone, Debug)]
+pub struct Vocab {
+    pub id: &'static str,
+    pub uuid: String,
+    pub name: &'static str,
+    pub description: Option<&'static str>,
 }
 
 pub const CANCEL_METHODS: [&str; 4] = [
@@ -303,12 +390,39 @@ pub struct Db {
     pub roles: Vec<Role>,
     pub sessions: HashMap<String, Session>,
     pub settings: Settings,
+    /// The configurable user fields in effect (derived from the settings), sorted by name.
+    pub fields: Vec<UserField>,
+    pub terms: BTreeMap<i64, Term>,
+    /// Lower-case uuid -> tid.
+    pub term_by_uuid: HashMap<String, i64>,
+    pub next_tid: i64,
+    pub next_revision: i64,
+    /// `tags` (standard profile) and `scim_groups` (second run).
+    pub vocabs: Vec<Vocab>,
 }
 
 /// The initial UUIDs, so that `/_emulator/reset` restores exactly the start seed.
 pub struct SeedIds {
     pub roles: Vec<String>,
     pub users: Vec<String>,
+    pub vocabs: Vec<String>,
+}
+
+pub fn seed_vocabs() -> Vec<Vocab> {
+    vec![
+        Vocab {
+            id: "tags",
+            uuid: new_uuid(),
+            name: "Tags",
+            description: Some("Use tags to group articles on similar topics into categories."),
+        },
+        Vocab {
+            id: "scim_groups",
+            uuid: new_uuid(),
+            name: "SCIM groups",
+            description: None,
+        },
+    ]
 }
 
 impl Db {
@@ -320,6 +434,12 @@ impl Db {
                 r.uuid = u.clone();
             }
         }
+        let mut vocabs = seed_vocabs();
+        if let Some(ids) = ids {
+            for (v, u) in vocabs.iter_mut().zip(ids.vocabs.iter()) {
+                v.uuid = u.clone();
+            }
+        }
         let mut db = Db {
             users: BTreeMap::new(),
             by_uuid: HashMap::new(),
@@ -328,7 +448,14 @@ impl Db {
             roles,
             sessions: HashMap::new(),
             settings: cfg.settings.clone(),
+            fields: Vec::new(),
+            terms: BTreeMap::new(),
+            term_by_uuid: HashMap::new(),
+            next_tid: 1,
+            next_revision: 1,
+            vocabs,
         };
+        db.refresh_fields();
         let mut anon = User::new(0, "", ts);
         anon.timezone = None;
         anon.preferred_langcode = None;
@@ -359,7 +486,59 @@ impl Db {
         SeedIds {
             roles: self.roles.iter().map(|r| r.uuid.clone()).collect(),
             users: self.users.values().map(|u| u.uuid.clone()).collect(),
+            vocabs: self.vocabs.iter().map(|v| v.uuid.clone()).collect(),
         }
+    }
+
+    /// Recomputes the effective field list after a settings change.
+    pub fn refresh_fields(&mut self) {
+        self.fields = effective_fields(self.settings.second_run_fields, &self.settings.user_fields);
+    }
+
+    pub fn user_field(&self, name: &str) -> Option<&UserField> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Whether a vocabulary exists on the site (and so has JSON:API routes).
+    pub fn vocab_enabled(&self, vid: &str) -> bool {
+        match vid {
+            "tags" => true,
+            "scim_groups" => {
+                self.settings.second_run_fields
+                    || self
+                        .fields
+                        .iter()
+                        .any(|f| f.bundle() == Some("scim_groups"))
+            }
+            _ => false,
+        }
+    }
+
+    pub fn vocab(&self, vid: &str) -> Option<&Vocab> {
+        self.vocabs.iter().find(|v| v.id == vid)
+    }
+
+    pub fn term_by_uuid(&self, uuid: &str) -> Option<&Term> {
+        self.term_by_uuid
+            .get(&uuid.to_ascii_lowercase())
+            .and_then(|tid| self.terms.get(tid))
+    }
+
+    pub fn insert_term(&mut self, t: Term) {
+        if t.tid >= self.next_tid {
+            self.next_tid = t.tid + 1;
+        }
+        if t.revision_id >= self.next_revision {
+            self.next_revision = t.revision_id + 1;
+        }
+        self.term_by_uuid.insert(t.uuid.to_ascii_lowercase(), t.tid);
+        self.terms.insert(t.tid, t);
+    }
+
+    pub fn remove_term(&mut self, tid: i64) -> Option<Term> {
+        let t = self.terms.remove(&tid)?;
+        self.term_by_uuid.remove(&t.uuid.to_ascii_lowercase());
+        Some(t)
     }
 
     pub fn insert(&mut self, u: User) {
@@ -442,6 +621,8 @@ pub struct Violation {
     /// Property path, e.g. `name` or `mail.0.value`.
     pub path: String,
     pub message: String,
+    /// A multi-valued field: the pointer keeps the delta.
+    pub multi: bool,
 }
 
 impl Violation {
@@ -450,10 +631,21 @@ impl Violation {
             order: field_order(field),
             path: path.to_string(),
             message: message.into(),
+            multi: false,
+        }
+    }
+    /// A violation on a multi-valued field (the pointer keeps `/<delta>/`).
+    pub fn multi(field: &str, path: &str, message: impl Into<String>) -> Violation {
+        Violation {
+            multi: true,
+            ..Violation::new(field, path, message)
         }
     }
     /// JSON:API pointer: the `/0/` delta of single-value fields is dropped.
     pub fn pointer(&self) -> String {
+        if self.multi {
+            return format!("/data/attributes/{}", self.path.replace('.', "/"));
+        }
         let p = self.path.replace(".0.", "/").replace('.', "/");
         let p = p.strip_suffix("/0").unwrap_or(&p).to_string();
         format!("/data/attributes/{p}")

@@ -3,7 +3,7 @@
 use crate::app::{html_page, session_cookie_header, App, Ctx, Req, Resp};
 use crate::json::J;
 use crate::model::{User, Violation};
-use crate::users::{clean_roles, set_patch_field, InErr, Patch, View};
+use crate::users::{clean_roles, set_custom_field, set_patch_field, CustomIn, InErr, Patch, View};
 use crate::util::token;
 use serde_json::Value;
 
@@ -211,7 +211,8 @@ impl App {
             let Some(val) = obj.get(k) else {
                 continue;
             };
-            if !REST_FIELDS.contains(&k.as_str()) {
+            let def = self.read().user_field(k).cloned();
+            if !REST_FIELDS.contains(&k.as_str()) && def.is_none() {
                 return Err(Resp::new(
                     500,
                     "text/plain; charset=UTF-8",
@@ -224,6 +225,43 @@ impl App {
                     &format!("Field values for \"{k}\" must use an array structure"),
                 ));
             };
+            if let Some(def) = def {
+                if def.is_ref() {
+                    let db = self.read();
+                    let mut tids = Vec::new();
+                    for it in items {
+                        let by_id = it.get("target_id").and_then(|x| match x {
+                            Value::Number(n) => n.as_i64(),
+                            Value::String(s) => s.trim().parse().ok(),
+                            _ => None,
+                        });
+                        let by_uuid = it.get("target_uuid").and_then(|x| x.as_str());
+                        match (by_id, by_uuid) {
+                            (Some(id), _) => tids.push(id),
+                            (None, Some(u)) => match db.term_by_uuid(u) {
+                                Some(t) => tids.push(t.tid),
+                                None => {
+                                    return Err(msg(
+                                        422,
+                                        &format!("No \"taxonomy_term\" entity found with UUID \"{u}\" for field \"{k}\"."),
+                                    ))
+                                }
+                            },
+                            _ => {}
+                        }
+                    }
+                    p.set_custom(k, CustomIn::Refs(tids));
+                } else {
+                    let item = items.first().cloned().unwrap_or(Value::Null);
+                    if let Err(e) = set_custom_field(&mut p, &def, &item) {
+                        let text = match e {
+                            InErr::Bad(t) | InErr::Unprocessable(t) | InErr::NotFound(t) => t,
+                        };
+                        return Err(msg(422, &text));
+                    }
+                }
+                continue;
+            }
             match k.as_str() {
                 "roles" => {
                     let db = self.read();

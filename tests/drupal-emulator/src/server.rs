@@ -2,8 +2,9 @@
 //! live settings and injected faults.
 
 use crate::app::{App, Fault, FaultKind, Req, Resp};
+use crate::fields::{FVal, FieldKind, UserField};
 use crate::json::J;
-use crate::model::{User, CANCEL_METHODS};
+use crate::model::{Term, User, CANCEL_METHODS};
 use crate::users::clean_roles;
 use crate::util::parse_rfc3339;
 use http_body_util::{BodyExt, Full};
@@ -32,7 +33,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let io = TokioIo::new(stream);
+                    let io = TokioIo::new(Lenient::new(stream));
                     let svc = service_fn(move |req| handle(app.clone(), req, peer));
                     let _ = http1::Builder::new()
                         .keep_alive(true)
@@ -41,6 +42,184 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                 });
             }
         }
+    }
+}
+
+/// PHP's built-in server takes `"`, `<` and `>` raw in a request target (record 294 sends
+/// `operator]=>`); hyper refuses them with a 400. This reader percent-encodes them in request
+/// lines before hyper parses them. It follows request boundaries through `Content-Length`; after
+/// a chunked request body it just passes bytes through.
+struct Lenient<S> {
+    inner: S,
+    out: Vec<u8>,
+    pos: usize,
+    st: LineState,
+    header: Vec<u8>,
+    content_length: u64,
+    chunked: bool,
+}
+
+#[derive(Clone, Copy)]
+enum LineState {
+    RequestLine,
+    Headers,
+    Body(u64),
+    Pass,
+}
+
+impl<S> Lenient<S> {
+    fn new(inner: S) -> Self {
+        Lenient {
+            inner,
+            out: Vec::new(),
+            pos: 0,
+            st: LineState::RequestLine,
+            header: Vec::new(),
+            content_length: 0,
+            chunked: false,
+        }
+    }
+
+    fn end_of_header_line(&mut self) {
+        let line = String::from_utf8_lossy(&self.header);
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            self.st = if self.chunked {
+                LineState::Pass
+            } else if self.content_length > 0 {
+                LineState::Body(self.content_length)
+            } else {
+                LineState::RequestLine
+            };
+        } else if let Some((k, v)) = line.split_once(':') {
+            let k = k.trim();
+            if k.eq_ignore_ascii_case("content-length") {
+                self.content_length = v.trim().parse().unwrap_or(0);
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                self.chunked = v.to_ascii_lowercase().contains("chunked");
+            }
+        }
+        self.header.clear();
+    }
+
+    /// Transforms freshly read bytes into `out`.
+    fn transform(&mut self, data: &[u8]) {
+        self.out.clear();
+        self.pos = 0;
+        let mut i = 0;
+        while i < data.len() {
+            match self.st {
+                LineState::Pass => {
+                    self.out.extend_from_slice(&data[i..]);
+                    return;
+                }
+                LineState::Body(n) => {
+                    let take = (n as usize).min(data.len() - i);
+                    self.out.extend_from_slice(&data[i..i + take]);
+                    i += take;
+                    let left = n - take as u64;
+                    self.st = if left == 0 {
+                        LineState::RequestLine
+                    } else {
+                        LineState::Body(left)
+                    };
+                }
+                LineState::RequestLine => {
+                    let b = data[i];
+                    i += 1;
+                    match b {
+                        b'"' => self.out.extend_from_slice(b"%22"),
+                        b'<' => self.out.extend_from_slice(b"%3C"),
+                        b'>' => self.out.extend_from_slice(b"%3E"),
+                        // Empty lines before a request line are skipped by HTTP parsers.
+                        b'\n' if self.header.is_empty() => self.out.push(b),
+                        b'\n' => {
+                            self.out.push(b);
+                            self.st = LineState::Headers;
+                            self.header.clear();
+                            self.content_length = 0;
+                            self.chunked = false;
+                        }
+                        b => {
+                            self.out.push(b);
+                            if b != b'\r' && self.header.is_empty() {
+                                // Marks the request line as started.
+                                self.header.push(b);
+                            }
+                        }
+                    }
+                }
+                LineState::Headers => {
+                    let b = data[i];
+                    i += 1;
+                    self.out.push(b);
+                    if b == b'\n' {
+                        self.end_of_header_line();
+                    } else if self.header.len() < 8192 {
+                        self.header.push(b);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Lenient<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.pos >= this.out.len() {
+            let mut tmp = [0u8; 8192];
+            let mut rb = tokio::io::ReadBuf::new(&mut tmp);
+            match std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+                std::task::Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            let filled = rb.filled().len();
+            if filled == 0 {
+                return std::task::Poll::Ready(Ok(()));
+            }
+            this.transform(&tmp[..filled]);
+        }
+        let n = (this.out.len() - this.pos).min(buf.remaining());
+        buf.put_slice(&this.out[this.pos..this.pos + n]);
+        this.pos += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Lenient<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -94,24 +273,35 @@ async fn handle(
             headers.push(("host".into(), a.to_string()));
         }
     }
-    let req = Req {
+    let (latency, race_ms) = {
+        let db = app.read();
+        (db.settings.latency_ms, db.settings.race_window_ms)
+    };
+    let req = Arc::new(Req {
         method,
         path,
         query,
         headers,
         body,
         peer_ip: peer.ip().to_string(),
-    };
+        race_ms,
+    });
     app.record(&req);
-    let latency = app.read().settings.latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    // With the race switch on, the site behaves like PHP's built-in server with 4 workers: at
+    // most 4 requests are processed at a time (FIFO), each on its own thread.
+    let _worker = if race_ms > 0 {
+        app.workers.clone().acquire_owned().await.ok()
+    } else {
+        None
+    };
     let head = req.method == "HEAD";
     match app.take_fault(&req) {
         Some(FaultKind::Drop { process }) => {
             if process {
-                let _ = app.handle(&req);
+                let _ = run(&app, &req).await;
             }
             Err(DropConnection)
         }
@@ -122,7 +312,7 @@ async fn handle(
             process,
         }) => {
             if process {
-                let _ = app.handle(&req);
+                let _ = run(&app, &req).await;
             }
             let ct = if serde_json::from_str::<Value>(&body).is_ok() {
                 if req.path.starts_with("/jsonapi") {
@@ -144,12 +334,23 @@ async fn handle(
             Ok(to_hyper(resp, head))
         }
         Some(FaultKind::Delay { ms }) => {
-            let resp = app.handle(&req);
+            let resp = run(&app, &req).await;
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(to_hyper(resp, head))
         }
-        None => Ok(to_hyper(app.handle(&req), head)),
+        None => Ok(to_hyper(run(&app, &req).await, head)),
     }
+}
+
+/// Runs a Drupal request: inline, or on a blocking thread when it may sleep in a race window.
+async fn run(app: &Arc<App>, req: &Arc<Req>) -> Resp {
+    if req.race_ms == 0 {
+        return app.handle(req);
+    }
+    let (a, r) = (app.clone(), req.clone());
+    tokio::task::spawn_blocking(move || a.handle(&r))
+        .await
+        .unwrap_or_else(|_| Resp::empty(500))
 }
 
 fn ok_json(status: u16, v: &J) -> Resp {
@@ -275,6 +476,46 @@ impl App {
         if let Some(r) = roles {
             u.roles = r;
         }
+        if let Value::Object(o) = v {
+            for (k, val) in o {
+                let Some(def) = db.user_field(k) else {
+                    if k.starts_with("field_") {
+                        return Err(format!("user field {k} is not configured"));
+                    }
+                    continue;
+                };
+                let fv = match (&def.kind, val) {
+                    (_, Value::Null) => None,
+                    (FieldKind::String, Value::String(s)) => {
+                        Some(FVal::Str(s.clone())).filter(|_| !s.is_empty())
+                    }
+                    (FieldKind::Integer, Value::Number(n)) => n.as_i64().map(FVal::Int),
+                    (FieldKind::Boolean, Value::Bool(b)) => Some(FVal::Bool(*b)),
+                    (FieldKind::TermRef(_), Value::Array(items)) => {
+                        let mut tids = Vec::new();
+                        for it in items {
+                            match it {
+                                Value::Number(n) => tids.push(n.as_i64().ok_or("bad tid")?),
+                                Value::String(s) => tids.push(
+                                    db.term_by_uuid(s)
+                                        .map(|t| t.tid)
+                                        .ok_or(format!("unknown term {s}"))?,
+                                ),
+                                _ => return Err(format!("{k}: tids or term uuids expected")),
+                            }
+                        }
+                        Some(FVal::Refs(tids))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{k}: wrong value type for a {} field",
+                            def.type_name()
+                        ))
+                    }
+                };
+                u.set_field(k, fv);
+            }
+        }
         if let Some(c) = created {
             u.created = c;
             if is_new {
@@ -296,6 +537,55 @@ impl App {
         } else {
             db.replace(u);
         }
+        Ok(out)
+    }
+
+    /// Creates one taxonomy term from a control-API document.
+    fn create_term_ctl(&self, v: &Value) -> Result<J, String> {
+        let name = v
+            .get("name")
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.is_empty())
+            .ok_or("\"name\" is required")?;
+        let vid = v
+            .get("vocabulary")
+            .and_then(|n| n.as_str())
+            .unwrap_or("scim_groups");
+        let mut db = self.write();
+        if db.vocab(vid).is_none() {
+            return Err(format!("unknown vocabulary {vid}"));
+        }
+        let t = crate::util::now();
+        let uuid = match v.get("uuid").and_then(|s| s.as_str()) {
+            Some(id) => {
+                if db.term_by_uuid(id).is_some() {
+                    return Err(format!("uuid {id} already exists"));
+                }
+                id.to_string()
+            }
+            None => crate::util::new_uuid(),
+        };
+        let term = Term {
+            tid: db.next_tid,
+            uuid,
+            vid: vid.to_string(),
+            revision_id: db.next_revision,
+            name: name.to_string(),
+            description: v
+                .get("description")
+                .and_then(|d| d.as_str())
+                .map(|d| (d.to_string(), None)),
+            weight: v.get("weight").and_then(|w| w.as_i64()).unwrap_or(0),
+            status: v.get("status").and_then(|s| s.as_bool()).unwrap_or(true),
+            langcode: "en".into(),
+            created: t,
+            changed: t,
+            parent: vec![0],
+        };
+        let out = J::obj()
+            .with("uuid", term.uuid.as_str())
+            .with("tid", term.tid);
+        db.insert_term(term);
         Ok(out)
     }
 
@@ -411,6 +701,28 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
                 },
             }
         }
+        ("POST", "/_emulator/terms") => {
+            let v = match parsed() {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            match &v {
+                Value::Array(items) => {
+                    let mut out = Vec::new();
+                    for it in items {
+                        match app.create_term_ctl(it) {
+                            Ok(j) => out.push(j),
+                            Err(e) => return bad(&e),
+                        }
+                    }
+                    ok_json(200, &J::Arr(out))
+                }
+                _ => match app.create_term_ctl(&v) {
+                    Ok(j) => ok_json(200, &j),
+                    Err(e) => bad(&e),
+                },
+            }
+        }
         ("GET", "/_emulator/settings") => ok_json(200, &app.read().settings.to_json()),
         ("PUT", "/_emulator/settings") | ("PATCH", "/_emulator/settings") => {
             let v = match parsed() {
@@ -435,7 +747,30 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
             if let Some(n) = v.get("latency_ms").and_then(|b| b.as_u64()) {
                 s.latency_ms = n;
             }
+            if let Some(n) = v.get("race_window_ms").and_then(|b| b.as_u64()) {
+                s.race_window_ms = n;
+            }
+            if let Some(b) = v.get("second_run_fields").and_then(|b| b.as_bool()) {
+                s.second_run_fields = b;
+            }
+            if let Some(list) = v.get("user_fields") {
+                let Some(items) = list.as_array() else {
+                    return bad("user_fields must be an array");
+                };
+                let mut out: Vec<UserField> = Vec::new();
+                for it in items {
+                    match UserField::from_json(it) {
+                        Ok(f) => {
+                            out.retain(|x| x.name != f.name);
+                            out.push(f);
+                        }
+                        Err(e) => return bad(&e),
+                    }
+                }
+                s.user_fields = out;
+            }
             db.settings = s;
+            db.refresh_fields();
             ok_json(200, &db.settings.to_json())
         }
         ("PUT", "/_emulator/faults") | ("POST", "/_emulator/faults") => {

@@ -1,6 +1,7 @@
 //! User entity logic shared by JSON:API and core REST: access, normalisation, input, validation.
 
 use crate::app::{href, Actor, App};
+use crate::fields::{term_idents, FVal, FieldKind, UserField};
 use crate::json::J;
 use crate::model::{
     eq_nocase_utf8, mail_is_valid, name_format_violations, Db, Role, User, Violation,
@@ -51,15 +52,28 @@ pub fn public_name(internal: &str) -> &str {
     }
 }
 
-pub fn is_user_attribute(public: &str) -> bool {
+pub fn is_user_attribute(fields: &[UserField], public: &str) -> bool {
     public == "pass"
         || ATTRS
             .iter()
             .any(|(p, _)| *p == public && *p != "display_name")
+        || fields.iter().any(|f| f.name == public && !f.is_ref())
 }
 
-pub fn is_user_relationship(public: &str) -> bool {
-    public == "roles" || public == "user_picture"
+pub fn is_user_relationship(fields: &[UserField], public: &str) -> bool {
+    public == "roles"
+        || public == "user_picture"
+        || fields.iter().any(|f| f.name == public && f.is_ref())
+}
+
+/// A configurable attribute's JSON:API value.
+pub fn field_json(v: Option<&FVal>) -> J {
+    match v {
+        Some(FVal::Str(s)) if !s.is_empty() => J::Str(s.clone()),
+        Some(FVal::Int(i)) => J::Int(*i),
+        Some(FVal::Bool(b)) => J::Bool(*b),
+        _ => J::Null,
+    }
 }
 
 fn opt_str(s: &Option<String>) -> J {
@@ -245,6 +259,13 @@ impl App {
             };
             attrs.push(name, v);
         }
+        if view != View::Label {
+            for f in db.fields.iter().filter(|f| !f.is_ref()) {
+                if wanted(&f.name) {
+                    attrs.push(&f.name, field_json(u.field(&f.name)));
+                }
+            }
+        }
         if !attrs.is_empty_obj() {
             out.push("attributes", attrs);
         }
@@ -263,7 +284,30 @@ impl App {
                         .with("links", rel_links("roles")),
                 );
             }
-            if wanted("user_picture") {
+            // Configurable relationships (user_picture included) in field-name order.
+            let mut picture_done = false;
+            for f in db.fields.iter().filter(|f| f.is_ref()) {
+                if !picture_done && f.name.as_str() > "user_picture" {
+                    picture_done = true;
+                    if wanted("user_picture") {
+                        rels.push(
+                            "user_picture",
+                            J::obj()
+                                .with("data", J::Null)
+                                .with("links", rel_links("user_picture")),
+                        );
+                    }
+                }
+                if wanted(&f.name) {
+                    rels.push(
+                        &f.name,
+                        J::obj()
+                            .with("data", self.ref_rel_data(db, u, f))
+                            .with("links", rel_links(&f.name)),
+                    );
+                }
+            }
+            if !picture_done && wanted("user_picture") {
                 rels.push(
                     "user_picture",
                     J::obj()
@@ -276,6 +320,16 @@ impl App {
             }
         }
         out
+    }
+
+    /// The resource identifiers of a reference field (`missing` for dangling targets).
+    pub fn ref_rel_data(&self, db: &Db, u: &User, f: &UserField) -> J {
+        J::Arr(
+            term_idents(db, &f.target_type(), u.refs(&f.name))
+                .iter()
+                .map(|i| i.to_json())
+                .collect(),
+        )
     }
 
     pub fn render_role(&self, base: &str, r: &Role, fields: Option<&[String]>) -> J {
@@ -380,11 +434,45 @@ impl App {
                 .with("format", "Y-m-d\\TH:i:sP")])
         };
         let mut out = J::obj();
-        for f in fields {
-            if *f == "mail" && matches!(view, View::Others { mail: false }) {
+        // Base fields, then the configurable ones (user_picture included) in name order.
+        let mut order: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|f| *f != "user_picture")
+            .collect();
+        if !fields.is_empty() {
+            let mut conf: Vec<&str> = db.fields.iter().map(|f| f.name.as_str()).collect();
+            conf.push("user_picture");
+            conf.sort_unstable();
+            order.extend(conf);
+        }
+        for f in order {
+            if f == "mail" && matches!(view, View::Others { mail: false }) {
                 continue;
             }
-            let v = match *f {
+            if let Some(def) = db.user_field(f) {
+                let v = match (&def.kind, u.field(f)) {
+                    (FieldKind::TermRef(_), Some(FVal::Refs(r))) => J::Arr(
+                        r.iter()
+                            .map(|tid| match db.terms.get(tid) {
+                                Some(t) => J::obj()
+                                    .with("target_id", *tid)
+                                    .with("target_type", "taxonomy_term")
+                                    .with("target_uuid", t.uuid.as_str())
+                                    .with("url", format!("/taxonomy/term/{tid}")),
+                                None => J::obj().with("target_id", *tid),
+                            })
+                            .collect(),
+                    ),
+                    (_, v) => match field_json(v) {
+                        J::Null => J::Arr(vec![]),
+                        x => val(x),
+                    },
+                };
+                out.push(f, v);
+                continue;
+            }
+            let v = match f {
                 "uid" => val(J::Int(u.uid)),
                 "uuid" => val(J::Str(u.uuid.clone())),
                 "langcode" => val(J::Str(u.langcode.clone())),
@@ -452,6 +540,72 @@ pub struct Patch {
     pub uid: Option<Value>,
     pub roles: Option<Vec<String>>,
     pub uuid: Option<String>,
+    /// Configurable fields, by name, in the order sent.
+    pub custom: Vec<(String, CustomIn)>,
+}
+
+/// A configurable field's submitted value.
+#[derive(Clone, Debug)]
+pub enum CustomIn {
+    /// A string field (None = null or empty).
+    Str(Option<String>),
+    /// An integer field, as sent (validated later).
+    Int(Value),
+    /// A boolean field, as sent (validated later).
+    Bool(Value),
+    /// A reference field's target ids.
+    Refs(Vec<i64>),
+}
+
+impl Patch {
+    pub fn custom(&self, name: &str) -> Option<&CustomIn> {
+        self.custom.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+    pub fn set_custom(&mut self, name: &str, v: CustomIn) {
+        self.custom.retain(|(k, _)| k != name);
+        self.custom.push((name.to_string(), v));
+        if !self.fields.iter().any(|f| f == name) {
+            self.fields.push(name.to_string());
+        }
+    }
+}
+
+/// Sets a configurable (non-reference) field of a Patch from a JSON:API attribute value.
+pub fn set_custom_field(p: &mut Patch, def: &UserField, v: &Value) -> Result<(), InErr> {
+    let value = match def.kind {
+        FieldKind::String => CustomIn::Str(string_value(&def.name, "string", v)?),
+        FieldKind::Integer => CustomIn::Int(raw_value(&def.name, "integer", v)?),
+        FieldKind::Boolean => CustomIn::Bool(raw_value(&def.name, "boolean", v)?),
+        FieldKind::TermRef(_) => {
+            return Err(InErr::Unprocessable(format!(
+                "The following relationship fields were provided as attributes: [ {} ]",
+                def.name
+            )))
+        }
+    };
+    p.set_custom(&def.name, value);
+    Ok(())
+}
+
+/// PHP `filter_var($v, FILTER_VALIDATE_INT)` as the primitive-type constraint uses it.
+fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::Bool(b) => Some(*b as i64),
+        Value::String(s) => {
+            let t = s.trim();
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            let ok = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'));
+            if ok {
+                t.parse().ok()
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 pub enum InErr {
@@ -683,7 +837,26 @@ impl App {
                         u.roles = clean_roles(r);
                     }
                 }
-                _ => {}
+                name => match p.custom(name) {
+                    Some(CustomIn::Str(v)) => u.set_field(name, v.clone().map(FVal::Str)),
+                    Some(CustomIn::Refs(r)) => u.set_field(name, Some(FVal::Refs(r.clone()))),
+                    Some(CustomIn::Int(v)) => {
+                        // An invalid value fails validation; keep the old one meanwhile.
+                        if v.is_null() {
+                            u.set_field(name, None);
+                        } else if let Some(i) = int_of(v) {
+                            u.set_field(name, Some(FVal::Int(i)));
+                        }
+                    }
+                    Some(CustomIn::Bool(v)) => {
+                        if v.is_null() {
+                            u.set_field(name, None);
+                        } else if let Some(b) = bool_of(v) {
+                            u.set_field(name, Some(FVal::Bool(b)));
+                        }
+                    }
+                    None => {}
+                },
             }
         }
     }
@@ -833,6 +1006,66 @@ impl App {
                         "default_langcode.0.value",
                         "This value should be of the correct primitive type.",
                     ));
+                }
+            }
+        }
+        for f in &db.fields {
+            if !check(&f.name) {
+                continue;
+            }
+            let name = f.name.as_str();
+            let primitive = || {
+                Violation::new(
+                    name,
+                    &format!("{name}.0.value"),
+                    "This value should be of the correct primitive type.",
+                )
+            };
+            match &f.kind {
+                FieldKind::String => {
+                    if let Some(FVal::Str(s)) = cand.field(name) {
+                        if s.chars().count() > 255 {
+                            v.push(Violation::new(
+                                name,
+                                &format!("{name}.0.value"),
+                                format!("{}: may not be longer than 255 characters.", f.label),
+                            ));
+                        }
+                    }
+                }
+                FieldKind::Integer => {
+                    if let Some(CustomIn::Int(x)) = p.custom(name) {
+                        if !x.is_null() && int_of(x).is_none() {
+                            v.push(primitive());
+                        }
+                    }
+                }
+                FieldKind::Boolean => {
+                    if let Some(CustomIn::Bool(x)) = p.custom(name) {
+                        if !x.is_null() && bool_of(x).is_none() {
+                            v.push(primitive());
+                        }
+                    }
+                }
+                FieldKind::TermRef(bundle) => {
+                    for (delta, tid) in cand.refs(name).iter().enumerate() {
+                        let msg = match db.terms.get(tid) {
+                            None => {
+                                format!(
+                                    "The referenced entity (taxonomy_term: {tid}) does not exist."
+                                )
+                            }
+                            Some(t) if &t.vid != bundle => {
+                                format!("This entity (taxonomy_term: {tid}) cannot be referenced.")
+                            }
+                            Some(_) => continue,
+                        };
+                        v.push(Violation::multi(
+                            name,
+                            &format!("{name}.{delta}.target_id"),
+                            msg,
+                        ));
+                    }
                 }
             }
         }
