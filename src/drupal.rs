@@ -15,7 +15,10 @@ pub const JSONAPI_CONTENT_TYPE: &str = "application/vnd.api+json";
 pub const DRUPAL_PAGE_MAX: usize = 50;
 /// Read on every user besides the mapped fields. `display_name` is there to recognise
 /// Drupal's anonymous user (uid 0), which even the service account only sees label-only.
-const BASE_FIELDS: &str = "display_name,drupal_internal__uid,created,changed";
+const BASE_FIELDS: &str = "display_name,drupal_internal__uid,created,changed,init";
+/// Written to `init` (the sign-up address, which no SCIM attribute maps to) when the gateway
+/// retires an account: it marks the account as deleted whatever a later write did to it.
+pub const RETIRED_MARKER: &str = "retired@scim-retired.invalid";
 /// Drupal's default label for uid 0 (`user.settings:anonymous`).
 const ANONYMOUS_LABEL: &str = "Anonymous";
 
@@ -30,6 +33,8 @@ pub struct DrupalUser {
     pub fields: Map<String, Value>,
     /// Group memberships (term id, name if known), when groups are configured.
     pub groups: Option<Vec<(String, Option<String>)>>,
+    /// The account was retired by a SCIM DELETE (`init` carries the marker).
+    pub retired_marker: bool,
 }
 
 impl DrupalUser {
@@ -137,6 +142,7 @@ pub fn parse_user(resource: &Value, mapping: &UserMapping) -> Result<DrupalUser,
                 .filter_map(|f| attrs.get(f).map(|v| (f.to_string(), v.clone())))
                 .collect(),
             groups: None,
+            retired_marker: get("init").and_then(Value::as_str) == Some(RETIRED_MARKER),
         }),
         _ => Err(service_account_refused()),
     }
@@ -236,7 +242,7 @@ impl Calls<'_> {
     }
 
     /// One page of users in a stable order (the requested sort, then uid), never including
-    /// retired accounts or the anonymous user. `conditions` are extra `filter[…]` pairs;
+    /// the anonymous user; retired accounts are in it (the caller drops them). `conditions` are extra `filter[…]` pairs;
     /// `sort` is Drupal's `sort` value without the uid tie-breaker.
     pub fn list_users(
         &self,
@@ -254,17 +260,9 @@ impl Calls<'_> {
         // list is a 403 instead of a misleading empty page.
         q.push("filter[scim_auth][condition][path]", "status")
             .push("filter[scim_auth][condition][operator]", "IS NOT NULL");
-        // Retired names all sort in ["scimretired", "scimretiree"); keep what lies outside.
-        // Any filter also makes Drupal drop the anonymous user (uid 0).
-        q.push("filter[scim_live][group][conjunction]", "OR")
-            .push("filter[scim_below][condition][path]", "name")
-            .push("filter[scim_below][condition][operator]", "<")
-            .push("filter[scim_below][condition][value]", RETIRED_NAME_PREFIX)
-            .push("filter[scim_below][condition][memberOf]", "scim_live")
-            .push("filter[scim_above][condition][path]", "name")
-            .push("filter[scim_above][condition][operator]", ">=")
-            .push("filter[scim_above][condition][value]", "scimretiree")
-            .push("filter[scim_above][condition][memberOf]", "scim_live");
+        // Any filter also makes Drupal drop the anonymous user (uid 0). Accounts retired by
+        // a SCIM DELETE are listed by Drupal and dropped by the gateway: they keep their place
+        // in the list, so a client paging through never skips anyone because of a delete.
         let sort = match sort {
             Some(s) => format!("{s},drupal_internal__uid"),
             None => "drupal_internal__uid".to_string(),
@@ -327,6 +325,14 @@ impl Calls<'_> {
             json!(format!("{compact}@scim-retired.invalid")),
         );
         fields.insert("status".into(), json!(false));
+        fields.insert("init".into(), json!(RETIRED_MARKER));
+        // Profile fields go too: a retired account keeps nothing of the person, and its state
+        // is the same every time (see `exchange`'s guard against direct writes).
+        for f in self.mapping.drupal_fields() {
+            if !fields.contains_key(f) {
+                fields.insert(f.to_string(), Value::Null);
+            }
+        }
         self.update_user(uuid, &fields, None)
     }
 }
@@ -599,12 +605,8 @@ mod tests {
         assert!(c.path.starts_with(
             "/jsonapi/user/user?filter[name]=a%26b&filter[scim_auth][condition][path]=status"
         ));
-        assert!(c.path.contains("&filter[scim_live][group][conjunction]=OR"));
-        assert!(c
-            .path
-            .contains("filter[scim_below][condition][operator]=%3C"));
         assert!(c.path.contains("sort=-name%2Cdrupal_internal__uid"));
-        assert!(c.path.contains("fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cname%2Cmail%2Cstatus"));
+        assert!(c.path.contains("fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cinit%2Cname%2Cmail%2Cstatus"));
         assert!(c.path.ends_with("page[offset]=50&page[limit]=50"));
     }
 

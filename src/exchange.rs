@@ -50,6 +50,9 @@ enum State {
         if_none_match: Option<String>,
     },
     /// A create (201) or update (200) was sent; Drupal answers with the whole user.
+    /// A direct update (PATCH/PUT without a read first) landed on an account the gateway had
+    /// retired: it was put back into its retired state; the answer is 404.
+    Reretired,
     Written {
         status: u16,
     },
@@ -95,6 +98,8 @@ struct ListWindow {
     conditions: Vec<(String, String)>,
     sort: Option<String>,
     users: Vec<DrupalUser>,
+    /// Places of the list read so far (retired accounts included).
+    places: usize,
     first_page_read: bool,
 }
 
@@ -692,6 +697,7 @@ impl Exchange {
                 conditions: query.conditions,
                 sort: list.sort,
                 users: Vec::new(),
+                places: 0,
                 first_page_read: false,
             })),
             vec![call],
@@ -844,6 +850,10 @@ impl Exchange {
             }
             State::Written { status } => {
                 let doc = drupal::expect_document(&first, &[status])?;
+                let written = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
+                if written.is_retired() {
+                    return self.call(State::Reretired, vec![calls.retire_user(&written.uuid)]);
+                }
                 let user = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
                 Ok(self.user_response(status, &user, mapping))
             }
@@ -929,6 +939,7 @@ impl Exchange {
                 // default): retire it. If the account is gone, the PATCH answers 404.
                 self.call(State::DeleteRetired, vec![calls.retire_user(&uuid)])
             }
+            State::Reretired => Err(ScimError::not_found("User not found.")),
             State::DeleteRetired => match &first {
                 DrupalReply::Answer { status: 404, .. } => Ok(empty_response(204, vec![])),
                 other => {
@@ -975,6 +986,7 @@ impl Exchange {
         let mut more = false;
         for reply in replies {
             let page = read_page(reply, config)?;
+            w.places = w.places.saturating_add(page.places);
             w.users.extend(page.users);
             more = page.has_next;
             if !page.has_next {
@@ -1000,7 +1012,7 @@ impl Exchange {
         }
         // Drupal gives no count. totalResults is exact once the end was reached; while more
         // users exist it is one more than what has been seen, so clients keep paging.
-        let seen = w.offset.saturating_add(w.users.len());
+        let seen = w.offset.saturating_add(w.places);
         let total = if more { seen.saturating_add(1) } else { seen };
         w.users.truncate(w.count);
         let resources = w.users.iter().map(|u| self.scim_user(u, mapping)).collect();
@@ -1163,7 +1175,10 @@ fn live_user(reply: &DrupalReply, config: &Config) -> Result<DrupalUser, ScimErr
 }
 
 struct Page {
+    /// The live users of the page (retired accounts dropped).
     users: Vec<DrupalUser>,
+    /// How many places in the list the page covered, retired accounts included.
+    places: usize,
     has_next: bool,
 }
 
@@ -1187,13 +1202,20 @@ fn read_page(reply: &DrupalReply, config: &Config) -> Result<Page, ScimError> {
         .get("data")
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::bad_gateway("Drupal's user list has no `data` array."))?;
-    let users = data
+    let all = data
         .iter()
         .map(|d| read_user(&doc, d, config))
         .collect::<Result<Vec<_>, _>>()?;
+    let places = all.len();
+    let users = all.into_iter().filter(|u| !u.is_retired()).collect();
     let has_next = doc.get("links").and_then(|l| l.get("next")).is_some();
-    Ok(Page { users, has_next })
+    Ok(Page {
+        users,
+        places,
+        has_next,
+    })
 }
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::arithmetic_side_effects)]
@@ -1416,7 +1438,7 @@ mod tests {
         ];
         for (reply, status) in cases {
             let (mut ex, step) = run(req("GET", &format!("/scim/v2/Users/{ALICE}"), ""));
-            assert_eq!(calls(&step)[0].path, format!("/jsonapi/user/user/{ALICE}?fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cname%2Cmail%2Cstatus%2Cfield_given_name%2Cfield_external_id"));
+            assert_eq!(calls(&step)[0].path, format!("/jsonapi/user/user/{ALICE}?fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cinit%2Cname%2Cmail%2Cstatus%2Cfield_given_name%2Cfield_external_id"));
             let (resp, body) = response(ex.resume_t(&config(), vec![reply]));
             assert_eq!(resp.status, status, "{body}");
             if status == 200 {

@@ -698,6 +698,10 @@ impl GroupFlow {
                                 let uuid = d.get("id").and_then(Value::as_str);
                                 let name = d.pointer("/attributes/name").and_then(Value::as_str);
                                 match (uuid, name) {
+                                    // A retired account is no member any more.
+                                    (Some(_), Some(n))
+                                        if n.to_ascii_lowercase()
+                                            .starts_with(crate::user::RETIRED_NAME_PREFIX) => {}
                                     (Some(u), Some(n)) => list.push(Member {
                                         uuid: u.to_string(),
                                         name: n.to_string(),

@@ -186,11 +186,18 @@ fn lower<'m>(
             check_schema(attr)?;
             let typed = mapping.typed(&attr.attr);
             if !typed.is_empty() {
-                // One Drupal field per mapped type: the filter matches if any element does.
-                let parts = typed
-                    .iter()
-                    .map(|m| lower(filter, mapping, Some(m)))
-                    .collect::<Result<Vec<_>, _>>()?;
+                // One Drupal field per mapped type: the filter matches if any element does, and
+                // an element exists only where its field has a value.
+                let mut parts = Vec::with_capacity(typed.len());
+                for m in &typed {
+                    let exists = Lowered::Leaf {
+                        subject: Subject::Field(m),
+                        op: Op::Pr,
+                        value: CompValue::Null,
+                        text: attr.attr.clone(),
+                    };
+                    parts.push(Lowered::And(vec![exists, lower(filter, mapping, Some(m))?]));
+                }
                 return Ok(Lowered::Or(parts));
             }
             if mapping.is_complex(&attr.attr) {
