@@ -47,9 +47,11 @@ impl DrupalUser {
 
     /// Accounts the gateway retired on DELETE are gone as far as SCIM is concerned.
     pub fn is_retired(&self) -> bool {
-        self.name()
-            .to_ascii_lowercase()
-            .starts_with(RETIRED_NAME_PREFIX)
+        self.retired_marker
+            || self
+                .name()
+                .to_ascii_lowercase()
+                .starts_with(RETIRED_NAME_PREFIX)
     }
 
     /// A weak ETag: Drupal's `changed` has one-second resolution, so a digest of what SCIM

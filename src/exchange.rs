@@ -1012,8 +1012,13 @@ impl Exchange {
         }
         // Drupal gives no count. totalResults is exact once the end was reached; while more
         // users exist it is one more than what has been seen, so clients keep paging.
-        let seen = w.offset.saturating_add(w.places);
-        let total = if more { seen.saturating_add(1) } else { seen };
+        // Places count retired accounts (they keep their place so that a delete never shifts
+        // a walking client past someone); at the end, only live users count.
+        let total = if more {
+            w.offset.saturating_add(w.places).saturating_add(1)
+        } else {
+            w.offset.saturating_add(w.users.len())
+        };
         w.users.truncate(w.count);
         let resources = w.users.iter().map(|u| self.scim_user(u, mapping)).collect();
         Ok(json_response(
@@ -2204,5 +2209,30 @@ mod tests {
             vec![page(vec![drupal_user(ALICE, 3, "alice", "a@x")], false)],
         ));
         assert_eq!(out["totalResults"], 1);
+    }
+
+    #[test]
+    fn a_direct_write_that_lands_on_a_retired_account_is_undone() {
+        let body = patch_body(
+            json!([{"op": "replace", "value": {"userName": "lazarus", "active": true}}]),
+        );
+        let (mut ex, step) = run(req("PATCH", &format!("/scim/v2/Users/{ALICE}"), &body));
+        assert_eq!(calls(&step)[0].method, "PATCH");
+        let mut doc = alice_doc();
+        doc["data"]["attributes"]["init"] = json!(crate::drupal::RETIRED_MARKER);
+        let step = ex.resume_t(&config(), vec![answer(200, doc)]);
+        let c = &calls(&step)[0];
+        let sent: Value = serde_json::from_slice(c.body.as_ref().unwrap()).unwrap();
+        assert_eq!(sent["data"]["attributes"]["status"], false);
+        assert!(sent["data"]["attributes"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("scimretired"));
+        assert_eq!(
+            response(ex.resume_t(&config(), vec![answer(200, alice_doc())]))
+                .0
+                .status,
+            404
+        );
     }
 }
