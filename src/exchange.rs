@@ -6,12 +6,12 @@ use crate::auth;
 use crate::config::{Config, UserDelete};
 use crate::discovery::{self, MAX_RESULTS};
 use crate::drupal::{self, Calls, DrupalUser, DRUPAL_PAGE_MAX};
-use crate::error::{ScimError, ScimType, SCIM_CONTENT_TYPE};
+use crate::error::{ScimError, ScimType};
 use crate::filter::{parse_attr_path, Filter};
 use crate::filter_eval;
 use crate::group::GroupCalls;
 use crate::group_flow::GroupFlow;
-use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
+use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Request, Response, Step};
 use crate::mapping::{get_ci, Target, UserMapping};
 use crate::membership::Env;
 use crate::patch::{self, Operation};
@@ -202,16 +202,6 @@ fn base_url(config: &Config, req: &Request) -> String {
     }
 }
 
-fn json_response(status: u16, body: &Value, extra: Vec<(String, String)>) -> Step {
-    let mut headers = vec![("content-type".to_string(), SCIM_CONTENT_TYPE.to_string())];
-    headers.extend(extra);
-    Step::Respond(Response {
-        status,
-        headers,
-        body: serde_json::to_vec(body).unwrap_or_default(),
-    })
-}
-
 fn empty_response(status: u16, headers: Vec<(String, String)>) -> Step {
     Step::Respond(Response {
         status,
@@ -373,47 +363,19 @@ impl Exchange {
                 .map(|(_, v)| v.as_str())
         };
         self.projection = Projection::from_query(param("attributes"), param("excludedAttributes"))?;
+        let discovery_doc = match segments.as_slice() {
+            ["ServiceProviderConfig"] => Some(Ok(discovery::service_provider_config(&base))),
+            ["ResourceTypes"] => Some(Ok(discovery::resource_types(&base, config))),
+            ["ResourceTypes", id] => Some(discovery::resource_type(&base, config, id)),
+            ["Schemas"] => Some(Ok(discovery::schemas(&base, config))),
+            ["Schemas", id] => Some(discovery::schema(&base, config, id)),
+            _ => None,
+        };
+        if let Some(doc) = discovery_doc {
+            only_get(method)?;
+            return Ok(json_response(200, &doc?, vec![]));
+        }
         match segments.as_slice() {
-            ["ServiceProviderConfig"] => {
-                only_get(method)?;
-                Ok(json_response(
-                    200,
-                    &discovery::service_provider_config(&base),
-                    vec![],
-                ))
-            }
-            ["ResourceTypes"] => {
-                only_get(method)?;
-                Ok(json_response(
-                    200,
-                    &discovery::resource_types(&base, config),
-                    vec![],
-                ))
-            }
-            ["ResourceTypes", id] => {
-                only_get(method)?;
-                Ok(json_response(
-                    200,
-                    &discovery::resource_type(&base, config, id)?,
-                    vec![],
-                ))
-            }
-            ["Schemas"] => {
-                only_get(method)?;
-                Ok(json_response(
-                    200,
-                    &discovery::schemas(&base, config),
-                    vec![],
-                ))
-            }
-            ["Schemas", id] => {
-                only_get(method)?;
-                Ok(json_response(
-                    200,
-                    &discovery::schema(&base, config, id)?,
-                    vec![],
-                ))
-            }
             ["Users"] => match method {
                 "GET" | "HEAD" => {
                     let (start_index, count) = window(

@@ -4,13 +4,13 @@
 
 use crate::discovery;
 use crate::drupal::{expect_document, map_failure, DRUPAL_PAGE_MAX};
-use crate::error::{ScimError, ScimType, SCIM_CONTENT_TYPE};
+use crate::error::{ScimError, ScimType};
 use crate::filter::parse_attr_path;
 use crate::group::{
     check_display_name, member_ids, parse_group_body, parse_roles, parse_term, unknown_members,
     GroupCalls, GroupsConfig, Member, Term,
 };
-use crate::http::{DrupalCall, DrupalReply, Response, Step};
+use crate::http::{scim_json, DrupalCall, DrupalReply, Response, Step};
 use crate::mapping::{FieldMap, Kind, Target, UserMapping};
 use crate::membership::{Batch, Change, Env, Outcome};
 use crate::patch::{self, OpKind};
@@ -129,16 +129,6 @@ pub struct GroupFlow {
     start_index: usize,
     post_filter: Option<crate::filter::Filter>,
     want_members: bool,
-}
-
-fn scim_json(status: u16, body: &Value, extra: Vec<(String, String)>) -> Step {
-    let mut headers = vec![("content-type".to_string(), SCIM_CONTENT_TYPE.to_string())];
-    headers.extend(extra);
-    Step::Respond(Response {
-        status,
-        headers,
-        body: serde_json::to_vec(body).unwrap_or_default(),
-    })
 }
 
 impl GroupFlow {

@@ -60,6 +60,20 @@ impl Response {
     }
 }
 
+/// A SCIM JSON answer.
+pub fn scim_json(status: u16, body: &serde_json::Value, extra: Vec<(String, String)>) -> Step {
+    let mut headers = vec![(
+        "content-type".to_string(),
+        crate::error::SCIM_CONTENT_TYPE.to_string(),
+    )];
+    headers.extend(extra);
+    Step::Respond(Response {
+        status,
+        headers,
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    })
+}
+
 /// What the host must do next for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
