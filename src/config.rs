@@ -53,6 +53,9 @@ pub struct Config {
     pub mapping: UserMapping,
     /// SCIM Groups as taxonomy terms; `None`: no `/Groups`.
     pub groups: Option<GroupsConfig>,
+    /// An Envoy cluster that answers after a short delay: how a request waits for a lock.
+    /// Without it, waiting re-reads the user from Drupal.
+    pub wait_cluster: Option<String>,
 }
 
 /// The service account's credentials, kept apart from `Config` so only the host adapter
@@ -116,6 +119,7 @@ pub fn parse(
             "public_url",
             "attributes",
             "groups",
+            "wait_cluster",
         ],
     )?;
 
@@ -221,6 +225,7 @@ pub fn parse(
         .map_err(|(field, reason)| err(&field, reason))?;
     let groups = GroupsConfig::from_config(root.get("groups"))
         .map_err(|(field, reason)| err(&field, reason))?;
+    let wait_cluster = opt_str(root, "", "wait_cluster")?;
 
     let authorization = format!(
         "Basic {}",
@@ -242,6 +247,7 @@ pub fn parse(
             service_username: username.clone(),
             mapping,
             groups,
+            wait_cluster,
         },
         Credentials {
             username,

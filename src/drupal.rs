@@ -335,7 +335,14 @@ impl Calls<'_> {
                 fields.insert(f.to_string(), Value::Null);
             }
         }
-        self.update_user(uuid, &fields, None)
+        let mut call = self.update_user(uuid, &fields, None);
+        if let Some(g) = self.groups {
+            // A deleted user is in no group any more.
+            let body = json!({"data": {"type": "user--user", "id": uuid, "attributes": fields,
+                "relationships": {g.membership_field.as_str(): {"data": []}}}});
+            call.body = Some(serde_json::to_vec(&body).unwrap_or_default());
+        }
+        call
     }
 }
 

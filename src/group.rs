@@ -2,7 +2,7 @@
 //! request bodies, and the Drupal calls for terms, memberships and roles. A group's members
 //! live on the users (an entity-reference field), so membership is always changed per user.
 
-use crate::drupal::{is_uuid, JSONAPI_CONTENT_TYPE};
+use crate::drupal::JSONAPI_CONTENT_TYPE;
 use crate::error::ScimError;
 use crate::http::DrupalCall;
 use crate::mapping::get_ci;
@@ -169,6 +169,8 @@ fn is_machine_name(s: &str) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Term {
     pub uuid: String,
+    /// Drupal's term id, which references to a deleted term still carry.
+    pub tid: Option<u64>,
     pub name: String,
     pub changed: String,
     pub created: String,
@@ -246,6 +248,7 @@ pub fn parse_term(resource: &Value, vocabulary: &str) -> Option<Term> {
     };
     Some(Term {
         uuid: uuid.to_string(),
+        tid: attrs.get("drupal_internal__tid").and_then(Value::as_u64),
         name: attrs.get("name")?.as_str()?.to_string(),
         changed,
         created,
@@ -284,8 +287,9 @@ pub fn member_ids(value: Option<&Value>) -> Result<Vec<String>, ScimError> {
             ))
         }
     };
+    // Ids that are not Drupal UUIDs are kept (and reported as unknown by the existence check,
+    // together with UUIDs of no user); they never reach a Drupal URL.
     let mut ids: Vec<String> = Vec::new();
-    let mut unknown: Vec<String> = Vec::new();
     for m in list {
         let obj = m.as_object().ok_or_else(|| {
             ScimError::invalid_value("Each member must be an object with a `value`.")
@@ -302,14 +306,9 @@ pub fn member_ids(value: Option<&Value>) -> Result<Vec<String>, ScimError> {
             .ok_or_else(|| {
                 ScimError::invalid_value("Each member needs a string `value` (the user's id).")
             })?;
-        if !is_uuid(id) {
-            unknown.push(id.to_string());
-        } else if !ids.iter().any(|i| i == id) {
+        if !ids.iter().any(|i| i == id) {
             ids.push(id.to_string());
         }
-    }
-    if !unknown.is_empty() {
-        return Err(unknown_members(&unknown));
     }
     Ok(ids)
 }
@@ -381,6 +380,8 @@ pub fn parse_group_body(body: &[u8]) -> Result<GroupWrite, ScimError> {
 pub struct GroupCalls<'a> {
     pub jsonapi: &'a str,
     pub groups: &'a GroupsConfig,
+    /// Envoy's wait listener is configured (`wait_cluster`).
+    pub can_wait: bool,
 }
 
 fn call(method: &'static str, path: String, body: Option<Value>) -> DrupalCall {
@@ -419,7 +420,10 @@ impl GroupCalls<'_> {
 
     pub fn get_term(&self, uuid: &str) -> DrupalCall {
         let mut q = DrupalQuery::new();
-        q.push(&self.term_fields(), "name,changed,revision_created,vid");
+        q.push(
+            &self.term_fields(),
+            "name,changed,revision_created,vid,drupal_internal__tid",
+        );
         call("GET", format!("{}/{uuid}{}", self.terms(), q.build()), None)
     }
 
@@ -440,7 +444,10 @@ impl GroupCalls<'_> {
             None => "drupal_internal__tid".to_string(),
         };
         q.push("sort", &sort)
-            .push(&self.term_fields(), "name,changed,revision_created,vid")
+            .push(
+                &self.term_fields(),
+                "name,changed,revision_created,vid,drupal_internal__tid",
+            )
             .push("page[offset]", &offset.to_string())
             .push("page[limit]", &limit.to_string());
         call("GET", format!("{}{}", self.terms(), q.build()), None)
@@ -486,6 +493,26 @@ impl GroupCalls<'_> {
             .push("fields[user--user]", "name,drupal_internal__uid")
             .push("page[offset]", &offset.to_string())
             .push("page[limit]", &crate::drupal::DRUPAL_PAGE_MAX.to_string());
+        call(
+            "GET",
+            format!("{}/user/user{}", self.jsonapi, q.build()),
+            None,
+        )
+    }
+
+    /// Users whose membership list still references a deleted term (by its tid).
+    pub fn users_referencing_tid(&self, tid: u64) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        q.push(
+            "filter[scim_tid][condition][path]",
+            &format!(
+                "{}.meta.drupal_internal__target_id",
+                self.groups.membership_field
+            ),
+        )
+        .push("filter[scim_tid][condition][value]", &tid.to_string())
+        .push("fields[user--user]", "name")
+        .push("page[limit]", &crate::drupal::DRUPAL_PAGE_MAX.to_string());
         call(
             "GET",
             format!("{}/user/user{}", self.jsonapi, q.build()),
@@ -561,6 +588,16 @@ impl GroupCalls<'_> {
             self.relationship(user),
             Some(self.identifiers(terms)),
         )
+    }
+
+    /// A pause while another request holds a lock: Envoy's wait listener if there is one,
+    /// else a read of `user`'s memberships (or the group names) from Drupal.
+    pub fn pause(&self, fallback: DrupalCall) -> DrupalCall {
+        if self.can_wait {
+            DrupalCall::wait()
+        } else {
+            fallback
+        }
     }
 
     pub fn list_roles(&self) -> DrupalCall {
@@ -737,13 +774,17 @@ mod tests {
             &br#"{"displayName":"Eng"}"#[..],
             br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"]}"#,
             br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":" "}"#,
-            br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"x","members":[{"value":"42"}]}"#,
             br#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"x","members":[{"value":"7724f730-7aca-4819-aaee-90673a0141a4","type":"Group"}]}"#,
         ] {
             assert_eq!(parse_group_body(bad).unwrap_err().status, 400, "{}", String::from_utf8_lossy(bad));
         }
-        let e = member_ids(Some(&json!([{"value": "42"}, {"value": "nope"}]))).unwrap_err();
-        assert!(e.detail.contains("42, nope"));
+        assert_eq!(
+            member_ids(Some(
+                &json!([{"value": "42"}, {"value": "42"}, {"value": "nope"}])
+            ))
+            .unwrap(),
+            ["42", "nope"]
+        );
     }
 
     #[test]

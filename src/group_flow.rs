@@ -25,10 +25,11 @@ fn name_lock_key(name: &str) -> String {
     format!("scim/group-name/{}", name.to_lowercase())
 }
 
-/// Rounds a name check waits for another request creating the same name.
-const MAX_NAME_WAITS: u32 = 60;
+/// Rounds a name check waits for another request creating the same name, at most (a safety
+/// net: the real limit is the lock time-out).
+const MAX_NAME_WAITS: u32 = 10_000;
 /// Member pages read at once per group while walking a large group.
-const PAGES_AHEAD: usize = 4;
+const PAGES_AHEAD: usize = 1;
 
 /// The filterable attributes of a Group, as a mapping onto term fields.
 fn group_mapping() -> UserMapping {
@@ -53,6 +54,8 @@ enum Task {
     CheckName {
         name: String,
         waits: u32,
+        /// When the check started waiting for the name's lock.
+        since: Option<u64>,
     },
     CreateTerm {
         name: String,
@@ -71,6 +74,9 @@ enum Task {
     LoadRoles,
     Members,
     DeleteTerm,
+    /// After a delete: repair users that still reference the term (a member added
+    /// concurrently, or a retired account).
+    SweepDangling,
     ListTerms {
         conditions: Vec<(String, String)>,
         sort: Option<String>,
@@ -120,7 +126,9 @@ pub struct GroupFlow {
     terms: Vec<Term>,
     /// Members per term, when read.
     members: Vec<Option<Vec<Member>>>,
-    walk: Vec<(usize, bool)>,
+    /// Per group being read: next offset, done, pages to read next round (1 at first, then
+    /// `PAGES_AHEAD` once a group proves large).
+    walk: Vec<(usize, bool, usize)>,
     plan: MemberPlan,
     batch: Option<Batch>,
     roles: Vec<(String, String)>,
@@ -129,6 +137,10 @@ pub struct GroupFlow {
     start_index: usize,
     post_filter: Option<crate::filter::Filter>,
     want_members: bool,
+    /// Role grants are configured and the request renames the group.
+    resync_roles: bool,
+    /// The name the request gives the group.
+    new_name: Option<String>,
 }
 
 impl GroupFlow {
@@ -150,6 +162,8 @@ impl GroupFlow {
             start_index: 1,
             post_filter: None,
             want_members,
+            resync_roles: false,
+            new_name: None,
         }
     }
 
@@ -173,7 +187,7 @@ impl GroupFlow {
         let mapping = group_mapping();
         let query = match filter {
             None => user_filter::UserQuery::default(),
-            Some(f) => user_filter::translate(f, &mapping)?,
+            Some(f) => user_filter::translate_in(f, &mapping, crate::group::GROUP_SCHEMA)?,
         };
         let conditions: Vec<(String, String)> = query
             .conditions
@@ -253,6 +267,7 @@ impl GroupFlow {
         tasks.push(Task::CheckName {
             name: write.display_name.clone(),
             waits: 0,
+            since: None,
         });
         tasks.push(Task::CreateTerm {
             name: write.display_name,
@@ -285,6 +300,8 @@ impl GroupFlow {
         if let Some(members) = write.members {
             flow.plan.replace = Some(members);
         }
+        flow.resync_roles = !groups.role_grants.is_empty();
+        flow.new_name = Some(write.display_name.clone());
         flow.tasks.push_back(Task::RenameTerm {
             name: write.display_name,
         });
@@ -373,10 +390,14 @@ impl GroupFlow {
             vec![Task::GetTerm { id: id.to_string() }],
             Answer::NoContent,
         );
-        if plan.needs_current() {
+        // A rename may change the roles the group grants: its members are then all visited.
+        let resync = rename.is_some() && !groups.role_grants.is_empty();
+        if plan.needs_current() || resync {
             flow.tasks.push_back(Task::Walk);
         }
-        let has_members = !plan.is_empty();
+        let has_members = !plan.is_empty() || resync;
+        flow.resync_roles = resync;
+        flow.new_name = rename.clone();
         flow.plan = plan;
         if has_members {
             flow.tasks.push_back(Task::Plan);
@@ -401,6 +422,7 @@ impl GroupFlow {
         flow.tasks.push_back(Task::Plan);
         flow.push_membership_tasks(groups);
         flow.tasks.push_back(Task::DeleteTerm);
+        flow.tasks.push_back(Task::SweepDangling);
         flow
     }
 
@@ -424,7 +446,7 @@ impl GroupFlow {
             };
             let out: Vec<DrupalCall> = match task {
                 Task::GetTerm { id } => vec![calls.get_term(id)],
-                Task::CheckName { name, waits } => {
+                Task::CheckName { name, waits, since } => {
                     if env.locks.try_lock(
                         &name_lock_key(name),
                         env.owner,
@@ -434,7 +456,10 @@ impl GroupFlow {
                         self.name_locked = Some(name.clone());
                     } else {
                         *waits = waits.saturating_add(1);
-                        if *waits > MAX_NAME_WAITS {
+                        let started = *since.get_or_insert(env.now_ms);
+                        if *waits > MAX_NAME_WAITS
+                            || env.now_ms.saturating_sub(started) > env.lock_ttl_ms
+                        {
                             return Err(ScimError::new(
                                 503,
                                 None,
@@ -443,7 +468,11 @@ impl GroupFlow {
                             .with_header("retry-after", "1"));
                         }
                     }
-                    vec![calls.terms_named(name)]
+                    if self.name_locked.as_deref() == Some(name.as_str()) {
+                        vec![calls.terms_named(name)]
+                    } else {
+                        vec![calls.pause(calls.terms_named(name))]
+                    }
                 }
                 Task::CreateTerm { name } => vec![calls.create_term(name)],
                 Task::RenameTerm { name } => {
@@ -461,7 +490,11 @@ impl GroupFlow {
                         && self.name_locked.as_deref() != Some(name.as_str())
                     {
                         let name = name.clone();
-                        self.tasks.push_front(Task::CheckName { name, waits: 0 });
+                        self.tasks.push_front(Task::CheckName {
+                            name,
+                            waits: 0,
+                            since: None,
+                        });
                         continue;
                     }
                     let id = self
@@ -473,12 +506,12 @@ impl GroupFlow {
                 }
                 Task::Walk => {
                     if self.walk.is_empty() {
-                        self.walk = vec![(0, false); self.terms.len()];
+                        self.walk = vec![(0, false, 1); self.terms.len()];
                         self.members = vec![Some(Vec::new()); self.terms.len()];
                     }
                     let mut out = Vec::new();
                     let mut active = 0usize;
-                    for (i, (offset, done)) in self.walk.iter().enumerate() {
+                    for (i, (offset, done, ahead)) in self.walk.iter().enumerate() {
                         if *done || active >= 16 {
                             continue;
                         }
@@ -488,7 +521,7 @@ impl GroupFlow {
                             .get(i)
                             .map(|t| t.uuid.clone())
                             .unwrap_or_default();
-                        for k in 0..PAGES_AHEAD {
+                        for k in 0..*ahead {
                             out.push(calls.members_page(
                                 &term,
                                 offset.saturating_add(k.saturating_mul(DRUPAL_PAGE_MAX)),
@@ -506,7 +539,16 @@ impl GroupFlow {
                         self.tasks.pop_front();
                         continue;
                     }
-                    ids.chunks(DRUPAL_PAGE_MAX)
+                    let ours: Vec<String> = ids
+                        .iter()
+                        .filter(|i| crate::drupal::is_uuid(i))
+                        .cloned()
+                        .collect();
+                    if ours.is_empty() {
+                        // Not one of them could be a user: no need to ask Drupal.
+                        return Err(unknown_members(ids));
+                    }
+                    ours.chunks(DRUPAL_PAGE_MAX)
                         .map(|c| calls.users_with_ids(c))
                         .collect()
                 }
@@ -552,6 +594,13 @@ impl GroupFlow {
                         .unwrap_or_default();
                     vec![calls.delete_term(&id)]
                 }
+                Task::SweepDangling => match self.terms.first().and_then(|t| t.tid) {
+                    Some(tid) => vec![calls.users_referencing_tid(tid)],
+                    None => {
+                        self.tasks.pop_front();
+                        continue;
+                    }
+                },
                 Task::ListTerms {
                     conditions,
                     sort,
@@ -667,12 +716,12 @@ impl GroupFlow {
             Task::Walk => {
                 let mut cursor = replies.iter();
                 let mut active = 0usize;
-                for (i, (offset, done)) in self.walk.iter_mut().enumerate() {
+                for (i, (offset, done, ahead)) in self.walk.iter_mut().enumerate() {
                     if *done || active >= 16 {
                         continue;
                     }
                     active = active.saturating_add(1);
-                    for _ in 0..PAGES_AHEAD {
+                    for _ in 0..*ahead {
                         let reply = cursor.next().cloned().unwrap_or(DrupalReply::Failed);
                         if *done {
                             continue;
@@ -710,8 +759,9 @@ impl GroupFlow {
                             *done = true;
                         }
                     }
+                    *ahead = PAGES_AHEAD;
                 }
-                if self.walk.iter().all(|(_, d)| *d) {
+                if self.walk.iter().all(|(_, d, _)| *d) {
                     self.tasks.pop_front();
                 }
             }
@@ -757,6 +807,28 @@ impl GroupFlow {
             Task::Members => {
                 if let Some(b) = self.batch.as_mut() {
                     b.on_replies(groups, calls, env, replies);
+                }
+            }
+            Task::SweepDangling => {
+                self.tasks.pop_front();
+                let doc = expect_document(&first, &[200])?;
+                let users: Vec<(String, Change)> = doc
+                    .get("data")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.get("id").and_then(Value::as_str))
+                    .filter(|id| crate::drupal::is_uuid(id))
+                    .map(|id| (id.to_string(), Change::Sync))
+                    .collect();
+                if !users.is_empty() {
+                    let term = self
+                        .terms
+                        .first()
+                        .map(|t| t.uuid.clone())
+                        .unwrap_or_default();
+                    self.batch = Some(Batch::new(&term, users, self.roles.clone()));
+                    self.tasks.push_front(Task::Members);
                 }
             }
             Task::DeleteTerm => {
@@ -883,10 +955,10 @@ impl GroupFlow {
                         explicit.push((id.clone(), Change::Remove));
                     }
                 }
-                (Change::Add, None) => {}
+                (Change::Add | Change::Sync, None) | (Change::Sync, Some(_)) => {}
             }
         }
-        let changes: Vec<(String, Change)> = if self.plan.needs_current()
+        let mut changes: Vec<(String, Change)> = if self.plan.needs_current()
             || self.members.first().is_some_and(Option::is_some) && self.answer != Answer::Created
         {
             // Deltas against the members read just now.
@@ -906,6 +978,24 @@ impl GroupFlow {
             // Adds and removes need no read: each is idempotent on its own.
             explicit
         };
+        let current_name = self
+            .terms
+            .first()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        let renamed = self
+            .new_name
+            .as_ref()
+            .is_some_and(|n| !n.eq_ignore_ascii_case(&current_name));
+        if self.resync_roles && renamed {
+            // A rename can change which roles the group grants: every remaining member's
+            // roles are brought in line.
+            for m in &target {
+                if !changes.iter().any(|(u, _)| u == m) {
+                    changes.push((m.clone(), Change::Sync));
+                }
+            }
+        }
         if let Some(Some(list)) = self.members.first_mut() {
             list.retain(|m| target.contains(&m.uuid));
             for t in &target {
@@ -926,6 +1016,12 @@ impl GroupFlow {
             // New members must exist before anything changes.
             self.tasks.push_front(Task::CheckUsers { ids: adds });
         }
+        // Only Drupal UUIDs go into Drupal URLs (others are no user: nothing to remove, and
+        // adds of them were refused by the existence check).
+        let changes = changes
+            .into_iter()
+            .filter(|(u, _)| crate::drupal::is_uuid(u))
+            .collect();
         self.batch = Some(Batch::new(&term, changes, self.roles.clone()));
     }
 

@@ -37,6 +37,21 @@ impl Shared {
         ctx: &dyn Context,
         call: &DrupalCall,
     ) -> Result<u32, proxy_wasm::types::Status> {
+        if let (true, Some(cluster)) = (call.is_wait(), &self.config.wait_cluster) {
+            // A pause: Envoy's own wait listener answers after a short delay; Drupal is not
+            // involved and no credentials go out.
+            return ctx.dispatch_http_call(
+                cluster,
+                vec![
+                    (":method", "GET"),
+                    (":path", call.path.as_str()),
+                    (":authority", "scim-wait"),
+                ],
+                None,
+                vec![],
+                Duration::from_secs(5),
+            );
+        }
         let mut headers: Vec<(&str, &str)> = vec![
             (":method", call.method),
             (":path", call.path.as_str()),
@@ -260,7 +275,9 @@ impl ScimHttp {
         self.in_flight.clear();
         self.replies = vec![None; calls.len()];
         for (index, call) in calls.iter().enumerate() {
-            self.drupal_calls = self.drupal_calls.saturating_add(1);
+            if !call.is_wait() {
+                self.drupal_calls = self.drupal_calls.saturating_add(1);
+            }
             match shared.dispatch(self, call) {
                 Ok(token) => self.in_flight.push((token, index)),
                 Err(status) => {

@@ -33,6 +33,26 @@ pub struct DrupalCall {
     pub body: Option<Vec<u8>>,
 }
 
+/// The path of a pause: a call that Envoy itself answers after a short delay (see
+/// `wait_cluster`), so a request can wait for a lock without busying Drupal.
+const WAIT_PATH: &str = "/scim-gateway/wait";
+
+impl DrupalCall {
+    /// A pause of one round trip to Envoy's wait listener.
+    pub fn wait() -> Self {
+        DrupalCall {
+            method: "GET",
+            path: WAIT_PATH.to_string(),
+            content_type: None,
+            body: None,
+        }
+    }
+
+    pub fn is_wait(&self) -> bool {
+        self.path == WAIT_PATH
+    }
+}
+
 /// What came back from one Drupal call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DrupalReply {

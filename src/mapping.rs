@@ -587,14 +587,16 @@ impl UserMapping {
         attribute_definition(
             attr,
             "complex",
-            json!({"description": describe_attr(attr), "multiValued": true, "subAttributes": subs}),
+            // Drupal requires `mail` once an account has one: advertised as required, so clients
+            // (and compliance suites) do not expect to remove it.
+            json!({"description": describe_attr(attr), "multiValued": true, "required": attr == "emails", "subAttributes": subs}),
         )
     }
 }
 
 fn describe_attr(attr: &str) -> String {
     match attr {
-        "emails" => "Drupal stores one address (`mail`): the primary entry, else the `work` one, else the first.".into(),
+        "emails" => "Drupal stores one address (`mail`): the primary entry, else the `work` one, else the first. Once set it can be changed but not removed.".into(),
         _ => format!("Stored in Drupal user fields, one per mapped sub-attribute or type of `{attr}`."),
     }
 }
@@ -605,7 +607,8 @@ fn top_attribute(attr: &str, f: &FieldMap) -> Value {
             json!({"description": "Drupal's username (`name`): unique, case-insensitive, at most 60 characters.", "required": true, "uniqueness": "server"})
         }
         "active" => {
-            json!({"description": "Drupal's `status`: false means the account is blocked."})
+            // Required: Drupal's status always has a value and cannot be removed (set false).
+            json!({"description": "Drupal's `status`: false means the account is blocked. Always set; cannot be removed.", "required": true})
         }
         _ => json!({"description": format!("Drupal field `{}`.", f.field)}),
     };

@@ -62,10 +62,14 @@ pub struct Env<'a> {
 pub enum Change {
     Add,
     Remove,
+    /// No membership change: bring the user's granted roles in line (after a rename), and
+    /// repair references to deleted groups.
+    Sync,
 }
 
-/// A user whose lock is taken waits by reading its memberships again; this many reads at most.
-const MAX_WAITS: u32 = 60;
+/// Rounds a job waits for a lock at most, whatever the clock says (a safety net: the real
+/// limit is the lock time-out).
+const MAX_WAITS: u32 = 10_000;
 /// Writes of one change that Drupal lost (or refused) before giving up.
 const MAX_ATTEMPTS: u32 = 3;
 
@@ -95,6 +99,8 @@ struct Job {
     change: Change,
     phase: Phase,
     waits: u32,
+    /// When the job started waiting for the lock.
+    waiting_since: Option<u64>,
     attempts: u32,
     locked: bool,
     /// A call already decided (a repair or a role write), sent in the next round.
@@ -166,6 +172,7 @@ impl Batch {
                 change,
                 phase: Phase::Waiting,
                 waits: 0,
+                waiting_since: None,
                 attempts: 0,
                 locked: false,
                 outgoing: None,
@@ -186,18 +193,27 @@ impl Batch {
                     env.lock_ttl_ms,
                 ) {
                     job.locked = true;
-                    job.phase = Phase::Writing;
+                    job.phase = if job.change == Change::Sync {
+                        Phase::Verifying
+                    } else {
+                        Phase::Writing
+                    };
                 } else {
                     job.waits = job.waits.saturating_add(1);
+                    let since = *job.waiting_since.get_or_insert(env.now_ms);
+                    if env.now_ms.saturating_sub(since) > env.lock_ttl_ms {
+                        // Longer than any lock can be held: give up (reported per user).
+                        job.waits = MAX_WAITS.saturating_add(1);
+                    }
                 }
             }
             out.push(match &job.phase {
-                Phase::Waiting | Phase::RepairRead | Phase::Verifying => {
-                    calls.user_memberships(&job.user)
-                }
+                Phase::Waiting => calls.pause(calls.user_memberships(&job.user)),
+                Phase::RepairRead | Phase::Verifying => calls.user_memberships(&job.user),
                 Phase::Writing => match job.change {
                     Change::Add => calls.add_membership(&job.user, &term),
                     Change::Remove => calls.remove_membership(&job.user, &term),
+                    Change::Sync => calls.user_memberships(&job.user),
                 },
                 // These phases always come with their call decided (`outgoing`).
                 Phase::Repairing | Phase::Roles { .. } => calls.user_memberships(&job.user),
@@ -256,7 +272,7 @@ impl Batch {
         if status == 404 {
             // The user is gone: nothing to remove, nothing to add to.
             return Step::Finish(match job.change {
-                Change::Remove => Outcome::Done,
+                Change::Remove | Change::Sync => Outcome::Done,
                 Change::Add => Outcome::NoSuchUser,
             });
         }
@@ -307,6 +323,7 @@ impl Batch {
                 let applied = match job.change {
                     Change::Add => present,
                     Change::Remove => !present,
+                    Change::Sync => true,
                 };
                 if !applied || m.dangling {
                     job.attempts = job.attempts.saturating_add(1);
@@ -327,6 +344,7 @@ impl Batch {
                     return Step::Send(match job.change {
                         Change::Add => calls.add_membership(&job.user, &self.term),
                         Change::Remove => calls.remove_membership(&job.user, &self.term),
+                        Change::Sync => calls.user_memberships(&job.user),
                     });
                 }
                 self.roles_step(job, groups, calls, &m)
@@ -348,16 +366,21 @@ impl Batch {
 
     /// The user's list with this change applied and deleted groups dropped.
     fn wanted(&self, m: &Memberships, change: Change) -> Vec<String> {
-        let mut terms: Vec<String> = m
-            .terms
-            .iter()
-            .filter(|t| **t != self.term)
-            .cloned()
-            .collect();
-        if change == Change::Add {
-            terms.push(self.term.clone());
+        match change {
+            Change::Sync => m.terms.clone(),
+            Change::Add | Change::Remove => {
+                let mut terms: Vec<String> = m
+                    .terms
+                    .iter()
+                    .filter(|t| **t != self.term)
+                    .cloned()
+                    .collect();
+                if change == Change::Add {
+                    terms.push(self.term.clone());
+                }
+                terms
+            }
         }
-        terms
     }
 
     /// Members hold the roles their groups grant; a managed role no group grants goes.
@@ -478,6 +501,7 @@ mod tests {
         let calls = GroupCalls {
             jsonapi: "/jsonapi",
             groups: &rig.cfg,
+            can_wait: false,
         };
         let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
         let mut env = Rig::env(&mut rig.locks, "req1");
@@ -521,6 +545,7 @@ mod tests {
         let calls = GroupCalls {
             jsonapi: "/jsonapi",
             groups: &rig.cfg,
+            can_wait: false,
         };
         let mut b = Batch::new(
             "eng",
@@ -550,6 +575,7 @@ mod tests {
         let calls = GroupCalls {
             jsonapi: "/jsonapi",
             groups: &rig.cfg,
+            can_wait: false,
         };
         let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
         let mut env = Rig::env(&mut rig.locks, "req1");
@@ -579,6 +605,7 @@ mod tests {
         let calls = GroupCalls {
             jsonapi: "/jsonapi",
             groups: &rig.cfg,
+            can_wait: false,
         };
         let roles = vec![("developer".to_string(), "r-dev".to_string())];
         let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], roles.clone());
@@ -632,6 +659,7 @@ mod tests {
         let calls = GroupCalls {
             jsonapi: "/jsonapi",
             groups: &rig.cfg,
+            can_wait: false,
         };
         let mut b = Batch::new(
             "eng",

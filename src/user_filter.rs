@@ -121,10 +121,20 @@ enum Drupal {
     Or(Vec<Drupal>),
 }
 
-/// Translates the `filter` query parameter.
+/// Translates the `filter` query parameter of a User query.
 pub fn translate(filter: &str, mapping: &UserMapping) -> Result<UserQuery, ScimError> {
-    let parsed = parse_filter(filter)
+    translate_in(filter, mapping, USER_SCHEMA)
+}
+
+/// Translates a filter whose resource's core schema is `core` (paths may be qualified with it).
+pub fn translate_in(
+    filter: &str,
+    mapping: &UserMapping,
+    core: &str,
+) -> Result<UserQuery, ScimError> {
+    let mut parsed = parse_filter(filter)
         .map_err(|e| ScimError::invalid_filter(format!("The filter is not valid: {e}.")))?;
+    strip_core_schema(&mut parsed, core);
     let lowered = lower(&parsed, mapping, None)?;
     let mut exact = true;
     let drupal = fold(to_drupal(&lowered, false, &mut exact)?);
@@ -138,6 +148,27 @@ pub fn translate(filter: &str, mapping: &UserMapping) -> Result<UserQuery, ScimE
         query.post_filter = Some(parsed);
     }
     Ok(query)
+}
+
+/// `urn:…:Group:displayName` is `displayName` on a Group.
+fn strip_core_schema(f: &mut Filter, core: &str) {
+    let strip = |p: &mut AttrPath| {
+        if p.schema
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(core))
+        {
+            p.schema = None;
+        }
+    };
+    match f {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            strip_core_schema(a, core);
+            strip_core_schema(b, core);
+        }
+        Filter::Not(a) => strip_core_schema(a, core),
+        Filter::Present(p) | Filter::Compare { path: p, .. } => strip(p),
+        Filter::ValuePath { attr, .. } => strip(attr),
+    }
 }
 
 fn describe(path: &AttrPath) -> String {

@@ -88,7 +88,8 @@ def test_rendered_root_config_plugin_schema():
 
     cfg = yaml.safe_load((render_envoy_config.DEFAULT_TEMPLATE).read_text())
     pc = render_envoy_config.plugin_config(cfg)
-    assert set(pc) == {"base_path", "tokens", "drupal", "max_body_bytes"}
+    assert set(pc) == {"base_path", "tokens", "drupal", "max_body_bytes", "wait_cluster"}
+    assert pc["wait_cluster"] == "scim_wait"
     assert pc["base_path"] == "/scim/v2"
     assert pc["max_body_bytes"] == 1048576
     assert set(pc["drupal"]) == {
@@ -98,3 +99,39 @@ def test_rendered_root_config_plugin_schema():
     for t in pc["tokens"]:
         assert len(t["sha256"]) == 64 and all(ch in "0123456789abcdef" for ch in t["sha256"])
     json.dumps(pc)
+
+
+# ---- the attribute mapping ---------------------------------------------------------------
+
+# Each case is one `envoy --mode validate` (~0.6 s); the unit tests in src/mapping.rs cover
+# every rule, these show that Envoy refuses and names the entry.
+MAPPING_CASES = {
+    "not-a-list": ({"scim": "displayName", "drupal": "field_display_name"}, "attributes"),
+    "unknown-scim-attribute": ([{"scim": "favouriteColour", "drupal": "field_colour"}], "attributes[0].scim"),
+    "second-entry-bad": (
+        [{"scim": "displayName", "drupal": "field_display_name"}, {"scim": "name.nickname", "drupal": "field_nick"}],
+        "attributes[1].scim",
+    ),
+    "bad-field-name": ([{"scim": "displayName", "drupal": "Field Display"}], "attributes[0].drupal"),
+    "reserved-field": ([{"scim": "displayName", "drupal": "mail"}], "attributes[0].drupal"),
+    "field-twice": (
+        [{"scim": "displayName", "drupal": "field_a"}, {"scim": "title", "drupal": "field_a"}],
+        "attributes[1].drupal",
+    ),
+    "bad-type": ([{"scim": "displayName", "drupal": "field_a", "type": "date"}], "attributes[0].type"),
+}
+
+
+@pytest.mark.parametrize("case", list(MAPPING_CASES))
+def test_bad_attribute_mapping_is_rejected_naming_the_entry(new_envoy, good_plugin_config, case):
+    attributes, field = MAPPING_CASES[case]
+    rc, out = validate(new_envoy, _with(good_plugin_config, "attributes", attributes))
+    assert rc != 0, f"Envoy accepted the {case} mapping:\n{out[-2000:]}"
+    assert f"field `{field}`" in out, f"the output does not name `{field}`:\n{out[-3000:]}"
+
+
+def test_the_emulator_mapping_validates(new_envoy, good_plugin_config):
+    import harness
+
+    rc, out = validate(new_envoy, _with(good_plugin_config, "attributes", harness.ATTRIBUTES))
+    assert rc == 0, out[-3000:]
