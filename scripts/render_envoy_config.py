@@ -11,6 +11,13 @@ scripts/run, the e2e harness (tests/e2e/conftest.py) and the conformance runner.
 Tokens may be given in clear with --token LABEL=TOKEN (hashed here) or as digests with
 --token-sha256 LABEL=HEX. --set KEY=JSON sets any plugin-configuration key (dotted paths
 such as drupal.timeout_ms); --plugin-config FILE replaces the whole plugin configuration.
+--attributes FILE sets the plugin's `attributes` (the SCIM ↔ Drupal field mapping) to the
+JSON list in FILE, e.g. scripts/emulator-attributes.json for the Drupal emulator.
+
+    render_envoy_config.py --emulator-flags scripts/emulator-attributes.json
+
+prints the drupal-emulator arguments that create the Drupal user fields such a mapping
+names (one per line) and writes no config.
 """
 
 from __future__ import annotations
@@ -29,7 +36,33 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = REPO_ROOT / "envoy.yaml"
+# The attribute mapping used with the Drupal emulator (scripts/run without DRUPAL_URL, the
+# e2e tests, the conformance run). The shipped envoy.yaml keeps the core-only mapping.
+EMULATOR_ATTRIBUTES = REPO_ROOT / "scripts" / "emulator-attributes.json"
+# Fields the emulator's --second-run-fields adds (the recorded site's second run).
+SECOND_RUN_FIELDS = {"field_given_name", "field_family_name"}
 WASM_FILTER = "envoy.filters.http.wasm"
+
+
+def load_attributes(path: Path | str) -> list:
+    """The attribute mapping in a JSON file: a list of {scim, drupal[, type][, case_exact]}."""
+    value = json.loads(Path(path).read_text())
+    if not isinstance(value, list) or not all(isinstance(e, dict) and "drupal" in e for e in value):
+        raise ValueError(f"{path}: expected a JSON list of {{scim, drupal[, type]}} objects")
+    return value
+
+
+def emulator_field_args(attributes: list) -> list[str]:
+    """drupal-emulator arguments creating every Drupal user field the mapping names:
+    --second-run-fields for the recorded site's name fields, --user-field NAME[:TYPE] for the rest."""
+    args = ["--second-run-fields"]
+    for entry in attributes:
+        field = entry["drupal"]
+        if field in SECOND_RUN_FIELDS:
+            continue
+        kind = entry.get("type", "string")
+        args += ["--user-field", field if kind == "string" else f"{field}:{kind}"]
+    return args
 
 
 def sha256_hex(token: str) -> str:
@@ -240,7 +273,7 @@ def _parse_label(spec: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--template", default=str(DEFAULT_TEMPLATE))
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="where to write the rendered Envoy config")
     ap.add_argument("--listen", help="SCIM listener host:port")
     ap.add_argument("--admin", help="Envoy admin host:port")
     ap.add_argument("--drupal-url", help="http(s)://host[:port] of Drupal")
@@ -249,11 +282,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wasm", help="path of the filter's .wasm")
     ap.add_argument("--set", action="append", default=[], type=_parse_label, help="plugin key=JSON value")
     ap.add_argument("--plugin-config", help="file with the whole plugin configuration (verbatim)")
+    ap.add_argument("--attributes", help="JSON file with the plugin's `attributes` mapping (a list)")
+    ap.add_argument(
+        "--emulator-flags",
+        metavar="FILE",
+        help="print the drupal-emulator arguments for the fields FILE's mapping names, one per line, and exit",
+    )
     args = ap.parse_args(argv)
+
+    if args.emulator_flags:
+        print("\n".join(emulator_field_args(load_attributes(args.emulator_flags))))
+        return 0
+    if not args.out:
+        ap.error("--out is required")
 
     tokens = [{"label": label, "sha256": sha256_hex(tok)} for label, tok in args.token]
     tokens += [{"label": label, "sha256": digest} for label, digest in args.token_sha256]
     overrides = {}
+    if args.attributes:
+        overrides["attributes"] = load_attributes(args.attributes)
     for key, raw in args.set:
         try:
             overrides[key] = json.loads(raw)

@@ -21,8 +21,11 @@ import time
 from pathlib import Path
 
 # Minimum number of SUCCESS results. Raise it as the gateway improves; never lower it
-# without a reason recorded in the commit.
-FLOOR = 25
+# without a reason recorded in the commit. 64 = every discovery check (25) and every User
+# check (39) with scripts/emulator-attributes.json, except `remove emails` and `remove active`
+# (Drupal cannot clear an account's mail or status). It needs the emulator's user fields:
+# without them the gateway runs the core mapping only and passes about 36.
+FLOOR = 64
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "e2e"))

@@ -1,8 +1,10 @@
 """End-to-end harness: the Drupal emulator + Envoy running the envoy-scim-drupal filter.
 
-Session: one emulator (service account `scim-service`, random password) and one Envoy
-(two tokens, labels `primary` and `rotated`, `drupal.timeout_ms` 1500) on free loopback
-ports. Every test starts from `POST /_emulator/reset`, and afterwards the Drupal request
+Session: one emulator (service account `scim-service`, random password, the Drupal user
+fields of scripts/emulator-attributes.json) and one Envoy (two tokens, labels `primary` and
+`rotated`, `drupal.timeout_ms` 1500, that attribute mapping) on free loopback ports. With
+an emulator that cannot create user fields (no `--user-field`), the gateway runs the core
+mapping only and the tests marked `mapped_fields` fail at once with that reason. Every test starts from `POST /_emulator/reset`, and afterwards the Drupal request
 log is checked for leaked credentials (SCIM tokens, foreign Authorization, cookies).
 
 Tests talk HTTP only: to Envoy (the `scim` fixture) and, to inspect or arrange Drupal's
@@ -27,6 +29,10 @@ from harness import Envoy, Stack, jumpcloud_user
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "no_leak_check: skip the per-test credential-leak check")
+    config.addinivalue_line(
+        "markers",
+        "mapped_fields: needs the mapped Drupal user fields (scripts/emulator-attributes.json) in the emulator",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +61,12 @@ def gateway(stack) -> Envoy:
 
 @pytest.fixture(autouse=True)
 def _reset_and_check_leaks(request, stack):
+    if request.node.get_closest_marker("mapped_fields") and not stack.emulator.fields:
+        pytest.fail(
+            "this drupal-emulator cannot create the mapped user fields (no --user-field / "
+            "--second-run-fields), so the session gateway runs the core mapping only",
+            pytrace=False,
+        )
     stack.emulator.reset()
     yield
     if request.node.get_closest_marker("no_leak_check"):
@@ -149,6 +161,24 @@ def new_envoy(stack):
     yield make
     for e in started:
         e.stop()
+
+
+@pytest.fixture
+def drupal_writes(stack):
+    """The non-GET requests Drupal received from the gateway since the test began."""
+    return lambda: [r for r in gateway_requests(stack) if r["method"] not in ("GET", "HEAD")]
+
+
+@pytest.fixture
+def seed_users(emulator):
+    """seed_users([{"name", "mail"?, "status"?}, …]) -> [{"uuid","uid"}] in one control call."""
+    return emulator.seed_users
+
+
+@pytest.fixture
+def set_fields(emulator):
+    """set_fields(uuid, field_given_name=…, …): writes Drupal attributes through JSON:API."""
+    return emulator.set_fields
 
 
 @pytest.fixture

@@ -38,12 +38,37 @@ SERVICE_USER = "scim-service"
 
 SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 # Marks requests the tests send straight to the emulator, so the credential-leak checks
 # look only at what the gateway (and the proxied site route) sent to Drupal.
 DIRECT_MARKER = "x-e2e-direct"
+
+# The attribute mapping the session's gateway runs with (also scripts/run's with the emulator).
+ATTRIBUTES_FILE = render_envoy_config.EMULATOR_ATTRIBUTES
+ATTRIBUTES: list[dict] = render_envoy_config.load_attributes(ATTRIBUTES_FILE)
+# Drupal field of each mapped SCIM attribute, e.g. FIELD["name.givenName"] == "field_given_name".
+FIELD: dict[str, str] = {a["scim"]: a["drupal"] for a in ATTRIBUTES}
+
+_fields_support: bool | None = None
+
+
+def emulator_has_fields() -> bool:
+    """Whether this drupal-emulator can create the mapped Drupal user fields
+    (`--second-run-fields`, `--user-field`). Without them the session runs the core mapping
+    only, so the tests that do not need the fields keep running."""
+    global _fields_support
+    if _fields_support is None:
+        try:
+            p = subprocess.run([str(EMULATOR_BIN), "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+            text = p.stdout.decode(errors="replace")
+        except OSError:
+            text = ""
+        _fields_support = "--user-field" in text and "--second-run-fields" in text
+    return _fields_support
 
 
 def envoy_bin() -> str:
@@ -127,10 +152,20 @@ def _stop(proc: subprocess.Popen | None) -> None:
 class Emulator:
     """The Drupal emulator (tests/drupal-emulator) on a free port."""
 
-    def __init__(self, workdir: Path, admin_user: str = SERVICE_USER, admin_pass: str | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        admin_user: str = SERVICE_USER,
+        admin_pass: str | None = None,
+        fields: bool | None = None,
+        extra_args: list[str] | None = None,
+    ):
         self.workdir = Path(workdir)
         self.admin_user = admin_user
         self.admin_pass = admin_pass or secrets.token_urlsafe(18)
+        # The mapped Drupal user fields exist (emulator started with the field flags).
+        self.fields = emulator_has_fields() if fields is None else fields
+        self.extra_args = list(extra_args or [])
         self.log_path = self.workdir / "emulator.log"
         self.proc: subprocess.Popen | None = None
         self.url = ""
@@ -140,7 +175,17 @@ class Emulator:
     def start(self) -> "Emulator":
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [str(EMULATOR_BIN), "--listen", "127.0.0.1:0", "--admin-user", self.admin_user, "--admin-pass", self.admin_pass],
+            [
+                str(EMULATOR_BIN),
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-user",
+                self.admin_user,
+                "--admin-pass",
+                self.admin_pass,
+                *(render_envoy_config.emulator_field_args(ATTRIBUTES) if self.fields else []),
+                *self.extra_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -197,6 +242,27 @@ class Emulator:
         r = self.http.post(self.url + "/_emulator/users", json=payload, timeout=10)
         assert r.status_code in (200, 201), (r.status_code, r.text)
         return r.json()
+
+    def seed_users(self, users: list[dict]) -> list[dict]:
+        """Many users in one control call: [{"name", "mail"?, "status"?, …}] -> [{"uuid","uid"}]."""
+        payload = [{"status": True, **u} for u in users]
+        r = self.http.post(self.url + "/_emulator/users", json=payload, timeout=30)
+        assert r.status_code in (200, 201), (r.status_code, r.text[:500])
+        return r.json()
+
+    def set_fields(self, uuid: str, **attributes) -> dict:
+        """Sets Drupal attributes (e.g. field_given_name) of a user through Drupal's own
+        JSON:API, as the service account. Returns the user's attributes afterwards."""
+        body = {"data": {"type": "user--user", "id": uuid, "attributes": attributes}}
+        r = self.jsonapi(
+            "PATCH",
+            f"/jsonapi/user/user/{uuid}",
+            headers={"Content-Type": "application/vnd.api+json"},
+            data=json.dumps(body),
+        )
+        assert r.status_code == 200, (r.status_code, r.text[:500])
+        data = r.json()["data"]
+        return {"id": data["id"], **data.get("attributes", {})}
 
     def settings(self, **settings) -> None:
         r = self.http.put(self.url + "/_emulator/settings", json=settings, timeout=10)
@@ -432,6 +498,8 @@ class Stack:
         self.timeout_ms = timeout_ms
         self.tokens = {"primary": "p-" + secrets.token_urlsafe(24), "rotated": "r-" + secrets.token_urlsafe(24)}
         self.emulator = Emulator(self.workdir)
+        # The gateway maps scripts/emulator-attributes.json when the emulator has those fields.
+        self.attributes = ATTRIBUTES if self.emulator.fields else None
         self.envoy: Envoy | None = None
         self.extra: list[Envoy] = []
         self._names = itertools.count(2)
@@ -439,17 +507,24 @@ class Stack:
     def start(self) -> "Stack":
         try:
             self.emulator.start()
-            self.envoy = Envoy(
-                self.workdir, self.emulator, self.tokens, plugin_overrides={"drupal.timeout_ms": self.timeout_ms}
-            ).start()
+            self.envoy = Envoy(self.workdir, self.emulator, self.tokens, plugin_overrides=self.plugin_overrides()).start()
         except Exception:
             self.stop()
             raise
         return self
 
+    def plugin_overrides(self, **more) -> dict:
+        """The session's plugin settings (timeout, attribute mapping) plus `more`."""
+        out: dict = {"drupal.timeout_ms": self.timeout_ms}
+        if self.attributes is not None:
+            out["attributes"] = self.attributes
+        out.update(more)
+        return out
+
     def new_envoy(self, start: bool = True, **kw) -> Envoy:
-        """Another Envoy on the same emulator (different plugin configuration)."""
-        kw.setdefault("plugin_overrides", {"drupal.timeout_ms": self.timeout_ms})
+        """Another Envoy on the same emulator (different plugin configuration). Given
+        plugin_overrides are applied on top of the session's (timeout, mapping)."""
+        kw["plugin_overrides"] = self.plugin_overrides(**(kw.get("plugin_overrides") or {}))
         e = Envoy(self.workdir, self.emulator, kw.pop("tokens", self.tokens), name=f"envoy{next(self._names)}", **kw)
         self.extra.append(e)
         if start:
@@ -493,3 +568,48 @@ def jumpcloud_user(user_name: str, email: str | None = None, **extra) -> dict:
     }
     body.update(extra)
     return body
+
+
+def patch_op(*operations: dict) -> dict:
+    """A PatchOp request body with the given operations."""
+    return {"schemas": [PATCH_OP], "Operations": list(operations)}
+
+
+def full_user(user_name: str, email: str | None = None, **extra) -> dict:
+    """A User body with every attribute of scripts/emulator-attributes.json set."""
+    body = {
+        "schemas": [CORE_USER, ENTERPRISE_USER],
+        "userName": user_name,
+        "name": {"givenName": "Pat", "familyName": "Patch"},
+        "displayName": "Pat Patch",
+        "externalId": "ext-" + user_name.split("@")[0],
+        "title": "Tester",
+        "emails": [{"value": email or user_name, "type": "work", "primary": True}],
+        "phoneNumbers": [{"value": "+1 555 0111", "type": "work"}, {"value": "+1 555 0122", "type": "mobile"}],
+        ENTERPRISE_USER: {"employeeNumber": "E-100", "department": "QA"},
+        "active": True,
+    }
+    body.update(extra)
+    return body
+
+
+# Drupal attributes full_user() sets (besides name/mail/status).
+FULL_USER_FIELDS = {
+    "field_given_name": "Pat",
+    "field_family_name": "Patch",
+    "field_display_name": "Pat Patch",
+    "field_title": "Tester",
+    "field_phone_work": "+1 555 0111",
+    "field_phone_mobile": "+1 555 0122",
+    "field_employee_number": "E-100",
+    "field_department": "QA",
+}
+
+
+def mapped_fields(drupal_user: dict) -> dict:
+    """The mapped Drupal fields of a user (JSON:API attributes), empty strings as None."""
+    out = {}
+    for a in ATTRIBUTES:
+        v = drupal_user.get(a["drupal"])
+        out[a["drupal"]] = None if v == "" else v
+    return out

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness import CORE_USER, LIST_RESPONSE, assert_scim_error
+from harness import CORE_USER, ENTERPRISE_USER, LIST_RESPONSE, assert_scim_error
 
 SPC = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 RESOURCE_TYPE = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
@@ -19,12 +19,12 @@ def get_ok(scim, path):
 def test_service_provider_config(scim, drupal_requests):
     spc = get_ok(scim, "/ServiceProviderConfig")
     assert SPC in spc["schemas"]
-    assert spc["patch"]["supported"] is False
+    assert spc["patch"]["supported"] is True
     assert spc["bulk"]["supported"] is False
     assert spc["filter"]["supported"] is True
     assert spc["filter"]["maxResults"] == 1000
-    assert spc["sort"]["supported"] is False
-    assert spc["etag"]["supported"] is False
+    assert spc["sort"]["supported"] is True
+    assert spc["etag"]["supported"] is True
     assert spc["changePassword"]["supported"] is True
     schemes = spc["authenticationSchemes"]
     assert isinstance(schemes, list) and schemes
@@ -72,9 +72,13 @@ def test_user_schema_by_id(scim):
     assert s.get("meta", {}).get("resourceType") == "Schema"
 
 
+@pytest.mark.mapped_fields
 def test_user_schema_advertises_exactly_the_mapped_attributes(scim):
+    """scripts/emulator-attributes.json: the core four plus what it maps, in mapping order."""
     attrs = {a["name"]: a for a in _user_schema(scim)["attributes"]}
-    assert set(attrs) == {"userName", "emails", "active", "password"}
+    assert list(attrs) == [
+        "userName", "emails", "active", "name", "displayName", "externalId", "title", "phoneNumbers", "password",
+    ]
 
     user_name = attrs["userName"]
     assert user_name["type"] == "string"
@@ -86,14 +90,59 @@ def test_user_schema_advertises_exactly_the_mapped_attributes(scim):
     emails = attrs["emails"]
     assert emails["type"] == "complex"
     assert emails["multiValued"] is True
-    assert [sa["name"] for sa in emails["subAttributes"]] == ["value"]
+    subs = {sa["name"]: sa for sa in emails["subAttributes"]}
+    assert list(subs) == ["value", "type"]
+    assert subs["type"]["canonicalValues"] == ["work"]
 
     assert attrs["active"]["type"] == "boolean"
     assert attrs["active"]["multiValued"] is False
 
+    name = attrs["name"]
+    assert name["type"] == "complex" and name["multiValued"] is False
+    assert [sa["name"] for sa in name["subAttributes"]] == ["givenName", "familyName"]
+
+    for simple in ("displayName", "title"):
+        assert attrs[simple]["type"] == "string" and attrs[simple]["multiValued"] is False
+        assert attrs[simple]["caseExact"] is False
+    assert attrs["externalId"]["caseExact"] is True, "externalId is case-exact by default"
+
+    phones = attrs["phoneNumbers"]
+    assert phones["multiValued"] is True
+    psubs = {sa["name"]: sa for sa in phones["subAttributes"]}
+    assert list(psubs) == ["value", "type"]
+    assert psubs["type"]["canonicalValues"] == ["work", "mobile"]
+
     password = attrs["password"]
     assert password["mutability"] == "writeOnly"
     assert password["returned"] == "never"
+
+    for a in attrs.values():
+        assert a["mutability"] in ("readWrite", "writeOnly"), a
+
+
+@pytest.mark.mapped_fields
+def test_enterprise_schema_advertises_the_mapped_enterprise_attributes(scim):
+    body = get_ok(scim, "/Schemas")
+    assert [s["id"] for s in body["Resources"]] == [CORE_USER, ENTERPRISE_USER]
+    assert body["totalResults"] == 2
+    ext = get_ok(scim, f"/Schemas/{ENTERPRISE_USER}")
+    assert ext["id"] == ENTERPRISE_USER
+    assert [a["name"] for a in ext["attributes"]] == ["employeeNumber", "department"]
+    for a in ext["attributes"]:
+        assert a["type"] == "string" and a["multiValued"] is False
+    rt = get_ok(scim, "/ResourceTypes/User")
+    assert rt["schemaExtensions"] == [{"schema": ENTERPRISE_USER, "required": False}]
+
+
+def test_core_only_gateway_advertises_the_core_four(new_envoy):
+    """A gateway without `attributes` (the shipped envoy.yaml) advertises only what it maps."""
+    gw = new_envoy(plugin_overrides={"attributes": None})
+    r = gw.scim("GET", f"/Schemas/{CORE_USER}")
+    assert r.status_code == 200, r.text
+    assert [a["name"] for a in r.json()["attributes"]] == ["userName", "emails", "active", "password"]
+    assert [s["id"] for s in gw.scim("GET", "/Schemas").json()["Resources"]] == [CORE_USER]
+    assert "schemaExtensions" not in gw.scim("GET", "/ResourceTypes/User").json()
+    assert gw.scim("GET", f"/Schemas/{ENTERPRISE_USER}").status_code == 404
 
 
 def test_schema_list_entries_equal_the_individual_schemas(scim):

@@ -17,7 +17,7 @@ def test_unknown_scim_path_is_404(scim, drupal_requests, path):
     assert drupal_requests() == []
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/Me"), ("POST", "/Bulk"), ("POST", "/.search"), ("POST", "/Users/.search")])
+@pytest.mark.parametrize("method,path", [("GET", "/Me"), ("POST", "/Bulk"), ("GET", "/.search"), ("GET", "/Users/.search")])
 def test_unsupported_scim_endpoints_are_scim_errors(scim, drupal_requests, method, path):
     r = scim(method, path, json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]} if method == "POST" else None)
     assert r.status_code in (404, 405, 501), r.text
@@ -73,7 +73,7 @@ def test_error_responses_are_scim_json(scim):
 def test_body_over_limit_is_413_scim_error(scim, drupal_requests, emulator):
     before = len(emulator.drupal_users())
     padding = "x" * (LIMIT + 1024)
-    r = scim("POST", "/Users", json=jumpcloud_user("huge@example.com", displayName=padding))
+    r = scim("POST", "/Users", json=jumpcloud_user("huge@example.com", nickName=padding))
     body = assert_scim_error(r, 413)
     assert body["detail"] == "Request body exceeds the 1048576-byte limit."
     assert not any(q["method"] == "POST" for q in drupal_requests())
@@ -87,7 +87,7 @@ def test_body_of_one_byte_over_limit_is_413(scim):
 
 def test_chunked_body_over_limit_is_413(scim):
     def chunks():
-        yield b'{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"chunky@example.com","displayName":"'
+        yield b'{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"chunky@example.com","nickName":"'
         for _ in range(17):
             yield b"y" * 65536
         yield b'"}'
@@ -97,10 +97,10 @@ def test_chunked_body_over_limit_is_413(scim):
 
 
 def test_body_just_under_limit_is_not_413(scim):
-    """Padding inside an ignored attribute keeps a valid create just below 1 MiB."""
+    """Padding inside an ignored (unmapped) attribute keeps a valid create just below 1 MiB."""
     body = jumpcloud_user("biggish@example.com")
     base = len(json.dumps(body).encode())
-    body["displayName"] = "Jane Doe" + "z" * (LIMIT - base - 64)
+    body["nickName"] = "Jane Doe" + "z" * (LIMIT - base - 64)
     raw = json.dumps(body).encode()
     assert len(raw) <= LIMIT
     r = scim("POST", "/Users", data=raw, headers={"Content-Type": "application/scim+json"})
@@ -121,8 +121,8 @@ def test_large_upload_outside_scim_is_not_limited(gateway, drupal_requests):
 
 def test_smaller_max_body_bytes_moves_envoys_limit_too(new_envoy):
     gw = new_envoy(plugin_overrides={"max_body_bytes": 65536, "drupal.timeout_ms": 1500})
-    r = gw.scim("POST", "/Users", json=jumpcloud_user("limit@example.com", displayName="d" * 70000))
+    r = gw.scim("POST", "/Users", json=jumpcloud_user("limit@example.com", nickName="d" * 70000))
     body = assert_scim_error(r, 413)
     assert "65536" in body["detail"]
-    r = gw.scim("POST", "/Users", json=jumpcloud_user("limit@example.com", displayName="d" * 60000))
+    r = gw.scim("POST", "/Users", json=jumpcloud_user("limit@example.com", nickName="d" * 60000))
     assert r.status_code == 201, r.text[:300]

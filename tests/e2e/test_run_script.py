@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+import harness
 from harness import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.no_leak_check
@@ -96,6 +97,28 @@ def test_run_with_the_emulator(tmp_path):
         assert requests.get(base + "/Users", timeout=10).status_code == 401
         # The rest of the site is proxied to the emulator.
         assert requests.get(f"http://127.0.0.1:{scim_port}/jsonapi", timeout=10).status_code == 200
+        # With the emulator, scripts/emulator-attributes.json is the mapping (when this
+        # emulator can create the fields), and the emulator has the fields.
+        schema = requests.get(base + "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", headers=h, timeout=10).json()
+        names = [a["name"] for a in schema["attributes"]]
+        if harness.emulator_has_fields():
+            assert names == ["userName", "emails", "active", "name", "displayName", "externalId", "title", "phoneNumbers", "password"]
+            r = requests.post(
+                base + "/Users",
+                headers={**h, "Content-Type": "application/scim+json"},
+                json={
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": "mapped@example.com",
+                    "name": {"givenName": "Map"},
+                    "phoneNumbers": [{"type": "mobile", "value": "1"}],
+                },
+                timeout=10,
+            )
+            assert r.status_code == 201, r.text
+            assert r.json()["name"] == {"givenName": "Map"}
+            assert r.json()["phoneNumbers"] == [{"value": "1", "type": "mobile"}]
+        else:
+            assert names == ["userName", "emails", "active", "password"]
     finally:
         if proc.poll() is None:
             stop_and_check(proc, [scim_port, admin_port, emu_port])
@@ -126,6 +149,11 @@ def test_run_against_a_given_drupal_url_with_a_chosen_token(tmp_path, emulator):
         )
         assert r.status_code == 200, r.text
         assert r.json()["totalResults"] == 1
+        # With DRUPAL_URL the shipped envoy.yaml's core-only mapping stays.
+        schema = requests.get(
+            base + "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", headers={"Authorization": "Bearer " + token}, timeout=10
+        ).json()
+        assert [a["name"] for a in schema["attributes"]] == ["userName", "emails", "active", "password"]
     finally:
         if proc.poll() is None:
             stop_and_check(proc, [scim_port, admin_port])

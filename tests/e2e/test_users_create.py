@@ -22,7 +22,7 @@ def test_create_jumpcloud_user(scim, gateway, emulator):
     assert CORE_USER in u["schemas"]
     assert isinstance(u["id"], str) and UUID_RE.match(u["id"]), u["id"]
     assert u["userName"] == "jane.doe@example.com"
-    assert u["emails"] == [{"value": "jane.doe@example.com"}]
+    assert u["emails"] == [{"value": "jane.doe@example.com", "type": "work"}]
     assert u["active"] is True
     assert "password" not in u
 

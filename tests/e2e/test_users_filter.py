@@ -115,15 +115,21 @@ def test_filter_finds_blocked_user(scim, seed_user):
 @pytest.mark.parametrize(
     "flt",
     [
-        'name.familyName eq "Doe"',
-        'title eq "Engineer"',
         'nickName eq "jd"',
-        "meta.lastModified gt \"2011-05-13T04:42:34Z\"",
+        'addresses[type eq "work"].locality eq "Berlin"',
+        'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter eq "4130"',
+        'userName gt "a"',
     ],
 )
 def test_unsupported_filter_is_400_invalid_filter(scim, jane, flt):
     r = scim("GET", "/Users", params={"filter": flt})
     assert_scim_error(r, 400, "invalidFilter")
+
+
+def test_last_modified_filter_is_supported(scim, jane):
+    r = scim("GET", "/Users", params={"filter": 'meta.lastModified gt "2011-05-13T04:42:34Z"'})
+    assert r.status_code == 200, r.text
+    assert jane["uuid"] in {u["id"] for u in r.json()["Resources"]}
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def test_get_seeded_drupal_user(scim, seed_user):
     assert r.status_code == 200, r.text
     u = r.json()
     assert u["userName"] == "seeded@example.com"
-    assert u["emails"] == [{"value": "seeded@example.com"}]
+    assert u["emails"] == [{"value": "seeded@example.com", "type": "work"}]
     assert u["active"] is True
 
 
@@ -169,9 +169,10 @@ def test_hard_delete_mode_uses_core_rest(new_envoy, emulator, drupal_requests, c
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
-def test_unsupported_write_methods_on_a_user(scim, create_user, method):
-    """PATCH is advertised as unsupported; neither PATCH nor PUT may reach Drupal as a raw write."""
+def test_write_with_the_wrong_body_kind_is_400_and_writes_nothing(scim, create_user, drupal_writes, clear_drupal_requests, method):
+    """A PUT with a PatchOp body (no userName) and a PATCH without operations change nothing."""
     u = create_user("nowrite@example.com")
+    clear_drupal_requests()
     r = scim(method, f"/Users/{u['id']}", json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": []})
-    assert r.status_code in (400, 405, 501), r.text
-    assert r.headers["Content-Type"].startswith("application/scim+json")
+    assert_scim_error(r, 400)
+    assert drupal_writes() == []
