@@ -172,6 +172,8 @@ pub struct Term {
     /// Drupal's term id, which references to a deleted term still carry.
     pub tid: Option<u64>,
     pub name: String,
+    /// The group's `externalId`, kept in the term's description (plain text).
+    pub external_id: Option<String>,
     pub changed: String,
     pub created: String,
 }
@@ -194,6 +196,9 @@ impl Term {
         let mut obj = Map::new();
         obj.insert("schemas".into(), json!([GROUP_SCHEMA]));
         obj.insert("id".into(), json!(self.uuid));
+        if let Some(ext) = &self.external_id {
+            obj.insert("externalId".into(), json!(ext));
+        }
         obj.insert("displayName".into(), json!(self.name));
         if let Some(members) = members {
             let list: Vec<Value> = members
@@ -249,6 +254,11 @@ pub fn parse_term(resource: &Value, vocabulary: &str) -> Option<Term> {
     Some(Term {
         uuid: uuid.to_string(),
         tid: attrs.get("drupal_internal__tid").and_then(Value::as_u64),
+        external_id: attrs
+            .pointer("/description/value")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         name: attrs.get("name")?.as_str()?.to_string(),
         changed,
         created,
@@ -259,8 +269,23 @@ pub fn parse_term(resource: &Value, vocabulary: &str) -> Option<Term> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupWrite {
     pub display_name: String,
+    /// `externalId`: `None` when absent, `Some(None)` when null or empty.
+    pub external_id: Option<Option<String>>,
     /// Member user ids; `None` when the body has no `members`.
     pub members: Option<Vec<String>>,
+}
+
+/// An `externalId` value: a string (empty means none) or null.
+pub fn external_id_value(v: &Value) -> Result<Option<String>, ScimError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.is_empty() => Ok(None),
+        Value::String(s) if s.chars().count() <= 1024 => Ok(Some(s.clone())),
+        Value::String(_) => Err(ScimError::invalid_value(
+            "`externalId` is longer than 1024 characters.",
+        )),
+        _ => Err(ScimError::invalid_value("`externalId` must be a string.")),
+    }
 }
 
 pub fn check_display_name(name: &str) -> Result<(), ScimError> {
@@ -370,8 +395,13 @@ pub fn parse_group_body(body: &[u8]) -> Result<GroupWrite, ScimError> {
         None => None,
         Some(v) => Some(member_ids(Some(v))?),
     };
+    let external_id = match get_ci(&obj, "externalId") {
+        None => None,
+        Some(v) => Some(external_id_value(v)?),
+    };
     Ok(GroupWrite {
         display_name,
+        external_id,
         members,
     })
 }
@@ -422,7 +452,7 @@ impl GroupCalls<'_> {
         let mut q = DrupalQuery::new();
         q.push(
             &self.term_fields(),
-            "name,changed,revision_created,vid,drupal_internal__tid",
+            "name,description,changed,revision_created,vid,drupal_internal__tid",
         );
         call("GET", format!("{}/{uuid}{}", self.terms(), q.build()), None)
     }
@@ -446,7 +476,7 @@ impl GroupCalls<'_> {
         q.push("sort", &sort)
             .push(
                 &self.term_fields(),
-                "name,changed,revision_created,vid,drupal_internal__tid",
+                "name,description,changed,revision_created,vid,drupal_internal__tid",
             )
             .push("page[offset]", &offset.to_string())
             .push("page[limit]", &limit.to_string());
@@ -463,12 +493,29 @@ impl GroupCalls<'_> {
         )
     }
 
-    pub fn create_term(&self, name: &str) -> DrupalCall {
+    pub fn create_term(&self, name: &str, external_id: Option<&str>) -> DrupalCall {
+        let mut attributes = json!({"name": name});
+        if let (Some(ext), Some(o)) = (external_id, attributes.as_object_mut()) {
+            o.insert(
+                "description".into(),
+                json!({"value": ext, "format": "plain_text"}),
+            );
+        }
         call(
             "POST",
             self.terms(),
-            Some(json!({"data": {"type": self.groups.term_type(), "attributes": {"name": name}}})),
+            Some(json!({"data": {"type": self.groups.term_type(), "attributes": attributes}})),
         )
+    }
+
+    /// Sets (or clears) the `externalId` kept in the term's description.
+    pub fn set_external_id(&self, uuid: &str, external_id: Option<&str>) -> DrupalCall {
+        let description = match external_id {
+            Some(ext) => json!({"value": ext, "format": "plain_text"}),
+            None => Value::Null,
+        };
+        let body = json!({"data": {"type": self.groups.term_type(), "id": uuid, "attributes": {"description": description}}});
+        call("PATCH", format!("{}/{uuid}", self.terms()), Some(body))
     }
 
     pub fn rename_term(&self, uuid: &str, name: &str) -> DrupalCall {

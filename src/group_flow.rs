@@ -59,9 +59,14 @@ enum Task {
     },
     CreateTerm {
         name: String,
+        external_id: Option<String>,
     },
     RenameTerm {
         name: String,
+    },
+    /// Set the term's description to the group's `externalId` (if it differs).
+    SetExternalId {
+        value: Option<String>,
     },
     /// Read every member of `terms` (page by page).
     Walk,
@@ -271,6 +276,7 @@ impl GroupFlow {
         });
         tasks.push(Task::CreateTerm {
             name: write.display_name,
+            external_id: write.external_id.flatten(),
         });
         let mut flow = Self::new(base_url, projection, tasks, Answer::Created);
         if !members.is_empty() {
@@ -304,6 +310,10 @@ impl GroupFlow {
         flow.new_name = Some(write.display_name.clone());
         flow.tasks.push_back(Task::RenameTerm {
             name: write.display_name,
+        });
+        // PUT replaces: an absent externalId is cleared.
+        flow.tasks.push_back(Task::SetExternalId {
+            value: write.external_id.flatten(),
         });
         flow.push_membership_tasks(groups);
         Ok(flow)
@@ -346,6 +356,7 @@ impl GroupFlow {
                 _ => Err(ScimError::invalid_value("`displayName` must be a string.")),
             }
         };
+        let mut external_id: Option<Option<String>> = None;
         for op in &ops {
             match &op.path {
                 None => {
@@ -353,10 +364,18 @@ impl GroupFlow {
                     for (k, v) in values {
                         if k.eq_ignore_ascii_case("displayName") {
                             set_name(Some(v))?;
+                        } else if k.eq_ignore_ascii_case("externalId") {
+                            external_id = Some(crate::group::external_id_value(v)?);
                         } else if k.eq_ignore_ascii_case("members") {
                             member_op(&mut plan, op.op, Some(v))?;
                         }
                     }
+                }
+                                Some(p) if p.attr.is("externalId") => {
+                    external_id = Some(match (op.op, &op.value) {
+                        (OpKind::Remove, _) | (_, None) => None,
+                        (_, Some(v)) => crate::group::external_id_value(v)?,
+                    });
                 }
                 Some(p) if p.attr.is("displayName") => {
                     if op.op == OpKind::Remove {
@@ -379,7 +398,7 @@ impl GroupFlow {
                         ))
                     }
                 },
-                // Not stored for groups (externalId, …): ignored, like unmapped User attributes.
+                                // Not stored for groups: ignored, like unmapped User attributes.
                 Some(_) => {}
             }
         }
@@ -404,6 +423,9 @@ impl GroupFlow {
         }
         if let Some(name) = rename {
             flow.tasks.push_back(Task::RenameTerm { name });
+        }
+        if let Some(value) = external_id {
+            flow.tasks.push_back(Task::SetExternalId { value });
         }
         if has_members {
             flow.push_membership_tasks(groups);
@@ -474,7 +496,22 @@ impl GroupFlow {
                         vec![calls.pause(calls.terms_named(name))]
                     }
                 }
-                Task::CreateTerm { name } => vec![calls.create_term(name)],
+                Task::CreateTerm { name, external_id } => {
+                    vec![calls.create_term(name, external_id.as_deref())]
+                }
+                Task::SetExternalId { value } => {
+                    let current = self.terms.first().and_then(|t| t.external_id.clone());
+                    if current == *value {
+                        self.tasks.pop_front();
+                        continue;
+                    }
+                    let id = self
+                        .terms
+                        .first()
+                        .map(|t| t.uuid.clone())
+                        .unwrap_or_default();
+                    vec![calls.set_external_id(&id, value.as_deref())]
+                }
                 Task::RenameTerm { name } => {
                     let current = self
                         .terms
@@ -699,6 +736,16 @@ impl GroupFlow {
                 self.release_name(env);
                 if !self.plan.is_empty() {
                     self.make_plan();
+                }
+                self.tasks.pop_front();
+            }
+            Task::SetExternalId { .. } => {
+                let doc = expect_document(&first, &[200])?;
+                if let Some(t) = doc
+                    .get("data")
+                    .and_then(|d| parse_term(d, &groups.vocabulary))
+                {
+                    self.terms = vec![t];
                 }
                 self.tasks.pop_front();
             }

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Measures one large membership change through Envoy (not a pytest module).
+
+Starts the Drupal emulator and Envoy with `groups` enabled (default concurrency 8 unless
+--concurrency), seeds N users (default 500), creates an empty group, sets the emulator's
+latency to --latency-ms per Drupal call (default 20), then sends ONE PATCH adding all N
+members and prints the wall time and the Drupal calls it made (from the emulator's request
+log, by kind). Also times reading the group back and removing everyone.
+
+    E2E_NO_BUILD=1 .venv/bin/python tests/e2e/groups_bench.py [--users 500] [--latency-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+from groups_support import (  # noqa: E402
+    create_group,
+    drupal_members,
+    gateway_log,
+    groups_config,
+    seed_members,
+)
+
+
+def kind(req: dict) -> str:
+    path = req["path"]
+    base = path.split("?")[0]
+    if base.endswith("/relationships/field_scim_groups"):
+        return f"{req['method']} membership delta"
+    if base.endswith("/relationships/roles"):
+        return f"{req['method']} roles"
+    if req["method"] == "GET" and base.startswith("/jsonapi/user/user/"):
+        return "GET user (confirm/wait)"
+    if req["method"] == "GET" and base == "/jsonapi/user/user":
+        if "field_scim_groups" in path:
+            return "GET member page (users referencing the term)"
+        if "scim_ids" in path:
+            return "GET user list by ids (existence check)"
+        if "scim_probe" in path:
+            return "GET mapping check (Envoy start-up)"
+        return "GET user list (other)"
+    if "/taxonomy_term/" in base:
+        return f"{req['method']} term"
+    return f"{req['method']} {base}"
+
+
+def measure(label: str, emulator, fn) -> None:
+    emulator.clear_requests()
+    t0 = time.monotonic()
+    status = fn()
+    dt = time.monotonic() - t0
+    log = gateway_log(emulator)
+    counts = collections.Counter(kind(q) for q in log)
+    print(f"{label}: HTTP {status}, {dt:.2f} s wall, {len(log)} Drupal calls")
+    for k, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"    {n:5d}  {k}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=500)
+    ap.add_argument("--latency-ms", type=int, default=20)
+    ap.add_argument("--concurrency", type=int, default=None, help="groups.concurrency (default: the gateway's, 8)")
+    args = ap.parse_args()
+
+    harness.ensure_built()
+    stack = harness.Stack(timeout_ms=10000)
+    stack.start()
+    try:
+        cfg = groups_config()
+        cfg.pop("concurrency")
+        if args.concurrency:
+            cfg["concurrency"] = args.concurrency
+        gw = stack.new_envoy(plugin_overrides={"groups": cfg})
+        em = stack.emulator
+        ids = seed_members(em, "bench", args.users)
+        gid = create_group(gw, "Bench")["id"]
+        # Each Envoy VM checks the attribute mapping once, on its first tick 2 s after start:
+        # let that pass so it is not counted.
+        time.sleep(3)
+        em.settings(latency_ms=args.latency_ms)
+        print(
+            f"{args.users} users, emulator latency {args.latency_ms} ms per Drupal call, "
+            f"groups.concurrency {cfg.get('concurrency', '8 (default)')}, Envoy --concurrency {gw.concurrency}"
+        )
+        body = {"schemas": [harness.PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": i} for i in ids]}]}
+        measure(f"PATCH add {args.users} members", em, lambda: gw.scim("PATCH", f"/Groups/{gid}", json=body, timeout=600).status_code)
+        em.settings(latency_ms=0)
+        got = drupal_members(em, gid)
+        print(f"    Drupal now has {len(got)} of {args.users} members")
+        em.settings(latency_ms=args.latency_ms)
+
+        def read():
+            r = gw.scim("GET", f"/Groups/{gid}", timeout=600)
+            return f"{r.status_code} ({len(r.json().get('members', []))} members)"
+
+        measure("GET the group", em, read)
+        measure(
+            "GET the group, excludedAttributes=members",
+            em,
+            lambda: gw.scim("GET", f"/Groups/{gid}", params={"excludedAttributes": "members"}, timeout=60).status_code,
+        )
+        measure(
+            f"PATCH remove all {args.users} members",
+            em,
+            lambda: gw.scim(
+                "PATCH",
+                f"/Groups/{gid}",
+                json={"schemas": [harness.PATCH_OP], "Operations": [{"op": "remove", "path": "members"}]},
+                timeout=600,
+            ).status_code,
+        )
+        em.settings(latency_ms=0)
+        print(f"    Drupal now has {len(drupal_members(em, gid))} members")
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
