@@ -102,7 +102,7 @@ def test_run_with_the_emulator(tmp_path):
         schema = requests.get(base + "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", headers=h, timeout=10).json()
         names = [a["name"] for a in schema["attributes"]]
         if harness.emulator_has_fields():
-            assert names == ["userName", "emails", "active", "name", "displayName", "externalId", "title", "phoneNumbers", "password"]
+            assert names == ["userName", "emails", "active", "name", "displayName", "externalId", "title", "phoneNumbers", "password", "groups"]
             r = requests.post(
                 base + "/Users",
                 headers={**h, "Content-Type": "application/scim+json"},
