@@ -56,6 +56,8 @@ pub struct Config {
     /// An Envoy cluster that answers after a short delay: how a request waits for a lock.
     /// Without it, waiting re-reads the user from Drupal.
     pub wait_cluster: Option<String>,
+    /// Request budgets per token label.
+    pub rate_limits: Vec<crate::rate::RateLimit>,
 }
 
 /// The service account's credentials, kept apart from `Config` so only the host adapter
@@ -120,6 +122,7 @@ pub fn parse(
             "attributes",
             "groups",
             "wait_cluster",
+            "rate_limits",
         ],
     )?;
 
@@ -226,6 +229,9 @@ pub fn parse(
     let groups = GroupsConfig::from_config(root.get("groups"))
         .map_err(|(field, reason)| err(&field, reason))?;
     let wait_cluster = opt_str(root, "", "wait_cluster")?;
+    let labels: Vec<&str> = tokens.iter().map(|t| t.label.as_str()).collect();
+    let rate_limits = crate::rate::from_config(root.get("rate_limits"), &labels)
+        .map_err(|(field, reason)| err(&field, reason))?;
 
     let authorization = format!(
         "Basic {}",
@@ -248,6 +254,7 @@ pub fn parse(
             mapping,
             groups,
             wait_cluster,
+            rate_limits,
         },
         Credentials {
             username,
@@ -272,6 +279,17 @@ fn parse_tokens(value: Option<&Value>) -> Result<Vec<TokenDigest>, ConfigError> 
             .ok_or_else(|| err(&format!("tokens[{i}]"), "must be an object"))?;
         reject_unknown(obj, &prefix, &["label", "sha256"])?;
         let label = req_str(obj, &prefix, "label")?;
+        // Labels appear in metric names and logs.
+        if label.len() > 64
+            || !label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(err(
+                &format!("{prefix}label"),
+                "must be 1-64 letters, digits, `_` or `-`",
+            ));
+        }
         if tokens.iter().any(|t| t.label == label) {
             return Err(err(
                 &format!("{prefix}label"),

@@ -133,6 +133,41 @@ pub fn is_scim_path(config: &Config, path: &str) -> bool {
     }
 }
 
+/// The resource and operation of a request, for metrics and logs: a small fixed vocabulary
+/// (never user input), so metric names stay bounded.
+pub fn classify(config: &Config, method: &str, path: &str) -> (&'static str, &'static str) {
+    let (path, _) = split_path(path);
+    let rest = path
+        .get(config.base_path.len()..)
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let segments: Vec<&str> = rest.split('/').skip(1).collect();
+    let resource = match segments.first().copied() {
+        Some("Users") => "users",
+        Some("Groups") => "groups",
+        Some(".search") => "search",
+        Some("ServiceProviderConfig" | "ResourceTypes" | "Schemas") => "discovery",
+        _ => "other",
+    };
+    let op = match (resource, segments.len(), method) {
+        ("discovery", _, _) => "discovery",
+        ("other", _, _) => "other",
+        ("search", _, _) | (_, 2, "POST")
+            if segments.get(1) == Some(&".search") || resource == "search" =>
+        {
+            "search"
+        }
+        (_, 1, "GET" | "HEAD") => "list",
+        (_, 1, "POST") => "create",
+        (_, 2, "GET" | "HEAD") => "get",
+        (_, 2, "PUT") => "replace",
+        (_, 2, "PATCH") => "patch",
+        (_, 2, "DELETE") => "delete",
+        _ => "other",
+    };
+    (resource, op)
+}
+
 /// Checks made as soon as the headers are in, before any body is read: authentication and
 /// the declared body size. `Some` is the answer to send at once.
 pub fn check_headers(config: &Config, req: &Request) -> Option<Response> {
@@ -1255,6 +1290,7 @@ mod tests {
             service_username: "scim-service".into(),
             groups: None,
             wait_cluster: None,
+            rate_limits: Vec::new(),
             mapping: crate::mapping::UserMapping::from_config(Some(&json!([
                 {"scim": "name.givenName", "drupal": "field_given_name"},
                 {"scim": "externalId", "drupal": "field_external_id"}
@@ -1326,6 +1362,24 @@ mod tests {
 
     fn run(request: Request) -> (Exchange, Step) {
         begin_t(&config(), &request).expect("a SCIM path")
+    }
+
+    #[test]
+    fn requests_are_classified_for_metrics() {
+        let c = config();
+        let cases = [
+            ("GET", "/scim/v2/Users?filter=x", ("users", "list")),
+            ("POST", "/scim/v2/Users", ("users", "create")),
+            ("POST", "/scim/v2/Users/.search", ("users", "search")),
+            ("POST", "/scim/v2/.search", ("search", "search")),
+            ("PATCH", "/scim/v2/Groups/abc", ("groups", "patch")),
+            ("DELETE", "/scim/v2/Users/abc/", ("users", "delete")),
+            ("GET", "/scim/v2/Schemas/urn:x", ("discovery", "discovery")),
+            ("GET", "/scim/v2/evil%2Fname", ("other", "other")),
+        ];
+        for (m, p, want) in cases {
+            assert_eq!(classify(&c, m, p), want, "{m} {p}");
+        }
     }
 
     #[test]

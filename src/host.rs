@@ -169,6 +169,8 @@ impl RootContext for ScimRoot {
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(ScimHttp {
             context_id,
+            started_ms: 0,
+            sent_ms: Vec::new(),
             shared: self.shared.clone(),
             request: Request::default(),
             exchange: None,
@@ -187,6 +189,10 @@ impl RootContext for ScimRoot {
 
 struct ScimHttp {
     context_id: u32,
+    /// When the request arrived (ms), for the log line.
+    started_ms: u64,
+    /// When each call in flight was sent, by token (ms), for the latency histogram.
+    sent_ms: Vec<(u32, u64, &'static str)>,
     shared: Option<Rc<Shared>>,
     request: Request,
     exchange: Option<Exchange>,
@@ -208,16 +214,51 @@ impl ScimHttp {
             .exchange
             .as_ref()
             .map(|e| e.token_label.as_str())
-            .unwrap_or("-");
-        let (path, _) = crate::query::split_path(&self.request.path);
-        log::info!(
-            "scim {} {} -> {} token={} drupal_calls={}",
-            self.request.method,
-            path,
-            response.status,
-            if label.is_empty() { "-" } else { label },
-            self.drupal_calls
-        );
+            .filter(|l| !l.is_empty())
+            .unwrap_or("-")
+            .to_string();
+        if let Some(shared) = self.shared.clone() {
+            let (resource, op) =
+                exchange::classify(&shared.config, &self.request.method, &self.request.path);
+            let scim_type = if response.status >= 400 {
+                serde_json::from_slice::<serde_json::Value>(&response.body)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("scimType")
+                            .and_then(|t| t.as_str())
+                            .map(str::to_string)
+                    })
+            } else {
+                None
+            };
+            metrics::count(&format!(
+                "scim.requests.token.{label}.resource.{resource}.op.{op}.status.{}",
+                response.status
+            ));
+            if response.status == 401 {
+                metrics::count("scim.auth_failures");
+            }
+            if let Some(t) = &scim_type {
+                metrics::count(&format!(
+                    "scim.validation_failures.scim_type.{}",
+                    metrics::safe(t)
+                ));
+            }
+            let duration = millis(self.get_current_time()).saturating_sub(self.started_ms);
+            let request_id = self
+                .request
+                .header("x-request-id")
+                .unwrap_or("-")
+                .to_string();
+            // One line a request; nothing secret (no query string: filters can hold addresses).
+            log::info!(
+                "scim request_id={request_id} token={label} method={} resource={resource} op={op} status={} scim_type={} drupal_calls={} duration_ms={duration}",
+                self.request.method,
+                response.status,
+                scim_type.as_deref().unwrap_or("-"),
+                self.drupal_calls
+            );
+        }
         let headers: Vec<(&str, &str)> = response
             .headers
             .iter()
@@ -229,6 +270,39 @@ impl ScimHttp {
             Some(response.body.as_slice())
         };
         self.send_http_response(u32::from(response.status), headers, body);
+    }
+
+    /// Token budgets (`rate_limits`): a bucket per label in shared data.
+    fn over_budget(&self, shared: &Shared) -> Option<Response> {
+        let label =
+            crate::auth::authenticate(self.request.header("authorization"), &shared.config.tokens)
+                .ok()?;
+        let limit = shared
+            .config
+            .rate_limits
+            .iter()
+            .find(|l| l.label == label)?;
+        let key = format!("envoy-scim-drupal/rate/{label}");
+        let now = millis(self.get_current_time());
+        for _ in 0..CAS_ATTEMPTS {
+            let (bytes, cas) = proxy_wasm::hostcalls::get_shared_data(&key).ok()?;
+            let bucket = bytes.as_deref().and_then(crate::rate::Bucket::decode);
+            let (decision, next) = crate::rate::take(limit, bucket, now);
+            match proxy_wasm::hostcalls::set_shared_data(&key, Some(&next.encode()), cas) {
+                Ok(()) => {
+                    return match decision {
+                        Ok(()) => None,
+                        Err(retry_after) => {
+                            metrics::count(&format!("scim.rate_limited.token.{label}"));
+                            Some(crate::rate::too_many_requests(retry_after))
+                        }
+                    };
+                }
+                Err(proxy_wasm::types::Status::CasMismatch) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     fn env_parts(&self, shared: &Shared) -> (String, u64, u64) {
@@ -245,6 +319,10 @@ impl ScimHttp {
     }
 
     fn begin(&mut self, shared: &Shared) {
+        if let Some(response) = self.over_budget(shared) {
+            self.respond(response);
+            return;
+        }
         let (owner, now_ms, lock_ttl_ms) = self.env_parts(shared);
         let mut locks = SharedDataLocks;
         let mut env = Env {
@@ -279,7 +357,18 @@ impl ScimHttp {
                 self.drupal_calls = self.drupal_calls.saturating_add(1);
             }
             match shared.dispatch(self, call) {
-                Ok(token) => self.in_flight.push((token, index)),
+                Ok(token) => {
+                    self.in_flight.push((token, index));
+                    if !call.is_wait() {
+                        let now = millis(self.get_current_time());
+                        self.sent_ms.push((token, now, call.method));
+                        log::debug!(
+                            "scim drupal call {} {}",
+                            call.method,
+                            crate::query::split_path(&call.path).0
+                        );
+                    }
+                }
                 Err(status) => {
                     log::warn!(
                         "dispatch to cluster {} failed: {status:?}",
@@ -355,6 +444,19 @@ impl Context for ScimHttp {
         };
         let (_, index) = self.in_flight.swap_remove(pos);
         let reply = read_reply(self, num_headers, body_size);
+        if let Some(sent) = self.sent_ms.iter().position(|(t, _, _)| *t == token_id) {
+            let (_, at, method) = self.sent_ms.swap_remove(sent);
+            let ms = millis(self.get_current_time()).saturating_sub(at);
+            let status = match &reply {
+                DrupalReply::Answer { status, .. } => *status,
+                DrupalReply::Failed => 0,
+            };
+            metrics::count(&format!(
+                "scim.drupal_calls.method.{method}.status.{status}"
+            ));
+            metrics::record("scim.drupal_latency_ms", ms);
+            log::debug!("scim drupal answer {status} after {ms} ms");
+        }
         if let Some(slot) = self.replies.get_mut(index) {
             *slot = Some(reply);
         }
@@ -384,6 +486,7 @@ impl HttpContext for ScimHttp {
             return Action::Pause;
         }
         self.scim = true;
+        self.started_ms = millis(self.get_current_time());
         self.request = Request {
             method: self.get_http_request_header(":method").unwrap_or_default(),
             path,
@@ -494,5 +597,51 @@ impl Locks for SharedDataLocks {
             table.retain(|(k, o, _)| !(k == key && o == owner));
             true
         });
+    }
+}
+
+/// Envoy stats through proxy-wasm metrics. Names are dotted (Envoy's convention); the shipped
+/// envoy.yaml turns their `token.`, `resource.`, `op.`, `status.`, `method.` and `scim_type.`
+/// parts into tags (Prometheus labels). Ids are defined once per VM and name.
+mod metrics {
+    use proxy_wasm::types::MetricType;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    thread_local! {
+        static IDS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+    }
+
+    fn id(kind: MetricType, name: &str) -> Option<u32> {
+        IDS.with(|ids| {
+            let mut ids = ids.try_borrow_mut().ok()?;
+            if let Some(id) = ids.get(name) {
+                return Some(*id);
+            }
+            let id = proxy_wasm::hostcalls::define_metric(kind, name).ok()?;
+            ids.insert(name.to_string(), id);
+            Some(id)
+        })
+    }
+
+    pub fn count(name: &str) {
+        if let Some(id) = id(MetricType::Counter, name) {
+            let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    pub fn record(name: &str, value: u64) {
+        if let Some(id) = id(MetricType::Histogram, name) {
+            let _ = proxy_wasm::hostcalls::record_metric(id, value);
+        }
+    }
+
+    /// Keeps a value fit for a metric name part.
+    pub fn safe(value: &str) -> String {
+        value
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(32)
+            .collect()
     }
 }

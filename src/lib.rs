@@ -20,6 +20,7 @@ pub mod patch;
 pub mod probe;
 pub mod projection;
 pub mod query;
+pub mod rate;
 pub mod user;
 pub mod user_filter;
 
