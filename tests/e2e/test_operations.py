@@ -86,3 +86,22 @@ def test_rate_limit_per_token_label(ops_gw):
     # Other tokens have no budget.
     assert all(ops_gw.scim("GET", "/ServiceProviderConfig").status_code == 200 for _ in range(5))
     assert metric(prometheus(ops_gw), "scim_rate_limited", token="rotated") >= 1
+
+
+def test_shipped_envoy_yaml_has_envoys_local_rate_limit_before_the_filter():
+    """The README's claim: Envoy's own local_ratelimit (all SCIM traffic) sits in front of the
+    filter's per-token budgets, and only the SCIM route enables it."""
+    import yaml
+
+    import harness
+
+    cfg = yaml.safe_load((harness.REPO_ROOT / "envoy.yaml").read_text())
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    names = [f["name"] for f in hcm["http_filters"]]
+    assert names.index("envoy.filters.http.local_ratelimit") < names.index("envoy.filters.http.wasm")
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    scim = next(r for r in routes if r["match"].get("prefix") == "/scim/v2")
+    bucket = scim["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]["token_bucket"]
+    assert bucket["max_tokens"] > 0
+    site = next(r for r in routes if r["match"].get("prefix") == "/")
+    assert "envoy.filters.http.local_ratelimit" not in site.get("typed_per_filter_config", {})
