@@ -487,6 +487,13 @@ impl HttpContext for ScimHttp {
         }
         self.scim = true;
         self.started_ms = millis(self.get_current_time());
+        #[cfg(feature = "test-panic")]
+        if self.get_http_request_header("x-scim-test-panic").is_some() {
+            #[allow(clippy::panic)]
+            {
+                panic!("x-scim-test-panic: crashing the VM on purpose");
+            }
+        }
         self.request = Request {
             method: self.get_http_request_header(":method").unwrap_or_default(),
             path,
