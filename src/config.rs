@@ -58,6 +58,74 @@ pub struct Config {
     pub wait_cluster: Option<String>,
     /// Request budgets per token label.
     pub rate_limits: Vec<crate::rate::RateLimit>,
+    pub limits: Limits,
+}
+
+/// Bounds on what one request may make the gateway do (each protects Drupal or the VM).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Longest `filter` accepted (characters).
+    pub max_filter_length: usize,
+    /// Largest `count` served (also `/ServiceProviderConfig`'s `filter.maxResults`).
+    pub max_count: usize,
+    /// Most Drupal pages (50 users each) read to check a filter Drupal cannot answer exactly.
+    pub max_checked_pages: usize,
+    /// Most member ids in one Group request.
+    pub max_members_per_request: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_filter_length: 4096,
+            max_count: 1000,
+            max_checked_pages: 20,
+            max_members_per_request: 1000,
+        }
+    }
+}
+
+fn parse_limits(value: Option<&Value>) -> Result<Limits, ConfigError> {
+    let mut limits = Limits::default();
+    let Some(value) = value else {
+        return Ok(limits);
+    };
+    let obj = value
+        .as_object()
+        .ok_or_else(|| err("limits", "must be an object"))?;
+    reject_unknown(
+        obj,
+        "limits.",
+        &[
+            "max_filter_length",
+            "max_count",
+            "max_checked_pages",
+            "max_members_per_request",
+        ],
+    )?;
+    let get = |key: &str, max: u64| -> Result<Option<usize>, ConfigError> {
+        match opt_u64(obj, "limits.", key)? {
+            None => Ok(None),
+            Some(n) if (1..=max).contains(&n) => Ok(usize::try_from(n).ok()),
+            Some(_) => Err(err(
+                &format!("limits.{key}"),
+                format!("must be an integer from 1 to {max}"),
+            )),
+        }
+    };
+    if let Some(n) = get("max_filter_length", 4096)? {
+        limits.max_filter_length = n;
+    }
+    if let Some(n) = get("max_count", 10_000)? {
+        limits.max_count = n;
+    }
+    if let Some(n) = get("max_checked_pages", 200)? {
+        limits.max_checked_pages = n;
+    }
+    if let Some(n) = get("max_members_per_request", 100_000)? {
+        limits.max_members_per_request = n;
+    }
+    Ok(limits)
 }
 
 /// The service account's credentials, kept apart from `Config` so only the host adapter
@@ -123,6 +191,7 @@ pub fn parse(
             "groups",
             "wait_cluster",
             "rate_limits",
+            "limits",
         ],
     )?;
 
@@ -232,6 +301,7 @@ pub fn parse(
     let labels: Vec<&str> = tokens.iter().map(|t| t.label.as_str()).collect();
     let rate_limits = crate::rate::from_config(root.get("rate_limits"), &labels)
         .map_err(|(field, reason)| err(&field, reason))?;
+    let limits = parse_limits(root.get("limits"))?;
 
     let authorization = format!(
         "Basic {}",
@@ -255,6 +325,7 @@ pub fn parse(
             groups,
             wait_cluster,
             rate_limits,
+            limits,
         },
         Credentials {
             username,
@@ -471,6 +542,32 @@ mod tests {
         v["attributes"] =
             serde_json::json!([{"scim": "displayName", "drupal": "field_display_name"}]);
         assert_eq!(parse_value(&v).unwrap().0.mapping.fields.len(), 4);
+    }
+
+    #[test]
+    fn limits_are_configurable_and_checked() {
+        let mut v = minimal();
+        v["limits"] = serde_json::json!({"max_count": 200, "max_members_per_request": 50});
+        let l = parse_value(&v).unwrap().0.limits;
+        assert_eq!(
+            (
+                l.max_count,
+                l.max_members_per_request,
+                l.max_filter_length,
+                l.max_checked_pages
+            ),
+            (200, 50, 4096, 20)
+        );
+        v["limits"] = serde_json::json!({"max_filter_length": 5000});
+        assert_eq!(
+            parse_value(&v).unwrap_err().field,
+            "limits.max_filter_length"
+        );
+        v["limits"] = serde_json::json!({"max_pages": 1});
+        assert_eq!(parse_value(&v).unwrap_err().field, "limits.max_pages");
+        v["limits"] = serde_json::json!({});
+        v["tokens"] = serde_json::json!([{"label": "has space", "sha256": HASH}]);
+        assert_eq!(parse_value(&v).unwrap_err().field, "tokens[0].label");
     }
 
     #[test]

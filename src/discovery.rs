@@ -16,16 +16,13 @@ const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderC
 const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 
-/// The largest `count` a list request is served with; larger requests are clamped.
-pub const MAX_RESULTS: usize = 1000;
-
-pub fn service_provider_config(base_url: &str) -> Value {
+pub fn service_provider_config(base_url: &str, max_results: usize) -> Value {
     json!({
         "schemas": [SPC_SCHEMA],
         "documentationUri": "https://www.rfc-editor.org/rfc/rfc7644",
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-        "filter": {"supported": true, "maxResults": MAX_RESULTS},
+        "filter": {"supported": true, "maxResults": max_results},
         "changePassword": {"supported": true},
         "sort": {"supported": true},
         "etag": {"supported": true},

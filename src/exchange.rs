@@ -4,7 +4,7 @@
 
 use crate::auth;
 use crate::config::{Config, UserDelete};
-use crate::discovery::{self, MAX_RESULTS};
+use crate::discovery;
 use crate::drupal::{self, Calls, DrupalUser, DRUPAL_PAGE_MAX};
 use crate::error::{ScimError, ScimType};
 use crate::filter::{parse_attr_path, Filter};
@@ -32,6 +32,8 @@ pub struct Exchange {
     state: State,
     /// `POST /.search` at the base URL with Groups configured: Users first, then Groups.
     root_search: Option<RootSearch>,
+    /// Locks this request holds until it answers (names and addresses being created).
+    held: Vec<String>,
 }
 
 /// A search across both resource types: one index space, Users then Groups.
@@ -48,6 +50,12 @@ enum State {
     Done,
     GetUser {
         if_none_match: Option<String>,
+    },
+    /// A create waits for another request creating the same name or address.
+    CreateWaiting {
+        write: UserWrite,
+        waits: u32,
+        since: u64,
     },
     /// A create (201) or update (200) was sent; Drupal answers with the whole user.
     /// A direct update (PATCH/PUT without a read first) landed on an account the gateway had
@@ -120,9 +128,6 @@ struct ListWalk {
     next_offset: usize,
     matches: Vec<DrupalUser>,
 }
-
-/// Most candidate pages a post-filtered query may read (50 users each).
-const MAX_WALK_PAGES: usize = 20;
 
 /// Whether a path belongs to the gateway.
 pub fn is_scim_path(config: &Config, path: &str) -> bool {
@@ -206,15 +211,18 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
         projection: Projection::default(),
         state: State::Done,
         root_search: None,
+        held: Vec::new(),
     };
     let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
         Err(e) => Step::Respond(e.into_response()),
         Ok(label) => {
             exchange.token_label = label.to_string();
-            match exchange.route(config, req, env) {
+            let step = match exchange.route(config, req, env) {
                 Ok(step) => exchange.across_types(config, env, step),
                 Err(e) => exchange.fail(env, e),
-            }
+            };
+            exchange.release_if_answered(env, &step);
+            step
         }
     };
     Some((exchange, step))
@@ -293,13 +301,13 @@ fn parse_int(name: &str, value: &str) -> Result<i64, ScimError> {
 
 /// RFC 7644 §3.4.2.4: startIndex below 1 means 1; a negative count means 0; counts above
 /// the advertised maximum are clamped.
-fn window(start_index: Option<i64>, count: Option<i64>) -> (usize, usize) {
+fn window(start_index: Option<i64>, count: Option<i64>, max_count: usize) -> (usize, usize) {
     let start = usize::try_from(start_index.unwrap_or(1).max(1)).unwrap_or(1);
     let count = match count {
         None => DEFAULT_COUNT,
         Some(c) => usize::try_from(c.max(0)).unwrap_or(0),
     };
-    (start, count.min(MAX_RESULTS))
+    (start, count.min(max_count))
 }
 
 /// Drupal's `sort` for `sortBy`/`sortOrder`, on the mapped attributes.
@@ -378,6 +386,7 @@ impl Exchange {
             return Err(no_groups());
         };
         let mut flow = Box::new(flow);
+        flow.set_max_checked_pages(config.limits.max_checked_pages);
         let step = flow.step(groups, &calls, env);
         self.state = State::Group(flow);
         step
@@ -393,7 +402,31 @@ impl Exchange {
         let method = req.method.as_str();
         let base = self.base_url.clone();
         let mapping = &config.mapping;
+        if matches!(method, "POST" | "PUT" | "PATCH") {
+            check_content_type(req.header("content-type"))?;
+        }
+        if segments.first() == Some(&"Groups") {
+            let n = crate::group::member_count(&req.body);
+            if n > config.limits.max_members_per_request {
+                return Err(ScimError::new(
+                    400,
+                    Some(ScimType::TooMany),
+                    format!(
+                        "The request names {n} members; at most {} are accepted in one request.",
+                        config.limits.max_members_per_request
+                    ),
+                ));
+            }
+        }
+
         let params = parse_query(query).map_err(ScimError::invalid_value)?;
+        if let Some(f) = params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("filter"))
+            .map(|(_, v)| v)
+        {
+            check_filter_length(f, config)?;
+        }
         let param = |name: &str| {
             params
                 .iter()
@@ -402,7 +435,10 @@ impl Exchange {
         };
         self.projection = Projection::from_query(param("attributes"), param("excludedAttributes"))?;
         let discovery_doc = match segments.as_slice() {
-            ["ServiceProviderConfig"] => Some(Ok(discovery::service_provider_config(&base))),
+            ["ServiceProviderConfig"] => Some(Ok(discovery::service_provider_config(
+                &base,
+                config.limits.max_count,
+            ))),
             ["ResourceTypes"] => Some(Ok(discovery::resource_types(&base, config))),
             ["ResourceTypes", id] => Some(discovery::resource_type(&base, config, id)),
             ["Schemas"] => Some(Ok(discovery::schemas(&base, config))),
@@ -421,6 +457,7 @@ impl Exchange {
                             .map(|v| parse_int("startIndex", v))
                             .transpose()?,
                         param("count").map(|v| parse_int("count", v)).transpose()?,
+                        config.limits.max_count,
                     );
                     let list = ListRequest {
                         filter: param("filter").map(str::to_string),
@@ -430,13 +467,14 @@ impl Exchange {
                     };
                     self.start_list(config, list)
                 }
-                "POST" => self.start_create(config, &req.body),
+                "POST" => self.start_create(config, &req.body, env),
                 _ => Err(ScimError::method_not_allowed("GET, POST")),
             },
             [".search"] if config.groups.is_some() => match method {
                 "POST" => {
                     let search = parse_search(&req.body)?;
-                    let (start_index, count) = window(search.start_index, search.count);
+                    let (start_index, count) =
+                        window(search.start_index, search.count, config.limits.max_count);
                     self.root_search = Some(RootSearch {
                         start_index,
                         count,
@@ -474,6 +512,7 @@ impl Exchange {
                             .map(|v| parse_int("startIndex", v))
                             .transpose()?,
                         param("count").map(|v| parse_int("count", v)).transpose()?,
+                        config.limits.max_count,
                     );
                     let flow = GroupFlow::list(
                         &base,
@@ -498,7 +537,8 @@ impl Exchange {
                 "POST" => {
                     let search = parse_search(&req.body)?;
                     self.projection = search.projection.clone();
-                    let (start_index, count) = window(search.start_index, search.count);
+                    let (start_index, count) =
+                        window(search.start_index, search.count, config.limits.max_count);
                     let flow = GroupFlow::list(
                         &base,
                         search.projection,
@@ -571,10 +611,50 @@ impl Exchange {
         )
     }
 
-    fn start_create(&mut self, config: &Config, body: &[u8]) -> Result<Step, ScimError> {
+    fn start_create(
+        &mut self,
+        config: &Config,
+        body: &[u8],
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
         let write = user::parse_user_body(body, &config.mapping, false)?;
-        let call = Self::calls(config).create_user(&write.fields, write.password.as_deref());
-        self.call(State::Written { status: 201 }, vec![call])
+        self.create_when_free(config, write, 0, env.now_ms, env)
+    }
+
+    /// Creates the user once its name and address are not being created by another request.
+    fn create_when_free(
+        &mut self,
+        config: &Config,
+        write: UserWrite,
+        waits: u32,
+        since: u64,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
+        if self.try_create_locks(&write, env) {
+            let call = Self::calls(config).create_user(&write.fields, write.password.as_deref());
+            return self.call(State::Written { status: 201 }, vec![call]);
+        }
+        if env.now_ms.saturating_sub(since) > env.lock_ttl_ms || waits > 10_000 {
+            return Err(ScimError::new(
+                503,
+                None,
+                "Another request is creating a user with this name or address; retry.",
+            )
+            .with_header("retry-after", "1"));
+        }
+        let pause = match &config.wait_cluster {
+            Some(_) => DrupalCall::wait(),
+            // No wait listener: a cheap read of the name as the pause.
+            None => Self::calls(config).list_users(&[], None, 0, 1),
+        };
+        self.call(
+            State::CreateWaiting {
+                write,
+                waits: waits.saturating_add(1),
+                since,
+            },
+            vec![pause],
+        )
     }
 
     /// PUT replaces the user in one Drupal write; with `If-Match`, the current version is
@@ -641,8 +721,12 @@ impl Exchange {
 
     fn start_search(&mut self, config: &Config, body: &[u8]) -> Result<Step, ScimError> {
         let search = parse_search(body)?;
+        if let Some(f) = &search.filter {
+            check_filter_length(f, config)?;
+        }
         self.projection = search.projection;
-        let (start_index, count) = window(search.start_index, search.count);
+        let (start_index, count) =
+            window(search.start_index, search.count, config.limits.max_count);
         let list = ListRequest {
             filter: search.filter,
             start_index,
@@ -708,7 +792,40 @@ impl Exchange {
     /// Feeds Drupal's replies (in the order of the calls) and returns what to do next.
     pub fn resume(&mut self, config: &Config, replies: Vec<DrupalReply>, env: &mut Env) -> Step {
         let step = self.resume_inner(config, replies, env);
-        self.across_types(config, env, step)
+        let step = self.across_types(config, env, step);
+        self.release_if_answered(env, &step);
+        step
+    }
+
+    fn release_if_answered(&mut self, env: &mut Env, step: &Step) {
+        if matches!(step, Step::Respond(_)) {
+            for key in self.held.drain(..) {
+                env.locks.unlock(&key, env.owner);
+            }
+        }
+    }
+
+    /// Takes the locks on a new user's name and address (in that order, all or none, so two
+    /// requests never wait on each other): Drupal checks uniqueness only by validation, which
+    /// concurrent creates slip past (duplicate addresses, or a 500 from the database).
+    fn try_create_locks(&mut self, write: &UserWrite, env: &mut Env) -> bool {
+        let keys = create_lock_keys(write);
+        let mut taken = Vec::new();
+        for key in keys {
+            if env
+                .locks
+                .try_lock(&key, env.owner, env.now_ms, env.lock_ttl_ms)
+            {
+                taken.push(key);
+            } else {
+                for k in taken {
+                    env.locks.unlock(&k, env.owner);
+                }
+                return false;
+            }
+        }
+        self.held.extend(taken);
+        true
     }
 
     /// For a search across types: when the Users part has answered, search the Groups for
@@ -821,6 +938,17 @@ impl Exchange {
             };
         }
         let state = std::mem::replace(&mut self.state, State::Done);
+        if let State::CreateWaiting {
+            write,
+            waits,
+            since,
+        } = state
+        {
+            return match self.create_when_free(config, write, waits, since, env) {
+                Ok(step) => step,
+                Err(e) => self.fail(env, e),
+            };
+        }
         match self.advance(config, state, replies) {
             Ok(step) => step,
             Err(e) => self.fail(env, e),
@@ -941,6 +1069,9 @@ impl Exchange {
                 self.call(State::DeleteRetired, vec![calls.retire_user(&uuid)])
             }
             State::Reretired => Err(ScimError::not_found("User not found.")),
+            State::CreateWaiting { .. } => Err(ScimError::internal(
+                "A waiting create is resumed separately.",
+            )),
             State::DeleteRetired => match &first {
                 DrupalReply::Answer { status: 404, .. } => Ok(empty_response(204, vec![])),
                 other => {
@@ -1012,7 +1143,11 @@ impl Exchange {
             return self.call(State::ListWindow(w), rest);
         }
         w.first_page_read = true;
-        if w.users.is_empty() && more && w.count > 0 && w.extensions < MAX_WALK_PAGES {
+        if w.users.is_empty()
+            && more
+            && w.count > 0
+            && w.extensions < config.limits.max_checked_pages
+        {
             // Only retired places in the window: never answer an empty page while users
             // follow (clients stop at one); read on to the next live user.
             w.extensions = w.extensions.saturating_add(1);
@@ -1058,7 +1193,12 @@ impl Exchange {
             }
         }
         if page.has_next {
-            if walk.next_offset >= MAX_WALK_PAGES.saturating_mul(DRUPAL_PAGE_MAX) {
+            if walk.next_offset
+                >= config
+                    .limits
+                    .max_checked_pages
+                    .saturating_mul(DRUPAL_PAGE_MAX)
+            {
                 return Err(ScimError::new(
                     400,
                     Some(ScimType::TooMany),
@@ -1088,6 +1228,51 @@ impl Exchange {
             vec![],
         ))
     }
+}
+
+/// IdPs send `application/scim+json` (with or without a charset), `application/json`, or no
+/// Content-Type at all: all are read as JSON. Anything else is refused.
+fn check_content_type(value: Option<&str>) -> Result<(), ScimError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let media = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if media.is_empty() || media == "application/scim+json" || media == "application/json" {
+        Ok(())
+    } else {
+        Err(ScimError::new(
+            415,
+            None,
+            format!("Content-Type `{media}` is not supported: send application/scim+json or application/json."),
+        ))
+    }
+}
+
+fn check_filter_length(filter: &str, config: &Config) -> Result<(), ScimError> {
+    let n = filter.chars().count();
+    if n > config.limits.max_filter_length {
+        return Err(ScimError::invalid_filter(format!(
+            "The filter is {n} characters long; at most {} are accepted.",
+            config.limits.max_filter_length
+        )));
+    }
+    Ok(())
+}
+
+fn create_lock_keys(write: &UserWrite) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(name) = write.fields.get("name").and_then(Value::as_str) {
+        keys.push(format!("scim/user-name/{}", name.to_lowercase()));
+    }
+    if let Some(mail) = write.fields.get("mail").and_then(Value::as_str) {
+        keys.push(format!("scim/user-mail/{}", mail.to_lowercase()));
+    }
+    keys
 }
 
 fn no_groups() -> ScimError {
@@ -1291,6 +1476,7 @@ mod tests {
             groups: None,
             wait_cluster: None,
             rate_limits: Vec::new(),
+            limits: crate::config::Limits::default(),
             mapping: crate::mapping::UserMapping::from_config(Some(&json!([
                 {"scim": "name.givenName", "drupal": "field_given_name"},
                 {"scim": "externalId", "drupal": "field_external_id"}
@@ -2268,5 +2454,117 @@ mod tests {
                 .status,
             404
         );
+    }
+
+    #[test]
+    fn concurrent_creates_of_one_name_or_address_wait_for_each_other() {
+        let mut locks = crate::membership::MemoryLocks::default();
+        let c = config();
+        let body = |name: &str, mail: &str| {
+            json!({"schemas": [crate::discovery::USER_SCHEMA], "userName": name, "emails": [{"value": mail}]}).to_string()
+        };
+        let mut env1 = Env {
+            locks: &mut locks,
+            now_ms: 1,
+            owner: "one",
+            lock_ttl_ms: 1000,
+        };
+        let (mut first, step) = begin(
+            &c,
+            &req("POST", "/scim/v2/Users", &body("Racer", "r@x.org")),
+            &mut env1,
+        )
+        .unwrap();
+        assert_eq!(calls(&step)[0].method, "POST");
+        let mut env2 = Env {
+            locks: &mut locks,
+            now_ms: 2,
+            owner: "two",
+            lock_ttl_ms: 1000,
+        };
+        let (mut second, step) = begin(
+            &c,
+            &req("POST", "/scim/v2/Users", &body("other", "R@X.org")),
+            &mut env2,
+        )
+        .unwrap();
+        assert_eq!(
+            calls(&step)[0].method,
+            "GET",
+            "same address: the second waits"
+        );
+        let mut env1 = Env {
+            locks: &mut locks,
+            now_ms: 3,
+            owner: "one",
+            lock_ttl_ms: 1000,
+        };
+        let (resp, _) = response(first.resume(
+            &c,
+            vec![answer(
+                201,
+                json!({"data": drupal_user(ALICE, 3, "racer", "r@x.org")}),
+            )],
+            &mut env1,
+        ));
+        assert_eq!(resp.status, 201);
+        let mut env2 = Env {
+            locks: &mut locks,
+            now_ms: 4,
+            owner: "two",
+            lock_ttl_ms: 1000,
+        };
+        let step = second.resume(&c, vec![page(vec![], false)], &mut env2);
+        assert_eq!(
+            calls(&step)[0].method,
+            "POST",
+            "the first answered: the second goes ahead"
+        );
+        let mut env2 = Env {
+            locks: &mut locks,
+            now_ms: 5,
+            owner: "two",
+            lock_ttl_ms: 1000,
+        };
+        let dup = json!({"errors": [{"status": "422", "detail": "mail: The email address R@X.org is already taken."}]});
+        assert_eq!(
+            response(second.resume(&c, vec![answer(422, dup)], &mut env2))
+                .0
+                .status,
+            409
+        );
+        assert!(
+            locks.try_lock("scim/user-mail/r@x.org", "three", 6, 1000),
+            "locks are released"
+        );
+    }
+
+    #[test]
+    fn unsupported_content_types_are_415() {
+        let body = json!({"schemas": [crate::discovery::USER_SCHEMA], "userName": "a"}).to_string();
+        for ct in [
+            "text/plain",
+            "application/xml",
+            "application/x-www-form-urlencoded",
+        ] {
+            let (_, step) = run(with_header(
+                req("POST", "/scim/v2/Users", &body),
+                "content-type",
+                ct,
+            ));
+            assert_eq!(response(step).0.status, 415, "{ct}");
+        }
+        for ct in [
+            "application/json",
+            "application/scim+json; charset=utf-8",
+            "Application/SCIM+JSON",
+        ] {
+            let (_, step) = run(with_header(
+                req("POST", "/scim/v2/Users", &body),
+                "content-type",
+                ct,
+            ));
+            assert_eq!(calls(&step)[0].method, "POST", "{ct}");
+        }
     }
 }

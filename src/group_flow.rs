@@ -146,6 +146,8 @@ pub struct GroupFlow {
     resync_roles: bool,
     /// The name the request gives the group.
     new_name: Option<String>,
+    /// Most Drupal pages read to check a filter Drupal cannot answer exactly.
+    max_checked_pages: usize,
 }
 
 impl GroupFlow {
@@ -169,7 +171,12 @@ impl GroupFlow {
             want_members,
             resync_roles: false,
             new_name: None,
+            max_checked_pages: 20,
         }
+    }
+
+    pub fn set_max_checked_pages(&mut self, pages: usize) {
+        self.max_checked_pages = pages;
     }
 
     pub fn get(base_url: &str, projection: Projection, id: &str) -> Self {
@@ -925,7 +932,7 @@ impl GroupFlow {
                     }
                     self.terms.extend(terms);
                     if more {
-                        if *offset >= 20usize.saturating_mul(DRUPAL_PAGE_MAX) {
+                        if *offset >= self.max_checked_pages.saturating_mul(DRUPAL_PAGE_MAX) {
                             return Err(ScimError::new(400, Some(ScimType::TooMany), "The filter needs more groups checked than the gateway reads for one request; narrow it."));
                         }
                         *offset = offset.saturating_add(DRUPAL_PAGE_MAX);
