@@ -688,6 +688,9 @@ impl Exchange {
                 if let Some(name) = fields.get("name").and_then(Value::as_str) {
                     user::check_user_name(name)?;
                 }
+                if let Some(mail) = fields.get("mail").and_then(Value::as_str) {
+                    user::check_mail(mail)?;
+                }
                 if fields.get("name").is_some_and(Value::is_null) {
                     return Err(ScimError::invalid_value("`userName` cannot be removed."));
                 }
@@ -1024,6 +1027,9 @@ impl Exchange {
                         return Err(ScimError::invalid_value("`userName` cannot be removed."))
                     }
                     None => {}
+                }
+                if let Some(mail) = changes.get("mail").and_then(Value::as_str) {
+                    user::check_mail(mail)?;
                 }
                 if changes.get("status").is_some_and(Value::is_null) {
                     return Err(ScimError::invalid_value(

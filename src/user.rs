@@ -9,6 +9,25 @@ use serde_json::{Map, Value};
 /// Usernames the gateway gives to accounts it retires on DELETE; clients may not use them.
 pub const RETIRED_NAME_PREFIX: &str = "scimretired";
 
+/// Drupal's longest username (characters) and e-mail address (bytes, RFC 5321).
+const MAX_USERNAME_CHARS: usize = 60;
+const MAX_MAIL_BYTES: usize = 254;
+
+/// Checks an address before Drupal sees it (Drupal validates the syntax itself).
+pub fn check_mail(mail: &str) -> Result<(), ScimError> {
+    if mail.len() > MAX_MAIL_BYTES {
+        return Err(ScimError::invalid_value(format!(
+            "`emails` value is longer than {MAX_MAIL_BYTES} bytes."
+        )));
+    }
+    if mail.chars().any(char::is_control) {
+        return Err(ScimError::invalid_value(
+            "`emails` value must not contain control characters.",
+        ));
+    }
+    Ok(())
+}
+
 /// Drupal fails to hash longer passwords (500 "Failed to hash the User password.").
 const MAX_PASSWORD_BYTES: usize = 512;
 
@@ -101,6 +120,17 @@ pub fn check_user_name(user_name: &str) -> Result<(), ScimError> {
     if user_name.trim().is_empty() {
         return Err(ScimError::invalid_value("`userName` must not be empty."));
     }
+    // Drupal's limit (UserInterface::USERNAME_MAX_LENGTH): refused here, without a Drupal call.
+    if user_name.chars().count() > MAX_USERNAME_CHARS {
+        return Err(ScimError::invalid_value(format!(
+            "`userName` is longer than Drupal's {MAX_USERNAME_CHARS} characters."
+        )));
+    }
+    if user_name.chars().any(char::is_control) {
+        return Err(ScimError::invalid_value(
+            "`userName` must not contain control characters.",
+        ));
+    }
     let folded = user_name.to_ascii_lowercase();
     if folded.starts_with(RETIRED_NAME_PREFIX) {
         return Err(ScimError::invalid_value(format!(
@@ -139,6 +169,9 @@ pub fn parse_user_body(
     match fields.get("name") {
         Some(Value::String(name)) => check_user_name(name)?,
         _ => return Err(ScimError::invalid_value("`userName` is required.")),
+    }
+    if let Some(Value::String(mail)) = fields.get("mail") {
+        check_mail(mail)?;
     }
     let password = match get_attr(&obj, "password") {
         None | Some(Value::Null) => None,
