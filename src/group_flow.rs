@@ -746,17 +746,7 @@ impl GroupFlow {
                 }
                 self.tasks.pop_front();
             }
-            Task::SetExternalId { .. } => {
-                let doc = expect_document(&first, &[200])?;
-                if let Some(t) = doc
-                    .get("data")
-                    .and_then(|d| parse_term(d, &groups.vocabulary))
-                {
-                    self.terms = vec![t];
-                }
-                self.tasks.pop_front();
-            }
-            Task::RenameTerm { .. } => {
+            Task::SetExternalId { .. } | Task::RenameTerm { .. } => {
                 let doc = expect_document(&first, &[200])?;
                 if let Some(t) = doc
                     .get("data")

@@ -533,9 +533,7 @@ fn apply_multi(
             }
         }
     }
-    if let Some(Value::Array(list)) = Some(&mut json!([])) {
-        list.clear();
-    }
+
     let list: Vec<Value> = next
         .into_iter()
         .filter(|e| !e.is_empty())
