@@ -891,6 +891,8 @@ impl Exchange {
                     group_start,
                     rest,
                 );
+                // The users just read prove Drupal accepted the service account.
+                let flow = flow.map(GroupFlow::service_account_proven);
                 match flow.and_then(|f| self.start_group(config, env, f)) {
                     Ok(step) => self.across_types(config, env, step),
                     Err(_) => {
@@ -1028,8 +1030,14 @@ impl Exchange {
                     }
                     None => {}
                 }
-                if let Some(mail) = changes.get("mail").and_then(Value::as_str) {
-                    user::check_mail(mail)?;
+                match changes.get("mail") {
+                    Some(Value::String(mail)) => user::check_mail(mail)?,
+                    Some(Value::Null) => {
+                        return Err(ScimError::invalid_value(
+                            "`emails`: Drupal keeps a user's address once set; replace it instead of removing it.",
+                        ))
+                    }
+                    _ => {}
                 }
                 if changes.get("status").is_some_and(Value::is_null) {
                     return Err(ScimError::invalid_value(
@@ -2390,10 +2398,18 @@ mod tests {
             "",
         ));
         assert_eq!(calls(&step).len(), 1);
-        let (resp, out) = response(rig.resume(
+        let step = rig.resume(
             &mut ex,
             vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
-        ));
+        );
+        // Terms are public: a read that touches no user checks the service account.
+        let check = calls(&step);
+        assert_eq!(check.len(), 1);
+        assert!(check[0].path.starts_with("/jsonapi/user/user?"));
+        assert!(
+            check[0].path.contains("page%5Blimit%5D=1") || check[0].path.contains("page[limit]=1")
+        );
+        let (resp, out) = response(rig.resume(&mut ex, vec![page(vec![], false)]));
         assert_eq!(resp.status, 200);
         assert!(out.get("members").is_none());
         let (mut ex, step) = rig.begin(req(
@@ -2402,10 +2418,27 @@ mod tests {
             "",
         ));
         assert_eq!(calls(&step).len(), 1);
-        let (_, out) =
-            response(rig.resume(&mut ex, vec![page(vec![term(ENG, "Engineering")], false)]));
+        let step = rig.resume(&mut ex, vec![page(vec![term(ENG, "Engineering")], false)]);
+        assert_eq!(calls(&step).len(), 1);
+        let (_, out) = response(rig.resume(&mut ex, vec![page(vec![], false)]));
         assert_eq!(out["totalResults"], 1);
         assert!(out["Resources"][0].get("members").is_none());
+    }
+
+    #[test]
+    fn group_reads_without_users_still_notice_a_refused_service_account() {
+        let mut rig = GroupRig::new();
+        let (mut ex, step) = rig.begin(req(
+            "GET",
+            "/scim/v2/Groups?filter=displayName+eq+%22Nobody%22",
+            "",
+        ));
+        assert_eq!(calls(&step).len(), 1);
+        let step = rig.resume(&mut ex, vec![page(vec![], false)]);
+        assert!(calls(&step)[0].path.starts_with("/jsonapi/user/user?"));
+        let (resp, out) = response(rig.resume(&mut ex, vec![answer(403, json!({"errors": []}))]));
+        assert_eq!(resp.status, 502);
+        assert!(out["detail"].as_str().unwrap().contains("service account"));
     }
 
     #[test]

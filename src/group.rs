@@ -597,6 +597,21 @@ impl GroupCalls<'_> {
     }
 
     /// Which of these user ids exist (at most 50 per call).
+    /// The cheapest read that Drupal refuses (403) when it did not accept the service
+    /// account: terms are public, so a group read that touches no user needs it to avoid
+    /// answering from Drupal's anonymous view.
+    pub fn check_service_account(&self) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        live_users(&mut q);
+        q.push("fields[user--user]", "name")
+            .push("page[limit]", "1");
+        call(
+            "GET",
+            format!("{}/user/user{}", self.jsonapi, q.build()),
+            None,
+        )
+    }
+
     pub fn users_with_ids(&self, ids: &[String]) -> DrupalCall {
         let mut q = DrupalQuery::new();
         q.push("filter[scim_ids][condition][path]", "id")

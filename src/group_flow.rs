@@ -70,6 +70,8 @@ enum Task {
     },
     /// Read every member of `terms` (page by page).
     Walk,
+    /// Make sure Drupal accepted the service account, unless a user was already read.
+    CheckAuth,
     /// Check that these users exist before changing anything.
     CheckUsers {
         ids: Vec<String>,
@@ -148,6 +150,8 @@ pub struct GroupFlow {
     new_name: Option<String>,
     /// Most Drupal pages read to check a filter Drupal cannot answer exactly.
     max_checked_pages: usize,
+    /// A user query succeeded, which proves Drupal accepted the service account.
+    users_read: bool,
 }
 
 impl GroupFlow {
@@ -172,7 +176,15 @@ impl GroupFlow {
             resync_roles: false,
             new_name: None,
             max_checked_pages: 20,
+            users_read: false,
         }
+    }
+
+    /// The caller already read users in this request, which proves Drupal accepted the
+    /// service account.
+    pub fn service_account_proven(mut self) -> Self {
+        self.users_read = true;
+        self
     }
 
     pub fn set_max_checked_pages(&mut self, pages: usize) {
@@ -184,6 +196,7 @@ impl GroupFlow {
         if projection.wants("members") {
             tasks.push(Task::Walk);
         }
+        tasks.push(Task::CheckAuth);
         Self::new(base_url, projection, tasks, Answer::Resource)
     }
 
@@ -239,6 +252,7 @@ impl GroupFlow {
         let mut flow = Self::new(base_url, projection, Vec::new(), Answer::List);
         flow.start_index = start_index;
         if query.matches_nothing {
+            flow.tasks.push_back(Task::CheckAuth);
             return Ok(flow);
         }
         flow.post_filter = query.post_filter.clone();
@@ -259,6 +273,7 @@ impl GroupFlow {
         if flow.want_members {
             flow.tasks.push_back(Task::Walk);
         }
+        flow.tasks.push_back(Task::CheckAuth);
         Ok(flow)
     }
 
@@ -578,6 +593,13 @@ impl GroupFlow {
                     }
                     out
                 }
+                Task::CheckAuth => {
+                    if self.users_read {
+                        self.tasks.pop_front();
+                        continue;
+                    }
+                    vec![calls.check_service_account()]
+                }
                 Task::CheckUsers { ids } => {
                     if ids.is_empty() {
                         self.tasks.pop_front();
@@ -771,6 +793,7 @@ impl GroupFlow {
                             continue;
                         }
                         let doc = expect_document(&reply, &[200])?;
+                        self.users_read = true;
                         let data = doc
                             .get("data")
                             .and_then(Value::as_array)
@@ -808,6 +831,11 @@ impl GroupFlow {
                 if self.walk.iter().all(|(_, d, _)| *d) {
                     self.tasks.pop_front();
                 }
+            }
+            Task::CheckAuth => {
+                expect_document(&first, &[200])?;
+                self.users_read = true;
+                self.tasks.pop_front();
             }
             Task::CheckUsers { ids } => {
                 let mut found: Vec<String> = Vec::new();

@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 proxy_wasm::main! {{
     // Also installs a panic hook that logs the panic at critical level before the VM dies.
-    proxy_wasm::set_log_level(LogLevel::Info);
+    // Everything goes to Envoy, whose `wasm` component level decides what is shown (debug
+    // lines appear after `POST /logging?wasm=debug` on the admin port).
+    proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
         Box::new(ScimRoot { shared: None, check_in_flight: false })
     });

@@ -509,11 +509,16 @@ impl UserMapping {
         } else {
             of_type
         };
-        Ok(Some(
-            chosen
-                .and_then(|(obj, _, _)| get_ci(obj, sub).cloned())
-                .unwrap_or(Value::Null),
-        ))
+        match chosen {
+            // An entry that is there but has no value is a mistake, not "no value".
+            Some((obj, _, _)) => match get_ci(obj, sub) {
+                Some(v) => Ok(Some(v.clone())),
+                None => Err(ScimError::invalid_value(format!(
+                    "Each entry of `{attr}` needs a `{sub}`."
+                ))),
+            },
+            None => Ok(Some(Value::Null)),
+        }
     }
 
     /// The attribute definitions for `/Schemas`: core schema and, if mapped, the enterprise

@@ -515,6 +515,12 @@ fn apply_multi(
                 }
             }
         }
+        // Removing an element's `value` leaves nothing to store: the element goes (an element
+        // without its value is refused in request bodies).
+        (OpKind::Remove, Some(s), _) if s.eq_ignore_ascii_case("value") => {
+            let mut i = matching.iter();
+            next.retain(|_| !i.next().copied().unwrap_or(false));
+        }
         // `attr[filter].sub` or `attr.sub`: a sub-attribute of the matching elements.
         (_, Some(s), filter) => {
             if matching.iter().any(|m| *m) {
@@ -784,6 +790,9 @@ mod tests {
             run(json!([{"op": "remove", "path": "emails", "value": [{"value": "other@x.org"}]}]));
         assert_eq!(d["mail"], "j@x.org");
         let d = run(json!([{"op": "remove", "path": "emails", "value": [{"value": "J@X.org"}]}]));
+        assert_eq!(d["mail"], Value::Null);
+        // Removing the value removes the element, not just leaves its `type` behind.
+        let d = run(json!([{"op": "remove", "path": "emails[type eq \"work\"].value"}]));
         assert_eq!(d["mail"], Value::Null);
     }
 

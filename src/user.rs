@@ -185,8 +185,11 @@ pub fn parse_user_body(
                 fields.insert(field.to_string(), Value::Null);
             }
         }
-        if fields.get("status").is_some_and(Value::is_null) {
-            fields.remove("status");
+        // Drupal keeps an address once set: an empty or null `emails` leaves it unchanged.
+        for keep in NOT_CLEARED_BY_PUT {
+            if fields.get(*keep).is_some_and(Value::is_null) {
+                fields.remove(*keep);
+            }
         }
     } else {
         // Drupal creates blocked accounts unless `status` is sent.

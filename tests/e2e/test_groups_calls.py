@@ -62,12 +62,13 @@ def test_create(groups_gw, emulator, ids):
 @pytest.mark.parametrize("n", [1, 60])
 def test_get_group(groups_gw, emulator, ids, n):
     g = create_group(groups_gw, "Read me", ids[:n])["id"]
-    # 1 + ⌈members/50⌉; 1 with excludedAttributes=members.
+    # 1 + ⌈members/50⌉; 2 with excludedAttributes=members (term + service-account check).
     log = calls_of(emulator, lambda: get_group(groups_gw, g))
     lookups = [q for q in log if is_member_lookup(q)]
     assert len(log) == 1 + pages(n), (len(log), len(lookups), describe(log))
     log = calls_of(emulator, lambda: get_group(groups_gw, g, excludedAttributes="members"))
-    assert len(log) == 1, describe(log)
+    assert len(log) == 2, describe(log)
+    assert not [q for q in log if is_member_lookup(q)], describe(log)
 
 
 def test_list_groups_reads_members_per_group(groups_gw, emulator, ids):
