@@ -630,12 +630,27 @@ impl GroupFlow {
                         continue;
                     };
                     if batch.is_finished() {
+                        if batch
+                            .results
+                            .iter()
+                            .any(|(_, _, o)| matches!(o, Outcome::NoSuchGroup))
+                        {
+                            let done = batch
+                                .results
+                                .iter()
+                                .filter(|(_, _, o)| matches!(o, Outcome::Done))
+                                .count();
+                            return Err(ScimError::not_found(format!(
+                                "The group was deleted while its members were being changed ({done} change(s) had been applied)."
+                            )));
+                        }
                         let failures: Vec<String> = batch
                             .results
                             .iter()
                             .filter_map(|(u, _, o)| match o {
                                 Outcome::Done => None,
                                 Outcome::NoSuchUser => Some(format!("{u}: no such user")),
+                                Outcome::NoSuchGroup => Some(format!("{u}: no such group")),
                                 Outcome::Failed(why) => Some(format!("{u}: {why}")),
                             })
                             .collect();

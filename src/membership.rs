@@ -113,7 +113,16 @@ pub enum Outcome {
     Done,
     /// The user does not exist (any more).
     NoSuchUser,
+    /// The group's term was deleted (by a concurrent request) before this user was added.
+    NoSuchGroup,
     Failed(String),
+}
+
+/// Drupal's answer to a relationship write naming a term that does not exist.
+fn names_missing_target(doc: &Value) -> bool {
+    doc.pointer("/errors/0/detail")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.starts_with("The targeted ") && d.ends_with("does not exist."))
 }
 
 /// Applies one group's membership changes to many users.
@@ -295,6 +304,10 @@ impl Batch {
                     job.phase = Phase::RepairRead;
                     Step::Continue
                 }
+                // "The targeted `taxonomy_term--…` resource with ID `…` does not exist."
+                400 if job.change == Change::Add && names_missing_target(&doc()) => {
+                    Step::Finish(Outcome::NoSuchGroup)
+                }
                 _ => Step::Finish(Outcome::Failed(map_failure(reply).detail)),
             },
             Phase::RepairRead => {
@@ -311,6 +324,9 @@ impl Batch {
                 200 | 204 => {
                     job.phase = Phase::Verifying;
                     Step::Continue
+                }
+                400 if job.change == Change::Add && names_missing_target(&doc()) => {
+                    Step::Finish(Outcome::NoSuchGroup)
                 }
                 _ => Step::Finish(Outcome::Failed(map_failure(reply).detail)),
             },
@@ -564,6 +580,25 @@ mod tests {
             ("GET", "POST"),
             "u1 waits, u2 writes"
         );
+    }
+
+    #[test]
+    fn an_add_to_a_deleted_group_reports_the_group_gone() {
+        let mut rig = Rig {
+            locks: MemoryLocks::default(),
+            cfg: groups(json!({})),
+        };
+        let calls = GroupCalls {
+            jsonapi: "/jsonapi",
+            groups: &rig.cfg,
+            can_wait: false,
+        };
+        let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(400, json!({"errors": [{"detail": "The targeted `taxonomy_term--scim_groups` resource with ID `eng` does not exist."}]}))]);
+        assert!(b.is_finished());
+        assert_eq!(b.results[0].2, Outcome::NoSuchGroup);
     }
 
     #[test]
