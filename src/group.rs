@@ -596,7 +596,6 @@ impl GroupCalls<'_> {
         )
     }
 
-    /// Which of these user ids exist (at most 50 per call).
     /// The cheapest read that Drupal refuses (403) when it did not accept the service
     /// account: terms are public, so a group read that touches no user needs it to avoid
     /// answering from Drupal's anonymous view.
@@ -612,6 +611,7 @@ impl GroupCalls<'_> {
         )
     }
 
+    /// Which of these user ids exist (at most 50 per call).
     pub fn users_with_ids(&self, ids: &[String]) -> DrupalCall {
         let mut q = DrupalQuery::new();
         q.push("filter[scim_ids][condition][path]", "id")
