@@ -52,7 +52,7 @@ def kind(req: dict) -> str:
     return f"{req['method']} {base}"
 
 
-def measure(label: str, emulator, fn) -> None:
+def measure(label: str, emulator, fn) -> float:
     emulator.clear_requests()
     t0 = time.monotonic()
     status = fn()
@@ -62,6 +62,7 @@ def measure(label: str, emulator, fn) -> None:
     print(f"{label}: HTTP {status}, {dt:.2f} s wall, {len(log)} Drupal calls")
     for k, n in sorted(counts.items(), key=lambda kv: -kv[1]):
         print(f"    {n:5d}  {k}")
+    return dt
 
 
 def main() -> int:
@@ -91,8 +92,17 @@ def main() -> int:
             f"{args.users} users, emulator latency {args.latency_ms} ms per Drupal call, "
             f"groups.concurrency {cfg.get('concurrency', '8 (default)')}, Envoy --concurrency {gw.concurrency}"
         )
+        # The unit of the fan-out figures: one SCIM read that makes exactly one Drupal call.
+        one = measure("GET /Users/{id} (one Drupal call)", em, lambda: gw.scim("GET", f"/Users/{ids[0]}", timeout=60).status_code)
+        window = measure(
+            f"GET /Users?count={args.users}",
+            em,
+            lambda: gw.scim("GET", "/Users", params={"count": args.users}, timeout=600).status_code,
+        )
+        print(f"    = {window / one:.1f}x one call")
         body = {"schemas": [harness.PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": i} for i in ids]}]}
-        measure(f"PATCH add {args.users} members", em, lambda: gw.scim("PATCH", f"/Groups/{gid}", json=body, timeout=600).status_code)
+        added = measure(f"PATCH add {args.users} members", em, lambda: gw.scim("PATCH", f"/Groups/{gid}", json=body, timeout=600).status_code)
+        print(f"    = {added / one:.1f}x one call")
         em.settings(latency_ms=0)
         got = drupal_members(em, gid)
         print(f"    Drupal now has {len(got)} of {args.users} members")
