@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""The filter's overhead: the same Drupal operations through the SCIM filter and as plain
+JSON:API proxied by the same Envoy (not a test; see README "Benchmarks").
+
+Starts the Drupal emulator (optional per-call latency) and ONE Envoy rendered from envoy.yaml
+(tests/e2e/harness.py), with the SCIM route's local rate limit and the access log removed and an
+explicit `/jsonapi` route that proxies to the emulator with the wasm and buffer filters
+disabled. Then drives both routes with wrk (same threads, connections, duration) for four pairs
+and prints requests/s, the ratio filter ÷ plain, p50/p99 latency and the non-2xx count of each
+side, plus the wasm size and Envoy's RSS before and after.
+
+    scripts/bench [-t 2] [-c 8] [-d 10] [--latency-ms 0] [--warmup 1] [--pairs get,lookup,patch,create]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+import harness  # noqa: E402
+import render_envoy_config  # noqa: E402  (harness put scripts/ on sys.path)
+import yaml  # noqa: E402
+
+LUA = HERE / "wrk.lua"
+POOL = 64  # users per pool (GET and PATCH rotate over them)
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return -1
+
+
+def bench_config(envoy: harness.Envoy) -> None:
+    """Derive the benchmark config from the rendered one, in place."""
+    cfg = yaml.safe_load(envoy.config_path.read_text())
+    hcm = render_envoy_config._hcm(cfg["static_resources"]["listeners"][0])
+    hcm.pop("access_log", None)  # both sides would pay for it; it is not what we measure
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    scim = next(r for r in routes if r["match"].get("prefix") == "/scim/v2")
+    # The shipped 1000-burst/500-per-second limit would answer 429s under load.
+    scim.get("typed_per_filter_config", {}).pop("envoy.filters.http.local_ratelimit", None)
+    if not scim.get("typed_per_filter_config"):
+        scim.pop("typed_per_filter_config", None)
+    plain = {
+        "match": {"prefix": "/jsonapi"},
+        "route": {"cluster": "drupal"},
+        "typed_per_filter_config": {
+            name: {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
+            for name in ("envoy.filters.http.wasm", "envoy.filters.http.buffer")
+        },
+    }
+    routes.insert(routes.index(scim) + 1, plain)
+    render_envoy_config.write(cfg, envoy.config_path)
+    code, out = envoy.validate()
+    if code != 0:
+        raise RuntimeError(f"envoy --mode validate failed on {envoy.config_path}:\n{out[-3000:]}")
+
+
+def drupal_calls(envoy: harness.Envoy) -> int:
+    """Requests Envoy has sent to the `drupal` cluster so far (both routes use it)."""
+    r = envoy.http.get(f"http://127.0.0.1:{envoy.admin_port}/stats?filter=^cluster\\.drupal\\.upstream_rq_total$", timeout=5)
+    for line in r.text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "cluster.drupal.upstream_rq_total":
+            return int(value)
+    raise RuntimeError(f"no cluster.drupal.upstream_rq_total in {r.text[:300]!r}")
+
+
+def run_wrk(url: str, args, env: dict, duration: int) -> dict:
+    cmd = [
+        args.wrk, "-t", str(args.threads), "-c", str(args.connections), "-d", f"{duration}s",
+        "--timeout", "10s", "--latency", "-s", str(LUA), url,
+    ]
+    p = subprocess.run(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=duration + 60)
+    text = p.stdout.decode(errors="replace")
+    line = next((ln for ln in text.splitlines() if ln.startswith("BENCH ")), None)
+    if p.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({p.returncode}):\n{text}")
+    r = json.loads(line[6:])
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["socket_errors"] = r["connect"] + r["read"] + r["write"] + r["timeout"]
+    return r
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-t", "--threads", type=int, default=2, help="wrk threads (default 2)")
+    ap.add_argument("-c", "--connections", type=int, default=8, help="wrk connections (default 8)")
+    ap.add_argument("-d", "--duration", type=int, default=10, help="seconds per side (default 10)")
+    ap.add_argument("--warmup", type=int, default=1, help="unmeasured seconds before each side (default 1; 0 = none)")
+    ap.add_argument("--latency-ms", type=int, default=0, help="emulator latency per Drupal call (default 0)")
+    ap.add_argument("--concurrency", type=int, default=2, help="Envoy worker threads (default 2)")
+    ap.add_argument("--pairs", default="get,lookup,patch,create", help="comma list of get,lookup,patch,create (create always runs last)")
+    ap.add_argument("--plain-first", action="store_true", help="run the plain side of each pair first")
+    ap.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
+    args = ap.parse_args()
+    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
+    unknown = set(pairs) - {"get", "lookup", "create", "patch"}
+    if unknown:
+        ap.error(f"unknown pairs {sorted(unknown)}")
+    # create runs last: it resets the emulator (dropping the GET/PATCH pools) before each side,
+    # since the emulator slows down as its user table grows and the second side would pay for it.
+    pairs.sort(key=lambda p: p == "create")
+
+    for p in (harness.WASM_PATH, harness.EMULATOR_BIN):
+        if not p.exists():
+            raise SystemExit(f"{p} is missing: build first (scripts/test or cargo build --release ...)")
+
+    workdir = Path(tempfile.mkdtemp(prefix="scim-bench-"))
+    emulator = harness.Emulator(workdir, extra_args=["--request-log-limit", "100"])
+    envoy = None
+
+    def stop(*_):
+        if envoy:
+            envoy.stop()
+        emulator.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def on_signal(signum, _frame):
+        stop()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        emulator.start()
+        token = "bench-" + os.urandom(12).hex()
+        overrides = {"drupal.timeout_ms": 10000}
+        if emulator.fields:
+            overrides["attributes"] = harness.ATTRIBUTES
+        envoy = harness.Envoy(workdir, emulator, {"primary": token}, plugin_overrides=overrides, concurrency=args.concurrency)
+        bench_config(envoy)
+        envoy.start()
+        base = f"http://{envoy.hostport}"
+        scim_auth = "Bearer " + token
+        plain_auth = emulator.service_auth
+
+        # Data: a GET pool, a PATCH pool per side, one user to look up.
+        get_pool = emulator.seed_users([{"name": f"bench-get-{i}", "mail": f"bench-get-{i}@example.com"} for i in range(POOL)])
+        patch_scim = emulator.seed_users([{"name": f"bench-ps-{i}", "mail": f"bench-ps-{i}@example.com"} for i in range(POOL)])
+        patch_plain = emulator.seed_users([{"name": f"bench-pj-{i}", "mail": f"bench-pj-{i}@example.com"} for i in range(POOL)])
+        emulator.seed_user("bench-lookup", mail="bench-lookup@example.com")
+        # Sanity: each side answers 2xx once before we measure.
+        r = envoy.scim("GET", f"/Users/{get_pool[0]['uuid']}", token=token)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        r = emulator.http.get(f"{base}/jsonapi/user/user/{get_pool[0]['uuid']}", headers={"Authorization": plain_auth})
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        if args.latency_ms:
+            emulator.settings(latency_ms=args.latency_ms)
+
+        lookup_scim = "/scim/v2/Users?filter=" + urllib.parse.quote('userName eq "bench-lookup"', safe="")
+        lookup_plain = "/jsonapi/user/user?" + urllib.parse.quote("filter[name]", safe="") + "=bench-lookup"
+        cases = {
+            "get": (
+                "GET /Users/{id}",
+                dict(BENCH_METHOD="GET", BENCH_PATHS=" ".join(f"/scim/v2/Users/{u['uuid']}" for u in get_pool)),
+                "GET /jsonapi/user/user/{uuid}",
+                dict(BENCH_METHOD="GET", BENCH_PATHS=" ".join(f"/jsonapi/user/user/{u['uuid']}" for u in get_pool)),
+            ),
+            "lookup": (
+                'GET /Users?filter=userName eq "…"',
+                dict(BENCH_METHOD="GET", BENCH_PATHS=lookup_scim),
+                "GET /jsonapi/user/user?filter[name]=…",
+                dict(BENCH_METHOD="GET", BENCH_PATHS=lookup_plain),
+            ),
+            "create": (
+                "POST /Users",
+                dict(BENCH_METHOD="POST", BENCH_BODY="scim_post", BENCH_PATHS="/scim/v2/Users"),
+                "POST /jsonapi/user/user",
+                dict(BENCH_METHOD="POST", BENCH_BODY="jsonapi_post", BENCH_PATHS="/jsonapi/user/user"),
+            ),
+            "patch": (
+                "PATCH /Users/{id} active=false",
+                dict(BENCH_METHOD="PATCH", BENCH_BODY="scim_patch", BENCH_PATHS=" ".join(f"/scim/v2/Users/{u['uuid']}" for u in patch_scim)),
+                "PATCH /jsonapi/user/user/{uuid} status",
+                dict(
+                    BENCH_METHOD="PATCH",
+                    BENCH_BODY="jsonapi_patch",
+                    BENCH_PATHS=" ".join(f"/jsonapi/user/user/{u['uuid']}" for u in patch_plain),
+                    BENCH_UUIDS=" ".join(u["uuid"] for u in patch_plain),
+                ),
+            ),
+        }
+
+        wasm_size = harness.WASM_PATH.stat().st_size
+        rss_before = rss_kb(envoy.proc.pid)
+        print(f"scripts/bench  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {os.cpu_count()} CPUs")
+        print(
+            f"wrk -t {args.threads} -c {args.connections}, {args.duration:g} s per side (+{args.warmup:g} s warm-up); "
+            f"Envoy --concurrency {args.concurrency}; emulator latency {args.latency_ms} ms per Drupal call"
+        )
+        print(f"wasm module: {wasm_size:,} bytes ({wasm_size / 1048576:.2f} MiB)")
+        print(f"Envoy RSS before: {rss_before / 1024:.1f} MiB")
+        print()
+        hdr = f"{'pair':<8} {'side':<6} {'request':<38} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8} {'Drupal calls/req':>16}"
+        print(hdr)
+        print("-" * len(hdr))
+        failures = 0
+        summary = []
+        for pair in pairs:
+            f_label, f_env, p_label, p_env = cases[pair]
+            results = []
+            sides = [("filter", f_label, {**f_env, "BENCH_AUTH": scim_auth}), ("plain", p_label, {**p_env, "BENCH_AUTH": plain_auth})]
+            for side, label, env in sides[::-1] if args.plain_first else sides:
+                if pair == "create":
+                    emulator.reset()
+                    if args.latency_ms:
+                        emulator.settings(latency_ms=args.latency_ms)
+                if args.warmup > 0:
+                    run_wrk(base, args, env, args.warmup)
+                calls0 = drupal_calls(envoy)
+                r = run_wrk(base, args, env, args.duration)
+                r["calls_per_request"] = (drupal_calls(envoy) - calls0) / max(r["requests"], 1)
+                r["side"] = side
+                results.append(r)
+                bad = r["non2xx"]
+                failures += bad + r["socket_errors"]
+                extra = f"  (last bad status {r['last_bad_status']})" if bad else ""
+                print(
+                    f"{pair:<8} {side:<6} {label:<38} {r['rps']:>9.0f} {r['p50_us'] / 1000:>8.2f} {r['p99_us'] / 1000:>8.2f} "
+                    f"{bad:>8} {r['socket_errors']:>8} {r['calls_per_request']:>16.2f}{extra}",
+                    flush=True,
+                )
+            results.sort(key=lambda r: r["side"])  # filter, plain
+            ratio = results[0]["rps"] / results[1]["rps"] if results[1]["rps"] else float("nan")
+            summary.append((pair, ratio))
+            print(f"{pair:<8} ratio  filter ÷ plain req/s = {ratio:.2f}", flush=True)
+        rss_after = rss_kb(envoy.proc.pid)
+        print()
+        print(f"Envoy RSS after: {rss_after / 1024:.1f} MiB (before {rss_before / 1024:.1f} MiB)")
+        print("ratios (filter ÷ plain req/s): " + ", ".join(f"{p} {r:.2f}" for p, r in summary))
+        if failures:
+            print(f"WARNING: {failures} non-2xx answers or socket errors: those numbers measure errors", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        stop()
+        if args.keep:
+            print(f"work directory kept: {workdir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
