@@ -9,7 +9,7 @@ disabled. Then drives both routes with wrk (same threads, connections, duration)
 and prints requests/s, the ratio filter ÷ plain, p50/p99 latency and the non-2xx count of each
 side, plus the wasm size and Envoy's RSS before and after.
 
-    scripts/bench [-t 2] [-c 8] [-d 10] [--latency-ms 0] [--warmup 1] [--pairs get,lookup,patch,create]
+    scripts/bench [-t 2] [-c 8] [-d 10] [--latency-ms 0] [--warmup 1] [--pairs get,lookup,patch,create] [--memory]
 """
 
 from __future__ import annotations
@@ -98,6 +98,31 @@ def run_wrk(url: str, args, env: dict, duration: int) -> dict:
     return r
 
 
+def memory_growth(envoy: harness.Envoy, base: str, args, envs: list[dict]) -> int:
+    """Envoy's RSS after 10k and after 100k SCIM requests: a filter that keeps state per
+    request (or leaks in its VM) grows between the two marks."""
+    marks = {10_000: None, 100_000: None}
+    done = 0
+    errors = 0
+    rss_start = rss_kb(envoy.proc.pid)
+    i = 0
+    while any(v is None for v in marks.values()):
+        r = run_wrk(base, args, envs[i % len(envs)], 2)
+        i += 1
+        done += r["requests"]
+        errors += r["non2xx"] + r["socket_errors"]
+        for mark, v in marks.items():
+            if v is None and done >= mark:
+                marks[mark] = (done, rss_kb(envoy.proc.pid))
+                print(f"after {done:,} SCIM requests: Envoy RSS {marks[mark][1] / 1024:.1f} MiB", flush=True)
+    (_, at10k), (_, at100k) = marks[10_000], marks[100_000]
+    print(f"Envoy RSS at start {rss_start / 1024:.1f} MiB; 100k vs 10k: {(at100k - at10k) / at10k * 100:+.1f} %")
+    if errors:
+        print(f"WARNING: {errors} non-2xx answers or socket errors", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-t", "--threads", type=int, default=2, help="wrk threads (default 2)")
@@ -110,6 +135,11 @@ def main() -> int:
     ap.add_argument("--plain-first", action="store_true", help="run the plain side of each pair first")
     ap.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
+    ap.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead of the pairs: SCIM traffic only (get, lookup, patch in turn) and Envoy's RSS after 10k and 100k requests",
+    )
     args = ap.parse_args()
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
     unknown = set(pairs) - {"get", "lookup", "create", "patch"}
@@ -199,6 +229,9 @@ def main() -> int:
                 ),
             ),
         }
+
+        if args.memory:
+            return memory_growth(envoy, base, args, [{**cases[p][1], "BENCH_AUTH": scim_auth} for p in ("get", "lookup", "patch")])
 
         wasm_size = harness.WASM_PATH.stat().st_size
         rss_before = rss_kb(envoy.proc.pid)
