@@ -1520,14 +1520,7 @@ mod tests {
     }
 
     fn answer(status: u16, body: Value) -> DrupalReply {
-        DrupalReply::Answer {
-            status,
-            body: if body.is_null() {
-                Vec::new()
-            } else {
-                serde_json::to_vec(&body).unwrap()
-            },
-        }
+        DrupalReply::json(status, body)
     }
 
     fn page(users: Vec<Value>, next: bool) -> DrupalReply {

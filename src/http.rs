@@ -63,6 +63,21 @@ pub enum DrupalReply {
     Failed,
 }
 
+#[cfg(test)]
+impl DrupalReply {
+    /// An answer with this JSON body (`null`: no body at all, as Drupal's 204s).
+    pub fn json(status: u16, body: serde_json::Value) -> Self {
+        DrupalReply::Answer {
+            status,
+            body: if body.is_null() {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&body).unwrap()
+            },
+        }
+    }
+}
+
 /// The final answer to the SCIM client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {

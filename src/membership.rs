@@ -472,14 +472,7 @@ mod tests {
     }
 
     fn ans(status: u16, body: Value) -> DrupalReply {
-        DrupalReply::Answer {
-            status,
-            body: if body.is_null() {
-                Vec::new()
-            } else {
-                serde_json::to_vec(&body).unwrap()
-            },
-        }
+        DrupalReply::json(status, body)
     }
 
     fn memberships(terms: &[&str], roles: &[(&str, &str)]) -> DrupalReply {
