@@ -35,7 +35,7 @@ pub fn authenticate<'a>(
     matched.ok_or_else(|| ScimError::unauthorized("The bearer token is not valid."))
 }
 
-/// Hex SHA-256, for documentation and tests (`printf %s "$TOKEN" | sha256sum`).
+/// Hex SHA-256 (`printf %s "$TOKEN" | sha256sum`), also naming credentials without holding them.
 pub fn sha256_hex(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()

@@ -11,6 +11,7 @@ pub const DEFAULT_BASE_PATH: &str = "/scim/v2";
 pub const DEFAULT_JSONAPI_PREFIX: &str = "/jsonapi";
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1_048_576;
+pub const DEFAULT_SESSION_MAX_AGE_S: u64 = 3_600;
 
 /// How a SCIM DELETE of a user is carried out in Drupal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,19 +129,38 @@ fn parse_limits(value: Option<&Value>) -> Result<Limits, ConfigError> {
     Ok(limits)
 }
 
-/// The service account's credentials, kept apart from `Config` so only the host adapter
-/// ever holds them.
+/// How the gateway proves itself to Drupal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamAuth {
+    /// HTTP Basic on every call (core `basic_auth`): simplest, but Drupal verifies the
+    /// password hash on every call (about 43 ms of a ~60 ms call, per the recorded site).
+    Basic,
+    /// Core's JSON login once, then the session cookie (and `X-CSRF-Token` on writes), shared
+    /// by every worker and renewed when it ages or Drupal stops honouring it.
+    Session,
+}
+
+/// The service account's credentials, kept apart from `Config` so that only the upstream
+/// session gate (fed by the host adapter) ever sees them.
 #[derive(Clone, PartialEq)]
 pub struct Credentials {
     pub username: String,
+    pub password: String,
     /// The ready `Authorization` header value (`Basic …`).
     pub authorization: String,
+    pub mode: UpstreamAuth,
+    /// A session older than this is replaced by a fresh login (ms).
+    pub session_max_age_ms: u64,
+    /// Names these credentials (a digest) so a session or a login back-off recorded for
+    /// other credentials (after a config change) is ignored.
+    pub account_tag: String,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
             .field("username", &self.username)
+            .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
@@ -220,6 +240,8 @@ pub fn parse(
             "password_env",
             "timeout_ms",
             "user_delete",
+            "auth",
+            "session_max_age_s",
         ],
     )?;
     let cluster = req_str(drupal_obj, "drupal.", "cluster")?;
@@ -248,6 +270,27 @@ pub fn parse(
             ))
         }
     };
+
+    let mode = match opt_str(drupal_obj, "drupal.", "auth")?.as_deref() {
+        None | Some("basic") => UpstreamAuth::Basic,
+        Some("session") => UpstreamAuth::Session,
+        Some(other) => {
+            return Err(err(
+                "drupal.auth",
+                format!("`{other}` is not one of `basic`, `session`"),
+            ))
+        }
+    };
+    let session_max_age_s =
+        opt_u64(drupal_obj, "drupal.", "session_max_age_s")?.unwrap_or(DEFAULT_SESSION_MAX_AGE_S);
+    // Drupal collects sessions idle for longer than `session.gc_maxlifetime` (200000 s by
+    // default); staying far below it means a session in use is never collected.
+    if !(60..=86_400).contains(&session_max_age_s) {
+        return Err(err(
+            "drupal.session_max_age_s",
+            "must be between 60 and 86400",
+        ));
+    }
 
     let username_env =
         opt_str(drupal_obj, "drupal.", "username_env")?.unwrap_or_else(|| "DRUPAL_USERNAME".into());
@@ -307,6 +350,10 @@ pub fn parse(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
     );
+    let account_tag = crate::auth::sha256_hex(&authorization)
+        .get(..16)
+        .unwrap_or_default()
+        .to_string();
     Ok((
         Config {
             base_path,
@@ -329,7 +376,11 @@ pub fn parse(
         },
         Credentials {
             username,
+            password,
             authorization,
+            mode,
+            session_max_age_ms: session_max_age_s.saturating_mul(1000),
+            account_tag,
         },
     ))
 }

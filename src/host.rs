@@ -2,12 +2,13 @@
 //! the sans-IO `exchange`, dispatches the Drupal calls it asks for, feeds the replies back,
 //! and sends the final response. No SCIM or Drupal logic lives here.
 
-use crate::config::{self, Config, Credentials};
+use crate::config::{self, Config, Credentials, UpstreamAuth};
 use crate::error::ScimError;
 use crate::exchange::{self, Exchange};
 use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
 use crate::membership::{Env, Locks};
 use crate::probe::{self, Verdict};
+use crate::upstream::{Arrival, Gate, GateEnv, Next, Outbound, Purpose, SessionSlot, SessionStore};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::RefCell;
@@ -20,7 +21,12 @@ proxy_wasm::main! {{
     // lines appear after `POST /logging?wasm=debug` on the admin port).
     proxy_wasm::set_log_level(LogLevel::Trace);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(ScimRoot { shared: None, check_in_flight: false })
+        Box::new(ScimRoot {
+            shared: None,
+            check_in_flight: false,
+            gate: Gate::new(),
+            flight: Flight::default(),
+        })
     });
 }}
 
@@ -37,8 +43,9 @@ impl Shared {
     fn dispatch(
         &self,
         ctx: &dyn Context,
-        call: &DrupalCall,
+        outbound: &Outbound,
     ) -> Result<u32, proxy_wasm::types::Status> {
+        let call = &outbound.call;
         if let (true, Some(cluster)) = (call.is_wait(), &self.config.wait_cluster) {
             // A pause: Envoy's own wait listener answers after a short delay; Drupal is not
             // involved and no credentials go out.
@@ -58,9 +65,9 @@ impl Shared {
             (":method", call.method),
             (":path", call.path.as_str()),
             (":authority", self.config.drupal.authority.as_str()),
-            ("authorization", self.credentials.authorization.as_str()),
             ("accept", crate::drupal::JSONAPI_CONTENT_TYPE),
         ];
+        headers.extend(outbound.headers.iter().map(|(n, v)| (*n, v.as_str())));
         if let Some(ct) = call.content_type {
             headers.push(("content-type", ct));
         }
@@ -72,6 +79,148 @@ impl Shared {
             Duration::from_millis(self.config.drupal.timeout_ms),
         )
     }
+
+    /// What the upstream gate needs for one step of `owner`'s request.
+    fn gate_env<'a>(
+        &'a self,
+        now_ms: u64,
+        owner: &'a str,
+        locks: &'a mut SharedDataLocks,
+        store: &'a mut SharedSession,
+    ) -> GateEnv<'a> {
+        GateEnv {
+            credentials: &self.credentials,
+            store,
+            locks,
+            now_ms,
+            owner,
+            lock_ttl_ms: lock_ttl_ms(&self.config),
+            can_pause: self.config.wait_cluster.is_some(),
+        }
+    }
+
+    /// Reads a reply; in session mode with its `Set-Cookie` headers (one per line).
+    fn arrival(&self, ctx: &dyn Context, num_headers: usize, body_size: usize) -> Arrival {
+        let reply = read_reply(ctx, num_headers, body_size);
+        let set_cookie = match (&reply, self.credentials.mode) {
+            (DrupalReply::Answer { .. }, UpstreamAuth::Session) => {
+                let lines: Vec<String> = ctx
+                    .get_http_call_response_headers()
+                    .into_iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+                    .map(|(_, v)| v)
+                    .collect();
+                (!lines.is_empty()).then(|| lines.join("\n"))
+            }
+            _ => None,
+        };
+        Arrival { reply, set_cookie }
+    }
+}
+
+/// A lock outlives the longest request it can guard, unless its VM died.
+fn lock_ttl_ms(config: &Config) -> u64 {
+    config
+        .drupal
+        .timeout_ms
+        .saturating_mul(4)
+        .saturating_add(1000)
+}
+
+/// The calls of one gate round in flight, and their replies as they land.
+#[derive(Default)]
+struct Flight {
+    /// Token and position of each call still out.
+    out: Vec<(u32, usize)>,
+    arrivals: Vec<Option<Arrival>>,
+}
+
+impl Flight {
+    /// Dispatches a round; a call Envoy refuses to send lands at once as `Failed`.
+    /// Returns each call's token (`None`: not sent).
+    fn launch(
+        &mut self,
+        ctx: &dyn Context,
+        shared: &Shared,
+        round: &[Outbound],
+    ) -> Vec<Option<u32>> {
+        self.out.clear();
+        self.arrivals = vec![None; round.len()];
+        let mut tokens = Vec::new();
+        for (index, outbound) in round.iter().enumerate() {
+            match shared.dispatch(ctx, outbound) {
+                Ok(token) => {
+                    self.out.push((token, index));
+                    tokens.push(Some(token));
+                }
+                Err(status) => {
+                    log::warn!(
+                        "dispatch to cluster {} failed: {status:?}",
+                        shared.config.drupal.cluster
+                    );
+                    if let Some(slot) = self.arrivals.get_mut(index) {
+                        *slot = Some(Arrival::plain(DrupalReply::Failed));
+                    }
+                    tokens.push(None);
+                }
+            }
+        }
+        tokens
+    }
+
+    /// Records a reply; false when the token is not one of this round's.
+    fn land(&mut self, token: u32, arrival: Arrival) -> bool {
+        let Some(pos) = self.out.iter().position(|(t, _)| *t == token) else {
+            return false;
+        };
+        let (_, index) = self.out.swap_remove(pos);
+        if let Some(slot) = self.arrivals.get_mut(index) {
+            *slot = Some(arrival);
+        }
+        true
+    }
+
+    /// Every reply of the round, once all have landed.
+    fn complete(&mut self) -> Option<Vec<Arrival>> {
+        if !self.out.is_empty() || self.arrivals.iter().any(Option::is_none) {
+            return None;
+        }
+        Some(
+            std::mem::take(&mut self.arrivals)
+                .into_iter()
+                .map(|a| a.unwrap_or(Arrival::plain(DrupalReply::Failed)))
+                .collect(),
+        )
+    }
+}
+
+/// The upstream session in shared data: one entry for every worker, updated by
+/// compare-and-swap. It holds the session cookie, so it never leaves the wasm VMs.
+const SESSION_SLOT: &str = "envoy-scim-drupal/session";
+
+struct SharedSession;
+
+impl SessionStore for SharedSession {
+    fn read(&mut self) -> Option<SessionSlot> {
+        let (bytes, _) = proxy_wasm::hostcalls::get_shared_data(SESSION_SLOT).ok()?;
+        serde_json::from_slice(&bytes?).ok()
+    }
+
+    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
+        for _ in 0..CAS_ATTEMPTS {
+            let Ok((bytes, cas)) = proxy_wasm::hostcalls::get_shared_data(SESSION_SLOT) else {
+                return;
+            };
+            let current = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+            let Ok(next) = serde_json::to_vec(&change(current)) else {
+                return;
+            };
+            match proxy_wasm::hostcalls::set_shared_data(SESSION_SLOT, Some(&next), cas) {
+                Err(proxy_wasm::types::Status::CasMismatch) => continue,
+                _ => return,
+            }
+        }
+    }
 }
 
 /// How often the mapping check is tried until Drupal has answered it.
@@ -80,23 +229,49 @@ const MAPPING_CHECK_PERIOD: Duration = Duration::from_secs(2);
 struct ScimRoot {
     shared: Option<Rc<Shared>>,
     check_in_flight: bool,
+    /// The mapping check goes through the upstream gate like any request.
+    gate: Gate,
+    flight: Flight,
 }
 
-impl Context for ScimRoot {
-    fn on_http_call_response(
-        &mut self,
-        _token_id: u32,
-        num_headers: usize,
-        body_size: usize,
-        _num_trailers: usize,
-    ) {
-        self.check_in_flight = false;
-        let Some(shared) = self.shared.clone() else {
-            return;
-        };
-        let reply = read_reply(self, num_headers, body_size);
-        let verdict = probe::read(&reply);
-        let line = probe::describe(&verdict, &reply);
+impl ScimRoot {
+    fn owner(shared: &Shared) -> String {
+        format!("{}:root", shared.vm_tag)
+    }
+
+    fn act(&mut self, shared: &Shared, next: Next) {
+        let owner = Self::owner(shared);
+        let now = millis(self.get_current_time());
+        let mut next = next;
+        loop {
+            log_notices(&mut self.gate);
+            match next {
+                Next::Send(round) => {
+                    let mut flight = std::mem::take(&mut self.flight);
+                    flight.launch(self, shared, &round);
+                    self.flight = flight;
+                    match self.flight.complete() {
+                        None => return,
+                        Some(arrivals) => {
+                            let (mut locks, mut store) = (SharedDataLocks, SharedSession);
+                            let mut env = shared.gate_env(now, &owner, &mut locks, &mut store);
+                            next = self.gate.receive(arrivals, &mut env);
+                        }
+                    }
+                }
+                Next::Deliver(replies) => {
+                    self.check_in_flight = false;
+                    let reply = replies.into_iter().next().unwrap_or(DrupalReply::Failed);
+                    self.conclude(shared, &reply);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn conclude(&mut self, shared: &Shared, reply: &DrupalReply) {
+        let verdict = probe::read(reply);
+        let line = probe::describe(&verdict, reply);
         match &verdict {
             Verdict::Ready => log::info!("{line}"),
             Verdict::MissingField(_) => log::error!("{line}"),
@@ -111,17 +286,44 @@ impl Context for ScimRoot {
     }
 }
 
+impl Context for ScimRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let arrival = shared.arrival(self, num_headers, body_size);
+        if !self.flight.land(token_id, arrival) {
+            return;
+        }
+        if let Some(arrivals) = self.flight.complete() {
+            let owner = Self::owner(&shared);
+            let now = millis(self.get_current_time());
+            let (mut locks, mut store) = (SharedDataLocks, SharedSession);
+            let mut env = shared.gate_env(now, &owner, &mut locks, &mut store);
+            let next = self.gate.receive(arrivals, &mut env);
+            self.act(&shared, next);
+        }
+    }
+}
+
 impl RootContext for ScimRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         match config::parse(&bytes, &|name| std::env::var(name).ok()) {
             Ok((config, credentials)) => {
                 log::info!(
-                    "scim gateway configured: base path {}, {} token(s), Drupal cluster {} as {}",
+                    "scim gateway configured: base path {}, {} token(s), Drupal cluster {} as {} ({:?} auth)",
                     config.base_path,
                     config.tokens.len(),
                     config.drupal.cluster,
-                    credentials.username
+                    credentials.username,
+                    credentials.mode
                 );
                 let now = self.get_current_time();
                 let vm_tag = now
@@ -160,12 +362,13 @@ impl RootContext for ScimRoot {
         {
             return;
         }
-        match shared.dispatch(self, &probe::call(&shared.config)) {
-            Ok(_) => self.check_in_flight = true,
-            Err(status) => {
-                log::warn!("could not ask Drupal to check the attribute mapping: {status:?}")
-            }
-        }
+        self.check_in_flight = true;
+        let owner = Self::owner(&shared);
+        let now = millis(self.get_current_time());
+        let (mut locks, mut store) = (SharedDataLocks, SharedSession);
+        let mut env = shared.gate_env(now, &owner, &mut locks, &mut store);
+        let next = self.gate.send(vec![probe::call(&shared.config)], &mut env);
+        self.act(&shared, next);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -176,8 +379,8 @@ impl RootContext for ScimRoot {
             shared: self.shared.clone(),
             request: Request::default(),
             exchange: None,
-            in_flight: Vec::new(),
-            replies: Vec::new(),
+            gate: Gate::new(),
+            flight: Flight::default(),
             scim: false,
             answered: false,
             drupal_calls: 0,
@@ -198,9 +401,9 @@ struct ScimHttp {
     shared: Option<Rc<Shared>>,
     request: Request,
     exchange: Option<Exchange>,
-    /// Tokens of the calls in flight, with their position in the current batch.
-    in_flight: Vec<(u32, usize)>,
-    replies: Vec<Option<DrupalReply>>,
+    /// Authenticates the exchange's calls to Drupal (Basic, or the shared session).
+    gate: Gate,
+    flight: Flight,
     scim: bool,
     answered: bool,
     drupal_calls: usize,
@@ -310,14 +513,7 @@ impl ScimHttp {
     fn env_parts(&self, shared: &Shared) -> (String, u64, u64) {
         let owner = format!("{}:{}", shared.vm_tag, self.context_id);
         let now_ms = millis(self.get_current_time());
-        // A lock outlives the longest request it can guard, unless its VM died.
-        let ttl = shared
-            .config
-            .drupal
-            .timeout_ms
-            .saturating_mul(4)
-            .saturating_add(1000);
-        (owner, now_ms, ttl)
+        (owner, now_ms, lock_ttl_ms(&shared.config))
     }
 
     fn begin(&mut self, shared: &Shared) {
@@ -351,48 +547,55 @@ impl ScimHttp {
         }
     }
 
+    /// The exchange's calls go through the gate, which may first log in.
     fn dispatch(&mut self, shared: &Shared, calls: Vec<DrupalCall>) {
-        self.in_flight.clear();
-        self.replies = vec![None; calls.len()];
-        for (index, call) in calls.iter().enumerate() {
-            if !call.is_wait() {
-                self.drupal_calls = self.drupal_calls.saturating_add(1);
-            }
-            match shared.dispatch(self, call) {
-                Ok(token) => {
-                    self.in_flight.push((token, index));
-                    if !call.is_wait() {
-                        let now = millis(self.get_current_time());
-                        self.sent_ms.push((token, now, call.method));
-                        log::debug!(
-                            "scim drupal call {} {}",
-                            call.method,
-                            crate::query::split_path(&call.path).0
-                        );
-                    }
-                }
-                Err(status) => {
-                    log::warn!(
-                        "dispatch to cluster {} failed: {status:?}",
-                        shared.config.drupal.cluster
-                    );
-                    if let Some(slot) = self.replies.get_mut(index) {
-                        *slot = Some(DrupalReply::Failed);
-                    }
-                }
-            }
-        }
-        self.resume_if_complete(shared);
+        let (owner, now_ms, _) = self.env_parts(shared);
+        let (mut locks, mut store) = (SharedDataLocks, SharedSession);
+        let mut env = shared.gate_env(now_ms, &owner, &mut locks, &mut store);
+        let next = self.gate.send(calls, &mut env);
+        self.follow(shared, next);
     }
 
-    fn resume_if_complete(&mut self, shared: &Shared) {
-        if !self.in_flight.is_empty() || self.replies.iter().any(Option::is_none) {
-            return;
+    fn follow(&mut self, shared: &Shared, next: Next) {
+        log_notices(&mut self.gate);
+        match next {
+            Next::Deliver(replies) => self.resume(shared, replies),
+            Next::Send(round) => {
+                let mut flight = std::mem::take(&mut self.flight);
+                let tokens = flight.launch(self, shared, &round);
+                self.flight = flight;
+                let now = millis(self.get_current_time());
+                for (outbound, token) in round.iter().zip(tokens) {
+                    if outbound.purpose == Purpose::Pause {
+                        continue;
+                    }
+                    self.drupal_calls = self.drupal_calls.saturating_add(1);
+                    if let Some(token) = token {
+                        self.sent_ms.push((token, now, outbound.call.method));
+                    }
+                    log::debug!(
+                        "scim drupal call {} {}",
+                        outbound.call.method,
+                        crate::query::split_path(&outbound.call.path).0
+                    );
+                }
+                self.gate_round_complete(shared);
+            }
         }
-        let replies: Vec<DrupalReply> = std::mem::take(&mut self.replies)
-            .into_iter()
-            .map(|r| r.unwrap_or(DrupalReply::Failed))
-            .collect();
+    }
+
+    fn gate_round_complete(&mut self, shared: &Shared) {
+        let Some(arrivals) = self.flight.complete() else {
+            return;
+        };
+        let (owner, now_ms, _) = self.env_parts(shared);
+        let (mut locks, mut store) = (SharedDataLocks, SharedSession);
+        let mut env = shared.gate_env(now_ms, &owner, &mut locks, &mut store);
+        let next = self.gate.receive(arrivals, &mut env);
+        self.follow(shared, next);
+    }
+
+    fn resume(&mut self, shared: &Shared, replies: Vec<DrupalReply>) {
         let (owner, now_ms, lock_ttl_ms) = self.env_parts(shared);
         let mut locks = SharedDataLocks;
         let mut env = Env {
@@ -441,15 +644,11 @@ impl Context for ScimHttp {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let Some(pos) = self.in_flight.iter().position(|(t, _)| *t == token_id) else {
-            return;
-        };
-        let (_, index) = self.in_flight.swap_remove(pos);
-        let reply = read_reply(self, num_headers, body_size);
+        let arrival = shared.arrival(self, num_headers, body_size);
         if let Some(sent) = self.sent_ms.iter().position(|(t, _, _)| *t == token_id) {
             let (_, at, method) = self.sent_ms.swap_remove(sent);
             let ms = millis(self.get_current_time()).saturating_sub(at);
-            let status = match &reply {
+            let status = match &arrival.reply {
                 DrupalReply::Answer { status, .. } => *status,
                 DrupalReply::Failed => 0,
             };
@@ -459,10 +658,9 @@ impl Context for ScimHttp {
             metrics::record("scim.drupal_latency_ms", ms);
             log::debug!("scim drupal answer {status} after {ms} ms");
         }
-        if let Some(slot) = self.replies.get_mut(index) {
-            *slot = Some(reply);
+        if self.flight.land(token_id, arrival) {
+            self.gate_round_complete(&shared);
         }
-        self.resume_if_complete(&shared);
     }
 }
 
@@ -532,6 +730,13 @@ impl HttpContext for ScimHttp {
         self.request.body = self.get_http_request_body(0, body_size).unwrap_or_default();
         self.begin(&shared);
         Action::Pause
+    }
+}
+
+/// The gate's account of logins and dead sessions (never secrets) at warning level.
+fn log_notices(gate: &mut Gate) {
+    for (level, line) in gate.take_notices() {
+        log::log!(level, "scim upstream: {line}");
     }
 }
 

@@ -21,6 +21,7 @@ pub mod probe;
 pub mod projection;
 pub mod query;
 pub mod rate;
+pub mod upstream;
 pub mod user;
 pub mod user_filter;
 

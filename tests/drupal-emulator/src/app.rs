@@ -539,6 +539,19 @@ impl App {
             html_page(404, "Page not found", &self.cfg.site_name)
         };
         resp.headers.append(&mut ctx.extra_headers);
+        let sets_cookie = resp
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("set-cookie"));
+        if ctx.actor.session_cookie.is_some() && !ctx.actor.is_auth() && !sets_cookie {
+            // A cookie for a session Drupal does not know: the request ran as anonymous, and
+            // SessionManager::save() destroys the empty session, deleting the cookie (PHP's
+            // setcookie() with an empty value writes `deleted` and a 1970 expiry).
+            resp.headers.push((
+                "Set-Cookie".into(),
+                format!("{SESSION_COOKIE}=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0; path=/; HttpOnly; SameSite=Lax"),
+            ));
+        }
         resp
     }
 }

@@ -672,6 +672,11 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
             app.reset();
             ok_json(200, &J::obj().with("ok", true))
         }
+        ("DELETE", "/_emulator/sessions") => {
+            // Every session ends at once, as after a password change or a sessions purge.
+            app.write().sessions.clear();
+            ok_json(200, &J::obj().with("ok", true))
+        }
         ("DELETE", "/_emulator/flood") => {
             app.flood
                 .lock()

@@ -1,0 +1,959 @@
+//! How calls to Drupal are authenticated: the gate between a request's exchange and the host.
+//!
+//! In `basic` mode every call carries the service account's Basic credentials. In `session`
+//! mode the gateway logs in once with core's JSON login (`POST /user/login?_format=json`),
+//! keeps the session cookie and CSRF token in a store shared by every worker (proxy-wasm
+//! shared data), and sends the cookie instead, with `X-CSRF-Token` on writes. Drupal then
+//! skips the password-hash check it does on every Basic call.
+//!
+//! A session ends without notice (Drupal's garbage collection, a password change, an admin
+//! ending it). Drupal then treats the cookie as anonymous: writes answer 403, reads answer
+//! what anonymous may see, and the response deletes the cookie. The gate notices either,
+//! confirms a bare 403 with `/user/login_status`, logs in again and replays the affected calls
+//! once, so the exchange never sees an anonymous answer caused by a dead session.
+//!
+//! Failed logins count towards Drupal's flood control (5 per account and IP in 6 hours lock
+//! the account). After a refused login the gate does not try again for a growing back-off
+//! (1 min, 5 min, 30 min, then 6 h) with the same credentials; meanwhile calls are answered
+//! as refused without reaching Drupal. Only one request per Envoy logs in at a time (a
+//! shared lock); the others pause and then use its session.
+//!
+//! Sans-IO like the rest of the core: the host hands in replies and does what `Next` says.
+
+use crate::config::{Credentials, UpstreamAuth};
+use crate::http::{DrupalCall, DrupalReply};
+use crate::membership::Locks;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const LOGIN_PATH: &str = "/user/login?_format=json";
+const LOGIN_STATUS_PATH: &str = "/user/login_status?_format=json";
+const LOGIN_LOCK: &str = "scim/drupal-login";
+/// Seconds to wait before another login after the 1st, 2nd, 3rd and later refusals.
+const LOGIN_BACKOFF_S: [u64; 4] = [60, 300, 1_800, 21_600];
+/// Pauses a request spends waiting for another request's login at most.
+const MAX_WAITS: u32 = 400;
+
+/// What the store shared by all workers holds (one entry for the whole Envoy).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionSlot {
+    /// `Credentials::account_tag` of the account this slot belongs to.
+    pub account: String,
+    /// `SESS…=value`, ready for a `Cookie` header.
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+    pub opened_ms: u64,
+    /// Logins refused in a row, and when the next may be tried.
+    pub refusals: u32,
+    pub retry_at_ms: u64,
+    /// What Drupal said when it last refused the login.
+    pub refusal: Option<String>,
+}
+
+/// The slot, shared by every worker (in Envoy: proxy-wasm shared data).
+pub trait SessionStore {
+    fn read(&mut self) -> Option<SessionSlot>;
+    /// Replaces the slot with what `change` makes of it, atomically with respect to other
+    /// workers (the change is re-applied if another worker wrote in between).
+    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot);
+}
+
+/// A store for one VM and for tests.
+#[derive(Debug, Default)]
+pub struct MemoryStore(pub Option<SessionSlot>);
+
+impl SessionStore for MemoryStore {
+    fn read(&mut self) -> Option<SessionSlot> {
+        self.0.clone()
+    }
+    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
+        self.0 = Some(change(self.0.take()));
+    }
+}
+
+/// What the gate needs from around it, for one step.
+pub struct GateEnv<'a> {
+    pub credentials: &'a Credentials,
+    pub store: &'a mut dyn SessionStore,
+    pub locks: &'a mut dyn Locks,
+    pub now_ms: u64,
+    /// Unique per request: who holds the login lock.
+    pub owner: &'a str,
+    pub lock_ttl_ms: u64,
+    /// Envoy's wait listener is configured (`wait_cluster`): pauses need not reach Drupal.
+    pub can_pause: bool,
+}
+
+/// Why a call goes out; the host reads `Set-Cookie` only where it matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A call the exchange asked for.
+    Exchange,
+    /// A pause (Envoy's wait listener, or an anonymous status read standing in for one).
+    Pause,
+    Login,
+    /// Asks Drupal whether the session is still logged in.
+    StatusCheck,
+}
+
+/// A call ready to dispatch: the host adds `:authority`, `accept` and the timeout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outbound {
+    pub call: DrupalCall,
+    /// Authentication headers (lower-case names).
+    pub headers: Vec<(&'static str, String)>,
+    pub purpose: Purpose,
+}
+
+/// One reply, with the `Set-Cookie` headers Drupal sent, one per line (session mode reads
+/// them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrival {
+    pub reply: DrupalReply,
+    pub set_cookie: Option<String>,
+}
+
+impl Arrival {
+    pub fn plain(reply: DrupalReply) -> Self {
+        Arrival {
+            reply,
+            set_cookie: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Dispatch these concurrently; hand every reply back, in order, to `receive`.
+    Send(Vec<Outbound>),
+    /// The replies to the exchange's calls, in the order it asked for them.
+    Deliver(Vec<DrupalReply>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    /// The exchange's pending calls are out.
+    Calls,
+    LoggingIn,
+    Pausing,
+    /// A status check is out after a 401/403.
+    Checking,
+}
+
+/// One request's gate: it carries the exchange's batches of calls to Drupal.
+#[derive(Debug)]
+pub struct Gate {
+    phase: Phase,
+    batch: Vec<DrupalCall>,
+    /// Final replies so far, by position in `batch`.
+    kept: Vec<Option<DrupalReply>>,
+    /// Positions in `batch` that are (to be) sent in the current round.
+    pending: Vec<usize>,
+    /// The session cookie the current round was sent with.
+    cookie_used: Option<String>,
+    /// This batch was already replayed after a dead session: never twice.
+    renewed: bool,
+    pauses: u32,
+    /// For the host's log: what happened to the login (never holds a secret).
+    notices: Vec<(log::Level, String)>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
+    }
+}
+
+enum Access {
+    Ready { cookie: String, csrf: String },
+    Login,
+    Pause,
+    Refused(String),
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate {
+            phase: Phase::Idle,
+            batch: Vec::new(),
+            kept: Vec::new(),
+            pending: Vec::new(),
+            cookie_used: None,
+            renewed: false,
+            pauses: 0,
+            notices: Vec::new(),
+        }
+    }
+
+    /// Lines for the host's log since the last call.
+    pub fn take_notices(&mut self) -> Vec<(log::Level, String)> {
+        std::mem::take(&mut self.notices)
+    }
+
+    fn warn(&mut self, line: &str) {
+        self.notices.push((log::Level::Warn, line.to_string()));
+    }
+
+    /// The exchange asks for these calls.
+    pub fn send(&mut self, calls: Vec<DrupalCall>, env: &mut GateEnv) -> Next {
+        self.kept = vec![None; calls.len()];
+        self.pending = (0..calls.len()).collect();
+        self.batch = calls;
+        self.renewed = false;
+        self.pauses = 0;
+        self.proceed(env)
+    }
+
+    /// Every reply to the last `Send`, in order.
+    pub fn receive(&mut self, arrivals: Vec<Arrival>, env: &mut GateEnv) -> Next {
+        match self.phase {
+            Phase::Calls => self.calls_answered(arrivals, env),
+            Phase::LoggingIn => {
+                let arrival = arrivals
+                    .into_iter()
+                    .next()
+                    .unwrap_or(Arrival::plain(DrupalReply::Failed));
+                self.login_answered(arrival, env)
+            }
+            Phase::Pausing => {
+                self.pauses = self.pauses.saturating_add(1);
+                self.proceed(env)
+            }
+            Phase::Checking => {
+                let logged_in = match arrivals.first().map(|a| &a.reply) {
+                    Some(DrupalReply::Answer { status: 200, body }) => {
+                        String::from_utf8_lossy(body).trim() != "0"
+                    }
+                    // No clear answer: keep Drupal's 403 as it was.
+                    _ => true,
+                };
+                if logged_in {
+                    self.finish()
+                } else {
+                    self.warn("Drupal no longer honours the gateway's session: logging in again");
+                    let replay = self.replayable();
+                    self.renew(replay, env)
+                }
+            }
+            Phase::Idle => self.finish(),
+        }
+    }
+
+    fn proceed(&mut self, env: &mut GateEnv) -> Next {
+        let needs_auth = self
+            .pending
+            .iter()
+            .filter_map(|i| self.batch.get(*i))
+            .any(|c| !c.is_wait());
+        if env.credentials.mode == UpstreamAuth::Basic || !needs_auth {
+            let auth = vec![("authorization", env.credentials.authorization.clone())];
+            return self.send_pending(auth, None, None);
+        }
+        match access(env) {
+            Access::Ready { cookie, csrf } => {
+                self.send_pending(vec![("cookie", cookie.clone())], Some(cookie), Some(csrf))
+            }
+            Access::Login => {
+                self.phase = Phase::LoggingIn;
+                Next::Send(vec![login_call(env.credentials)])
+            }
+            Access::Pause if self.pauses < MAX_WAITS => {
+                self.phase = Phase::Pausing;
+                Next::Send(vec![pause(env.can_pause)])
+            }
+            Access::Pause => self.refuse_pending(
+                "Timed out waiting for another request's Drupal login.".to_string(),
+            ),
+            Access::Refused(reason) => self.refuse_pending(reason),
+        }
+    }
+
+    /// Sends the pending calls with `auth` (pauses go bare; writes get the CSRF token).
+    fn send_pending(
+        &mut self,
+        auth: Vec<(&'static str, String)>,
+        cookie: Option<String>,
+        csrf: Option<String>,
+    ) -> Next {
+        self.phase = Phase::Calls;
+        self.cookie_used = cookie;
+        let outbound = self
+            .pending
+            .iter()
+            .filter_map(|i| self.batch.get(*i))
+            .map(|call| {
+                if call.is_wait() {
+                    return Outbound {
+                        call: call.clone(),
+                        headers: Vec::new(),
+                        purpose: Purpose::Pause,
+                    };
+                }
+                let mut headers = auth.clone();
+                if let (Some(token), false) = (&csrf, is_safe(call.method)) {
+                    headers.push(("x-csrf-token", token.clone()));
+                }
+                Outbound {
+                    call: call.clone(),
+                    headers,
+                    purpose: Purpose::Exchange,
+                }
+            })
+            .collect();
+        Next::Send(outbound)
+    }
+
+    fn calls_answered(&mut self, arrivals: Vec<Arrival>, env: &mut GateEnv) -> Next {
+        let mut session_ended = false;
+        let mut refused = false;
+        for (i, arrival) in self.pending.iter().zip(arrivals) {
+            let is_wait = self.batch.get(*i).map(DrupalCall::is_wait).unwrap_or(true);
+            if !is_wait && self.cookie_used.is_some() {
+                session_ended |= deletes_session(arrival.set_cookie.as_deref());
+                match &arrival.reply {
+                    DrupalReply::Answer { status: 403, body } if mentions_csrf(body) => {
+                        session_ended = true
+                    }
+                    DrupalReply::Answer {
+                        status: 401 | 403, ..
+                    } => refused = true,
+                    _ => {}
+                }
+            }
+            if let Some(slot) = self.kept.get_mut(*i) {
+                *slot = Some(arrival.reply);
+            }
+        }
+        if self.renewed || self.cookie_used.is_none() {
+            return self.finish();
+        }
+        if session_ended {
+            self.warn("Drupal ended the gateway's session: logging in again");
+            let replay = self.replayable();
+            return self.renew(replay, env);
+        }
+        if refused {
+            if let Some(cookie) = self.cookie_used.clone() {
+                self.phase = Phase::Checking;
+                return Next::Send(vec![Outbound {
+                    call: DrupalCall {
+                        method: "GET",
+                        path: LOGIN_STATUS_PATH.to_string(),
+                        content_type: None,
+                        body: None,
+                    },
+                    headers: vec![("cookie", cookie)],
+                    purpose: Purpose::StatusCheck,
+                }]);
+            }
+        }
+        self.finish()
+    }
+
+    /// Calls of this round that a dead session spoiled: reads (answered as anonymous) and
+    /// refused writes. Writes Drupal accepted are kept.
+    fn replayable(&self) -> Vec<usize> {
+        self.pending
+            .iter()
+            .copied()
+            .filter(|i| {
+                let read = self
+                    .batch
+                    .get(*i)
+                    .map(|c| is_safe(c.method) && !c.is_wait());
+                let refused = matches!(
+                    self.kept.get(*i),
+                    Some(Some(DrupalReply::Answer {
+                        status: 401 | 403,
+                        ..
+                    }))
+                );
+                read == Some(true) || refused
+            })
+            .collect()
+    }
+
+    fn renew(&mut self, replay: Vec<usize>, env: &mut GateEnv) -> Next {
+        self.renewed = true;
+        if let Some(dead) = self.cookie_used.take() {
+            env.store.update(&|slot| {
+                let mut slot = slot.unwrap_or_default();
+                if slot.cookie.as_deref() == Some(dead.as_str()) {
+                    slot.cookie = None;
+                    slot.csrf = None;
+                }
+                slot
+            });
+        }
+        for i in &replay {
+            if let Some(slot) = self.kept.get_mut(*i) {
+                *slot = None;
+            }
+        }
+        self.pending = replay;
+        if self.pending.is_empty() {
+            return self.finish();
+        }
+        self.proceed(env)
+    }
+
+    fn login_answered(&mut self, arrival: Arrival, env: &mut GateEnv) -> Next {
+        env.locks.unlock(LOGIN_LOCK, env.owner);
+        let account = env.credentials.account_tag.clone();
+        let now = env.now_ms;
+        match read_login(&arrival) {
+            LoginResult::Opened { cookie, csrf } => {
+                env.store.update(&|_| SessionSlot {
+                    account: account.clone(),
+                    cookie: Some(cookie.clone()),
+                    csrf: Some(csrf.clone()),
+                    opened_ms: now,
+                    ..SessionSlot::default()
+                });
+                self.notices.push((
+                    log::Level::Info,
+                    format!(
+                        "logged in to Drupal as {}: session shared by all workers",
+                        env.credentials.username
+                    ),
+                ));
+                self.send_pending(vec![("cookie", cookie.clone())], Some(cookie), Some(csrf))
+            }
+            LoginResult::Refused(reason) => {
+                let previous = env
+                    .store
+                    .read()
+                    .filter(|s| s.account == account)
+                    .map(|s| s.refusals)
+                    .unwrap_or(0);
+                let refusals = previous.saturating_add(1);
+                let backoff = backoff_s(refusals);
+                env.store.update(&|_| SessionSlot {
+                    account: account.clone(),
+                    refusals,
+                    retry_at_ms: now.saturating_add(backoff.saturating_mul(1000)),
+                    refusal: Some(reason.clone()),
+                    ..SessionSlot::default()
+                });
+                let line = format!(
+                    "Drupal refused the gateway's login as {}: {reason} (refusal {refusals}; next attempt in {backoff} s, to stay within Drupal's flood control)",
+                    env.credentials.username
+                );
+                self.refuse_pending(line)
+            }
+            LoginResult::Unavailable(reply) => {
+                self.warn("the Drupal login did not succeed: Drupal did not answer it");
+                self.answer_pending_with(reply)
+            }
+        }
+    }
+
+    /// The pending calls fail as Drupal's refusal of the account would (a 403): the exchange
+    /// reports it (and releases what it holds) as it does any refused call.
+    fn refuse_pending(&mut self, reason: String) -> Next {
+        self.warn(&reason);
+        let body = serde_json::json!({"message": reason});
+        self.answer_pending_with(DrupalReply::Answer {
+            status: 403,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        })
+    }
+
+    fn answer_pending_with(&mut self, reply: DrupalReply) -> Next {
+        for i in std::mem::take(&mut self.pending) {
+            if let Some(slot) = self.kept.get_mut(i) {
+                *slot = Some(reply.clone());
+            }
+        }
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Next {
+        self.phase = Phase::Idle;
+        self.pending.clear();
+        Next::Deliver(
+            std::mem::take(&mut self.kept)
+                .into_iter()
+                .map(|r| r.unwrap_or(DrupalReply::Failed))
+                .collect(),
+        )
+    }
+}
+
+/// Whether this request may use the shared session, must log in, or must wait.
+fn access(env: &mut GateEnv) -> Access {
+    let account = env.credentials.account_tag.as_str();
+    let slot = env.store.read().filter(|s| s.account == account);
+    let now = env.now_ms;
+    if let Some(s) = &slot {
+        if let (Some(cookie), Some(csrf)) = (&s.cookie, &s.csrf) {
+            let fresh = now.saturating_sub(s.opened_ms) < env.credentials.session_max_age_ms;
+            // An aged session still works while one request replaces it.
+            if fresh
+                || !env
+                    .locks
+                    .try_lock(LOGIN_LOCK, env.owner, now, env.lock_ttl_ms)
+            {
+                return Access::Ready {
+                    cookie: cookie.clone(),
+                    csrf: csrf.clone(),
+                };
+            }
+            return Access::Login;
+        }
+        if s.refusals > 0 && now < s.retry_at_ms {
+            let wait_s = s.retry_at_ms.saturating_sub(now).div_ceil(1000);
+            return Access::Refused(format!(
+                "Drupal refused the gateway's login as {}{}; no new attempt for {wait_s} s (Drupal's flood control)",
+                env.credentials.username,
+                s.refusal
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if env
+        .locks
+        .try_lock(LOGIN_LOCK, env.owner, now, env.lock_ttl_ms)
+    {
+        Access::Login
+    } else {
+        Access::Pause
+    }
+}
+
+fn backoff_s(refusals: u32) -> u64 {
+    let index = usize::try_from(refusals.saturating_sub(1)).unwrap_or(usize::MAX);
+    LOGIN_BACKOFF_S
+        .get(index)
+        .or(LOGIN_BACKOFF_S.last())
+        .copied()
+        .unwrap_or(21_600)
+}
+
+fn login_call(credentials: &Credentials) -> Outbound {
+    let body = serde_json::json!({"name": credentials.username, "pass": credentials.password});
+    Outbound {
+        call: DrupalCall {
+            method: "POST",
+            path: LOGIN_PATH.to_string(),
+            content_type: Some("application/json"),
+            body: Some(serde_json::to_vec(&body).unwrap_or_default()),
+        },
+        headers: Vec::new(),
+        purpose: Purpose::Login,
+    }
+}
+
+/// A pause: Envoy's wait listener, or else an anonymous, cheap Drupal read.
+fn pause(can_pause: bool) -> Outbound {
+    let call = if can_pause {
+        DrupalCall::wait()
+    } else {
+        DrupalCall {
+            method: "GET",
+            path: LOGIN_STATUS_PATH.to_string(),
+            content_type: None,
+            body: None,
+        }
+    };
+    Outbound {
+        call,
+        headers: Vec::new(),
+        purpose: Purpose::Pause,
+    }
+}
+
+enum LoginResult {
+    Opened {
+        cookie: String,
+        csrf: String,
+    },
+    /// Drupal answered and said no (wrong password, blocked account, flood control).
+    Refused(String),
+    /// No usable answer (Drupal down, 5xx): not a refusal, so no back-off.
+    Unavailable(DrupalReply),
+}
+
+fn read_login(arrival: &Arrival) -> LoginResult {
+    let DrupalReply::Answer { status, body } = &arrival.reply else {
+        return LoginResult::Unavailable(DrupalReply::Failed);
+    };
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    if *status == 200 {
+        let csrf = json
+            .as_ref()
+            .and_then(|j| j.get("csrf_token"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let cookie = arrival.set_cookie.as_deref().and_then(session_cookie);
+        return match (cookie, csrf) {
+            (Some(cookie), Some(csrf)) => LoginResult::Opened { cookie, csrf },
+            _ => LoginResult::Unavailable(DrupalReply::Answer {
+                status: 502,
+                body: b"Drupal's login answer had no session cookie or CSRF token".to_vec(),
+            }),
+        };
+    }
+    if matches!(status, 400 | 401 | 403) {
+        let message = json
+            .as_ref()
+            .and_then(|j| j.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given")
+            .chars()
+            .take(200)
+            .collect();
+        return LoginResult::Refused(message);
+    }
+    LoginResult::Unavailable(arrival.reply.clone())
+}
+
+/// `SESS…=value` from a `Set-Cookie` header (Drupal's session cookies are `SESS`/`SSESS`
+/// followed by a hash of the cookie domain).
+fn session_cookie(set_cookie: &str) -> Option<String> {
+    set_cookie.lines().find_map(|one| {
+        let pair = one.split(';').next()?.trim();
+        let (name, value) = pair.split_once('=')?;
+        let ours = name.starts_with("SESS") || name.starts_with("SSESS");
+        (ours && !value.is_empty() && value != "deleted").then(|| pair.to_string())
+    })
+}
+
+/// Drupal deletes the cookie of a session it no longer knows (the request ran as anonymous).
+fn deletes_session(set_cookie: Option<&str>) -> bool {
+    set_cookie.is_some_and(|h| {
+        h.lines().any(|one| {
+            let mut parts = one.split(';').map(str::trim);
+            let pair = parts.next().unwrap_or_default();
+            let Some((name, value)) = pair.split_once('=') else {
+                return false;
+            };
+            let ours = name.starts_with("SESS") || name.starts_with("SSESS");
+            let expired = value.is_empty()
+                || value == "deleted"
+                || parts.any(|p| p.eq_ignore_ascii_case("max-age=0"));
+            ours && expired
+        })
+    })
+}
+
+fn mentions_csrf(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("X-CSRF-Token")
+}
+
+fn is_safe(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::MemoryLocks;
+
+    const COOKIE: &str = "SESS12ca17b49af2289436f303e0166030a2=abc";
+
+    fn creds(mode: UpstreamAuth) -> Credentials {
+        Credentials {
+            username: "svc".into(),
+            password: "pw".into(),
+            authorization: "Basic c3ZjOnB3".into(),
+            mode,
+            session_max_age_ms: 3_600_000,
+            account_tag: "tag".into(),
+        }
+    }
+
+    struct World {
+        creds: Credentials,
+        store: MemoryStore,
+        locks: MemoryLocks,
+        now_ms: u64,
+    }
+
+    impl World {
+        fn new(mode: UpstreamAuth) -> Self {
+            World {
+                creds: creds(mode),
+                store: MemoryStore::default(),
+                locks: MemoryLocks::default(),
+                now_ms: 1_000_000,
+            }
+        }
+        fn env(&mut self, owner: &'static str) -> GateEnv<'_> {
+            GateEnv {
+                credentials: &self.creds,
+                store: &mut self.store,
+                locks: &mut self.locks,
+                now_ms: self.now_ms,
+                owner,
+                lock_ttl_ms: 6_000,
+                can_pause: true,
+            }
+        }
+    }
+
+    fn get(path: &str) -> DrupalCall {
+        DrupalCall {
+            method: "GET",
+            path: path.into(),
+            content_type: None,
+            body: None,
+        }
+    }
+
+    fn patch(path: &str) -> DrupalCall {
+        DrupalCall {
+            method: "PATCH",
+            path: path.into(),
+            content_type: Some("application/vnd.api+json"),
+            body: Some(b"{}".to_vec()),
+        }
+    }
+
+    fn ok(body: &str) -> Arrival {
+        Arrival::plain(DrupalReply::Answer {
+            status: 200,
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    fn sent(next: &Next) -> &Vec<Outbound> {
+        match next {
+            Next::Send(out) => out,
+            other => panic!("expected calls, got {other:?}"),
+        }
+    }
+
+    fn login_ok() -> Arrival {
+        Arrival {
+            reply: DrupalReply::Answer {
+                status: 200,
+                body: br#"{"current_user":{"uid":"1","name":"svc"},"csrf_token":"tok","logout_token":"x"}"#.to_vec(),
+            },
+            set_cookie: Some(format!("{COOKIE}; expires=Mon, 21 Dec 2026 15:17:57 GMT; Max-Age=2000000; path=/; HttpOnly; SameSite=Lax")),
+        }
+    }
+
+    fn header<'a>(out: &'a Outbound, name: &str) -> Option<&'a str> {
+        out.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn basic_mode_adds_the_authorization_header_and_passes_replies_through() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        let mut gate = Gate::new();
+        let next = gate.send(
+            vec![get("/jsonapi/user/user"), DrupalCall::wait()],
+            &mut w.env("a"),
+        );
+        let out = sent(&next);
+        assert_eq!(header(&out[0], "authorization"), Some("Basic c3ZjOnB3"));
+        assert!(out[1].headers.is_empty(), "pauses carry no credentials");
+        let next = gate.receive(vec![ok("{}"), ok("")], &mut w.env("a"));
+        assert!(matches!(next, Next::Deliver(r) if r.len() == 2));
+    }
+
+    #[test]
+    fn session_mode_logs_in_once_and_shares_the_session() {
+        let mut w = World::new(UpstreamAuth::Session);
+        let mut gate = Gate::new();
+        let next = gate.send(vec![patch("/jsonapi/user/user/u")], &mut w.env("a"));
+        let login = &sent(&next)[0];
+        assert_eq!(login.purpose, Purpose::Login);
+        assert_eq!(login.call.path, "/user/login?_format=json");
+        assert!(
+            login.headers.is_empty(),
+            "no credentials in headers: they are in the body"
+        );
+        let body: Value = serde_json::from_slice(login.call.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body, serde_json::json!({"name": "svc", "pass": "pw"}));
+        // A second request meanwhile waits for that login instead of starting its own.
+        let mut other = Gate::new();
+        let waiting = other.send(vec![get("/jsonapi/user/user")], &mut w.env("b"));
+        assert_eq!(sent(&waiting)[0].purpose, Purpose::Pause);
+
+        let next = gate.receive(vec![login_ok()], &mut w.env("a"));
+        let call = &sent(&next)[0];
+        assert_eq!(header(call, "cookie"), Some(COOKIE));
+        assert_eq!(header(call, "x-csrf-token"), Some("tok"));
+        assert_eq!(header(call, "authorization"), None);
+
+        let next = other.receive(vec![ok("")], &mut w.env("b"));
+        let call = &sent(&next)[0];
+        assert_eq!(header(call, "cookie"), Some(COOKIE));
+        assert_eq!(
+            header(call, "x-csrf-token"),
+            None,
+            "reads need no CSRF token"
+        );
+    }
+
+    fn logged_in(w: &mut World) {
+        w.store.0 = Some(SessionSlot {
+            account: "tag".into(),
+            cookie: Some(COOKIE.into()),
+            csrf: Some("tok".into()),
+            opened_ms: w.now_ms,
+            ..SessionSlot::default()
+        });
+    }
+
+    #[test]
+    fn a_dead_session_is_noticed_renewed_and_the_reads_replayed() {
+        let mut w = World::new(UpstreamAuth::Session);
+        logged_in(&mut w);
+        let mut gate = Gate::new();
+        gate.send(vec![get("/a"), get("/b")], &mut w.env("a"));
+        let anonymous = Arrival {
+            reply: DrupalReply::Answer {
+                status: 200,
+                body: b"{}".to_vec(),
+            },
+            set_cookie: Some("SESS12ca17b49af2289436f303e0166030a2=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0; path=/".into()),
+        };
+        let next = gate.receive(vec![anonymous.clone(), anonymous], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        assert_eq!(w.store.0.as_ref().unwrap().cookie, None);
+        let next = gate.receive(vec![login_ok()], &mut w.env("a"));
+        assert_eq!(sent(&next).len(), 2, "both reads are replayed");
+        let next = gate.receive(vec![ok("\"a\""), ok("\"b\"")], &mut w.env("a"));
+        let Next::Deliver(replies) = next else {
+            panic!()
+        };
+        assert_eq!(replies[1], ok("\"b\"").reply);
+    }
+
+    #[test]
+    fn a_403_is_checked_and_only_a_logged_out_session_is_renewed() {
+        let mut w = World::new(UpstreamAuth::Session);
+        logged_in(&mut w);
+        let forbidden = Arrival::plain(DrupalReply::Answer {
+            status: 403,
+            body: b"{}".to_vec(),
+        });
+        // Still logged in: the 403 is Drupal's real answer.
+        let mut gate = Gate::new();
+        gate.send(vec![patch("/x")], &mut w.env("a"));
+        let next = gate.receive(vec![forbidden.clone()], &mut w.env("a"));
+        let check = &sent(&next)[0];
+        assert_eq!(check.purpose, Purpose::StatusCheck);
+        assert_eq!(header(check, "cookie"), Some(COOKIE));
+        let next = gate.receive(vec![ok("1")], &mut w.env("a"));
+        assert_eq!(next, Next::Deliver(vec![forbidden.reply.clone()]));
+        // Logged out: log in again and replay the write, once.
+        let mut gate = Gate::new();
+        gate.send(vec![patch("/x")], &mut w.env("a"));
+        gate.receive(vec![forbidden.clone()], &mut w.env("a"));
+        let next = gate.receive(vec![ok("0")], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        let next = gate.receive(vec![login_ok()], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].call.path, "/x");
+        let next = gate.receive(vec![forbidden.clone()], &mut w.env("a"));
+        assert_eq!(next, Next::Deliver(vec![forbidden.reply]), "never twice");
+    }
+
+    #[test]
+    fn accepted_writes_are_not_replayed() {
+        let mut w = World::new(UpstreamAuth::Session);
+        logged_in(&mut w);
+        let mut gate = Gate::new();
+        gate.send(vec![patch("/done"), patch("/refused")], &mut w.env("a"));
+        let csrf = Arrival::plain(DrupalReply::Answer {
+            status: 403,
+            body: br#"{"message":"X-CSRF-Token request header is invalid"}"#.to_vec(),
+        });
+        let next = gate.receive(vec![ok("{}"), csrf], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        let next = gate.receive(vec![login_ok()], &mut w.env("a"));
+        let out = sent(&next);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].call.path, "/refused");
+    }
+
+    #[test]
+    fn refused_logins_back_off_to_respect_flood_control() {
+        let mut w = World::new(UpstreamAuth::Session);
+        let mut gate = Gate::new();
+        gate.send(vec![get("/a")], &mut w.env("a"));
+        let refusal = Arrival::plain(DrupalReply::Answer {
+            status: 400,
+            body: br#"{"message":"Sorry, unrecognized username or password."}"#.to_vec(),
+        });
+        let next = gate.receive(vec![refusal], &mut w.env("a"));
+        let Next::Deliver(replies) = next else {
+            panic!()
+        };
+        assert!(matches!(
+            replies[0],
+            DrupalReply::Answer { status: 403, .. }
+        ));
+        assert!(gate.take_notices()[0].1.contains("unrecognized username"));
+        let slot = w.store.0.clone().unwrap();
+        assert_eq!((slot.refusals, slot.retry_at_ms), (1, w.now_ms + 60_000));
+        // Within the back-off no login is tried: the answer comes without a Drupal call.
+        w.now_ms += 59_000;
+        let next = Gate::new().send(vec![get("/a")], &mut w.env("b"));
+        assert!(matches!(next, Next::Deliver(_)));
+        // After it, one login again; a second refusal doubles down.
+        w.now_ms += 2_000;
+        let next = Gate::new().send(vec![get("/a")], &mut w.env("c"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        assert_eq!(backoff_s(2), 300);
+        assert_eq!(backoff_s(9), 21_600);
+        // New credentials (a config change) are not held back by the old ones' refusals.
+        let mut w2 = World::new(UpstreamAuth::Session);
+        w2.store.0 = Some(SessionSlot {
+            account: "other".into(),
+            refusals: 3,
+            retry_at_ms: u64::MAX,
+            ..SessionSlot::default()
+        });
+        let next = Gate::new().send(vec![get("/a")], &mut w2.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+    }
+
+    #[test]
+    fn an_aged_session_is_replaced_by_one_request_while_others_keep_using_it() {
+        let mut w = World::new(UpstreamAuth::Session);
+        logged_in(&mut w);
+        w.now_ms += 3_600_000;
+        let next = Gate::new().send(vec![get("/a")], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        let next = Gate::new().send(vec![get("/a")], &mut w.env("b"));
+        assert_eq!(header(&sent(&next)[0], "cookie"), Some(COOKIE));
+    }
+
+    #[test]
+    fn a_login_drupal_does_not_answer_fails_the_calls_without_back_off() {
+        let mut w = World::new(UpstreamAuth::Session);
+        let mut gate = Gate::new();
+        gate.send(vec![get("/a")], &mut w.env("a"));
+        let next = gate.receive(vec![Arrival::plain(DrupalReply::Failed)], &mut w.env("a"));
+        assert_eq!(next, Next::Deliver(vec![DrupalReply::Failed]));
+        assert!(w.store.0.is_none());
+        assert!(
+            w.locks.try_lock(LOGIN_LOCK, "b", w.now_ms, 1),
+            "the lock is released"
+        );
+    }
+
+    #[test]
+    fn session_cookies_are_read_from_set_cookie() {
+        assert_eq!(
+            session_cookie("SESSab=xyz; path=/; HttpOnly").as_deref(),
+            Some("SESSab=xyz")
+        );
+        assert_eq!(session_cookie("other=1"), None);
+        assert!(deletes_session(Some(
+            "SESSab=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0"
+        )));
+        assert!(!deletes_session(Some("SESSab=xyz; Max-Age=2000000")));
+        assert!(!deletes_session(None));
+    }
+}
