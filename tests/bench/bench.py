@@ -10,6 +10,14 @@ and prints requests/s, the ratio filter ÷ plain, p50/p99 latency and the non-2x
 side, plus the wasm size and Envoy's RSS before and after.
 
     scripts/bench [-t 2] [-c 8] [-d 10] [--latency-ms 0] [--warmup 1] [--pairs get,lookup,patch,create] [--memory]
+
+`--auth-modes` instead compares the filter's two upstream auth modes (`drupal.auth` = "basic"
+and "session") against an emulator that charges Drupal's measured per-request cost
+(`--cost-model drupal`: Basic auth pays the 42.6 ms bcrypt check on every call, a session
+cookie does not): one Envoy per mode on the same emulator, SCIM side only, and per operation
+p50/p99/req/s of each mode and the ratio session ÷ basic of p50.
+
+    scripts/bench --auth-modes [-t 2] [-c 8] [-d 10] [--pairs get,lookup,patch,create]
 """
 
 from __future__ import annotations
@@ -123,6 +131,104 @@ def memory_growth(envoy: harness.Envoy, base: str, args, envs: list[dict]) -> in
     return 0
 
 
+AUTH_MODES = ("basic", "session")
+
+
+def auth_modes(args, ops: list[str], emulator: harness.Emulator, workdir: Path, token: str, overrides: dict, envoys: list) -> int:
+    """SCIM latency with the filter's two upstream auth modes against Drupal's measured cost
+    per call (`--cost-model drupal` on the emulator): one Envoy per `drupal.auth` value, both on
+    the same emulator, each op measured on basic then session with the same wrk settings."""
+    by_mode: dict[str, harness.Envoy] = {}
+    for mode in AUTH_MODES:
+        e = harness.Envoy(
+            workdir,
+            emulator,
+            {"primary": token},
+            plugin_overrides={**overrides, "drupal.auth": mode},
+            concurrency=args.concurrency,
+            name=f"envoy-{mode}",
+        )
+        envoys.append(e)
+        bench_config(e)
+        e.start()
+        by_mode[mode] = e
+    scim_auth = "Bearer " + token
+
+    # Data: a shared GET pool, a PATCH pool per mode, one user to look up. Creates are not
+    # reset between modes (a reset would also drop the session mode's Drupal session); at
+    # Drupal's pace a run adds a few thousand users, which costs the emulator microseconds.
+    get_pool = emulator.seed_users([{"name": f"bench-get-{i}", "mail": f"bench-get-{i}@example.com"} for i in range(POOL)])
+    patch_pools = {
+        mode: emulator.seed_users([{"name": f"bench-p{mode[0]}-{i}", "mail": f"bench-p{mode[0]}-{i}@example.com"} for i in range(POOL)])
+        for mode in AUTH_MODES
+    }
+    emulator.seed_user("bench-lookup", mail="bench-lookup@example.com")
+    # Sanity: each mode answers 2xx once (the session mode logs in here) before we measure.
+    for mode, e in by_mode.items():
+        r = e.scim("GET", f"/Users/{get_pool[0]['uuid']}", token=token)
+        assert r.status_code == 200, (mode, r.status_code, r.text[:300])
+    if args.latency_ms:
+        emulator.settings(latency_ms=args.latency_ms)
+
+    lookup = "/scim/v2/Users?filter=" + urllib.parse.quote('userName eq "bench-lookup"', safe="")
+
+    def case(op: str, mode: str) -> tuple[str, dict]:
+        if op == "get":
+            return "GET /Users/{id}", dict(BENCH_METHOD="GET", BENCH_PATHS=" ".join(f"/scim/v2/Users/{u['uuid']}" for u in get_pool))
+        if op == "lookup":
+            return 'GET /Users?filter=userName eq "…"', dict(BENCH_METHOD="GET", BENCH_PATHS=lookup)
+        if op == "patch":
+            paths = " ".join(f"/scim/v2/Users/{u['uuid']}" for u in patch_pools[mode])
+            return "PATCH /Users/{id} active=false", dict(BENCH_METHOD="PATCH", BENCH_BODY="scim_patch", BENCH_PATHS=paths)
+        return "POST /Users", dict(BENCH_METHOD="POST", BENCH_BODY="scim_post", BENCH_PATHS="/scim/v2/Users")
+
+    print(f"scripts/bench --auth-modes  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {os.cpu_count()} CPUs")
+    print(
+        f"wrk -t {args.threads} -c {args.connections}, {args.duration:g} s per mode (+{args.warmup:g} s warm-up); "
+        f"Envoy --concurrency {args.concurrency}, one Envoy per drupal.auth mode; emulator --cost-model drupal"
+        + (f" + latency {args.latency_ms} ms" if args.latency_ms else "")
+    )
+    print()
+    hdr = f"{'op':<8} {'mode':<8} {'request':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8} {'Drupal calls/req':>16}"
+    print(hdr)
+    print("-" * len(hdr))
+    failures = 0
+    summary = []
+    for op in ops:
+        res = {}
+        for mode in AUTH_MODES:
+            e = by_mode[mode]
+            label, env = case(op, mode)
+            env = {**env, "BENCH_AUTH": scim_auth}
+            base = f"http://{e.hostport}"
+            if args.warmup > 0:
+                run_wrk(base, args, env, args.warmup)
+            calls0 = drupal_calls(e)
+            r = run_wrk(base, args, env, args.duration)
+            r["calls_per_request"] = (drupal_calls(e) - calls0) / max(r["requests"], 1)
+            res[mode] = r
+            bad = r["non2xx"]
+            failures += bad + r["socket_errors"]
+            note = f"  (last bad status {r['last_bad_status']})" if bad else ""
+            print(
+                f"{op:<8} {mode:<8} {label:<34} {r['rps']:>8.0f} {r['p50_us'] / 1000:>8.2f} {r['p99_us'] / 1000:>8.2f} "
+                f"{bad:>8} {r['socket_errors']:>8} {r['calls_per_request']:>16.2f}{note}",
+                flush=True,
+            )
+        b, s_ = res["basic"], res["session"]
+        p50 = s_["p50_us"] / b["p50_us"] if b["p50_us"] else float("nan")
+        rps = s_["rps"] / b["rps"] if b["rps"] else float("nan")
+        summary.append((op, p50, rps))
+        print(f"{op:<8} ratio    session ÷ basic: p50 {p50:.2f}, req/s {rps:.2f}", flush=True)
+    print()
+    print("p50 session ÷ basic: " + ", ".join(f"{op} {p:.2f}" for op, p, _ in summary))
+    print("req/s session ÷ basic: " + ", ".join(f"{op} {r:.2f}" for op, _, r in summary))
+    if failures:
+        print(f"WARNING: {failures} non-2xx answers or socket errors: those numbers measure errors", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-t", "--threads", type=int, default=2, help="wrk threads (default 2)")
@@ -140,7 +246,15 @@ def main() -> int:
         action="store_true",
         help="instead of the pairs: SCIM traffic only (get, lookup, patch in turn) and Envoy's RSS after 10k and 100k requests",
     )
+    ap.add_argument(
+        "--auth-modes",
+        action="store_true",
+        help="instead of the pairs: SCIM only, filter with drupal.auth=basic vs drupal.auth=session, "
+        "emulator with --cost-model drupal (Drupal's measured per-call cost by auth mode)",
+    )
     args = ap.parse_args()
+    if args.auth_modes and args.memory:
+        ap.error("--auth-modes and --memory are separate runs")
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
     unknown = set(pairs) - {"get", "lookup", "create", "patch"}
     if unknown:
@@ -154,10 +268,16 @@ def main() -> int:
             raise SystemExit(f"{p} is missing: build first (scripts/test or cargo build --release ...)")
 
     workdir = Path(tempfile.mkdtemp(prefix="scim-bench-"))
-    emulator = harness.Emulator(workdir, extra_args=["--request-log-limit", "100"])
+    extra = ["--request-log-limit", "100"]
+    if args.auth_modes:
+        extra += ["--cost-model", "drupal"]  # as a flag, so a reset keeps it
+    emulator = harness.Emulator(workdir, extra_args=extra)
     envoy = None
+    mode_envoys: list[harness.Envoy] = []
 
     def stop(*_):
+        for e in mode_envoys:
+            e.stop()
         if envoy:
             envoy.stop()
         emulator.stop()
@@ -176,6 +296,8 @@ def main() -> int:
         overrides = {"drupal.timeout_ms": 10000}
         if emulator.fields:
             overrides["attributes"] = harness.ATTRIBUTES
+        if args.auth_modes:
+            return auth_modes(args, pairs, emulator, workdir, token, overrides, mode_envoys)
         envoy = harness.Envoy(workdir, emulator, {"primary": token}, plugin_overrides=overrides, concurrency=args.concurrency)
         bench_config(envoy)
         envoy.start()

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod client;
+pub mod cost;
 pub mod fields;
 pub mod filter;
 pub mod json;
@@ -31,7 +32,7 @@ pub struct Options {
 
 pub const USAGE: &str = "usage: drupal-emulator --listen 127.0.0.1:8080 [--admin-user admin] [--admin-pass admin-pass]
        [--cancel-method user_cancel_block|user_cancel_block_unpublish|user_cancel_reassign|user_cancel_delete]
-       [--mail-case-insensitive] [--read-only] [--latency-ms N] [--seed-limited]
+       [--mail-case-insensitive] [--read-only] [--latency-ms N] [--cost-model none|drupal] [--seed-limited]
        [--site-name NAME] [--request-log-limit N]
        [--user-field NAME[:string|boolean|integer]]... [--second-run-fields] [--race-window-ms N]";
 
@@ -49,6 +50,7 @@ impl Default for Options {
                     mail_case_insensitive: false,
                     read_only: false,
                     latency_ms: 0,
+                    cost_model: cost::CostModel::None,
                     race_window_ms: 0,
                     second_run_fields: false,
                     user_fields: Vec::new(),
@@ -92,6 +94,11 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
                 o.config.settings.latency_ms = value()?
                     .parse()
                     .map_err(|_| "--latency-ms needs a number")?
+            }
+            "--cost-model" => {
+                let v = value()?;
+                o.config.settings.cost_model = cost::CostModel::parse(&v)
+                    .ok_or(format!("unknown cost model {v} (none or drupal)"))?
             }
             "--seed-limited" => o.config.seed_limited = true,
             "--user-field" => {

@@ -300,6 +300,8 @@ pub struct Settings {
     pub mail_case_insensitive: bool,
     pub read_only: bool,
     pub latency_ms: u64,
+    /// Per-request Drupal cost on top of `latency_ms` (`none` or `drupal`; see `cost.rs`).
+    pub cost_model: crate::cost::CostModel,
     /// 0 = writes are serialised. N > 0 = the lost-update race of a PHP server with 4 workers:
     /// writes load, wait N ms without the lock, then save the whole entity.
     pub race_window_ms: u64,
@@ -317,6 +319,7 @@ impl Settings {
             .with("mail_case_insensitive", self.mail_case_insensitive)
             .with("read_only", self.read_only)
             .with("latency_ms", self.latency_ms)
+            .with("cost_model", self.cost_model.as_str())
             .with("race_window_ms", self.race_window_ms)
             .with("second_run_fields", self.second_run_fields)
             .with(

@@ -273,10 +273,15 @@ async fn handle(
             headers.push(("host".into(), a.to_string()));
         }
     }
-    let (latency, race_ms) = {
+    let (latency, race_ms, cost_model) = {
         let db = app.read();
-        (db.settings.latency_ms, db.settings.race_window_ms)
+        (
+            db.settings.latency_ms,
+            db.settings.race_window_ms,
+            db.settings.cost_model,
+        )
     };
+    let cost_us = crate::cost::delay_us(cost_model, &method, &path, &headers);
     let req = Arc::new(Req {
         method,
         path,
@@ -297,6 +302,11 @@ async fn handle(
     } else {
         None
     };
+    // The `cost_model` delay: Drupal's own time for this kind of request (a sleep: latency,
+    // not CPU). Paid inside the worker slot when the race switch is on, as PHP would.
+    if cost_us > 0 {
+        tokio::time::sleep(Duration::from_micros(cost_us)).await;
+    }
     let head = req.method == "HEAD";
     match app.take_fault(&req) {
         Some(FaultKind::Drop { process }) => {
@@ -751,6 +761,13 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
             }
             if let Some(n) = v.get("latency_ms").and_then(|b| b.as_u64()) {
                 s.latency_ms = n;
+            }
+            if let Some(c) = v.get("cost_model") {
+                let c = c.as_str().unwrap_or("");
+                match crate::cost::CostModel::parse(c) {
+                    Some(m) => s.cost_model = m,
+                    None => return bad(&format!("unknown cost_model {c} (none or drupal)")),
+                }
             }
             if let Some(n) = v.get("race_window_ms").and_then(|b| b.as_u64()) {
                 s.race_window_ms = n;
