@@ -2159,6 +2159,15 @@ mod tests {
         )
     }
 
+    /// The shared confirming read of several users: `(user, their terms)`.
+    fn memberships_of(users: &[(&str, &[&str])]) -> DrupalReply {
+        let data: Vec<Value> = users
+            .iter()
+            .map(|(id, terms)| json!({"id": id, "relationships": {"field_scim_groups": {"data": terms.iter().map(|t| json!({"id": t})).collect::<Vec<_>>()}, "roles": {"data": []}}}))
+            .collect();
+        answer(200, json!({"data": data}))
+    }
+
     struct GroupRig {
         config: Config,
         locks: crate::membership::MemoryLocks,
@@ -2228,12 +2237,15 @@ mod tests {
             &mut ex,
             vec![answer(204, Value::Null), answer(204, Value::Null)],
         );
+        let c = calls(&step);
         assert!(
-            calls(&step).iter().all(|c| c.method == "GET"),
-            "confirmed by reading back"
+            c.len() == 1 && c[0].method == "GET" && c[0].path.contains("[operator]=IN"),
+            "confirmed by reading both back at once"
         );
-        let (resp, out) =
-            response(rig.resume(&mut ex, vec![memberships(&[ENG]), memberships(&[ENG])]));
+        let (resp, out) = response(rig.resume(
+            &mut ex,
+            vec![memberships_of(&[(ALICE, &[ENG]), (BOB, &[ENG])])],
+        ));
         assert_eq!(resp.status, 201);
         assert_eq!(resp.header("location"), out["meta"]["location"].as_str());
         assert_eq!(out["members"].as_array().unwrap().len(), 2);
@@ -2289,7 +2301,10 @@ mod tests {
             &mut ex,
             vec![answer(204, Value::Null), answer(204, Value::Null)],
         );
-        let (resp, _) = response(rig.resume(&mut ex, vec![memberships(&[]), memberships(&[ENG])]));
+        let (resp, _) = response(rig.resume(
+            &mut ex,
+            vec![memberships_of(&[(BOB, &[]), (ALICE, &[ENG])])],
+        ));
         assert_eq!(resp.status, 204);
 
         // Okta: path-less replace with id and displayName renames (after a name check).

@@ -36,7 +36,7 @@ pub struct GroupsConfig {
     pub concurrency: usize,
 }
 
-pub const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_CONCURRENCY: usize = 32;
 
 impl GroupsConfig {
     /// Parses the optional `groups` object (field names `groups.…`).
@@ -629,6 +629,27 @@ impl GroupCalls<'_> {
         )
     }
 
+    /// The memberships and roles of several users (at most 50): one read confirms the
+    /// changes of many users at once.
+    pub fn users_memberships(&self, ids: &[String]) -> DrupalCall {
+        let f = &self.groups.membership_field;
+        let mut q = DrupalQuery::new();
+        q.push("filter[scim_ids][condition][path]", "id")
+            .push("filter[scim_ids][condition][operator]", "IN");
+        for id in ids {
+            q.push("filter[scim_ids][condition][value][]", id);
+        }
+        q.push("fields[user--user]", &format!("{f},roles"))
+            .push("include", f)
+            .push(&self.term_fields(), "name")
+            .push("page[limit]", &crate::drupal::DRUPAL_PAGE_MAX.to_string());
+        call(
+            "GET",
+            format!("{}/user/user{}", self.jsonapi, q.build()),
+            None,
+        )
+    }
+
     /// A user's memberships and roles, with the group names (for role grants).
     pub fn user_memberships(&self, user: &str) -> DrupalCall {
         let f = &self.groups.membership_field;
@@ -817,7 +838,7 @@ mod tests {
                 g.membership_field.as_str(),
                 g.concurrency
             ),
-            ("scim_groups", "field_scim_groups", 8)
+            ("scim_groups", "field_scim_groups", 32)
         );
         assert!(GroupsConfig::from_config(None).unwrap().is_none());
         let cases = [

@@ -3,7 +3,9 @@
 //! concurrent writes to one user silently overwrite each other. Each change here therefore
 //! holds a per-user lock (shared by every Envoy worker), writes a delta, reads the user back
 //! to confirm it, retries what was lost, repairs references to deleted groups, and keeps the
-//! roles that groups grant in step. Up to `concurrency` users are changed at once.
+//! roles that groups grant in step. Up to `concurrency` users are written at once; the
+//! confirming reads of a round are one collection read per 50 users, and users waiting for
+//! theirs do not hold a write slot.
 
 use crate::drupal::map_failure;
 use crate::group::{parse_memberships, GroupCalls, GroupsConfig, Memberships};
@@ -134,6 +136,17 @@ pub struct Batch {
     pub results: Vec<(String, Change, Outcome)>,
     /// Role machine name → uuid, when role grants are configured.
     roles: Vec<(String, String)>,
+    /// Which call of the last round answers each active job.
+    plan: Vec<Source>,
+}
+
+/// Where a job's reply comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Its own call, at this position.
+    Own(usize),
+    /// A collection read of several users' memberships, at this position.
+    Shared(usize),
 }
 
 impl Batch {
@@ -144,6 +157,7 @@ impl Batch {
             active: Vec::new(),
             results: Vec::new(),
             roles,
+            plan: Vec::new(),
         }
     }
 
@@ -165,14 +179,20 @@ impl Batch {
         self.pending.is_empty() && self.active.is_empty()
     }
 
-    /// Starts jobs up to the concurrency limit and returns one call per active job.
+    /// Starts jobs up to the concurrency limit and returns this round's calls: one per active
+    /// job, except that confirming reads are shared (one per 50 users).
     pub fn next_calls(
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
         env: &mut Env,
     ) -> Vec<DrupalCall> {
-        while self.active.len() < groups.concurrency {
+        // A job waiting for its confirming read does not count against the limit (the read is
+        // shared), but no more than twice the limit are active, whatever happens.
+        let writing = |active: &[Job]| active.iter().filter(|j| !j.confirming()).count();
+        while writing(&self.active) < groups.concurrency
+            && self.active.len() < groups.concurrency.saturating_mul(2)
+        {
             let Some((user, change)) = self.pending.pop_front() else {
                 break;
             };
@@ -188,8 +208,40 @@ impl Batch {
             });
         }
         let mut out = Vec::with_capacity(self.active.len());
+        let mut plan = Vec::with_capacity(self.active.len());
+        // Confirming reads, gathered when more than one user needs one.
+        let confirming: Vec<String> = self
+            .active
+            .iter()
+            .filter(|j| j.confirming())
+            .map(|j| j.user.clone())
+            .collect();
+        let shared = confirming.len() > 1;
+        let chunks: Vec<&[String]> = confirming.chunks(crate::drupal::DRUPAL_PAGE_MAX).collect();
+        let mut chunk_call: Vec<Option<usize>> = vec![None; chunks.len()];
+        let mut confirmed = 0usize;
         let term = self.term.clone();
         for job in &mut self.active {
+            if shared && job.confirming() {
+                let chunk = confirmed / crate::drupal::DRUPAL_PAGE_MAX;
+                confirmed = confirmed.saturating_add(1);
+                let index = match chunk_call.get(chunk).copied().flatten() {
+                    Some(index) => index,
+                    None => {
+                        out.push(
+                            calls.users_memberships(chunks.get(chunk).copied().unwrap_or_default()),
+                        );
+                        let index = out.len().saturating_sub(1);
+                        if let Some(slot) = chunk_call.get_mut(chunk) {
+                            *slot = Some(index);
+                        }
+                        index
+                    }
+                };
+                plan.push(Source::Shared(index));
+                continue;
+            }
+            plan.push(Source::Own(out.len()));
             if let Some(call) = job.outgoing.take() {
                 out.push(call);
                 continue;
@@ -228,6 +280,7 @@ impl Batch {
                 Phase::Repairing | Phase::Roles { .. } => calls.user_memberships(&job.user),
             });
         }
+        self.plan = plan;
         out
     }
 
@@ -240,11 +293,33 @@ impl Batch {
         replies: &[DrupalReply],
     ) {
         let jobs = std::mem::take(&mut self.active);
-        for (mut job, reply) in jobs.into_iter().zip(
-            replies
-                .iter()
-                .chain(std::iter::repeat(&DrupalReply::Failed)),
-        ) {
+        let plan = std::mem::take(&mut self.plan);
+        // Each shared read, parsed once.
+        let mut parsed: Vec<(usize, Option<Value>)> = Vec::new();
+        for (position, mut job) in jobs.into_iter().enumerate() {
+            let source = plan
+                .get(position)
+                .copied()
+                .unwrap_or(Source::Own(usize::MAX));
+            let own;
+            let reply = match source {
+                Source::Own(i) => replies.get(i).unwrap_or(&DrupalReply::Failed),
+                Source::Shared(i) => {
+                    let reply = replies.get(i).unwrap_or(&DrupalReply::Failed);
+                    let doc = match parsed.iter().find(|(at, _)| *at == i) {
+                        Some((_, doc)) => doc.as_ref(),
+                        None => {
+                            parsed.push((i, parse_ok(reply)));
+                            parsed.last().and_then(|(_, doc)| doc.as_ref())
+                        }
+                    };
+                    own = match doc {
+                        Some(doc) => one_user(doc, &job.user),
+                        None => reply.clone(),
+                    };
+                    &own
+                }
+            };
             match self.advance(&mut job, groups, calls, reply) {
                 Step::Continue => self.active.push(job),
                 Step::Send(call) => {
@@ -452,6 +527,46 @@ impl Batch {
     }
 }
 
+impl Job {
+    /// Waiting for the read that confirms its write (which `next_calls` may share).
+    fn confirming(&self) -> bool {
+        self.phase == Phase::Verifying && self.outgoing.is_none()
+    }
+}
+
+/// A successful reply's JSON document.
+fn parse_ok(reply: &DrupalReply) -> Option<Value> {
+    match reply {
+        DrupalReply::Answer { status: 200, body } => serde_json::from_slice(body).ok(),
+        _ => None,
+    }
+}
+
+/// One user's part of a collection read, as the individual read would answer it (404 when
+/// the user is not in it: deleted meanwhile).
+fn one_user(doc: &Value, user: &str) -> DrupalReply {
+    let resource = doc.get("data").and_then(Value::as_array).and_then(|d| {
+        d.iter()
+            .find(|r| r.get("id").and_then(Value::as_str) == Some(user))
+    });
+    match resource {
+        Some(resource) => {
+            let single = serde_json::json!({
+                "data": resource,
+                "included": doc.get("included").cloned().unwrap_or(Value::Array(Vec::new())),
+            });
+            DrupalReply::Answer {
+                status: 200,
+                body: serde_json::to_vec(&single).unwrap_or_default(),
+            }
+        }
+        None => DrupalReply::Answer {
+            status: 404,
+            body: Vec::new(),
+        },
+    }
+}
+
 enum Step {
     /// The job's next call is made by `next_calls`.
     Continue,
@@ -499,6 +614,93 @@ mod tests {
                 lock_ttl_ms: 10_000,
             }
         }
+    }
+
+    #[test]
+    fn confirming_reads_are_shared_and_free_their_write_slot() {
+        let mut rig = Rig {
+            locks: MemoryLocks::default(),
+            cfg: groups(json!({})),
+        };
+        let calls = GroupCalls {
+            jsonapi: "/jsonapi",
+            groups: &rig.cfg,
+            can_wait: false,
+        };
+        let users: Vec<(String, Change)> = ["u1", "u2", "u3"]
+            .iter()
+            .map(|u| (u.to_string(), Change::Add))
+            .collect();
+        let mut b = Batch::new("eng", users, vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(c.len(), 2, "concurrency 2: two writes");
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[ans(204, Value::Null), ans(204, Value::Null)],
+        );
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        // One read confirms u1 and u2, and u3's write starts in the same round.
+        assert_eq!(c.len(), 2);
+        assert!(
+            c[0].path.contains("[operator]=IN")
+                && c[0].path.contains("u1")
+                && c[0].path.contains("u2")
+        );
+        assert_eq!(c[1].method, "POST");
+        // u1 kept its group, u2's add was lost (written again), u3 written.
+        let page = ans(
+            200,
+            json!({"data": [
+                {"id": "u1", "relationships": {"field_scim_groups": {"data": [{"id": "eng"}]}, "roles": {"data": []}}},
+                {"id": "u2", "relationships": {"field_scim_groups": {"data": []}, "roles": {"data": []}}}
+            ]}),
+        );
+        b.on_replies(&rig.cfg, &calls, &mut env, &[page, ans(204, Value::Null)]);
+        assert_eq!(
+            b.results,
+            vec![("u1".to_string(), Change::Add, Outcome::Done)]
+        );
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        let shapes: Vec<(&str, bool)> = c
+            .iter()
+            .map(|c| (c.method, c.path.contains("u2")))
+            .collect();
+        assert_eq!(
+            shapes,
+            vec![("POST", true), ("GET", false)],
+            "u2 rewritten, u3 confirmed alone"
+        );
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[ans(204, Value::Null), memberships(&["eng"], &[])],
+        );
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[memberships(&["eng"], &[])]);
+        assert_eq!(c.len(), 1);
+        assert!(b.is_finished());
+        assert_eq!(b.results.len(), 3);
+        assert!(b.results.iter().all(|(_, _, o)| *o == Outcome::Done));
+    }
+
+    #[test]
+    fn a_user_missing_from_the_shared_read_was_deleted() {
+        let doc = json!({"data": [{"id": "u1"}]});
+        assert!(matches!(
+            one_user(&doc, "u1"),
+            DrupalReply::Answer { status: 200, .. }
+        ));
+        assert_eq!(
+            one_user(&doc, "u2"),
+            DrupalReply::Answer {
+                status: 404,
+                body: Vec::new()
+            }
+        );
     }
 
     #[test]

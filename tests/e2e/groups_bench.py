@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measures one large membership change through Envoy (not a pytest module).
 
-Starts the Drupal emulator and Envoy with `groups` enabled (default concurrency 8 unless
+Starts the Drupal emulator and Envoy with `groups` enabled (the gateway's default concurrency unless
 --concurrency), seeds N users (default 500), creates an empty group, sets the emulator's
 latency to --latency-ms per Drupal call (default 20), then sends ONE PATCH adding all N
 members and prints the wall time and the Drupal calls it made (from the emulator's request
@@ -38,14 +38,18 @@ def kind(req: dict) -> str:
     if base.endswith("/relationships/roles"):
         return f"{req['method']} roles"
     if req["method"] == "GET" and base.startswith("/jsonapi/user/user/"):
-        return "GET user (confirm/wait)"
+        return "GET user (one user's confirming read, or a wait)"
     if req["method"] == "GET" and base == "/jsonapi/user/user":
-        if "field_scim_groups" in path:
+        if "include=" in path and "scim_ids" in path:
+            return "GET confirming read (memberships of up to 50 users)"
+        if "scim_member" in path:
             return "GET member page (users referencing the term)"
         if "scim_ids" in path:
             return "GET user list by ids (existence check)"
         if "scim_probe" in path:
             return "GET mapping check (Envoy start-up)"
+        if "include=" in path:
+            return "GET user page (SCIM list)"
         return "GET user list (other)"
     if "/taxonomy_term/" in base:
         return f"{req['method']} term"
@@ -69,7 +73,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=500)
     ap.add_argument("--latency-ms", type=int, default=20)
-    ap.add_argument("--concurrency", type=int, default=None, help="groups.concurrency (default: the gateway's, 8)")
+    ap.add_argument("--concurrency", type=int, default=None, help="groups.concurrency (default: the gateway's, 32)")
     args = ap.parse_args()
 
     harness.ensure_built()
@@ -90,7 +94,7 @@ def main() -> int:
         em.settings(latency_ms=args.latency_ms)
         print(
             f"{args.users} users, emulator latency {args.latency_ms} ms per Drupal call, "
-            f"groups.concurrency {cfg.get('concurrency', '8 (default)')}, Envoy --concurrency {gw.concurrency}"
+            f"groups.concurrency {cfg.get('concurrency', '32 (default)')}, Envoy --concurrency {gw.concurrency}"
         )
         # The unit of the fan-out figures: one SCIM read that makes exactly one Drupal call.
         one = measure("GET /Users/{id} (one Drupal call)", em, lambda: gw.scim("GET", f"/Users/{ids[0]}", timeout=60).status_code)

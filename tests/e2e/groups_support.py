@@ -228,9 +228,15 @@ def gateway_log(emulator) -> list[dict]:
 
 
 def is_member_lookup(req: dict) -> bool:
-    """A user collection query on field_scim_groups (reading a group's members)."""
+    """A user collection query on field_scim_groups (reading a group's members), not the
+    shared read that confirms membership changes (which includes the users' groups)."""
     path = req["path"]
-    return req["method"] == "GET" and path.startswith("/jsonapi/user/user?") and MEMBERSHIP_FIELD in path
+    return (
+        req["method"] == "GET"
+        and path.startswith("/jsonapi/user/user?")
+        and MEMBERSHIP_FIELD in path
+        and "include=" not in path
+    )
 
 
 def is_member_page(req: dict) -> bool:
