@@ -54,6 +54,21 @@ def rss_kb(pid: int) -> int:
     return -1
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def children_cpu_s() -> float:
+    """CPU seconds used by this script's finished children (wrk)."""
+    ru = os.times()
+    return ru.children_user + ru.children_system
+
+
 def bench_config(envoy: harness.Envoy) -> None:
     """Derive the benchmark config from the rendered one, in place."""
     cfg = yaml.safe_load(envoy.config_path.read_text())
@@ -365,7 +380,10 @@ def main() -> int:
         print(f"wasm module: {wasm_size:,} bytes ({wasm_size / 1048576:.2f} MiB)")
         print(f"Envoy RSS before: {rss_before / 1024:.1f} MiB")
         print()
-        hdr = f"{'pair':<8} {'side':<6} {'request':<38} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8} {'Drupal calls/req':>16}"
+        hdr = (
+            f"{'pair':<8} {'side':<6} {'request':<38} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8} "
+            f"{'Drupal calls/req':>16} {'CPU µs/req: Envoy':>18} {'emulator':>9} {'wrk':>6}"
+        )
         print(hdr)
         print("-" * len(hdr))
         failures = 0
@@ -382,22 +400,30 @@ def main() -> int:
                 if args.warmup > 0:
                     run_wrk(base, args, env, args.warmup)
                 calls0 = drupal_calls(envoy)
+                cpu0 = (cpu_s(envoy.proc.pid), cpu_s(emulator.proc.pid), children_cpu_s())
                 r = run_wrk(base, args, env, args.duration)
-                r["calls_per_request"] = (drupal_calls(envoy) - calls0) / max(r["requests"], 1)
+                cpu1 = (cpu_s(envoy.proc.pid), cpu_s(emulator.proc.pid), children_cpu_s())
+                n = max(r["requests"], 1)
+                r["calls_per_request"] = (drupal_calls(envoy) - calls0) / n
+                # Where each request's CPU goes: on a machine where wrk, Envoy and the emulator
+                # share the cores, req/s is bounded by the sum.
+                r["cpu_us"] = [(b - a) * 1e6 / n for a, b in zip(cpu0, cpu1)]
                 r["side"] = side
                 results.append(r)
                 bad = r["non2xx"]
                 failures += bad + r["socket_errors"]
                 extra = f"  (last bad status {r['last_bad_status']})" if bad else ""
+                envoy_us, emulator_us, wrk_us = r["cpu_us"]
                 print(
                     f"{pair:<8} {side:<6} {label:<38} {r['rps']:>9.0f} {r['p50_us'] / 1000:>8.2f} {r['p99_us'] / 1000:>8.2f} "
-                    f"{bad:>8} {r['socket_errors']:>8} {r['calls_per_request']:>16.2f}{extra}",
+                    f"{bad:>8} {r['socket_errors']:>8} {r['calls_per_request']:>16.2f} {envoy_us:>18.0f} {emulator_us:>9.0f} {wrk_us:>6.0f}{extra}",
                     flush=True,
                 )
             results.sort(key=lambda r: r["side"])  # filter, plain
             ratio = results[0]["rps"] / results[1]["rps"] if results[1]["rps"] else float("nan")
             summary.append((pair, ratio))
-            print(f"{pair:<8} ratio  filter ÷ plain req/s = {ratio:.2f}", flush=True)
+            extra_us = results[0]["cpu_us"][0] - results[1]["cpu_us"][0]
+            print(f"{pair:<8} ratio  filter ÷ plain req/s = {ratio:.2f}; the filter adds {extra_us:.0f} µs of Envoy CPU per request", flush=True)
         rss_after = rss_kb(envoy.proc.pid)
         print()
         print(f"Envoy RSS after: {rss_after / 1024:.1f} MiB (before {rss_before / 1024:.1f} MiB)")
