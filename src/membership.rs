@@ -605,7 +605,22 @@ mod tests {
         cfg: GroupsConfig,
     }
 
+    fn calls_for(cfg: &GroupsConfig) -> GroupCalls<'_> {
+        GroupCalls {
+            jsonapi: "/jsonapi",
+            groups: cfg,
+            can_wait: false,
+        }
+    }
+
     impl Rig {
+        fn new(role_grants: Value) -> Self {
+            Rig {
+                locks: MemoryLocks::default(),
+                cfg: groups(role_grants),
+            }
+        }
+
         fn env<'a>(locks: &'a mut MemoryLocks, owner: &'a str) -> Env<'a> {
             Env {
                 locks,
@@ -618,15 +633,8 @@ mod tests {
 
     #[test]
     fn confirming_reads_are_shared_and_free_their_write_slot() {
-        let mut rig = Rig {
-            locks: MemoryLocks::default(),
-            cfg: groups(json!({})),
-        };
-        let calls = GroupCalls {
-            jsonapi: "/jsonapi",
-            groups: &rig.cfg,
-            can_wait: false,
-        };
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
         let users: Vec<(String, Change)> = ["u1", "u2", "u3"]
             .iter()
             .map(|u| (u.to_string(), Change::Add))
@@ -705,15 +713,8 @@ mod tests {
 
     #[test]
     fn adds_are_written_then_confirmed_and_lost_ones_retried() {
-        let mut rig = Rig {
-            locks: MemoryLocks::default(),
-            cfg: groups(json!({})),
-        };
-        let calls = GroupCalls {
-            jsonapi: "/jsonapi",
-            groups: &rig.cfg,
-            can_wait: false,
-        };
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
         let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
         let mut env = Rig::env(&mut rig.locks, "req1");
         let c = b.next_calls(&rig.cfg, &calls, &mut env);
@@ -779,15 +780,8 @@ mod tests {
 
     #[test]
     fn an_add_to_a_deleted_group_reports_the_group_gone() {
-        let mut rig = Rig {
-            locks: MemoryLocks::default(),
-            cfg: groups(json!({})),
-        };
-        let calls = GroupCalls {
-            jsonapi: "/jsonapi",
-            groups: &rig.cfg,
-            can_wait: false,
-        };
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
         let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
         let mut env = Rig::env(&mut rig.locks, "req1");
         b.next_calls(&rig.cfg, &calls, &mut env);
@@ -798,15 +792,8 @@ mod tests {
 
     #[test]
     fn dangling_references_are_repaired() {
-        let mut rig = Rig {
-            locks: MemoryLocks::default(),
-            cfg: groups(json!({})),
-        };
-        let calls = GroupCalls {
-            jsonapi: "/jsonapi",
-            groups: &rig.cfg,
-            can_wait: false,
-        };
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
         let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
         let mut env = Rig::env(&mut rig.locks, "req1");
         b.next_calls(&rig.cfg, &calls, &mut env);
@@ -828,15 +815,8 @@ mod tests {
 
     #[test]
     fn roles_follow_groups_and_unmanaged_roles_are_never_touched() {
-        let mut rig = Rig {
-            locks: MemoryLocks::default(),
-            cfg: groups(json!({"Engineering": ["developer"]})),
-        };
-        let calls = GroupCalls {
-            jsonapi: "/jsonapi",
-            groups: &rig.cfg,
-            can_wait: false,
-        };
+        let mut rig = Rig::new(json!({"Engineering": ["developer"]}));
+        let calls = calls_for(&rig.cfg);
         let roles = vec![("developer".to_string(), "r-dev".to_string())];
         let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], roles.clone());
         let mut env = Rig::env(&mut rig.locks, "req1");
@@ -882,15 +862,8 @@ mod tests {
 
     #[test]
     fn a_missing_user_is_reported_for_adds_and_fine_for_removals() {
-        let mut rig = Rig {
-            locks: MemoryLocks::default(),
-            cfg: groups(json!({})),
-        };
-        let calls = GroupCalls {
-            jsonapi: "/jsonapi",
-            groups: &rig.cfg,
-            can_wait: false,
-        };
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
         let mut b = Batch::new(
             "eng",
             vec![("u1".into(), Change::Add), ("u2".into(), Change::Remove)],

@@ -262,10 +262,16 @@ impl Gate {
                 self.phase = Phase::Pausing;
                 Next::Send(vec![pause(env.can_pause)])
             }
-            Access::Pause => self.refuse_pending(
-                "Timed out waiting for another request's Drupal login.".to_string(),
-            ),
-            Access::Refused(reason) => self.refuse_pending(reason),
+            Access::Pause => {
+                self.warn("Timed out waiting for another request's Drupal login.");
+                self.refuse_pending()
+            }
+            Access::Refused(reason) => {
+                // Logged at warning level once, when the login was refused; every request
+                // answered during the back-off only at debug level.
+                self.notices.push((log::Level::Debug, reason));
+                self.refuse_pending()
+            }
         }
     }
 
@@ -440,7 +446,8 @@ impl Gate {
                     "Drupal refused the gateway's login as {}: {reason} (refusal {refusals}; next attempt in {backoff} s, to stay within Drupal's flood control)",
                     env.credentials.username
                 );
-                self.refuse_pending(line)
+                self.warn(&line);
+                self.refuse_pending()
             }
             LoginResult::Unavailable(reply) => {
                 self.warn("the Drupal login did not succeed: Drupal did not answer it");
@@ -451,12 +458,10 @@ impl Gate {
 
     /// The pending calls fail as Drupal's refusal of the account would (a 403): the exchange
     /// reports it (and releases what it holds) as it does any refused call.
-    fn refuse_pending(&mut self, reason: String) -> Next {
-        self.warn(&reason);
-        let body = serde_json::json!({"message": reason});
+    fn refuse_pending(&mut self) -> Next {
         self.answer_pending_with(DrupalReply::Answer {
             status: 403,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
+            body: Vec::new(),
         })
     }
 
