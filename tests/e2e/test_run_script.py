@@ -125,6 +125,7 @@ def test_run_with_the_emulator(tmp_path):
 
 
 def test_run_against_a_given_drupal_url_with_a_chosen_token(tmp_path, emulator):
+    """Also in session mode (DRUPAL_AUTH=session): the gateway logs in instead of sending Basic."""
     scim_port, admin_port = free_port(), free_port()
     proc = start_run(
         {
@@ -133,6 +134,7 @@ def test_run_against_a_given_drupal_url_with_a_chosen_token(tmp_path, emulator):
             "DRUPAL_URL": emulator.url,
             "DRUPAL_USERNAME": emulator.admin_user,
             "DRUPAL_PASSWORD": emulator.admin_pass,
+            "DRUPAL_AUTH": "session",
             "SCIM_TOKEN": "my-chosen-token-0123456789",
         },
         tmp_path / "run.log",
@@ -149,6 +151,9 @@ def test_run_against_a_given_drupal_url_with_a_chosen_token(tmp_path, emulator):
         )
         assert r.status_code == 200, r.text
         assert r.json()["totalResults"] == 1
+        lookups = [q for q in emulator.requests_log() if "given%40example.com" in q["path"] or "given@example.com" in q["path"]]
+        assert lookups and all("Cookie" in q["headers"] or "cookie" in q["headers"] for q in lookups), lookups
+        assert any(q["path"] == "/user/login?_format=json" for q in emulator.requests_log())
         # With DRUPAL_URL the shipped envoy.yaml's core-only mapping stays.
         schema = requests.get(
             base + "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", headers={"Authorization": "Bearer " + token}, timeout=10
@@ -157,6 +162,12 @@ def test_run_against_a_given_drupal_url_with_a_chosen_token(tmp_path, emulator):
     finally:
         if proc.poll() is None:
             stop_and_check(proc, [scim_port, admin_port])
+
+
+def test_run_refuses_an_unknown_drupal_auth(tmp_path):
+    proc = start_run({"DRUPAL_AUTH": "digest"}, tmp_path / "run.log")
+    assert proc.wait(timeout=120) != 0
+    assert "DRUPAL_AUTH must be basic or session" in (tmp_path / "run.log").read_text()
 
 
 def test_run_requires_credentials_with_drupal_url(tmp_path):
