@@ -253,10 +253,7 @@ impl Calls<'_> {
         offset: usize,
         limit: usize,
     ) -> DrupalCall {
-        let mut q = DrupalQuery::new();
-        for (k, v) in conditions {
-            q.push(k, v);
-        }
+        let mut q = DrupalQuery::with_conditions(conditions);
         // Always true, but Drupal lets only `administer users` filter on `status`: if the
         // service account was refused (Drupal then serves the request as anonymous), the
         // list is a 403 instead of a misleading empty page.
@@ -265,11 +262,7 @@ impl Calls<'_> {
         // Any filter also makes Drupal drop the anonymous user (uid 0). Accounts retired by
         // a SCIM DELETE are listed by Drupal and dropped by the gateway: they keep their place
         // in the list, so a client paging through never skips anyone because of a delete.
-        let sort = match sort {
-            Some(s) => format!("{s},drupal_internal__uid"),
-            None => "drupal_internal__uid".to_string(),
-        };
-        q.push("sort", &sort)
+        q.push_stable_sort(sort, "drupal_internal__uid")
             .push("fields[user--user]", &self.fieldset());
         self.include_groups(&mut q);
         q.push("page[offset]", &offset.to_string())

@@ -494,15 +494,8 @@ impl GroupCalls<'_> {
         offset: usize,
         limit: usize,
     ) -> DrupalCall {
-        let mut q = DrupalQuery::new();
-        for (k, v) in conditions {
-            q.push(k, v);
-        }
-        let sort = match sort {
-            Some(s) => format!("{s},drupal_internal__tid"),
-            None => "drupal_internal__tid".to_string(),
-        };
-        q.push("sort", &sort)
+        let mut q = DrupalQuery::with_conditions(conditions);
+        q.push_stable_sort(sort, "drupal_internal__tid")
             .push(
                 &self.term_fields(),
                 "name,description,changed,revision_created,vid,drupal_internal__tid",

@@ -154,6 +154,11 @@ pub struct GroupFlow {
     users_read: bool,
 }
 
+/// The uuid of the group a request acts on: the first term read (empty before it is known).
+fn term_id(terms: &[Term]) -> String {
+    terms.first().map(|t| t.uuid.clone()).unwrap_or_default()
+}
+
 impl GroupFlow {
     fn new(base_url: &str, projection: Projection, tasks: Vec<Task>, answer: Answer) -> Self {
         let want_members = projection.wants("members");
@@ -527,11 +532,7 @@ impl GroupFlow {
                         self.tasks.pop_front();
                         continue;
                     }
-                    let id = self
-                        .terms
-                        .first()
-                        .map(|t| t.uuid.clone())
-                        .unwrap_or_default();
+                    let id = term_id(&self.terms);
                     vec![calls.set_external_id(&id, value.as_deref())]
                 }
                 Task::RenameTerm { name } => {
@@ -556,11 +557,7 @@ impl GroupFlow {
                         });
                         continue;
                     }
-                    let id = self
-                        .terms
-                        .first()
-                        .map(|t| t.uuid.clone())
-                        .unwrap_or_default();
+                    let id = term_id(&self.terms);
                     vec![calls.rename_term(&id, name)]
                 }
                 Task::Walk => {
@@ -668,11 +665,7 @@ impl GroupFlow {
                     batch.next_calls(groups, calls, env)
                 }
                 Task::DeleteTerm => {
-                    let id = self
-                        .terms
-                        .first()
-                        .map(|t| t.uuid.clone())
-                        .unwrap_or_default();
+                    let id = term_id(&self.terms);
                     vec![calls.delete_term(&id)]
                 }
                 Task::SweepDangling => match self.terms.first().and_then(|t| t.tid) {
@@ -909,11 +902,7 @@ impl GroupFlow {
                     .map(|id| (id.to_string(), Change::Sync))
                     .collect();
                 if !users.is_empty() {
-                    let term = self
-                        .terms
-                        .first()
-                        .map(|t| t.uuid.clone())
-                        .unwrap_or_default();
+                    let term = term_id(&self.terms);
                     self.batch = Some(Batch::new(&term, users, self.roles.clone()));
                     self.tasks.push_front(Task::Members);
                 }

@@ -80,23 +80,23 @@ impl Shared {
         )
     }
 
-    /// What the upstream gate needs for one step of `owner`'s request.
-    fn gate_env<'a>(
-        &'a self,
+    /// Runs one step of `owner`'s upstream gate against the stores shared by all workers.
+    fn with_gate_env<T>(
+        &self,
         now_ms: u64,
-        owner: &'a str,
-        locks: &'a mut SharedDataLocks,
-        store: &'a mut SharedSession,
-    ) -> GateEnv<'a> {
-        GateEnv {
+        owner: &str,
+        step: impl FnOnce(&mut GateEnv) -> T,
+    ) -> T {
+        let (mut locks, mut store) = (SharedDataLocks, SharedSession);
+        step(&mut GateEnv {
             credentials: &self.credentials,
-            store,
-            locks,
+            store: &mut store,
+            locks: &mut locks,
             now_ms,
             owner,
             lock_ttl_ms: lock_ttl_ms(&self.config),
             can_pause: self.config.wait_cluster.is_some(),
-        }
+        })
     }
 
     /// Reads a reply; in session mode with its `Set-Cookie` headers (one per line).
@@ -239,34 +239,32 @@ impl ScimRoot {
         format!("{}:root", shared.vm_tag)
     }
 
-    fn act(&mut self, shared: &Shared, next: Next) {
-        let owner = Self::owner(shared);
-        let now = millis(self.get_current_time());
-        let mut next = next;
-        loop {
-            log_notices(&mut self.gate);
-            match next {
-                Next::Send(round) => {
-                    let mut flight = std::mem::take(&mut self.flight);
-                    flight.launch(self, shared, &round);
-                    self.flight = flight;
-                    match self.flight.complete() {
-                        None => return,
-                        Some(arrivals) => {
-                            let (mut locks, mut store) = (SharedDataLocks, SharedSession);
-                            let mut env = shared.gate_env(now, &owner, &mut locks, &mut store);
-                            next = self.gate.receive(arrivals, &mut env);
-                        }
-                    }
-                }
-                Next::Deliver(replies) => {
-                    self.check_in_flight = false;
-                    let reply = replies.into_iter().next().unwrap_or(DrupalReply::Failed);
-                    self.conclude(shared, &reply);
-                    return;
-                }
+    /// Dispatches the gate's next round, or concludes the check with its reply.
+    fn follow(&mut self, shared: &Shared, next: Next) {
+        log_notices(&mut self.gate);
+        match next {
+            Next::Send(round) => {
+                let mut flight = std::mem::take(&mut self.flight);
+                flight.launch(self, shared, &round);
+                self.flight = flight;
+                self.round_complete(shared);
+            }
+            Next::Deliver(replies) => {
+                self.check_in_flight = false;
+                let reply = replies.into_iter().next().unwrap_or(DrupalReply::Failed);
+                self.conclude(shared, &reply);
             }
         }
+    }
+
+    fn round_complete(&mut self, shared: &Shared) {
+        let Some(arrivals) = self.flight.complete() else {
+            return;
+        };
+        let owner = Self::owner(shared);
+        let now = millis(self.get_current_time());
+        let next = shared.with_gate_env(now, &owner, |env| self.gate.receive(arrivals, env));
+        self.follow(shared, next);
     }
 
     fn conclude(&mut self, shared: &Shared, reply: &DrupalReply) {
@@ -298,16 +296,8 @@ impl Context for ScimRoot {
             return;
         };
         let arrival = shared.arrival(self, num_headers, body_size);
-        if !self.flight.land(token_id, arrival) {
-            return;
-        }
-        if let Some(arrivals) = self.flight.complete() {
-            let owner = Self::owner(&shared);
-            let now = millis(self.get_current_time());
-            let (mut locks, mut store) = (SharedDataLocks, SharedSession);
-            let mut env = shared.gate_env(now, &owner, &mut locks, &mut store);
-            let next = self.gate.receive(arrivals, &mut env);
-            self.act(&shared, next);
+        if self.flight.land(token_id, arrival) {
+            self.round_complete(&shared);
         }
     }
 }
@@ -365,10 +355,9 @@ impl RootContext for ScimRoot {
         self.check_in_flight = true;
         let owner = Self::owner(&shared);
         let now = millis(self.get_current_time());
-        let (mut locks, mut store) = (SharedDataLocks, SharedSession);
-        let mut env = shared.gate_env(now, &owner, &mut locks, &mut store);
-        let next = self.gate.send(vec![probe::call(&shared.config)], &mut env);
-        self.act(&shared, next);
+        let check = probe::call(&shared.config);
+        let next = shared.with_gate_env(now, &owner, |env| self.gate.send(vec![check], env));
+        self.follow(&shared, next);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -555,9 +544,7 @@ impl ScimHttp {
     /// The exchange's calls go through the gate, which may first log in.
     fn dispatch(&mut self, shared: &Shared, calls: Vec<DrupalCall>) {
         let (owner, now_ms, _) = self.env_parts(shared);
-        let (mut locks, mut store) = (SharedDataLocks, SharedSession);
-        let mut env = shared.gate_env(now_ms, &owner, &mut locks, &mut store);
-        let next = self.gate.send(calls, &mut env);
+        let next = shared.with_gate_env(now_ms, &owner, |env| self.gate.send(calls, env));
         self.follow(shared, next);
     }
 
@@ -594,9 +581,7 @@ impl ScimHttp {
             return;
         };
         let (owner, now_ms, _) = self.env_parts(shared);
-        let (mut locks, mut store) = (SharedDataLocks, SharedSession);
-        let mut env = shared.gate_env(now_ms, &owner, &mut locks, &mut store);
-        let next = self.gate.receive(arrivals, &mut env);
+        let next = shared.with_gate_env(now_ms, &owner, |env| self.gate.receive(arrivals, env));
         self.follow(shared, next);
     }
 

@@ -792,9 +792,10 @@ fn parse_target(scim: &str) -> Result<Target, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// The mapping the unit tests share (the emulator's, without department and title).
     pub fn sample() -> UserMapping {
         UserMapping::from_config(Some(&json!([
             {"scim": "name.givenName", "drupal": "field_given_name"},

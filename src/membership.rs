@@ -369,12 +369,12 @@ impl Batch {
                 }
                 Step::Continue
             }
-            Phase::Writing => match status {
+            Phase::Writing | Phase::Repairing => match status {
                 200 | 204 => {
                     job.phase = Phase::Verifying;
                     Step::Continue
                 }
-                422 => {
+                422 if job.phase == Phase::Writing => {
                     // Usually a reference to a deleted group, which fails every delta write.
                     job.phase = Phase::RepairRead;
                     Step::Continue
@@ -395,16 +395,6 @@ impl Batch {
                 job.attempts = job.attempts.saturating_add(1);
                 Step::Send(calls.replace_memberships(&job.user, &wanted))
             }
-            Phase::Repairing => match status {
-                200 | 204 => {
-                    job.phase = Phase::Verifying;
-                    Step::Continue
-                }
-                400 if job.change == Change::Add && names_missing_target(&doc()) => {
-                    Step::Finish(Outcome::NoSuchGroup)
-                }
-                _ => Step::Finish(Outcome::Failed(map_failure(reply).detail)),
-            },
             Phase::Verifying => {
                 if status != 200 {
                     return Step::Finish(Outcome::Failed(map_failure(reply).detail));
@@ -431,12 +421,9 @@ impl Batch {
                         );
                     }
                     // Lost to a concurrent write outside this Envoy: write again.
+                    // (`next_calls` sends the delta again.)
                     job.phase = Phase::Writing;
-                    return Step::Send(match job.change {
-                        Change::Add => calls.add_membership(&job.user, &self.term),
-                        Change::Remove => calls.remove_membership(&job.user, &self.term),
-                        Change::Sync => calls.user_memberships(&job.user),
-                    });
+                    return Step::Continue;
                 }
                 self.roles_step(job, groups, calls, &m)
             }

@@ -685,15 +685,7 @@ mod tests {
     use crate::error::ScimType;
 
     fn mapping() -> UserMapping {
-        UserMapping::from_config(Some(&json!([
-            {"scim": "name.givenName", "drupal": "field_given_name"},
-            {"scim": "name.familyName", "drupal": "field_family_name"},
-            {"scim": "displayName", "drupal": "field_display_name"},
-            {"scim": "externalId", "drupal": "field_external_id"},
-            {"scim": "phoneNumbers[type eq \"work\"].value", "drupal": "field_phone_work"},
-            {"scim": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "drupal": "field_employee_number"}
-        ])))
-        .unwrap()
+        crate::mapping::tests::sample()
     }
 
     fn jane() -> Map<String, Value> {

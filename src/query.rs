@@ -54,6 +54,25 @@ impl DrupalQuery {
         Self::default()
     }
 
+    /// A query starting with these `filter[…]` pairs.
+    pub fn with_conditions(conditions: &[(String, String)]) -> Self {
+        let mut q = Self::new();
+        for (k, v) in conditions {
+            q.push(k, v);
+        }
+        q
+    }
+
+    /// `sort`, made a stable order by the `tie_breaker` field (Drupal pages by offset, so
+    /// equal keys must not trade places between pages).
+    pub fn push_stable_sort(&mut self, sort: Option<&str>, tie_breaker: &str) -> &mut Self {
+        let sort = match sort {
+            Some(s) => format!("{s},{tie_breaker}"),
+            None => tie_breaker.to_string(),
+        };
+        self.push("sort", &sort)
+    }
+
     /// `name` is a trusted constant or built from trusted parts; `value` is encoded.
     pub fn push(&mut self, name: &str, value: &str) -> &mut Self {
         self.parts
