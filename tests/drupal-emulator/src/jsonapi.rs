@@ -12,7 +12,6 @@ use crate::users::{
     clean_roles, internal_name, is_user_attribute, is_user_relationship, set_custom_field,
     set_patch_field, CustomIn, InErr, Patch, View,
 };
-use crate::util::is_uuid;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -867,29 +866,11 @@ impl App {
             ));
         }
         let data = data.and_then(|d| d.as_object()).unwrap_or(&empty);
-        if let Some(id) = data.get("id").filter(|v| !v.is_null()) {
-            let ok = id.as_str().map(is_uuid).unwrap_or(false);
-            if !ok {
-                return Err(InErr::Unprocessable(
-                    "IDs should be properly generated and formatted UUIDs as described in RFC 4122."
-                        .into(),
-                ));
-            }
-        }
+        crate::users::check_client_id(data)?;
         let attrs = data.get("attributes").and_then(|a| a.as_object());
-        if let Some(a) = attrs {
-            let rels: Vec<&str> = a
-                .keys()
-                .map(|k| k.as_str())
-                .filter(|k| is_user_relationship(&db.fields, k))
-                .collect();
-            if !rels.is_empty() {
-                return Err(InErr::Unprocessable(format!(
-                    "The following relationship fields were provided as attributes: [ {} ]",
-                    rels.join(", ")
-                )));
-            }
-        }
+        crate::users::reject_relationships_as_attributes(attrs, |k| {
+            is_user_relationship(&db.fields, k)
+        })?;
         let mut p = Patch::default();
         // Relationships are resolved (404s) before attributes are denormalised. Items are
         // loaded from the storage of the first item's type, whatever the field targets.
@@ -899,14 +880,7 @@ impl App {
                 let Some(rel) = rels.get(&name) else {
                     continue;
                 };
-                let mut items: Vec<Value> = match rel.get("data") {
-                    Some(Value::Array(a)) => a.clone(),
-                    Some(Value::Object(o)) if o.contains_key("type") && o.contains_key("id") => {
-                        vec![Value::Object(o.clone())]
-                    }
-                    _ => Vec::new(),
-                };
-                items.retain(|v| !v.is_null());
+                let items = crate::users::relationship_items(rel);
                 if items.is_empty() {
                     rel_values.push((name.clone(), Vec::new()));
                     continue;

@@ -7,7 +7,7 @@ use crate::filter::{self, check_sql, eval, parse_sort, sort_cmp, FErr, Mode, Res
 use crate::json::J;
 use crate::model::{Db, Term, Violation};
 use crate::users::{bool_of, InErr};
-use crate::util::{is_uuid, rfc3339};
+use crate::util::rfc3339;
 use serde_json::Value;
 
 /// The relationship fields of a term, in field order.
@@ -774,29 +774,12 @@ impl App {
             ));
         }
         let data = data.and_then(|d| d.as_object()).unwrap_or(&empty);
-        if let Some(id) = data.get("id").filter(|v| !v.is_null()) {
-            if !id.as_str().map(is_uuid).unwrap_or(false) {
-                return Err(InErr::Unprocessable(
-                    "IDs should be properly generated and formatted UUIDs as described in RFC 4122."
-                        .into(),
-                ));
-            }
-        }
+        crate::users::check_client_id(data)?;
         let resource_type = format!("taxonomy_term--{bundle}");
         let attrs = data.get("attributes").and_then(|a| a.as_object());
-        if let Some(a) = attrs {
-            let rels: Vec<&str> = a
-                .keys()
-                .map(|k| k.as_str())
-                .filter(|k| TERM_RELATIONSHIPS.contains(k))
-                .collect();
-            if !rels.is_empty() {
-                return Err(InErr::Unprocessable(format!(
-                    "The following relationship fields were provided as attributes: [ {} ]",
-                    rels.join(", ")
-                )));
-            }
-        }
+        crate::users::reject_relationships_as_attributes(attrs, |k| {
+            TERM_RELATIONSHIPS.contains(&k)
+        })?;
         let mut p = TermPatch::default();
         // Relationship items are resolved (404) before the attributes are denormalised.
         let mut rel_values: Vec<(String, Vec<i64>)> = Vec::new();
@@ -805,14 +788,7 @@ impl App {
                 let Some(rel) = rels.get(&name) else {
                     continue;
                 };
-                let mut items: Vec<Value> = match rel.get("data") {
-                    Some(Value::Array(a)) => a.clone(),
-                    Some(Value::Object(o)) if o.contains_key("type") && o.contains_key("id") => {
-                        vec![Value::Object(o.clone())]
-                    }
-                    _ => Vec::new(),
-                };
-                items.retain(|v| !v.is_null());
+                let items = crate::users::relationship_items(rel);
                 let mut ids = Vec::new();
                 if let Some(first) = items.first() {
                     if first.get("id").map(|v| !non_empty(v)).unwrap_or(true) {

@@ -6,7 +6,7 @@ use crate::json::J;
 use crate::model::{
     eq_nocase_utf8, mail_is_valid, name_format_violations, Db, Role, User, Violation,
 };
-use crate::util::{parse_rfc3339, rfc3339};
+use crate::util::{is_uuid, parse_rfc3339, rfc3339};
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -615,6 +615,50 @@ pub enum InErr {
     Unprocessable(String),
     /// 404 (relationship item not found)
     NotFound(String),
+}
+
+/// A client-generated `data.id` must be a UUID (any entity type).
+pub fn check_client_id(data: &serde_json::Map<String, Value>) -> Result<(), InErr> {
+    match data.get("id").filter(|v| !v.is_null()) {
+        Some(id) if !id.as_str().map(is_uuid).unwrap_or(false) => Err(InErr::Unprocessable(
+            "IDs should be properly generated and formatted UUIDs as described in RFC 4122.".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// JSON:API refuses relationship fields sent as attributes (any entity type).
+pub fn reject_relationships_as_attributes(
+    attrs: Option<&serde_json::Map<String, Value>>,
+    is_relationship: impl Fn(&str) -> bool,
+) -> Result<(), InErr> {
+    let rels: Vec<&str> = attrs
+        .into_iter()
+        .flat_map(|a| a.keys())
+        .map(|k| k.as_str())
+        .filter(|k| is_relationship(k))
+        .collect();
+    if rels.is_empty() {
+        return Ok(());
+    }
+    Err(InErr::Unprocessable(format!(
+        "The following relationship fields were provided as attributes: [ {} ]",
+        rels.join(", ")
+    )))
+}
+
+/// A relationship's resource identifiers: `data` as a list, or one identifier object;
+/// nulls dropped.
+pub fn relationship_items(rel: &Value) -> Vec<Value> {
+    let mut items: Vec<Value> = match rel.get("data") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Object(o)) if o.contains_key("type") && o.contains_key("id") => {
+            vec![Value::Object(o.clone())]
+        }
+        _ => Vec::new(),
+    };
+    items.retain(|v| !v.is_null());
+    items
 }
 
 fn item_props(field: &str, field_type: &str, v: &Value, writable: &[&str]) -> Result<(), InErr> {
