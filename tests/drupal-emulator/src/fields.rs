@@ -38,8 +38,8 @@ pub enum FVal {
     Refs(Vec<i64>),
 }
 
-/// Names a configurable field may not take (base fields and JSON:API's own members).
-const RESERVED: [&str; 25] = [
+/// The user entity's base fields (core REST serialises exactly these, plus configurable fields).
+pub const USER_BASE_FIELDS: [&str; 18] = [
     "uid",
     "uuid",
     "langcode",
@@ -58,6 +58,10 @@ const RESERVED: [&str; 25] = [
     "roles",
     "default_langcode",
     "user_picture",
+];
+
+/// Names a configurable field may not take besides the base fields (JSON:API's own members).
+const RESERVED: [&str; 7] = [
     "display_name",
     "drupal_internal__uid",
     "id",
@@ -107,7 +111,7 @@ impl UserField {
                 "bad field name {name:?}: use a-z, 0-9 and _, at most 32 characters, starting with a letter"
             ));
         }
-        if RESERVED.contains(&name) {
+        if USER_BASE_FIELDS.contains(&name) || RESERVED.contains(&name) {
             return Err(format!("{name} is a base field of the user entity"));
         }
         let kind = match ty {

@@ -849,6 +849,27 @@ impl App {
     }
 
     /// JsonApiDocumentTopLevelNormalizer::denormalize + prepareInput for user documents.
+    /// A create's or update's query and body (the document and what it asks), checked and read, with the site locked for
+    /// the write that follows.
+    fn read_user_document(
+        &self,
+        ctx: &Ctx,
+        req: &Req,
+    ) -> Result<(std::sync::RwLockWriteGuard<'_, Db>, Value, Patch), Resp> {
+        if let Some(r) = self.validate_query_params(ctx, req) {
+            return Err(r);
+        }
+        let doc = self.decode_body(ctx, req, None)?;
+        let db = self.write();
+        match self.parse_user_document(&db, &doc, &req.body) {
+            Ok(p) => Ok((db, doc, p)),
+            Err(e) => {
+                drop(db);
+                Err(self.in_err(ctx, req, e))
+            }
+        }
+    }
+
     fn parse_user_document(&self, db: &Db, doc: &Value, raw: &[u8]) -> Result<Patch, InErr> {
         let empty = serde_json::Map::new();
         let top = doc.as_object().unwrap_or(&empty);
@@ -1021,20 +1042,9 @@ impl App {
         if let Some(reason) = self.csrf_failure(ctx, req) {
             return self.jerr(ctx, req, 403, reason);
         }
-        if let Some(r) = self.validate_query_params(ctx, req) {
-            return r;
-        }
-        let doc = match self.decode_body(ctx, req, None) {
-            Ok(d) => d,
+        let (mut db, _, p) = match self.read_user_document(ctx, req) {
+            Ok(read) => read,
             Err(r) => return r,
-        };
-        let mut db = self.write();
-        let p = match self.parse_user_document(&db, &doc, &req.body) {
-            Ok(p) => p,
-            Err(e) => {
-                drop(db);
-                return self.in_err(ctx, req, e);
-            }
         };
         // Field edit access, in field order.
         let mut order: Vec<&String> = p.fields.iter().collect();
@@ -1118,20 +1128,9 @@ impl App {
         if let Some(r) = self.write_access(ctx, req, &target, "update") {
             return r;
         }
-        if let Some(r) = self.validate_query_params(ctx, req) {
-            return r;
-        }
-        let doc = match self.decode_body(ctx, req, None) {
-            Ok(d) => d,
+        let (mut db, doc, p) = match self.read_user_document(ctx, req) {
+            Ok(read) => read,
             Err(r) => return r,
-        };
-        let mut db = self.write();
-        let p = match self.parse_user_document(&db, &doc, &req.body) {
-            Ok(p) => p,
-            Err(e) => {
-                drop(db);
-                return self.in_err(ctx, req, e);
-            }
         };
         let Some(orig) = db.users.get(&target.uid).cloned() else {
             drop(db);

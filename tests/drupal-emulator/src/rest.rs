@@ -9,27 +9,6 @@ use serde_json::Value;
 
 const JSON_CT: &str = "application/json";
 
-const REST_FIELDS: [&str; 18] = [
-    "uid",
-    "uuid",
-    "langcode",
-    "preferred_langcode",
-    "preferred_admin_langcode",
-    "name",
-    "pass",
-    "mail",
-    "timezone",
-    "status",
-    "created",
-    "changed",
-    "access",
-    "login",
-    "init",
-    "roles",
-    "default_langcode",
-    "user_picture",
-];
-
 fn msg(status: u16, m: &str) -> Resp {
     Resp::json(status, JSON_CT, &J::obj().with("message", m))
 }
@@ -212,7 +191,7 @@ impl App {
                 continue;
             };
             let def = self.read().user_field(k).cloned();
-            if !REST_FIELDS.contains(&k.as_str()) && def.is_none() {
+            if !crate::fields::USER_BASE_FIELDS.contains(&k.as_str()) && def.is_none() {
                 return Err(Resp::new(
                     500,
                     "text/plain; charset=UTF-8",

@@ -373,6 +373,20 @@ fn bad(m: &str) -> Resp {
     ok_json(400, &J::obj().with("error", m))
 }
 
+/// Seeds one item, or each of a list (the first failure answers 400).
+fn seed(v: &Value, mut one: impl FnMut(&Value) -> Result<J, String>) -> Resp {
+    match v {
+        Value::Array(items) => match items.iter().map(&mut one).collect::<Result<Vec<J>, _>>() {
+            Ok(out) => ok_json(200, &J::Arr(out)),
+            Err(e) => bad(&e),
+        },
+        _ => match one(v) {
+            Ok(j) => ok_json(200, &j),
+            Err(e) => bad(&e),
+        },
+    }
+}
+
 impl App {
     pub fn record(&self, req: &Req) {
         let path = match &req.query {
@@ -694,50 +708,14 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
                 .clear_all();
             ok_json(200, &J::obj().with("ok", true))
         }
-        ("POST", "/_emulator/users") => {
-            let v = match parsed() {
-                Ok(v) => v,
-                Err(r) => return r,
-            };
-            match &v {
-                Value::Array(items) => {
-                    let mut out = Vec::new();
-                    for it in items {
-                        match app.upsert_user(it) {
-                            Ok(j) => out.push(j),
-                            Err(e) => return bad(&e),
-                        }
-                    }
-                    ok_json(200, &J::Arr(out))
-                }
-                _ => match app.upsert_user(&v) {
-                    Ok(j) => ok_json(200, &j),
-                    Err(e) => bad(&e),
-                },
-            }
-        }
-        ("POST", "/_emulator/terms") => {
-            let v = match parsed() {
-                Ok(v) => v,
-                Err(r) => return r,
-            };
-            match &v {
-                Value::Array(items) => {
-                    let mut out = Vec::new();
-                    for it in items {
-                        match app.create_term_ctl(it) {
-                            Ok(j) => out.push(j),
-                            Err(e) => return bad(&e),
-                        }
-                    }
-                    ok_json(200, &J::Arr(out))
-                }
-                _ => match app.create_term_ctl(&v) {
-                    Ok(j) => ok_json(200, &j),
-                    Err(e) => bad(&e),
-                },
-            }
-        }
+        ("POST", "/_emulator/users") => match parsed() {
+            Ok(v) => seed(&v, |item| app.upsert_user(item)),
+            Err(r) => r,
+        },
+        ("POST", "/_emulator/terms") => match parsed() {
+            Ok(v) => seed(&v, |item| app.create_term_ctl(item)),
+            Err(r) => r,
+        },
         ("GET", "/_emulator/settings") => ok_json(200, &app.read().settings.to_json()),
         ("PUT", "/_emulator/settings") | ("PATCH", "/_emulator/settings") => {
             let v = match parsed() {

@@ -6,7 +6,7 @@ use crate::app::{href, jsonapi_member, App, Ctx, Req, Resp, JSONAPI_CT};
 use crate::filter::{self, check_sql, eval, parse_sort, sort_cmp, FErr, Mode, Resolver, Val};
 use crate::json::J;
 use crate::model::{Db, Term, Violation};
-use crate::users::{bool_of, InErr};
+use crate::users::{bool_of, check_boolean, InErr};
 use crate::util::rfc3339;
 use serde_json::Value;
 
@@ -967,15 +967,7 @@ impl App {
             }
         }
         if check("status") {
-            if let Some(s) = &p.status {
-                if bool_of(s).is_none() && !s.is_null() {
-                    v.push(Violation::new(
-                        "status",
-                        "status.0.value",
-                        "This value should be of the correct primitive type.",
-                    ));
-                }
-            }
+            check_boolean(&mut v, "status", p.status.as_ref());
         }
         if check("parent") {
             for (d, tid) in t.parent.iter().enumerate() {

@@ -808,6 +808,17 @@ pub fn bool_of(v: &Value) -> Option<bool> {
     }
 }
 
+/// A boolean base field must hold a boolean (or a form Drupal casts to one) or null.
+pub fn check_boolean(v: &mut Vec<Violation>, field: &str, value: Option<&Value>) {
+    if value.is_some_and(|s| bool_of(s).is_none() && !s.is_null()) {
+        v.push(Violation::new(
+            field,
+            &format!("{field}.0.value"),
+            "This value should be of the correct primitive type.",
+        ));
+    }
+}
+
 impl App {
     /// Applies the patch's values (only the listed fields) to a user.
     pub fn apply_patch(&self, u: &mut User, p: &Patch, only: &[String]) {
@@ -1032,26 +1043,10 @@ impl App {
             }
         }
         if check("status") {
-            if let Some(s) = &p.status {
-                if bool_of(s).is_none() && !s.is_null() {
-                    v.push(Violation::new(
-                        "status",
-                        "status.0.value",
-                        "This value should be of the correct primitive type.",
-                    ));
-                }
-            }
+            check_boolean(&mut v, "status", p.status.as_ref());
         }
         if check("default_langcode") {
-            if let Some(s) = &p.default_langcode {
-                if bool_of(s).is_none() && !s.is_null() {
-                    v.push(Violation::new(
-                        "default_langcode",
-                        "default_langcode.0.value",
-                        "This value should be of the correct primitive type.",
-                    ));
-                }
-            }
+            check_boolean(&mut v, "default_langcode", p.default_langcode.as_ref());
         }
         for f in &db.fields {
             if !check(&f.name) {
