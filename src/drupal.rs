@@ -65,15 +65,7 @@ impl DrupalUser {
             );
             h.update([0u8]);
         }
-        let digest = h.finalize();
-        let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        let stamp: String = self
-            .changed
-            .chars()
-            .filter(char::is_ascii_digit)
-            .take(14)
-            .collect();
-        format!("W/\"{stamp}-{short}\"")
+        weak_etag(&self.changed, &h.finalize())
     }
 
     /// The SCIM view of the mapped attributes, without `id`, `meta` and `schemas`.
@@ -190,6 +182,18 @@ fn service_account_refused() -> ScimError {
          given to the gateway, that the account is active and has the 'administer users' \
          permission, and that Drupal's flood control has not locked it.",
     )
+}
+
+/// A weak ETag from Drupal's `changed` (one-second resolution) and a digest of what SCIM
+/// shows (which tells apart two changes within the same second).
+pub fn weak_etag(changed: &str, digest: &[u8]) -> String {
+    let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let stamp: String = changed
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
+    format!("W/\"{stamp}-{short}\"")
 }
 
 /// An RFC 4122 UUID in Drupal's lower-case hyphenated form. Anything else is not one of

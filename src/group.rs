@@ -180,15 +180,7 @@ pub struct Term {
 
 impl Term {
     pub fn version(&self) -> String {
-        let digest = Sha256::digest(self.name.as_bytes());
-        let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        let stamp: String = self
-            .changed
-            .chars()
-            .filter(char::is_ascii_digit)
-            .take(14)
-            .collect();
-        format!("W/\"{stamp}-{short}\"")
+        crate::drupal::weak_etag(&self.changed, &Sha256::digest(self.name.as_bytes()))
     }
 
     /// The SCIM Group; `members` is `None` when they were not read (excluded).
