@@ -794,6 +794,13 @@ pub fn set_patch_field(p: &mut Patch, field: &str, v: &Value) -> Result<(), InEr
 }
 
 /// PHP-ish boolean acceptance of `PrimitiveTypeConstraint` for booleans.
+/// A patch value replaces the stored one only when the document gave it.
+fn set_if_given<T: Clone>(slot: &mut T, given: &Option<T>) {
+    if let Some(v) = given {
+        *slot = v.clone();
+    }
+}
+
 pub fn bool_of(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
@@ -829,35 +836,19 @@ impl App {
                         u.name = v.clone().unwrap_or_default();
                     }
                 }
-                "mail" => {
-                    if let Some(v) = &p.mail {
-                        u.mail = v.clone();
-                    }
-                }
-                "init" => {
-                    if let Some(v) = &p.init {
-                        u.init = v.clone();
-                    }
-                }
-                "timezone" => {
-                    if let Some(v) = &p.timezone {
-                        u.timezone = v.clone();
-                    }
-                }
+                "mail" => set_if_given(&mut u.mail, &p.mail),
+                "init" => set_if_given(&mut u.init, &p.init),
+                "timezone" => set_if_given(&mut u.timezone, &p.timezone),
                 "langcode" => {
                     if let Some(Some(v)) = &p.langcode {
                         u.langcode = v.clone();
                     }
                 }
                 "preferred_langcode" => {
-                    if let Some(v) = &p.preferred_langcode {
-                        u.preferred_langcode = v.clone();
-                    }
+                    set_if_given(&mut u.preferred_langcode, &p.preferred_langcode)
                 }
                 "preferred_admin_langcode" => {
-                    if let Some(v) = &p.preferred_admin_langcode {
-                        u.preferred_admin_langcode = v.clone();
-                    }
+                    set_if_given(&mut u.preferred_admin_langcode, &p.preferred_admin_langcode)
                 }
                 "pass" => {
                     if let Some(PassIn { value: Some(v), .. }) = &p.pass {
