@@ -35,7 +35,7 @@ impl Req {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -96,6 +96,10 @@ pub struct Actor {
     pub roles: Vec<String>,
     /// An authentication provider applied (Basic credentials or a session cookie were sent).
     pub provider_applied: bool,
+    /// The provider that applied is `basic_auth` (a `Basic` header that decodes to
+    /// `user:pass`; it wins over a session cookie), whether or not its credentials were
+    /// accepted. Otherwise, when `provider_applied`, it is `cookie`.
+    pub basic_auth: bool,
     /// The request carries a session cookie (CSRF is then enforced on writes).
     pub session_cookie: Option<String>,
     /// Authenticated through the session cookie.
@@ -108,6 +112,7 @@ impl Actor {
             uid: 0,
             roles: Vec::new(),
             provider_applied: false,
+            basic_auth: false,
             session_cookie: None,
             via_cookie: false,
         }
@@ -117,34 +122,86 @@ impl Actor {
     }
 }
 
+/// `user.flood` (Drupal's defaults): per IP, 50 failures an hour; per account and IP, 5 in 6 h.
+pub const FLOOD_IP_LIMIT: usize = 50;
+pub const FLOOD_IP_WINDOW: i64 = 3600;
+pub const FLOOD_USER_LIMIT: usize = 5;
+pub const FLOOD_USER_WINDOW: i64 = 21600;
+
+/// The flood events core registers on this site, in the order `GET /_emulator/flood` lists
+/// them: `basic_auth`'s (`BasicAuth::authenticate`) and the JSON login's
+/// (`UserAuthenticationController::login`; the login form's `user.failed_login_user` is not
+/// reachable over HTTP here).
+pub const FLOOD_EVENTS: [&str; 4] = [
+    "basic_auth.failed_login_ip",
+    "basic_auth.failed_login_user",
+    "user.failed_login_ip",
+    "user.http_login",
+];
+
+/// Drupal's `flood` table (`DatabaseBackend`): one row per registered event, with its
+/// expiration (registration time + window).
 #[derive(Default)]
 pub struct Flood {
-    /// event name + identifier -> timestamps.
-    events: HashMap<String, Vec<i64>>,
+    /// (event, identifier) -> rows as (timestamp, expiration).
+    rows: HashMap<(String, String), Vec<(i64, i64)>>,
 }
 
 impl Flood {
-    pub fn is_allowed(&mut self, event: &str, id: &str, limit: usize, window: i64, t: i64) -> bool {
-        let key = format!("{event}\u{0}{id}");
-        match self.events.get_mut(&key) {
-            Some(v) => {
-                v.retain(|x| *x > t - window);
-                v.len() < limit
-            }
-            None => true,
-        }
+    /// Fewer than `limit` rows registered within the last `window` seconds.
+    pub fn is_allowed(&self, event: &str, id: &str, limit: usize, window: i64, t: i64) -> bool {
+        self.rows
+            .get(&(event.to_string(), id.to_string()))
+            .map(|v| v.iter().filter(|(ts, _)| *ts > t - window).count() < limit)
+            .unwrap_or(true)
     }
-    pub fn register(&mut self, event: &str, id: &str, t: i64) {
-        self.events
-            .entry(format!("{event}\u{0}{id}"))
-            .or_default()
-            .push(t);
+    pub fn register(&mut self, event: &str, id: &str, window: i64, t: i64) {
+        let rows = self
+            .rows
+            .entry((event.to_string(), id.to_string()))
+            .or_default();
+        // Cron's garbage collection, for this key.
+        rows.retain(|(_, exp)| *exp >= t);
+        rows.push((t, t + window));
     }
     pub fn clear(&mut self, event: &str, id: &str) {
-        self.events.remove(&format!("{event}\u{0}{id}"));
+        self.rows.remove(&(event.to_string(), id.to_string()));
     }
     pub fn clear_all(&mut self) {
-        self.events.clear();
+        self.rows.clear();
+    }
+    /// The rows the table holds at `t`, once expired ones are garbage-collected:
+    /// `{"rows": N, "events": {event: n}, "identifiers": {event: {identifier: n}}}`.
+    pub fn to_json(&self, t: i64) -> J {
+        let mut keys: Vec<&(String, String)> = self.rows.keys().collect();
+        keys.sort();
+        let mut total = 0usize;
+        let mut events = J::obj();
+        let mut idents = J::obj();
+        let mut names: Vec<&str> = FLOOD_EVENTS.to_vec();
+        for (e, _) in &keys {
+            if !names.contains(&e.as_str()) {
+                names.push(e.as_str());
+            }
+        }
+        for name in names {
+            let mut per_id = J::obj();
+            let mut n = 0usize;
+            for key in keys.iter().filter(|(e, _)| e == name) {
+                let live = self.rows[*key].iter().filter(|(_, exp)| *exp >= t).count();
+                if live > 0 {
+                    per_id.push(&key.1, live as i64);
+                    n += live;
+                }
+            }
+            total += n;
+            events.push(name, n as i64);
+            idents.push(name, per_id);
+        }
+        J::obj()
+            .with("rows", total as i64)
+            .with("events", events)
+            .with("identifiers", idents)
     }
 }
 
@@ -172,6 +229,11 @@ pub enum FaultKind {
 
 pub struct App {
     pub cfg: Config,
+    /// `cache_dynamic_page_cache`, by [`App::dynamic_cache_key`] (only with the
+    /// `dynamic_page_cache` setting): `Some` is a stored refused-credentials filter 403,
+    /// served to everyone; `None` marks a URL whose first cached answer was a success, so it
+    /// varies by permissions and a later refused 403 cannot take it over.
+    pub page_cache: Mutex<HashMap<String, Option<Resp>>>,
     pub seed_ids: SeedIds,
     pub db: RwLock<Db>,
     pub flood: Mutex<Flood>,
@@ -191,6 +253,9 @@ pub struct Ctx {
     pub now: i64,
     /// Extra response headers to add (e.g. Set-Cookie).
     pub extra_headers: Vec<(String, String)>,
+    /// The answer is a JSON:API 403 for a filter on a field the caller may not see (what
+    /// Dynamic Page Cache wrongly keeps for refused credentials).
+    pub filter_denied: std::cell::Cell<bool>,
 }
 
 impl Ctx {
@@ -258,6 +323,7 @@ impl App {
         let seed_ids = db.seed_ids();
         App {
             cfg,
+            page_cache: Mutex::new(HashMap::new()),
             seed_ids,
             db: RwLock::new(db),
             flood: Mutex::new(Flood::default()),
@@ -275,6 +341,7 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear_all();
+        self.clear_page_cache();
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.faults
             .lock()
@@ -313,20 +380,40 @@ impl App {
         });
         if let Some((user, pass)) = basic {
             actor.provider_applied = true;
+            actor.basic_auth = true;
             let ip = req.peer_ip.as_str();
             let mut flood = self.flood.lock().unwrap_or_else(|e| e.into_inner());
             let mut ok_uid = None;
-            if flood.is_allowed("basic_auth.failed_login_ip", ip, 50, 3600, t) {
+            // BasicAuth::authenticate(): the per-user event only for an active account below
+            // its limit, the per-IP event on every failure (also when already blocked).
+            if flood.is_allowed(
+                "basic_auth.failed_login_ip",
+                ip,
+                FLOOD_IP_LIMIT,
+                FLOOD_IP_WINDOW,
+                t,
+            ) {
                 let db = self.read();
                 if let Some(u) = db.user_by_name(&user).filter(|u| u.status && u.uid != 0) {
                     let ident = format!("{}-{}", u.uid, ip);
-                    if flood.is_allowed("basic_auth.failed_login_user", &ident, 5, 21600, t) {
+                    if flood.is_allowed(
+                        "basic_auth.failed_login_user",
+                        &ident,
+                        FLOOD_USER_LIMIT,
+                        FLOOD_USER_WINDOW,
+                        t,
+                    ) {
                         if !user.is_empty() && !pass.is_empty() && u.pass.as_deref() == Some(&pass)
                         {
                             flood.clear("basic_auth.failed_login_user", &ident);
                             ok_uid = Some(u.uid);
                         } else {
-                            flood.register("basic_auth.failed_login_user", &ident, t);
+                            flood.register(
+                                "basic_auth.failed_login_user",
+                                &ident,
+                                FLOOD_USER_WINDOW,
+                                t,
+                            );
                         }
                     }
                 }
@@ -336,7 +423,7 @@ impl App {
                     drop(flood);
                     self.fill_actor(&mut actor, uid, t);
                 }
-                None => flood.register("basic_auth.failed_login_ip", ip, t),
+                None => flood.register("basic_auth.failed_login_ip", ip, FLOOD_IP_WINDOW, t),
             }
             return actor;
         }
@@ -401,6 +488,7 @@ impl App {
             actor,
             now: now(),
             extra_headers: Vec::new(),
+            filter_denied: std::cell::Cell::new(false),
         }
     }
 
@@ -527,16 +615,42 @@ impl App {
     // Dispatch.
 
     pub fn handle(&self, req: &Req) -> Resp {
+        // OptionsRequestSubscriber (priority 1000) answers before authentication (300).
+        if req.method == "OPTIONS" {
+            if let Some(r) = self.options(req) {
+                return r;
+            }
+        }
         let t = now();
         let actor = self.authenticate(req, t);
         let mut ctx = self.ctx(req, actor);
+        let cache_key = self.dynamic_cache_key(&ctx, req);
+        let hit = cache_key.as_ref().and_then(|k| {
+            self.page_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(k)
+                .cloned()
+                .flatten()
+        });
         let path = req.path.as_str();
-        let mut resp = if path == "/jsonapi" || path.starts_with("/jsonapi/") {
-            self.handle_jsonapi(&mut ctx, req)
-        } else if path == "/entity/user" || path.starts_with("/user/") || path == "/session/token" {
-            self.handle_rest(&mut ctx, req)
+        let mut resp = if let Some(cached) = hit {
+            cached.with_header("X-Drupal-Dynamic-Cache", "HIT")
         } else {
-            html_page(404, "Page not found", &self.cfg.site_name)
+            let resp = if path == "/jsonapi" || path.starts_with("/jsonapi/") {
+                self.handle_jsonapi(&mut ctx, req)
+            } else if path == "/entity/user"
+                || path.starts_with("/user/")
+                || path == "/session/token"
+            {
+                self.handle_rest(&mut ctx, req)
+            } else {
+                html_page(404, "Page not found", &self.cfg.site_name)
+            };
+            match cache_key {
+                Some(k) => self.store_dynamic_cache(&ctx, k, resp),
+                None => resp,
+            }
         };
         resp.headers.append(&mut ctx.extra_headers);
         let sets_cookie = resp
@@ -553,6 +667,120 @@ impl App {
             ));
         }
         resp
+    }
+}
+
+impl App {
+    /// `OPTIONS` on the user paths, as core's `OptionsRequestSubscriber` answers it: 200, an
+    /// empty body and `Allow` with the methods of every route on the path, before
+    /// authentication and access checks. `/user/{uid}` (digits only: `/user/login` and the
+    /// like have routes of their own) and `/entity/user` (only while the REST resource
+    /// exists). Other paths are left to the normal handling.
+    fn options(&self, req: &Req) -> Option<Resp> {
+        let resource = self.read().settings.rest_user_resource;
+        let allow = if req.path == "/entity/user" {
+            if !resource.enabled() {
+                return None;
+            }
+            "POST"
+        } else {
+            let uid = req.path.strip_prefix("/user/")?;
+            if uid.is_empty() || !uid.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            resource.user_path_options()
+        };
+        // Symfony's Response::prepare(): the request format's MIME type (`_format=json`), or
+        // text/html.
+        let query = req.query.as_deref().map(parse_query).unwrap_or_default();
+        let json = query
+            .iter()
+            .any(|(k, v)| k == "_format" && v.as_str() == Some("json"));
+        let ct = if json {
+            "application/json"
+        } else {
+            "text/html; charset=UTF-8"
+        };
+        Some(Resp::new(200, ct, Vec::new()).with_header("Allow", allow))
+    }
+
+    // -------------------------------------------------------------------------------------
+    // Dynamic Page Cache (the `dynamic_page_cache` setting).
+
+    /// The entry a request reads and writes: with the switch on, GET and HEAD under
+    /// `/jsonapi/`, by path and Symfony's normalised query string (the `url.query_args` cache
+    /// context), so `filter%5Bname%5D=alice` and `filter[name]=alice` are the same entry
+    /// (records 12 and 14).
+    pub fn dynamic_cache_key(&self, ctx: &Ctx, req: &Req) -> Option<String> {
+        if !matches!(req.method.as_str(), "GET" | "HEAD") || !req.path.starts_with("/jsonapi/") {
+            return None;
+        }
+        if !self.read().settings.dynamic_page_cache {
+            return None;
+        }
+        let q = normalized_query(&ctx.query);
+        Some(if q.is_empty() {
+            req.path.clone()
+        } else {
+            format!("{}?{}", req.path, q)
+        })
+    }
+
+    /// Stores what Drupal's cache stores wrongly: the 403 for a filter on a field the caller
+    /// may not see, when credentials were sent but refused (a wrong Basic password, a
+    /// flood-blocked account, a session cookie for no session), so the request ran as
+    /// anonymous. It goes out with `X-Drupal-Dynamic-Cache: MISS`. Only a URL's first
+    /// cached answer counts: after a success (correct credentials first) the entry varies by
+    /// permissions and nothing is poisoned. No credentials give the uncached 401, and
+    /// authenticated callers' 403s are uncacheable (record 134).
+    fn store_dynamic_cache(&self, ctx: &Ctx, key: String, resp: Resp) -> Resp {
+        let poison = ctx.filter_denied.get()
+            && resp.status == 403
+            && ctx.actor.provider_applied
+            && !ctx.actor.is_auth();
+        let success = (200..300).contains(&resp.status);
+        if !poison && !success {
+            return resp;
+        }
+        let mut cache = self.page_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.contains_key(&key) {
+            return resp;
+        }
+        if success {
+            cache.insert(key, None);
+            return resp;
+        }
+        cache.insert(key, Some(resp.clone()));
+        resp.with_header("X-Drupal-Dynamic-Cache", "MISS")
+    }
+
+    /// A cache rebuild (`drush cr`): empties `cache_dynamic_page_cache`.
+    pub fn clear_page_cache(&self) {
+        self.page_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// `{"poisoned": [URL…], "varied": [URL…]}`, sorted.
+    pub fn page_cache_json(&self) -> J {
+        let cache = self.page_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut poisoned: Vec<&String> = cache
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        let mut varied: Vec<&String> = cache
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        poisoned.sort();
+        varied.sort();
+        let list = |v: Vec<&String>| J::Arr(v.into_iter().map(|k| J::Str(k.clone())).collect());
+        J::obj()
+            .with("poisoned", list(poisoned))
+            .with("varied", list(varied))
     }
 }
 

@@ -727,6 +727,7 @@ impl App {
 
     pub(crate) fn filter_error(&self, ctx: &Ctx, req: &Req, status: u16, detail: &str) -> Resp {
         if status == 403 {
+            ctx.filter_denied.set(true);
             self.jforbidden(ctx, req, detail, None)
         } else {
             self.jerr(ctx, req, status, detail)

@@ -34,7 +34,8 @@ pub const USAGE: &str = "usage: drupal-emulator --listen 127.0.0.1:8080 [--admin
        [--cancel-method user_cancel_block|user_cancel_block_unpublish|user_cancel_reassign|user_cancel_delete]
        [--mail-case-insensitive] [--read-only] [--latency-ms N] [--cost-model none|drupal] [--seed-limited]
        [--site-name NAME] [--request-log-limit N]
-       [--user-field NAME[:string|boolean|integer]]... [--second-run-fields] [--race-window-ms N]";
+       [--user-field NAME[:string|boolean|integer]]... [--second-run-fields] [--race-window-ms N]
+       [--dynamic-page-cache] [--rest-user-resource basic_auth,cookie|basic_auth|cookie|off]";
 
 impl Default for Options {
     fn default() -> Self {
@@ -54,6 +55,8 @@ impl Default for Options {
                     race_window_ms: 0,
                     second_run_fields: false,
                     user_fields: Vec::new(),
+                    dynamic_page_cache: false,
+                    rest_user_resource: rest::RestUserResource::BasicAuthAndCookie,
                 },
             },
             log_limit: 100_000,
@@ -115,6 +118,14 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
                 o.config.settings.race_window_ms = value()?
                     .parse()
                     .map_err(|_| "--race-window-ms needs a number")?
+            }
+            "--dynamic-page-cache" => o.config.settings.dynamic_page_cache = true,
+            "--rest-user-resource" => {
+                let v = value()?;
+                o.config.settings.rest_user_resource =
+                    rest::RestUserResource::parse(&v).ok_or(format!(
+                    "unknown REST user resource {v} (basic_auth,cookie, basic_auth, cookie or off)"
+                ))?
             }
             "--site-name" => o.config.site_name = value()?,
             "--request-log-limit" => {

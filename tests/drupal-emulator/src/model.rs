@@ -310,6 +310,11 @@ pub struct Settings {
     pub second_run_fields: bool,
     /// Extra configurable user fields (`--user-field`).
     pub user_fields: Vec<UserField>,
+    /// Drupal's Dynamic Page Cache keeps the 403 a refused-credentials JSON:API filter got and
+    /// serves it to every later GET of that URL (see `App::dynamic_cache_*`).
+    pub dynamic_page_cache: bool,
+    /// The core REST `entity:user` resource: off, or the authentication providers it allows.
+    pub rest_user_resource: crate::rest::RestUserResource,
 }
 
 impl Settings {
@@ -326,6 +331,8 @@ impl Settings {
                 "user_fields",
                 J::Arr(self.user_fields.iter().map(|f| f.to_json()).collect()),
             )
+            .with("dynamic_page_cache", self.dynamic_page_cache)
+            .with("rest_user_resource", self.rest_user_resource.as_str())
     }
 }
 
@@ -556,6 +563,10 @@ impl Db {
     }
 
     pub fn remove(&mut self, uid: i64) -> Option<User> {
+        // The anonymous account (uid 0) can never be deleted.
+        if uid == 0 {
+            return None;
+        }
         let u = self.users.remove(&uid)?;
         self.by_uuid.remove(&u.uuid.to_ascii_lowercase());
         if self.by_name.get(&u.name.to_ascii_lowercase()) == Some(&uid) {

@@ -1,6 +1,9 @@
 //! Core REST (`entity:user` resource, `json` format), cookie login and CSRF tokens.
 
-use crate::app::{html_page, session_cookie_header, App, Ctx, Req, Resp};
+use crate::app::{
+    html_page, session_cookie_header, App, Ctx, Req, Resp, FLOOD_IP_LIMIT, FLOOD_IP_WINDOW,
+    FLOOD_USER_LIMIT, FLOOD_USER_WINDOW,
+};
 use crate::json::J;
 use crate::model::{User, Violation};
 use crate::users::{clean_roles, set_custom_field, set_patch_field, CustomIn, InErr, Patch, View};
@@ -9,17 +12,177 @@ use serde_json::Value;
 
 const JSON_CT: &str = "application/json";
 
+/// `AuthenticationSubscriber::onKernelRequestFilterProvider`'s answer to a provider the route
+/// does not list.
+pub const AUTH_METHOD_NOT_ALLOWED: &str =
+    "The used authentication method is not allowed on this route.";
+
 fn msg(status: u16, m: &str) -> Resp {
     Resp::json(status, JSON_CT, &J::obj().with("message", m))
 }
 
+/// The `rest.resource.entity.user` configuration (setting `rest_user_resource`, flag
+/// `--rest-user-resource`): absent (`off`: no REST user routes), or the authentication
+/// providers its routes list in `_auth`. The recorded site allowed both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RestUserResource {
+    #[default]
+    BasicAuthAndCookie,
+    BasicAuth,
+    Cookie,
+    Off,
+}
+
+impl RestUserResource {
+    /// `off`, or a comma-separated list of `basic_auth` and `cookie` (any order).
+    pub fn parse(s: &str) -> Option<RestUserResource> {
+        let s = s.trim();
+        if s == "off" {
+            return Some(RestUserResource::Off);
+        }
+        let (mut basic, mut cookie) = (false, false);
+        for p in s.split(',').map(str::trim) {
+            match p {
+                "basic_auth" if !basic => basic = true,
+                "cookie" if !cookie => cookie = true,
+                _ => return None,
+            }
+        }
+        Some(match (basic, cookie) {
+            (true, true) => RestUserResource::BasicAuthAndCookie,
+            (true, false) => RestUserResource::BasicAuth,
+            (false, true) => RestUserResource::Cookie,
+            (false, false) => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestUserResource::BasicAuthAndCookie => "basic_auth,cookie",
+            RestUserResource::BasicAuth => "basic_auth",
+            RestUserResource::Cookie => "cookie",
+            RestUserResource::Off => "off",
+        }
+    }
+    /// Whether the REST user routes exist.
+    pub fn enabled(self) -> bool {
+        self != RestUserResource::Off
+    }
+    /// Whether the routes' `_auth` lists `basic_auth`.
+    pub fn basic_auth(self) -> bool {
+        matches!(
+            self,
+            RestUserResource::BasicAuthAndCookie | RestUserResource::BasicAuth
+        )
+    }
+    /// Whether the routes' `_auth` lists `cookie`.
+    pub fn cookie(self) -> bool {
+        matches!(
+            self,
+            RestUserResource::BasicAuthAndCookie | RestUserResource::Cookie
+        )
+    }
+    /// The `Allow` header of `OPTIONS /user/{uid}` (`OptionsRequestSubscriber`): the methods
+    /// of every route on that path, in the route provider's order (fit, then name):
+    /// `entity.user.canonical` (GET, POST: `RouteMethodSubscriber`'s default), then
+    /// `rest.entity.user.DELETE`, `.GET` and `.PATCH`.
+    pub fn user_path_options(self) -> &'static str {
+        if self.enabled() {
+            "GET, POST, DELETE, PATCH"
+        } else {
+            "GET, POST"
+        }
+    }
+    /// The `Allow` of a routing 405 on `/user/{uid}`. `MethodFilter` adds HEAD to every GET
+    /// route and prepends each later route's methods: canonical [GET, POST, HEAD], then
+    /// DELETE, then [GET, HEAD], then PATCH.
+    pub fn user_path_405_allow(self) -> &'static str {
+        if self.enabled() {
+            "PATCH, GET, HEAD, DELETE, POST"
+        } else {
+            "GET, POST, HEAD"
+        }
+    }
+}
+
 impl App {
+    /// A 403 on a REST route; without credentials Basic auth's 401 challenge instead, when
+    /// the resource lists `basic_auth` (with only `cookie` there is no challenger).
     fn rest_forbidden(&self, ctx: &Ctx, m: &str) -> Resp {
-        if !ctx.actor.provider_applied {
+        if !ctx.actor.provider_applied && self.read().settings.rest_user_resource.basic_auth() {
             return msg(401, "No authentication credentials provided.")
                 .with_header("WWW-Authenticate", &self.realm());
         }
         msg(403, m)
+    }
+
+    /// Drupal's provider filter on a REST user route: the provider that applied (basic_auth,
+    /// priority 100, before cookie, priority 0; also when its credentials were refused) must
+    /// be in the resource's list. It runs right after routing (405, 406, 415 and the
+    /// parameter-conversion 404 come first) and, through `onExceptionAccessDenied`, it also
+    /// replaces every 403 raised by route access (CSRF), so it is checked before those.
+    fn rest_auth_filter(&self, ctx: &Ctx, resource: RestUserResource) -> Option<Resp> {
+        let allowed = if ctx.actor.basic_auth {
+            resource.basic_auth()
+        } else if ctx.actor.provider_applied {
+            resource.cookie()
+        } else {
+            true
+        };
+        (!allowed).then(|| msg(403, AUTH_METHOD_NOT_ALLOWED))
+    }
+
+    /// Symfony's `RouterListener` 404 for a path without routes.
+    fn no_route(&self, ctx: &Ctx, req: &Req, json: bool) -> Resp {
+        if !json {
+            return html_page(404, "Page not found", &self.cfg.site_name);
+        }
+        msg(
+            404,
+            &format!(
+                "No route found for \"{} {}{}\"",
+                req.method, ctx.base, req.path
+            ),
+        )
+    }
+
+    /// `entity.user.canonical` (`/user/{user}`, methods GET and POST, `_entity_access:
+    /// user.view`, no `_auth`, so only the global `cookie` provider). It answers every GET,
+    /// HEAD and POST on `/user/{uid}` that no REST route takes. With `?_format=json` its
+    /// errors are JSON, and a successful match ends in `AcceptNegotiation406` (the controller
+    /// returns a render array): 406 "Not acceptable format: json".
+    fn canonical_user(&self, ctx: &Ctx, uid_s: &str, json: bool) -> Resp {
+        let site = &self.cfg.site_name;
+        let target = uid_s
+            .parse::<i64>()
+            .ok()
+            .and_then(|uid| self.read().users.get(&uid).cloned());
+        let Some(target) = target else {
+            if !json {
+                return html_page(404, "Page not found", site);
+            }
+            return msg(
+                404,
+                "The \"user\" parameter was not converted for the path \"/user/{user}\" (route name: \"entity.user.canonical\")",
+            );
+        };
+        // Route access, then the provider filter, which turns any 403 into its own.
+        let denied = if ctx.actor.basic_auth {
+            Some(AUTH_METHOD_NOT_ALLOWED)
+        } else if target.uid == 0 {
+            // UserAccessControlHandler: AccessResult::forbidden(), no reason.
+            Some("")
+        } else if self.user_view(&self.read(), &ctx.actor, &target) == View::Label {
+            Some("The 'access user profiles' permission is required.")
+        } else {
+            None
+        };
+        // No 401: basic_auth is not allowed on this route, so nothing can challenge.
+        match (denied, json) {
+            (Some(m), true) => msg(403, m),
+            (Some(_), false) => html_page(403, "Access denied", site),
+            (None, true) => msg(406, "Not acceptable format: json"),
+            (None, false) => html_page(200, &target.name, site),
+        }
     }
 
     pub fn handle_rest(&self, ctx: &mut Ctx, req: &Req) -> Resp {
@@ -47,7 +210,13 @@ impl App {
             .param("_format")
             .and_then(|f| f.as_str())
             .map(|s| s.to_string());
+        let json = format.as_deref() == Some("json");
+        let resource = self.read().settings.rest_user_resource;
         if path == "/entity/user" {
+            if !resource.enabled() {
+                // Only the REST POST route lives on this path.
+                return self.no_route(ctx, req, json);
+            }
             if m != "POST" {
                 return msg(
                     405,
@@ -66,6 +235,9 @@ impl App {
             if let Some(r) = self.rest_content_type(req) {
                 return r;
             }
+            if let Some(r) = self.rest_auth_filter(ctx, resource) {
+                return r;
+            }
             return self.rest_post(ctx, req);
         }
         let Some(uid_s) = path.strip_prefix("/user/") else {
@@ -76,30 +248,40 @@ impl App {
         }
         let is_get = m == "GET" || m == "HEAD";
         if is_get && format.is_none() {
-            // The HTML route wins; it does not allow basic_auth.
-            return html_page(403, "Access denied", &self.cfg.site_name);
+            // The HTML route wins.
+            return self.canonical_user(ctx, uid_s, false);
+        }
+        // MethodFilter over the routes on /user/{user}: the REST routes (GET, PATCH, DELETE)
+        // when the resource exists, and the canonical HTML route (GET, POST).
+        let rest_route = resource.enabled() && matches!(m, "GET" | "HEAD" | "PATCH" | "DELETE");
+        let canonical_route = matches!(m, "GET" | "HEAD" | "POST");
+        if !(rest_route || canonical_route) {
+            let allow = resource.user_path_405_allow();
+            if !json {
+                return html_page(405, "Client error", &self.cfg.site_name)
+                    .with_header("Allow", allow);
+            }
+            return msg(
+                405,
+                &format!(
+                    "No route found for \"{m} {}{path}\": Method Not Allowed (Allow: {allow})",
+                    ctx.base
+                ),
+            )
+            .with_header("Allow", allow);
         }
         if let Some(f) = &format {
             if f != "json" {
-                if ctx.actor.provider_applied && !ctx.actor.via_cookie {
-                    return Resp::new(
-                        403,
-                        "text/plain; charset=UTF-8",
-                        "The used authentication method is not allowed on this route.",
-                    );
+                if ctx.actor.basic_auth {
+                    return Resp::new(403, "text/plain; charset=UTF-8", AUTH_METHOD_NOT_ALLOWED);
                 }
                 return self.wrong_format(ctx);
             }
         }
-        if !matches!(m, "GET" | "HEAD" | "PATCH" | "DELETE") {
-            return msg(
-                405,
-                &format!(
-                    "No route found for \"{m} {}{path}\": Method Not Allowed (Allow: GET, PATCH, DELETE)",
-                    ctx.base
-                ),
-            )
-            .with_header("Allow", "GET, PATCH, DELETE");
+        // The REST routes' only format, json, is their default format, so PATCH and DELETE
+        // need no `_format`. Everything else goes to the canonical route.
+        if !rest_route {
+            return self.canonical_user(ctx, uid_s, json);
         }
         if m == "PATCH" {
             if let Some(r) = self.rest_content_type(req) {
@@ -117,6 +299,9 @@ impl App {
                 &format!("The \"user\" parameter was not converted for the path \"/user/{{user}}\" (route name: \"rest.entity.user.{method}\")"),
             );
         };
+        if let Some(r) = self.rest_auth_filter(ctx, resource) {
+            return r;
+        }
         match m {
             "PATCH" => self.rest_patch(ctx, req, target),
             "DELETE" => self.rest_delete(ctx, req, target),
@@ -361,7 +546,10 @@ impl App {
         Resp::json(201, JSON_CT, &body).with_header("Location", &format!("{}/user/{uid}", ctx.base))
     }
 
-    fn rest_write_access(&self, ctx: &Ctx, req: &Req, target: &User, op: &str) -> Option<Resp> {
+    /// `EntityResource`'s entity access check, in the controller (so after the CSRF route
+    /// access and, for PATCH, after the body was decoded). uid 0 is forbidden without a
+    /// reason, hence the fallback message.
+    fn rest_entity_access(&self, ctx: &Ctx, target: &User, op: &str) -> Option<Resp> {
         let db = self.read();
         let admin = self.has_perm(&db, &ctx.actor, "administer users");
         let own = ctx.actor.is_auth() && ctx.actor.uid == target.uid;
@@ -377,20 +565,22 @@ impl App {
             Some("The 'cancel account' permission is required.".to_string())
         };
         drop(db);
-        if let Some(m) = denied {
-            return Some(self.rest_forbidden(ctx, &m));
-        }
-        self.csrf_failure(ctx, req).map(|reason| msg(403, reason))
+        denied.map(|m| self.rest_forbidden(ctx, &m))
     }
 
     fn rest_patch(&self, ctx: &mut Ctx, req: &Req, target: User) -> Resp {
-        if let Some(r) = self.rest_write_access(ctx, req, &target, "update") {
-            return r;
+        // Route access (CSRF), then RequestHandler decodes the body, then the controller
+        // checks entity access.
+        if let Some(reason) = self.csrf_failure(ctx, req) {
+            return msg(403, reason);
         }
         let (p, extra) = match self.rest_body(req) {
             Ok(x) => x,
             Err(r) => return r,
         };
+        if let Some(r) = self.rest_entity_access(ctx, &target, "update") {
+            return r;
+        }
         let mut db = self.write();
         let Some(orig) = db.users.get(&target.uid).cloned() else {
             return Resp::empty(500);
@@ -449,7 +639,10 @@ impl App {
     }
 
     fn rest_delete(&self, ctx: &mut Ctx, req: &Req, target: User) -> Resp {
-        if let Some(r) = self.rest_write_access(ctx, req, &target, "delete") {
+        if let Some(reason) = self.csrf_failure(ctx, req) {
+            return msg(403, reason);
+        }
+        if let Some(r) = self.rest_entity_access(ctx, &target, "delete") {
             return r;
         }
         self.write().remove(target.uid);
@@ -484,14 +677,38 @@ impl App {
         let t = ctx.now;
         let ip = req.peer_ip.clone();
         let mut flood = self.flood.lock().unwrap_or_else(|e| e.into_inner());
-        if !flood.is_allowed("user.failed_login_ip", &ip, 50, 3600, t) {
-            return msg(403, "Too many failed login attempts from your IP address. This IP address is temporarily blocked.");
+        // UserAuthenticationController::floodControl(): 403s (the exception code 429 is not
+        // the status). With `uid_only` off (the default) the per-account block names the IP.
+        if !flood.is_allowed(
+            "user.failed_login_ip",
+            &ip,
+            FLOOD_IP_LIMIT,
+            FLOOD_IP_WINDOW,
+            t,
+        ) {
+            return msg(
+                403,
+                "Access is blocked because of IP based flood prevention.",
+            );
         }
         let found = self.read().user_by_name(&name).cloned();
-        let ident = found.as_ref().map(|u| format!("{}-{ip}", u.uid));
+        // getLoginFloodIdentifier(): only an active account has one.
+        let ident = found
+            .as_ref()
+            .filter(|u| u.status && u.uid != 0)
+            .map(|u| format!("{}-{ip}", u.uid));
         if let Some(id) = &ident {
-            if !flood.is_allowed("user.http_login", id, 5, 21600, t) {
-                return msg(403, "There have been more than 5 failed login attempts for this account. It is temporarily blocked. Try again later or request a new password.");
+            if !flood.is_allowed(
+                "user.http_login",
+                id,
+                FLOOD_USER_LIMIT,
+                FLOOD_USER_WINDOW,
+                t,
+            ) {
+                return msg(
+                    403,
+                    "Too many failed login attempts from your IP address. This IP address is temporarily blocked.",
+                );
             }
         }
         if let Some(u) = &found {
@@ -519,6 +736,7 @@ impl App {
                     uid: u.uid,
                     roles: u.roles.clone(),
                     provider_applied: true,
+                    basic_auth: false,
                     session_cookie: Some(sid.clone()),
                     via_cookie: true,
                 };
@@ -538,9 +756,10 @@ impl App {
             }
         }
         if let Some(id) = &ident {
-            flood.register("user.http_login", id, t);
+            flood.register("user.http_login", id, FLOOD_USER_WINDOW, t);
         }
-        flood.register("user.failed_login_ip", &ip, t);
+        // Always register an IP-based failed login event.
+        flood.register("user.failed_login_ip", &ip, FLOOD_IP_WINDOW, t);
         msg(400, "Sorry, unrecognized username or password.")
     }
 

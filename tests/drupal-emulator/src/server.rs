@@ -701,6 +701,21 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
             app.write().sessions.clear();
             ok_json(200, &J::obj().with("ok", true))
         }
+        ("GET", "/_emulator/flood") => {
+            let t = crate::util::now();
+            let flood = app.flood.lock().unwrap_or_else(|e| e.into_inner());
+            ok_json(200, &flood.to_json(t))
+        }
+        ("GET", "/_emulator/cache") => ok_json(200, &app.page_cache_json()),
+        ("DELETE", "/_emulator/cache") => {
+            // A cache rebuild (`drush cr`).
+            app.clear_page_cache();
+            Resp {
+                status: 204,
+                headers: vec![],
+                body: vec![],
+            }
+        }
         ("DELETE", "/_emulator/flood") => {
             app.flood
                 .lock()
@@ -753,6 +768,20 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
             if let Some(b) = v.get("second_run_fields").and_then(|b| b.as_bool()) {
                 s.second_run_fields = b;
             }
+            if let Some(b) = v.get("dynamic_page_cache").and_then(|b| b.as_bool()) {
+                s.dynamic_page_cache = b;
+            }
+            if let Some(r) = v.get("rest_user_resource") {
+                let r = r.as_str().unwrap_or("");
+                match crate::rest::RestUserResource::parse(r) {
+                    Some(x) => s.rest_user_resource = x,
+                    None => {
+                        return bad(&format!(
+                            "unknown rest_user_resource {r} (basic_auth,cookie, basic_auth, cookie or off)"
+                        ))
+                    }
+                }
+            }
             if let Some(list) = v.get("user_fields") {
                 let Some(items) = list.as_array() else {
                     return bad("user_fields must be an array");
@@ -769,9 +798,16 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
                 }
                 s.user_fields = out;
             }
+            let cache_off = !s.dynamic_page_cache;
             db.settings = s;
             db.refresh_fields();
-            ok_json(200, &db.settings.to_json())
+            let out = ok_json(200, &db.settings.to_json());
+            drop(db);
+            if cache_off {
+                // Without the module there is no cache bin: nothing survives to a later switch-on.
+                app.clear_page_cache();
+            }
+            out
         }
         ("PUT", "/_emulator/faults") | ("POST", "/_emulator/faults") => {
             let v = match parsed() {

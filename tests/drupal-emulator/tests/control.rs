@@ -196,7 +196,7 @@ fn settings_switch_live() {
     let s = json(&call(addr, "GET", "/_emulator/settings", false, None));
     assert_eq!(
         s,
-        json!({"cancel_method": "user_cancel_delete", "mail_case_insensitive": false, "read_only": false, "latency_ms": 0, "cost_model": "none", "race_window_ms": 0, "second_run_fields": false, "user_fields": []})
+        json!({"cancel_method": "user_cancel_delete", "mail_case_insensitive": false, "read_only": false, "latency_ms": 0, "cost_model": "none", "race_window_ms": 0, "second_run_fields": false, "user_fields": [], "dynamic_page_cache": false, "rest_user_resource": "basic_auth,cookie"})
     );
 }
 
