@@ -48,8 +48,11 @@ pub struct Config {
     /// Scheme and authority clients use to reach the gateway (for `meta.location`), when it
     /// differs from what Envoy sees, e.g. behind a TLS-terminating load balancer.
     pub public_url: Option<String>,
-    /// The Drupal account the gateway acts as (not secret); SCIM may not delete it.
+    /// The Drupal account the gateway acts as (not secret); SCIM may not change it.
     pub service_username: String,
+    /// Which accounts SCIM may write (uid 1, the service account and accounts with roles
+    /// outside the writable set are read-only).
+    pub protection: crate::protection::Protection,
     /// Which SCIM attributes live in which Drupal fields.
     pub mapping: UserMapping,
     /// SCIM Groups as taxonomy terms; `None`: no `/Groups`.
@@ -212,6 +215,7 @@ pub fn parse(
             "wait_cluster",
             "rate_limits",
             "limits",
+            "allowed_roles",
         ],
     )?;
 
@@ -345,6 +349,15 @@ pub fn parse(
     let rate_limits = crate::rate::from_config(root.get("rate_limits"), &labels)
         .map_err(|(field, reason)| err(&field, reason))?;
     let limits = parse_limits(root.get("limits"))?;
+    let allowed_roles = parse_allowed_roles(root.get("allowed_roles"))?;
+    let managed_roles = groups
+        .as_ref()
+        .map(GroupsConfig::managed_roles)
+        .unwrap_or_default();
+    let protection = crate::protection::Protection {
+        service_username: username.clone(),
+        writable_roles: crate::protection::writable_roles(&allowed_roles, &managed_roles),
+    };
 
     let authorization = format!(
         "Basic {}",
@@ -368,6 +381,7 @@ pub fn parse(
             max_body_bytes,
             public_url,
             service_username: username.clone(),
+            protection,
             mapping,
             groups,
             wait_cluster,
@@ -425,9 +439,55 @@ fn parse_tokens(value: Option<&Value>) -> Result<Vec<TokenDigest>, ConfigError> 
                 "must be the 64 hex digits of the token's SHA-256 digest",
             )
         })?;
+        if hex.eq_ignore_ascii_case(EXAMPLE_TOKEN_SHA256) {
+            return Err(err(
+                &format!("{prefix}sha256"),
+                "is the published example token's digest (\"change-me\"); generate your own token (scim-config token LABEL)",
+            ));
+        }
         tokens.push(TokenDigest { label, sha256 });
     }
     Ok(tokens)
+}
+
+/// The digest of `change-me`, the token the shipped example configurations name: anyone can
+/// read it, so no gateway may accept it.
+const EXAMPLE_TOKEN_SHA256: &str =
+    "e2186dbdb1bb4193608605e84f33208765b5693b55edd4f730a719a100eeea6f";
+
+/// `allowed_roles`: Drupal role machine names an account may hold and stay writable.
+fn parse_allowed_roles(value: Option<&Value>) -> Result<Vec<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let list = value
+        .as_array()
+        .ok_or_else(|| err("allowed_roles", "must be a list of role machine names"))?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let role = item
+            .as_str()
+            .filter(|r| {
+                !r.is_empty()
+                    && r.len() <= 64
+                    && r.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .ok_or_else(|| {
+                err(
+                    &format!("allowed_roles[{i}]"),
+                    "must be a Drupal role machine name (a-z, 0-9, _)",
+                )
+            })?;
+        if matches!(role, "administrator" | "anonymous") {
+            return Err(err(
+                &format!("allowed_roles[{i}]"),
+                format!("`{role}` can never be written through SCIM"),
+            ));
+        }
+        out.push(role.to_string());
+    }
+    Ok(out)
 }
 
 fn decode_sha256_hex(hex: &str) -> Option<[u8; 32]> {
@@ -533,6 +593,42 @@ mod tests {
         assert_eq!(c.tokens[0].sha256[0], 0x9f);
         assert_eq!(creds.authorization, "Basic c3ZjOnB3");
         assert!(!format!("{creds:?}").contains("c3Zj"));
+    }
+
+    #[test]
+    fn the_published_example_token_is_refused() {
+        let mut v = minimal();
+        v["tokens"][0]["sha256"] = EXAMPLE_TOKEN_SHA256.to_uppercase().into();
+        let e = parse_value(&v).unwrap_err();
+        assert_eq!(e.field, "tokens[0].sha256");
+        assert!(e.reason.contains("change-me"), "{}", e.reason);
+    }
+
+    #[test]
+    fn writable_roles_are_authenticated_role_grants_and_allowed_roles() {
+        let (c, _) = parse_value(&minimal()).unwrap();
+        assert_eq!(c.protection.writable_roles, vec!["authenticated"]);
+        assert_eq!(c.protection.service_username, "svc");
+        let mut v = minimal();
+        v["allowed_roles"] = serde_json::json!(["content_editor"]);
+        v["groups"] = serde_json::json!({"role_grants": {"Eng": ["developer"]}});
+        let (c, _) = parse_value(&v).unwrap();
+        assert_eq!(
+            c.protection.writable_roles,
+            vec!["authenticated", "developer", "content_editor"]
+        );
+        for bad in [
+            serde_json::json!("content_editor"),
+            serde_json::json!(["Bad Role"]),
+            serde_json::json!(["administrator"]),
+        ] {
+            let mut v = minimal();
+            v["allowed_roles"] = bad;
+            assert!(parse_value(&v)
+                .unwrap_err()
+                .field
+                .starts_with("allowed_roles"));
+        }
     }
 
     #[test]

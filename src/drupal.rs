@@ -15,7 +15,8 @@ pub const JSONAPI_CONTENT_TYPE: &str = "application/vnd.api+json";
 pub const DRUPAL_PAGE_MAX: usize = 50;
 /// Read on every user besides the mapped fields. `display_name` is there to recognise
 /// Drupal's anonymous user (uid 0), which even the service account only sees label-only.
-const BASE_FIELDS: &str = "display_name,drupal_internal__uid,created,changed,init";
+/// `roles` tells which accounts are read-only to SCIM (`protection`).
+const BASE_FIELDS: &str = "display_name,drupal_internal__uid,created,changed,init,roles";
 /// Written to `init` (the sign-up address, which no SCIM attribute maps to) when the gateway
 /// retires an account: it marks the account as deleted whatever a later write did to it.
 pub const RETIRED_MARKER: &str = "retired@scim-retired.invalid";
@@ -35,6 +36,8 @@ pub struct DrupalUser {
     pub groups: Option<Vec<(String, Option<String>)>>,
     /// The account was retired by a SCIM DELETE (`init` carries the marker).
     pub retired_marker: bool,
+    /// Role machine names (without `authenticated`), when the read asked for `roles`.
+    pub roles: Vec<String>,
 }
 
 impl DrupalUser {
@@ -137,6 +140,7 @@ pub fn parse_user(resource: &Value, mapping: &UserMapping) -> Result<DrupalUser,
                 .collect(),
             groups: None,
             retired_marker: get("init").and_then(Value::as_str) == Some(RETIRED_MARKER),
+            roles: crate::protection::roles_of(resource),
         }),
         _ => Err(service_account_refused()),
     }
@@ -176,6 +180,15 @@ pub fn is_anonymous_label(resource: &Value) -> bool {
             == Some(ANONYMOUS_LABEL)
 }
 
+/// A user shown by label only (no `name`), as Drupal shows accounts to anonymous: the sign
+/// that Drupal did not accept the service account (Drupal's own anonymous user aside).
+pub fn is_label_only(resource: &Value) -> bool {
+    resource
+        .get("attributes")
+        .is_some_and(|a| a.get("name").is_none())
+        && !is_anonymous_label(resource)
+}
+
 fn service_account_refused() -> ScimError {
     ScimError::bad_gateway(
         "Drupal refused the gateway's service account: check the Drupal username and password \
@@ -204,6 +217,21 @@ pub fn is_uuid(s: &str) -> bool {
             8 | 13 | 18 | 23 => c == '-',
             _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
         })
+}
+
+/// The filter group name of the auth guard; the upstream gate renames it per cache epoch
+/// (`upstream::stamp_auth_guard`).
+pub const AUTH_GUARD: &str = "scim_auth";
+
+/// An always-true condition that Drupal lets only `administer users` use: if the service
+/// account was refused (Drupal then serves the request as anonymous), a user list is a 403
+/// instead of a misleading empty page.
+pub fn push_auth_guard(q: &mut DrupalQuery) {
+    q.push(&format!("filter[{AUTH_GUARD}][condition][path]"), "status")
+        .push(
+            &format!("filter[{AUTH_GUARD}][condition][operator]"),
+            "IS NOT NULL",
+        );
 }
 
 /// Builds the Drupal calls for users.
@@ -258,11 +286,7 @@ impl Calls<'_> {
         limit: usize,
     ) -> DrupalCall {
         let mut q = DrupalQuery::with_conditions(conditions);
-        // Always true, but Drupal lets only `administer users` filter on `status`: if the
-        // service account was refused (Drupal then serves the request as anonymous), the
-        // list is a 403 instead of a misleading empty page.
-        q.push("filter[scim_auth][condition][path]", "status")
-            .push("filter[scim_auth][condition][operator]", "IS NOT NULL");
+        push_auth_guard(&mut q);
         // Any filter also makes Drupal drop the anonymous user (uid 0). Accounts retired by
         // a SCIM DELETE are listed by Drupal and dropped by the gateway: they keep their place
         // in the list, so a client paging through never skips anyone because of a delete.
@@ -359,6 +383,50 @@ pub fn rest_delete_user(uid: u64) -> DrupalCall {
         path: format!("/user/{uid}?_format=json"),
         content_type: None,
         body: None,
+    }
+}
+
+/// What an answer to a REST user DELETE says about core REST's `rest.resource.entity.user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestResource {
+    /// The route exists and took the gateway's authentication.
+    Ready,
+    /// No REST DELETE route for users (module off, or no resource config): 405.
+    Missing,
+    /// The resource does not list the authentication the gateway uses: Drupal's
+    /// authentication subscriber refuses before any access check.
+    AuthNotAllowed,
+    /// Anything else (Drupal down, 5xx): not known.
+    Unknown,
+}
+
+pub fn rest_resource(reply: &DrupalReply) -> RestResource {
+    match reply {
+        DrupalReply::Answer { status: 405, .. } => RestResource::Missing,
+        DrupalReply::Answer { status: 403, body }
+            if String::from_utf8_lossy(body)
+                .contains("authentication method is not allowed on this route") =>
+        {
+            RestResource::AuthNotAllowed
+        }
+        DrupalReply::Answer {
+            status: 200..=299 | 403 | 404,
+            ..
+        } => RestResource::Ready,
+        _ => RestResource::Unknown,
+    }
+}
+
+/// The fix for a REST resource that cannot serve `hard_delete`, for logs and 502 details.
+pub fn rest_resource_fix(state: RestResource) -> Option<&'static str> {
+    match state {
+        RestResource::Missing => Some(
+            "Drupal has no REST DELETE route for users, which `drupal.user_delete: hard_delete` needs: enable core RESTful Web Services (`rest`) and import scripts/drupal/rest.resource.entity.user.yml (README: The Drupal side).",
+        ),
+        RestResource::AuthNotAllowed => Some(
+            "Drupal's REST user resource does not accept the gateway's authentication: list both `basic_auth` and `cookie` in the authentication of `rest.resource.entity.user` (`cookie` is what `drupal.auth: session` uses), as scripts/drupal/rest.resource.entity.user.yml does.",
+        ),
+        RestResource::Ready | RestResource::Unknown => None,
     }
 }
 
@@ -534,6 +602,13 @@ mod tests {
             &json!({"id": "x", "attributes": {"display_name": "alice"}})
         ));
         assert!(!is_anonymous_label(&alice()));
+        assert!(is_label_only(
+            &json!({"id": "x", "attributes": {"display_name": "alice"}})
+        ));
+        assert!(!is_label_only(
+            &json!({"id": "x", "attributes": {"display_name": "Anonymous"}})
+        ));
+        assert!(!is_label_only(&alice()));
     }
 
     #[test]
@@ -612,7 +687,7 @@ mod tests {
             "/jsonapi/user/user?filter[name]=a%26b&filter[scim_auth][condition][path]=status"
         ));
         assert!(c.path.contains("sort=-name%2Cdrupal_internal__uid"));
-        assert!(c.path.contains("fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cinit%2Cname%2Cmail%2Cstatus"));
+        assert!(c.path.contains("fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cinit%2Croles%2Cname%2Cmail%2Cstatus"));
         assert!(c.path.ends_with("page[offset]=50&page[limit]=50"));
     }
 

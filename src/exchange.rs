@@ -66,7 +66,7 @@ enum State {
     },
     PutLookup {
         write: UserWrite,
-        if_match: String,
+        if_match: Option<String>,
     },
     PatchLookup {
         ops: Vec<Operation>,
@@ -205,9 +205,10 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
     if !is_scim_path(config, &req.path) {
         return None;
     }
+    let base = base_url(config, req);
     let mut exchange = Exchange {
         token_label: String::new(),
-        base_url: base_url(config, req),
+        base_url: base.clone().unwrap_or_default(),
         projection: Projection::default(),
         state: State::Done,
         root_search: None,
@@ -217,7 +218,7 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
         Err(e) => Step::Respond(e.into_response()),
         Ok(label) => {
             exchange.token_label = label.to_string();
-            let step = match exchange.route(config, req, env) {
+            let step = match base.and_then(|_| exchange.route(config, req, env)) {
                 Ok(step) => exchange.across_types(config, env, step),
                 Err(e) => exchange.fail(env, e),
             };
@@ -228,23 +229,55 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
     Some((exchange, step))
 }
 
-/// The absolute SCIM base URL clients reach the gateway at.
-fn base_url(config: &Config, req: &Request) -> String {
-    match &config.public_url {
-        Some(u) => format!("{u}{}", config.base_path),
-        None => {
-            let scheme = req
-                .header("x-forwarded-proto")
-                .or_else(|| req.header(":scheme"))
-                .filter(|s| *s == "http" || *s == "https")
-                .unwrap_or("http");
-            let host = req
-                .header(":authority")
-                .or_else(|| req.header("host"))
-                .unwrap_or("localhost");
-            format!("{scheme}://{host}{}", config.base_path)
-        }
+/// The absolute SCIM base URL clients reach the gateway at: `public_url`, else the request's
+/// scheme and `Host`, which must then be a plain `host[:port]` (it is written into every
+/// `meta.location` and `Location`, so nothing else a client sends may get there).
+fn base_url(config: &Config, req: &Request) -> Result<String, ScimError> {
+    if let Some(u) = &config.public_url {
+        return Ok(format!("{u}{}", config.base_path));
     }
+    let scheme = req
+        .header("x-forwarded-proto")
+        .or_else(|| req.header(":scheme"))
+        .filter(|s| *s == "http" || *s == "https")
+        .unwrap_or("http");
+    let host = req
+        .header(":authority")
+        .or_else(|| req.header("host"))
+        .unwrap_or("localhost");
+    if !is_plain_authority(host) {
+        return Err(ScimError::invalid_value(
+            "The Host header is not a plain host[:port]; the gateway's `public_url` setting names the address clients use.",
+        ));
+    }
+    Ok(format!("{scheme}://{host}{}", config.base_path))
+}
+
+/// `name[:port]`, `IPv4[:port]` or `[IPv6][:port]`: DNS characters only, no user info,
+/// path, query or spaces.
+fn is_plain_authority(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.contains(':') || n.ends_with(']') => (n, Some(p)),
+        _ => (host, None),
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    let name_ok = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) => {
+            !v6.is_empty()
+                && v6
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        }
+        None => {
+            !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        }
+    };
+    port_ok && name_ok
 }
 
 fn empty_response(status: u16, headers: Vec<(String, String)>) -> Step {
@@ -387,6 +420,7 @@ impl Exchange {
         };
         let mut flow = Box::new(flow);
         flow.set_max_checked_pages(config.limits.max_checked_pages);
+        flow.set_protection(config.protection.clone());
         let step = flow.step(groups, &calls, env);
         self.state = State::Group(flow);
         step
@@ -657,52 +691,25 @@ impl Exchange {
         )
     }
 
-    /// PUT replaces the user in one Drupal write; with `If-Match`, the current version is
-    /// read first.
+    /// PUT replaces the user in one Drupal write, after a read that checks the account may
+    /// be written (and `If-Match`, when given).
     fn start_put(&mut self, config: &Config, id: &str, req: &Request) -> Result<Step, ScimError> {
         let write = user::parse_user_body(&req.body, &config.mapping, true)?;
-        let calls = Self::calls(config);
-        match req.header("if-match") {
-            Some(tag) => self.call(
-                State::PutLookup {
-                    write,
-                    if_match: tag.to_string(),
-                },
-                vec![calls.get_user(id)],
-            ),
-            None => {
-                let call = calls.update_user(id, &write.fields, write.password.as_deref());
-                self.call(State::Written { status: 200 }, vec![call])
-            }
-        }
+        let if_match = req.header("if-match").map(str::to_string);
+        self.call(
+            State::PutLookup { write, if_match },
+            vec![Self::calls(config).get_user(id)],
+        )
     }
 
-    /// PATCH that only sets single-valued attributes needs no read first; everything else
-    /// is applied to the current user and written back in one Drupal write.
+    /// PATCH is applied to the current user (read first: it also tells whether SCIM may
+    /// write the account) and written back in one Drupal write.
     fn start_patch(&mut self, config: &Config, id: &str, req: &Request) -> Result<Step, ScimError> {
         let ops = patch::parse(&req.body)?;
         let if_match = req.header("if-match").map(str::to_string);
-        let calls = Self::calls(config);
-        if if_match.is_none() {
-            if let Some((fields, applied)) = patch::direct_fields(&ops, &config.mapping)? {
-                if let Some(name) = fields.get("name").and_then(Value::as_str) {
-                    user::check_user_name(name)?;
-                }
-                if let Some(mail) = fields.get("mail").and_then(Value::as_str) {
-                    user::check_mail(mail)?;
-                }
-                if fields.get("name").is_some_and(Value::is_null) {
-                    return Err(ScimError::invalid_value("`userName` cannot be removed."));
-                }
-                if !fields.is_empty() || applied.password.is_some() {
-                    let call = calls.update_user(id, &fields, applied.password.as_deref());
-                    return self.call(State::Written { status: 200 }, vec![call]);
-                }
-            }
-        }
         self.call(
             State::PatchLookup { ops, if_match },
-            vec![calls.get_user(id)],
+            vec![Self::calls(config).get_user(id)],
         )
     }
 
@@ -993,7 +1000,13 @@ impl Exchange {
             }
             State::PutLookup { write, if_match } => {
                 let user = live_user(&first, config)?;
-                if !etag_matches(&if_match, &user.version(mapping)) {
+                config
+                    .protection
+                    .check(user.uid, user.name(), &user.roles)?;
+                if if_match
+                    .as_deref()
+                    .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
+                {
                     return Err(precondition_failed());
                 }
                 let call = calls.update_user(&user.uuid, &write.fields, write.password.as_deref());
@@ -1001,6 +1014,9 @@ impl Exchange {
             }
             State::PatchLookup { ops, if_match } => {
                 let user = live_user(&first, config)?;
+                config
+                    .protection
+                    .check(user.uid, user.name(), &user.roles)?;
                 if if_match
                     .as_deref()
                     .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
@@ -1053,13 +1069,9 @@ impl Exchange {
             }
             State::DeleteLookup { uuid, if_match } => {
                 let user = live_user(&first, config)?;
-                if user.name().eq_ignore_ascii_case(&config.service_username) {
-                    return Err(ScimError::new(
-                        403,
-                        None,
-                        "The gateway's own Drupal service account cannot be deleted through SCIM.",
-                    ));
-                }
+                config
+                    .protection
+                    .check(user.uid, user.name(), &user.roles)?;
                 if if_match
                     .as_deref()
                     .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
@@ -1094,6 +1106,9 @@ impl Exchange {
                 }
             },
             State::DeleteHard => {
+                if let Some(fix) = drupal::rest_resource_fix(drupal::rest_resource(&first)) {
+                    return Err(ScimError::bad_gateway(fix));
+                }
                 drupal::expect_document(&first, &[204, 200])?;
                 Ok(empty_response(204, vec![]))
             }
@@ -1487,6 +1502,10 @@ mod tests {
             max_body_bytes: 1_048_576,
             public_url: None,
             service_username: "scim-service".into(),
+            protection: crate::protection::Protection {
+                service_username: "scim-service".into(),
+                writable_roles: crate::protection::writable_roles(&[], &[]),
+            },
             groups: None,
             wait_cluster: None,
             rate_limits: Vec::new(),
@@ -1671,7 +1690,7 @@ mod tests {
         ];
         for (reply, status) in cases {
             let (mut ex, step) = run(req("GET", &format!("/scim/v2/Users/{ALICE}"), ""));
-            assert_eq!(calls(&step)[0].path, format!("/jsonapi/user/user/{ALICE}?fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cinit%2Cname%2Cmail%2Cstatus%2Cfield_given_name%2Cfield_external_id"));
+            assert_eq!(calls(&step)[0].path, format!("/jsonapi/user/user/{ALICE}?fields[user--user]=display_name%2Cdrupal_internal__uid%2Ccreated%2Cchanged%2Cinit%2Croles%2Cname%2Cmail%2Cstatus%2Cfield_given_name%2Cfield_external_id"));
             let (resp, body) = response(ex.resume_t(&config(), vec![reply]));
             assert_eq!(resp.status, status, "{body}");
             if status == 200 {
@@ -1961,12 +1980,14 @@ mod tests {
     }
 
     #[test]
-    fn deactivation_patch_is_one_drupal_call() {
+    fn deactivation_patch_reads_then_writes_once() {
         let (mut ex, step) = run(req(
             "PATCH",
             &format!("/scim/v2/Users/{ALICE}"),
             &patch_body(json!([{"op": "Replace", "path": "active", "value": "False"}])),
         ));
+        assert_eq!(calls(&step)[0].method, "GET");
+        let step = ex.resume_t(&config(), vec![answer(200, alice_doc())]);
         let c = &calls(&step)[0];
         assert_eq!(c.method, "PATCH");
         let sent: Value = serde_json::from_slice(c.body.as_ref().unwrap()).unwrap();
@@ -2056,6 +2077,64 @@ mod tests {
     }
 
     #[test]
+    fn accounts_scim_may_not_write_are_refused_after_the_read() {
+        let with_roles = |uid: u64, name: &str, roles: &[&str]| {
+            let mut user = drupal_user(ALICE, uid, name, "x@x.org");
+            user["relationships"] = json!({"roles": {"data": roles.iter().map(|r| json!(
+                {"type": "user_role--user_role", "id": "r", "meta": {"drupal_internal__target_id": r}})).collect::<Vec<_>>()}});
+            answer(200, json!({ "data": user }))
+        };
+        let patch = patch_body(json!([{"op": "replace", "path": "active", "value": false}]));
+        let put = json!({"schemas": [crate::discovery::USER_SCHEMA], "userName": "x",
+            "emails": [{"value": "x@x.org"}]})
+        .to_string();
+        for (method, body) in [
+            ("PATCH", patch.as_str()),
+            ("PUT", put.as_str()),
+            ("DELETE", ""),
+        ] {
+            for (reply, why) in [
+                (with_roles(1, "admin", &[]), "uid 1"),
+                (with_roles(5, "SCIM-service", &[]), "service account"),
+                (with_roles(6, "eve", &["administrator"]), "`administrator`"),
+            ] {
+                let (mut ex, step) = run(req(method, &format!("/scim/v2/Users/{ALICE}"), body));
+                assert_eq!(calls(&step)[0].method, "GET", "{method}");
+                let (resp, out) = response(ex.resume_t(&config(), vec![reply]));
+                assert_eq!(resp.status, 403, "{method} {out}");
+                assert!(out["detail"].as_str().unwrap().contains(why), "{out}");
+            }
+        }
+        // An account with only roles the gateway manages or allows is written.
+        let (mut ex, _) = run(req("PATCH", &format!("/scim/v2/Users/{ALICE}"), &patch));
+        let step = ex.resume_t(&config(), vec![with_roles(6, "alice", &[])]);
+        assert_eq!(calls(&step)[0].method, "PATCH");
+    }
+
+    #[test]
+    fn without_public_url_only_a_plain_host_reaches_locations() {
+        let get = |host: &str| {
+            let mut r = req("GET", "/scim/v2/ServiceProviderConfig", "");
+            r.headers.retain(|(n, _)| n != "host" && n != ":authority");
+            r.headers.push((":authority".into(), host.into()));
+            response(run(r).1)
+        };
+        for good in [
+            "scim.example.org",
+            "127.0.0.1:10000",
+            "[::1]:8443",
+            "localhost",
+        ] {
+            assert_eq!(get(good).0.status, 200, "{good}");
+        }
+        for bad in ["evil.org/x?", "a@b", "x y", "h:port", "\"<x>\"", ""] {
+            let (resp, out) = get(bad);
+            assert_eq!(resp.status, 400, "{bad}");
+            assert_eq!(out["scimType"], "invalidValue");
+        }
+    }
+
+    #[test]
     fn put_replaces_in_one_call_and_clears_what_is_left_out() {
         let body = json!({"schemas": [crate::discovery::USER_SCHEMA], "id": "ignored", "userName": "alice2",
             "emails": [{"value": "a2@x.org", "type": "work"}], "meta": {"version": "x"}, "groups": []});
@@ -2064,6 +2143,8 @@ mod tests {
             &format!("/scim/v2/Users/{ALICE}"),
             &body.to_string(),
         ));
+        assert_eq!(calls(&step)[0].method, "GET");
+        let step = ex.resume_t(&config(), vec![answer(200, alice_doc())]);
         let c = &calls(&step)[0];
         assert_eq!(
             (c.method, c.path.as_str()),
@@ -2371,6 +2452,61 @@ mod tests {
     }
 
     #[test]
+    fn membership_changes_of_accounts_scim_may_not_write_are_refused_up_front() {
+        let mut rig = GroupRig::new();
+        let admin = || drupal_user(BOB, 1, "admin", "admin@x");
+        // Adding uid 1: refused after the member check, before any write.
+        let ops =
+            json!([{"op": "add", "path": "members", "value": [{"value": ALICE}, {"value": BOB}]}]);
+        let (mut ex, _) = rig.begin(req(
+            "PATCH",
+            &format!("/scim/v2/Groups/{ENG}"),
+            &patch_body(ops),
+        ));
+        rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        );
+        let (resp, out) = response(rig.resume(
+            &mut ex,
+            vec![page(
+                vec![drupal_user(ALICE, 3, "alice", "a@x"), admin()],
+                false,
+            )],
+        ));
+        assert_eq!(resp.status, 403, "{out}");
+        assert!(out["detail"].as_str().unwrap().contains(BOB));
+        // Removing it by id is checked the same way.
+        let ops = json!([{"op": "remove", "path": format!("members[value eq \"{BOB}\"]")}]);
+        let (mut ex, _) = rig.begin(req(
+            "PATCH",
+            &format!("/scim/v2/Groups/{ENG}"),
+            &patch_body(ops),
+        ));
+        let step = rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        );
+        assert!(calls(&step)[0].path.contains("[operator]=IN"));
+        let (resp, _) = response(rig.resume(&mut ex, vec![page(vec![admin()], false)]));
+        assert_eq!(resp.status, 403);
+        // Deleting a group that holds uid 1 would change it: refused, nothing deleted.
+        let (mut ex, _) = rig.begin(req("DELETE", &format!("/scim/v2/Groups/{ENG}"), ""));
+        rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        );
+        let (resp, _) = response(rig.resume(
+            &mut ex,
+            vec![page(
+                vec![drupal_user(ALICE, 3, "alice", "a@x"), admin()],
+                false,
+            )],
+        ));
+        assert_eq!(resp.status, 403);
+    }
+
+    #[test]
     fn group_delete_removes_every_membership_then_the_term() {
         let mut rig = GroupRig::new();
         let (mut ex, _) = rig.begin(req("DELETE", &format!("/scim/v2/Groups/{ENG}"), ""));
@@ -2484,6 +2620,8 @@ mod tests {
             json!([{"op": "replace", "value": {"userName": "lazarus", "active": true}}]),
         );
         let (mut ex, step) = run(req("PATCH", &format!("/scim/v2/Users/{ALICE}"), &body));
+        assert_eq!(calls(&step)[0].method, "GET");
+        let step = ex.resume_t(&config(), vec![answer(200, alice_doc())]);
         assert_eq!(calls(&step)[0].method, "PATCH");
         let mut doc = alice_doc();
         doc["data"]["attributes"]["init"] = json!(crate::drupal::RETIRED_MARKER);

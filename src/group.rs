@@ -444,12 +444,14 @@ fn call(method: &'static str, path: String, body: Option<Value>) -> DrupalCall {
     }
 }
 
+/// What a member read needs: the name, and what tells whether SCIM may write the account.
+const MEMBER_FIELDS: &str = "name,drupal_internal__uid,roles";
+
 /// The part of a user query that keeps retired accounts out and makes a refused service
 /// account a 403 (see `drupal::Calls::list_users`).
 fn live_users(q: &mut DrupalQuery) {
-    q.push("filter[scim_auth][condition][path]", "status")
-        .push("filter[scim_auth][condition][operator]", "IS NOT NULL")
-        .push("filter[scim_live][group][conjunction]", "OR")
+    crate::drupal::push_auth_guard(q);
+    q.push("filter[scim_live][group][conjunction]", "OR")
         .push("filter[scim_below][condition][path]", "name")
         .push("filter[scim_below][condition][operator]", "<")
         .push("filter[scim_below][condition][value]", RETIRED_NAME_PREFIX)
@@ -551,7 +553,7 @@ impl GroupCalls<'_> {
         .push("filter[scim_member][condition][value]", term);
         live_users(&mut q);
         q.push("sort", "drupal_internal__uid")
-            .push("fields[user--user]", "name,drupal_internal__uid")
+            .push("fields[user--user]", MEMBER_FIELDS)
             .push("page[offset]", &offset.to_string())
             .push("page[limit]", &crate::drupal::DRUPAL_PAGE_MAX.to_string());
         call(
@@ -605,7 +607,7 @@ impl GroupCalls<'_> {
             q.push("filter[scim_ids][condition][value][]", id);
         }
         live_users(&mut q);
-        q.push("fields[user--user]", "name")
+        q.push("fields[user--user]", MEMBER_FIELDS)
             .push("page[limit]", &crate::drupal::DRUPAL_PAGE_MAX.to_string());
         call(
             "GET",

@@ -72,9 +72,11 @@ enum Task {
     Walk,
     /// Make sure Drupal accepted the service account, unless a user was already read.
     CheckAuth,
-    /// Check that these users exist before changing anything.
+    /// Check that the users to add exist, and that SCIM may write every user named,
+    /// before changing anything.
     CheckUsers {
-        ids: Vec<String>,
+        adds: Vec<String>,
+        removes: Vec<String>,
     },
     /// Work out the membership changes from what is now known.
     Plan,
@@ -152,6 +154,32 @@ pub struct GroupFlow {
     max_checked_pages: usize,
     /// A user query succeeded, which proves Drupal accepted the service account.
     users_read: bool,
+    /// Which accounts SCIM may not write (`None`: no check, in unit tests of other parts).
+    protection: Option<crate::protection::Protection>,
+    /// Current members SCIM may not write, with the reason.
+    read_only: Vec<(String, String)>,
+}
+
+/// Why SCIM may not write the account of this JSON:API user resource, if it may not.
+fn member_refusal(protection: &crate::protection::Protection, resource: &Value) -> Option<String> {
+    let uid = resource
+        .pointer("/attributes/drupal_internal__uid")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let name = resource
+        .pointer("/attributes/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    protection.refusal(uid, name, &crate::protection::roles_of(resource))
+}
+
+/// A membership change that would write an account SCIM may not write: refused up front.
+fn read_only_member(id: &str, why: &str) -> ScimError {
+    ScimError::new(
+        403,
+        None,
+        format!("Member `{id}` cannot be changed through SCIM: {why} Nothing was changed."),
+    )
 }
 
 /// The uuid of the group a request acts on: the first term read (empty before it is known).
@@ -182,7 +210,14 @@ impl GroupFlow {
             new_name: None,
             max_checked_pages: 20,
             users_read: false,
+            protection: None,
+            read_only: Vec::new(),
         }
+    }
+
+    /// Membership changes are refused for accounts SCIM may not write.
+    pub fn set_protection(&mut self, protection: crate::protection::Protection) {
+        self.protection = Some(protection);
     }
 
     /// The caller already read users in this request, which proves Drupal accepted the
@@ -293,7 +328,8 @@ impl GroupFlow {
         let mut tasks = Vec::new();
         if !members.is_empty() {
             tasks.push(Task::CheckUsers {
-                ids: members.clone(),
+                adds: members.clone(),
+                removes: Vec::new(),
             });
         }
         tasks.push(Task::CheckName {
@@ -597,19 +633,20 @@ impl GroupFlow {
                     }
                     vec![calls.check_service_account()]
                 }
-                Task::CheckUsers { ids } => {
-                    if ids.is_empty() {
-                        self.tasks.pop_front();
-                        continue;
-                    }
-                    let ours: Vec<String> = ids
+                Task::CheckUsers { adds, removes } => {
+                    let ours: Vec<String> = adds
                         .iter()
+                        .chain(removes.iter())
                         .filter(|i| crate::drupal::is_uuid(i))
                         .cloned()
                         .collect();
                     if ours.is_empty() {
-                        // Not one of them could be a user: no need to ask Drupal.
-                        return Err(unknown_members(ids));
+                        if !adds.is_empty() {
+                            // Not one of them could be a user: no need to ask Drupal.
+                            return Err(unknown_members(adds));
+                        }
+                        self.tasks.pop_front();
+                        continue;
                     }
                     ours.chunks(DRUPAL_PAGE_MAX)
                         .map(|c| calls.users_with_ids(c))
@@ -617,7 +654,7 @@ impl GroupFlow {
                 }
                 Task::Plan => {
                     self.tasks.pop_front();
-                    self.make_plan();
+                    self.make_plan()?;
                     continue;
                 }
                 Task::LoadRoles => vec![calls.list_roles()],
@@ -772,7 +809,7 @@ impl GroupFlow {
                 self.terms = vec![term.clone()];
                 self.release_name(env);
                 if !self.plan.is_empty() {
-                    self.make_plan();
+                    self.make_plan()?;
                 }
                 self.tasks.pop_front();
             }
@@ -816,10 +853,19 @@ impl GroupFlow {
                                     (Some(_), Some(n))
                                         if n.to_ascii_lowercase()
                                             .starts_with(crate::user::RETIRED_NAME_PREFIX) => {}
-                                    (Some(u), Some(n)) => list.push(Member {
-                                        uuid: u.to_string(),
-                                        name: n.to_string(),
-                                    }),
+                                    (Some(u), Some(n)) => {
+                                        if let Some(why) = self
+                                            .protection
+                                            .as_ref()
+                                            .and_then(|p| member_refusal(p, d))
+                                        {
+                                            self.read_only.push((u.to_string(), why));
+                                        }
+                                        list.push(Member {
+                                            uuid: u.to_string(),
+                                            name: n.to_string(),
+                                        })
+                                    }
                                     _ => {
                                         return Err(map_failure(&DrupalReply::Answer {
                                             status: 403,
@@ -845,7 +891,7 @@ impl GroupFlow {
                 self.users_read = true;
                 self.tasks.pop_front();
             }
-            Task::CheckUsers { ids } => {
+            Task::CheckUsers { adds, .. } => {
                 let mut found: Vec<String> = Vec::new();
                 for r in replies {
                     let doc = expect_document(r, &[200])?;
@@ -856,12 +902,20 @@ impl GroupFlow {
                         .flatten()
                     {
                         if let Some(id) = d.get("id").and_then(Value::as_str) {
+                            if let Some(why) =
+                                self.protection.as_ref().and_then(|p| member_refusal(p, d))
+                            {
+                                return Err(read_only_member(id, &why));
+                            }
                             found.push(id.to_string());
                         }
                     }
                 }
-                let missing: Vec<String> =
-                    ids.iter().filter(|i| !found.contains(i)).cloned().collect();
+                let missing: Vec<String> = adds
+                    .iter()
+                    .filter(|i| !found.contains(i))
+                    .cloned()
+                    .collect();
                 if !missing.is_empty() {
                     return Err(unknown_members(&missing));
                 }
@@ -997,9 +1051,9 @@ impl GroupFlow {
     }
 
     /// Turns the member plan into per-user changes against the current members.
-    fn make_plan(&mut self) {
+    fn make_plan(&mut self) -> Result<(), ScimError> {
         let Some(term) = self.terms.first().map(|t| t.uuid.clone()) else {
-            return;
+            return Ok(());
         };
         let current: Vec<String> = self
             .members
@@ -1083,14 +1137,34 @@ impl GroupFlow {
                 }
             }
         }
-        let adds: Vec<String> = changes
-            .iter()
-            .filter(|(_, c)| *c == Change::Add)
-            .map(|(u, _)| u.clone())
+        // Accounts SCIM may not write keep their membership as it is: a change to one of them
+        // refuses the whole request; a role resync after a rename passes them by.
+        if let Some((id, why)) = self.read_only.iter().find(|(id, _)| {
+            changes
+                .iter()
+                .any(|(u, c)| u == id && matches!(c, Change::Add | Change::Remove))
+        }) {
+            return Err(read_only_member(id, why));
+        }
+        changes
+            .retain(|(u, c)| !(*c == Change::Sync && self.read_only.iter().any(|(id, _)| id == u)));
+        let named = |change: Change| -> Vec<String> {
+            changes
+                .iter()
+                .filter(|(_, c)| *c == change)
+                .map(|(u, _)| u.clone())
+                .collect()
+        };
+        let adds = named(Change::Add);
+        // Removals of members not read just now are checked too.
+        let removes: Vec<String> = named(Change::Remove)
+            .into_iter()
+            .filter(|u| !current.contains(u))
             .collect();
-        if !adds.is_empty() && self.answer != Answer::Created {
-            // New members must exist before anything changes.
-            self.tasks.push_front(Task::CheckUsers { ids: adds });
+        if (!adds.is_empty() || !removes.is_empty()) && self.answer != Answer::Created {
+            // New members must exist, and every member named be writable, before anything
+            // changes.
+            self.tasks.push_front(Task::CheckUsers { adds, removes });
         }
         // Only Drupal UUIDs go into Drupal URLs (others are no user: nothing to remove, and
         // adds of them were refused by the existence check).
@@ -1099,6 +1173,7 @@ impl GroupFlow {
             .filter(|(u, _)| crate::drupal::is_uuid(u))
             .collect();
         self.batch = Some(Batch::new(&term, changes, self.roles.clone()));
+        Ok(())
     }
 
     fn answer_step(&mut self, env: &mut Env) -> Step {

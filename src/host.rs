@@ -2,7 +2,8 @@
 //! the sans-IO `exchange`, dispatches the Drupal calls it asks for, feeds the replies back,
 //! and sends the final response. No SCIM or Drupal logic lives here.
 
-use crate::config::{self, Config, Credentials, UpstreamAuth};
+use crate::config::{self, Config, Credentials, UpstreamAuth, UserDelete};
+use crate::drupal::RestResource;
 use crate::error::ScimError;
 use crate::exchange::{self, Exchange};
 use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
@@ -11,7 +12,7 @@ use crate::probe::{self, Verdict};
 use crate::upstream::{Arrival, Gate, GateEnv, Next, Outbound, Purpose, SessionSlot, SessionStore};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +24,7 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
         Box::new(ScimRoot {
             shared: None,
-            check_in_flight: false,
+            check_in_flight: None,
             gate: Gate::new(),
             flight: Flight::default(),
         })
@@ -37,6 +38,11 @@ struct Shared {
     vm_tag: String,
     /// The startup check of the attribute mapping against Drupal (per VM).
     mapping_check: RefCell<Verdict>,
+    /// With `hard_delete`: what the startup check learnt of Drupal's REST user resource.
+    rest_check: Cell<RestResource>,
+    /// Names the auth guard in user lists (see `upstream`): this VM's start time, moved on
+    /// after every refusal.
+    cache_epoch: Cell<u64>,
 }
 
 impl Shared {
@@ -88,7 +94,8 @@ impl Shared {
         step: impl FnOnce(&mut GateEnv) -> T,
     ) -> T {
         let (mut locks, mut store) = (SharedDataLocks, SharedSession);
-        step(&mut GateEnv {
+        let mut cache_epoch = self.cache_epoch.get();
+        let result = step(&mut GateEnv {
             credentials: &self.credentials,
             store: &mut store,
             locks: &mut locks,
@@ -96,7 +103,11 @@ impl Shared {
             owner,
             lock_ttl_ms: lock_ttl_ms(&self.config),
             can_pause: self.config.wait_cluster.is_some(),
-        })
+            cache_epoch: &mut cache_epoch,
+            jsonapi: &self.config.drupal.jsonapi_prefix,
+        });
+        self.cache_epoch.set(cache_epoch);
+        result
     }
 
     /// Reads a reply; in session mode with its `Set-Cookie` headers (one per line).
@@ -226,9 +237,16 @@ impl SessionStore for SharedSession {
 /// How often the mapping check is tried until Drupal has answered it.
 const MAPPING_CHECK_PERIOD: Duration = Duration::from_secs(2);
 
+/// A startup check against Drupal.
+#[derive(Clone, Copy, PartialEq)]
+enum StartupCheck {
+    Mapping,
+    RestDelete,
+}
+
 struct ScimRoot {
     shared: Option<Rc<Shared>>,
-    check_in_flight: bool,
+    check_in_flight: Option<StartupCheck>,
     /// The mapping check goes through the upstream gate like any request.
     gate: Gate,
     flight: Flight,
@@ -250,9 +268,11 @@ impl ScimRoot {
                 self.round_complete(shared);
             }
             Next::Deliver(replies) => {
-                self.check_in_flight = false;
                 let reply = replies.into_iter().next().unwrap_or(DrupalReply::Failed);
-                self.conclude(shared, &reply);
+                match self.check_in_flight.take() {
+                    Some(StartupCheck::RestDelete) => self.conclude_rest(shared, &reply),
+                    _ => self.conclude(shared, &reply),
+                }
             }
         }
     }
@@ -275,12 +295,37 @@ impl ScimRoot {
             Verdict::MissingField(_) => log::error!("{line}"),
             Verdict::Refused | Verdict::Unknown => log::warn!("{line}"),
         }
-        if verdict.is_final() {
-            self.set_tick_period(Duration::ZERO);
-        }
         if let Ok(mut slot) = shared.mapping_check.try_borrow_mut() {
             *slot = verdict;
         };
+        self.stop_when_settled(shared);
+    }
+
+    fn conclude_rest(&mut self, shared: &Shared, reply: &DrupalReply) {
+        let state = crate::drupal::rest_resource(reply);
+        if let Some((level, line)) = probe::describe_rest(state) {
+            log::log!(level, "{line}");
+        }
+        shared.rest_check.set(state);
+        self.stop_when_settled(shared);
+    }
+
+    /// The next startup check due, if any.
+    fn due_check(shared: &Shared) -> Option<StartupCheck> {
+        match shared.mapping_check.try_borrow().as_deref() {
+            Ok(Verdict::Ready) => {}
+            Ok(v) if v.is_final() => return None,
+            _ => return Some(StartupCheck::Mapping),
+        }
+        (shared.config.drupal.user_delete == UserDelete::HardDelete
+            && shared.rest_check.get() == RestResource::Unknown)
+            .then_some(StartupCheck::RestDelete)
+    }
+
+    fn stop_when_settled(&mut self, shared: &Shared) {
+        if Self::due_check(shared).is_none() {
+            self.set_tick_period(Duration::ZERO);
+        }
     }
 }
 
@@ -327,6 +372,8 @@ impl RootContext for ScimRoot {
                     credentials,
                     vm_tag,
                     mapping_check: RefCell::new(Verdict::Unknown),
+                    rest_check: Cell::new(RestResource::Unknown),
+                    cache_epoch: Cell::new(millis(now)),
                 }));
                 // Check the mapping against Drupal right after start (and until it answers).
                 self.set_tick_period(MAPPING_CHECK_PERIOD);
@@ -343,19 +390,19 @@ impl RootContext for ScimRoot {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        if self.check_in_flight
-            || shared
-                .mapping_check
-                .try_borrow()
-                .map(|v| v.is_final())
-                .unwrap_or(true)
-        {
+        if self.check_in_flight.is_some() {
             return;
         }
-        self.check_in_flight = true;
+        let Some(due) = Self::due_check(&shared) else {
+            return;
+        };
+        self.check_in_flight = Some(due);
         let owner = Self::owner(&shared);
         let now = millis(self.get_current_time());
-        let check = probe::call(&shared.config);
+        let check = match due {
+            StartupCheck::Mapping => probe::call(&shared.config),
+            StartupCheck::RestDelete => probe::rest_call(),
+        };
         let next = shared.with_gate_env(now, &owner, |env| self.gate.send(vec![check], env));
         self.follow(&shared, next);
     }

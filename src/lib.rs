@@ -19,6 +19,7 @@ pub mod membership;
 pub mod patch;
 pub mod probe;
 pub mod projection;
+pub mod protection;
 pub mod query;
 pub mod rate;
 pub mod upstream;

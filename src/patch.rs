@@ -8,8 +8,8 @@ use crate::discovery::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use crate::error::{ScimError, ScimType};
 use crate::filter::{parse_patch_path, AttrPath, CompValue, CompareOp, Filter, PatchPath};
 use crate::filter_eval::element_matches;
-use crate::mapping::{get_ci, FieldMap, Target, UserMapping};
-use crate::user::{check_password, coerce_bool, parse_json_object};
+use crate::mapping::{get_ci, Target, UserMapping};
+use crate::user::{check_password, parse_json_object};
 use serde_json::{json, Map, Value};
 
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -569,116 +569,6 @@ fn same_value(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     }
 }
 
-/// Drupal field values and the password an operation list sets.
-pub type DirectWrite = (Map<String, Value>, Applied);
-
-/// Drupal field values an operation list sets, when they can be known without reading the
-/// user first (each operation replaces or adds one single-valued mapped attribute, or sets
-/// the password). `None` when the current state is needed.
-pub fn direct_fields(
-    ops: &[Operation],
-    mapping: &UserMapping,
-) -> Result<Option<DirectWrite>, ScimError> {
-    let mut fields = Map::new();
-    let mut applied = Applied::default();
-    for op in ops {
-        if op.op == OpKind::Remove {
-            return Ok(None);
-        }
-        let pairs: Vec<(PatchPath, &Value)> = match (&op.path, &op.value) {
-            (Some(p), Some(v)) => vec![(p.clone(), v)],
-            (None, Some(Value::Object(values))) => {
-                let mut out = Vec::new();
-                for (k, v) in values {
-                    match parse_patch_path(k) {
-                        Ok(p) if !p.attr.is_bare_schema() => out.push((p, v)),
-                        _ => return Ok(None),
-                    }
-                }
-                out
-            }
-            _ => return Ok(None),
-        };
-        for (path, value) in pairs {
-            if path.attr.attr.eq_ignore_ascii_case("password") && path.attr.schema.is_none() {
-                applied.password = match value {
-                    Value::String(p) => Some(p.clone()),
-                    _ => return Err(ScimError::invalid_value("`password` must be a string.")),
-                };
-                check_password(&applied.password)?;
-                continue;
-            }
-            if IGNORED
-                .iter()
-                .any(|i| i.eq_ignore_ascii_case(&path.attr.attr))
-                && path.attr.schema.is_none()
-            {
-                continue;
-            }
-            let Some(f) = single_field(&path, mapping) else {
-                if mapping.canonical_top(&path.attr.attr).is_none() && path.attr.schema.is_none() {
-                    continue; // unmapped: ignored
-                }
-                return Ok(None);
-            };
-            fields.insert(f.field.clone(), field_value(f, value)?);
-        }
-    }
-    Ok(Some((fields, applied)))
-}
-
-fn single_field<'m>(path: &PatchPath, mapping: &'m UserMapping) -> Option<&'m FieldMap> {
-    match &path.filter {
-        None if path.sub_attr.is_none() => mapping.lookup(&path.attr).filter(|f| {
-            matches!(
-                f.target,
-                Target::Top { .. } | Target::Sub { .. } | Target::Extension { .. }
-            )
-        }),
-        Some(Filter::Compare {
-            path: fp,
-            op: CompareOp::Eq,
-            value: CompValue::Str(t),
-        }) if fp.is("type") && path.attr.sub_attr.is_none() => {
-            let sub = path.sub_attr.as_deref()?;
-            mapping
-                .typed(&path.attr.attr)
-                .into_iter()
-                .find(|f| match &f.target {
-                    Target::Typed {
-                        type_value, sub: s, ..
-                    } => type_value.eq_ignore_ascii_case(t) && s.eq_ignore_ascii_case(sub),
-                    _ => false,
-                })
-        }
-        _ => None,
-    }
-}
-
-fn field_value(f: &FieldMap, value: &Value) -> Result<Value, ScimError> {
-    let mut probe = Map::new();
-    let name = crate::mapping::describe_target(&f.target);
-    match (&f.kind, value) {
-        (crate::mapping::Kind::Boolean, v) if !v.is_null() => {
-            Ok(Value::Bool(coerce_bool(&name, v)?))
-        }
-        _ => {
-            // Reuse the mapping's own checks by reading the value back through it.
-            probe.insert("v".into(), value.clone());
-            let single = UserMapping {
-                fields: vec![FieldMap {
-                    target: Target::Top { attr: "v".into() },
-                    ..f.clone()
-                }],
-            };
-            Ok(single
-                .from_scim(&probe)?
-                .remove(&f.field)
-                .unwrap_or(Value::Null))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,10 +616,6 @@ mod tests {
             json!([{"op": "REPLACE", "value": {"ACTIVE": "false"}}]),
         ] {
             assert_eq!(run(ops.clone())["status"], false, "{ops}");
-            let (fields, _) = direct_fields(&parse(&body(ops)).unwrap(), &mapping())
-                .unwrap()
-                .unwrap();
-            assert_eq!(Value::Object(fields), json!({"status": false}));
         }
     }
 
@@ -806,9 +692,6 @@ mod tests {
         let applied = apply(&mut r, &ops, &mapping()).unwrap();
         assert_eq!(applied.password.as_deref(), Some("S3cret!"));
         assert_eq!(r, jane());
-        let (fields, applied) = direct_fields(&ops, &mapping()).unwrap().unwrap();
-        assert!(fields.is_empty());
-        assert!(applied.password.is_some());
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! The startup check of the attribute mapping against the real Drupal: one JSON:API query
-//! that names every mapped field, so a field Drupal does not have (a typo, a field not yet
-//! created) is found when the gateway starts, not when the first IdP write fails.
+//! The startup checks against the real Drupal: one JSON:API query that names every mapped
+//! field, so a field Drupal does not have (a typo, a field not yet created) is found when the
+//! gateway starts, not when the first IdP write fails; and, with `hard_delete`, one REST call
+//! that tells whether core REST's user resource exists and takes the gateway's
+//! authentication.
 
 use crate::config::Config;
-use crate::drupal::map_failure;
+use crate::drupal::{map_failure, RestResource};
 use crate::error::ScimError;
 use crate::http::{DrupalCall, DrupalReply, Response};
 use crate::query::DrupalQuery;
@@ -41,6 +43,8 @@ pub fn call(config: &Config) -> DrupalCall {
             .push(&format!("{key}[operator]"), "IS NULL")
             .push(&format!("{key}[memberOf]"), "scim_probe");
     }
+    // The guard makes a refused service account a 403 (the OR group alone is public).
+    crate::drupal::push_auth_guard(&mut q);
     q.push("fields[user--user]", "drupal_internal__uid")
         .push("page[limit]", "1");
     DrupalCall {
@@ -84,6 +88,27 @@ pub fn describe(verdict: &Verdict, reply: &DrupalReply) -> String {
         ),
         Verdict::Refused => "Drupal refused the gateway's service account while checking the attribute mapping; check DRUPAL_USERNAME/DRUPAL_PASSWORD, the 'administer users' permission and flood control".into(),
         Verdict::Unknown => format!("could not check the attribute mapping against Drupal yet: {}", map_failure(reply).detail),
+    }
+}
+
+/// `DELETE /user/0?_format=json`: Drupal never deletes its anonymous account (every operation
+/// on it is forbidden), so the answer only tells whether the REST route exists (405 without
+/// it) and whether it accepts the gateway's authentication (403 naming the authentication
+/// method if not).
+pub fn rest_call() -> DrupalCall {
+    crate::drupal::rest_delete_user(0)
+}
+
+/// A log line for the REST check; `None` while it is not known.
+pub fn describe_rest(state: RestResource) -> Option<(log::Level, String)> {
+    match state {
+        RestResource::Ready => Some((
+            log::Level::Info,
+            "hard_delete: Drupal's REST user resource accepts the gateway's DELETE".into(),
+        )),
+        RestResource::Unknown => None,
+        missing => crate::drupal::rest_resource_fix(missing)
+            .map(|fix| (log::Level::Error, format!("hard_delete will fail: {fix}"))),
     }
 }
 
@@ -139,5 +164,28 @@ mod tests {
         assert_eq!(read(&DrupalReply::Failed), Verdict::Unknown);
         assert!(Verdict::Ready.is_final() && !Verdict::Refused.is_final());
         assert_eq!(refusal("field_title").status, 503);
+    }
+
+    #[test]
+    fn the_rest_check_names_the_fix() {
+        let ans = |status: u16, body: &str| DrupalReply::Answer {
+            status,
+            body: body.as_bytes().to_vec(),
+        };
+        assert_eq!(rest_call().path, "/user/0?_format=json");
+        let read = |r| crate::drupal::rest_resource(&r);
+        assert_eq!(read(ans(405, "{}")), RestResource::Missing);
+        let auth = r#"{"message":"The used authentication method is not allowed on this route."}"#;
+        assert_eq!(read(ans(403, auth)), RestResource::AuthNotAllowed);
+        assert_eq!(read(ans(403, r#"{"message":""}"#)), RestResource::Ready);
+        assert_eq!(read(ans(503, "x")), RestResource::Unknown);
+        let (level, line) = describe_rest(RestResource::Missing).unwrap();
+        assert_eq!(level, log::Level::Error);
+        assert!(line.contains("rest.resource.entity.user.yml"));
+        assert!(describe_rest(RestResource::AuthNotAllowed)
+            .unwrap()
+            .1
+            .contains("`cookie`"));
+        assert!(describe_rest(RestResource::Unknown).is_none());
     }
 }

@@ -18,11 +18,25 @@
 //! as refused without reaching Drupal. Only one request per Envoy logs in at a time (a
 //! shared lock); the others pause and then use its session.
 //!
+//! In `basic` mode there is no login, but every call with a wrong password is a failed login
+//! in Drupal's flood table (and 50 of them from one IP in an hour lock Basic auth out for
+//! every account from that IP). A refusal (a user list refused its guard filter, or another
+//! 401/403 or anonymous-looking read confirmed by one guarded read) gets the same back-off:
+//! meanwhile calls are refused without reaching Drupal, and after it one request tries again
+//! with a single guarded read before anything else is sent.
+//!
+//! Drupal's Dynamic Page Cache keeps the 403 an anonymous request got for a user list that
+//! filters on `status` and serves it for that URL to everyone afterwards. So the guard's
+//! filter group is named after a cache epoch (`scim_auth_<epoch>`), which moves on after every
+//! refusal: a URL that was answered while Drupal refused the account is never asked again.
+//!
 //! Sans-IO like the rest of the core: the host hands in replies and does what `Next` says.
 
 use crate::config::{Credentials, UpstreamAuth};
+use crate::drupal::AUTH_GUARD;
 use crate::http::{DrupalCall, DrupalReply};
 use crate::membership::Locks;
+use crate::query::DrupalQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -82,6 +96,11 @@ pub struct GateEnv<'a> {
     pub lock_ttl_ms: u64,
     /// Envoy's wait listener is configured (`wait_cluster`): pauses need not reach Drupal.
     pub can_pause: bool,
+    /// Names the auth guard's filter group in every user list sent; moved on after each
+    /// refusal (Drupal's cache keeps refused answers by URL). Per VM, starts at its start time.
+    pub cache_epoch: &'a mut u64,
+    /// JSON:API base path (`drupal.jsonapi_prefix`), for the basic-mode check.
+    pub jsonapi: &'a str,
 }
 
 /// Why a call goes out; the host reads `Set-Cookie` only where it matters.
@@ -92,7 +111,8 @@ pub enum Purpose {
     /// A pause (Envoy's wait listener, or an anonymous status read standing in for one).
     Pause,
     Login,
-    /// Asks Drupal whether the session is still logged in.
+    /// Asks Drupal whether the session is still logged in, or (basic mode) whether it
+    /// accepts the credentials.
     StatusCheck,
 }
 
@@ -139,6 +159,11 @@ enum Phase {
     Pausing,
     /// A status check is out after a 401/403.
     Checking,
+    /// Basic mode: one guarded read tells whether Drupal accepts the credentials; the
+    /// pending calls go out after it (a retry after a back-off) or were answered already.
+    Verifying {
+        then_send: bool,
+    },
 }
 
 /// One request's gate: it carries the exchange's batches of calls to Drupal.
@@ -155,6 +180,8 @@ pub struct Gate {
     /// This batch was already replayed after a dead session: never twice.
     renewed: bool,
     pauses: u32,
+    /// Basic mode: this request holds the login lock to try the credentials again.
+    trial: bool,
     /// For the host's log: what happened to the login (never holds a secret).
     notices: Vec<(log::Level, String)>,
 }
@@ -166,7 +193,12 @@ impl Default for Gate {
 }
 
 enum Access {
-    Ready { cookie: String, csrf: String },
+    /// Send now: with the shared session, or (no cookie) with Basic credentials.
+    Ready {
+        cookie: Option<String>,
+        csrf: Option<String>,
+    },
+    /// Log in (session mode), or try the Basic credentials again after a back-off.
     Login,
     Pause,
     Refused(String),
@@ -182,6 +214,7 @@ impl Gate {
             cookie_used: None,
             renewed: false,
             pauses: 0,
+            trial: false,
             notices: Vec::new(),
         }
     }
@@ -236,6 +269,14 @@ impl Gate {
                     self.renew(replay, env)
                 }
             }
+            Phase::Verifying { then_send } => {
+                let reply = arrivals
+                    .into_iter()
+                    .next()
+                    .map(|a| a.reply)
+                    .unwrap_or(DrupalReply::Failed);
+                self.verified(reply, then_send, env)
+            }
             Phase::Idle => self.finish(),
         }
     }
@@ -246,14 +287,32 @@ impl Gate {
             .iter()
             .filter_map(|i| self.batch.get(*i))
             .any(|c| !c.is_wait());
-        if env.credentials.mode == UpstreamAuth::Basic || !needs_auth {
-            let auth = vec![("authorization", env.credentials.authorization.clone())];
-            return self.send_pending(auth, None, None);
+        if !needs_auth {
+            return self.send_pending(Vec::new(), None, None, env);
         }
-        match access(env) {
-            Access::Ready { cookie, csrf } => {
-                self.send_pending(vec![("cookie", cookie.clone())], Some(cookie), Some(csrf))
+        if env.credentials.mode == UpstreamAuth::Basic {
+            return match basic_access(env) {
+                Access::Login => {
+                    self.trial = true;
+                    self.verify(true, env)
+                }
+                access => self.follow_access(access, env),
+            };
+        }
+        let access = access(env);
+        self.follow_access(access, env)
+    }
+
+    fn follow_access(&mut self, access: Access, env: &mut GateEnv) -> Next {
+        match access {
+            Access::Ready { cookie: None, .. } => {
+                let auth = vec![("authorization", env.credentials.authorization.clone())];
+                self.send_pending(auth, None, None, env)
             }
+            Access::Ready {
+                cookie: Some(cookie),
+                csrf,
+            } => self.send_pending(vec![("cookie", cookie.clone())], Some(cookie), csrf, env),
             Access::Login => {
                 self.phase = Phase::LoggingIn;
                 Next::Send(vec![login_call(env.credentials)])
@@ -281,7 +340,9 @@ impl Gate {
         auth: Vec<(&'static str, String)>,
         cookie: Option<String>,
         csrf: Option<String>,
+        env: &GateEnv,
     ) -> Next {
+        let epoch = *env.cache_epoch;
         self.phase = Phase::Calls;
         self.cookie_used = cookie;
         let outbound = self
@@ -301,7 +362,7 @@ impl Gate {
                     headers.push(("x-csrf-token", token.clone()));
                 }
                 Outbound {
-                    call: call.clone(),
+                    call: stamped(call, epoch),
                     headers,
                     purpose: Purpose::Exchange,
                 }
@@ -330,6 +391,9 @@ impl Gate {
             if let Some(slot) = self.kept.get_mut(*i) {
                 *slot = Some(arrival.reply);
             }
+        }
+        if self.cookie_used.is_none() && env.credentials.mode == UpstreamAuth::Basic {
+            return self.basic_answered(env);
         }
         if self.renewed || self.cookie_used.is_none() {
             return self.finish();
@@ -382,6 +446,9 @@ impl Gate {
 
     fn renew(&mut self, replay: Vec<usize>, env: &mut GateEnv) -> Next {
         self.renewed = true;
+        // The spoiled reads may have been cached by URL as they were answered: replay them
+        // under new URLs.
+        next_epoch(env);
         if let Some(dead) = self.cookie_used.take() {
             env.store.update(&|slot| {
                 let mut slot = slot.unwrap_or_default();
@@ -424,29 +491,15 @@ impl Gate {
                         env.credentials.username
                     ),
                 ));
-                self.send_pending(vec![("cookie", cookie.clone())], Some(cookie), Some(csrf))
+                self.send_pending(
+                    vec![("cookie", cookie.clone())],
+                    Some(cookie),
+                    Some(csrf),
+                    env,
+                )
             }
             LoginResult::Refused(reason) => {
-                let previous = env
-                    .store
-                    .read()
-                    .filter(|s| s.account == account)
-                    .map(|s| s.refusals)
-                    .unwrap_or(0);
-                let refusals = previous.saturating_add(1);
-                let backoff = backoff_s(refusals);
-                env.store.update(&|_| SessionSlot {
-                    account: account.clone(),
-                    refusals,
-                    retry_at_ms: now.saturating_add(backoff.saturating_mul(1000)),
-                    refusal: Some(reason.clone()),
-                    ..SessionSlot::default()
-                });
-                let line = format!(
-                    "Drupal refused the gateway's login as {}: {reason} (refusal {refusals}; next attempt in {backoff} s, to stay within Drupal's flood control)",
-                    env.credentials.username
-                );
-                self.warn(&line);
+                self.record_refusal(&reason, "login", env);
                 self.refuse_pending()
             }
             LoginResult::Unavailable(reply) => {
@@ -454,6 +507,171 @@ impl Gate {
                 self.answer_pending_with(reply)
             }
         }
+    }
+
+    /// Records that Drupal refused the credentials: the back-off grows, the cache epoch
+    /// moves on, the log says when the next attempt is due.
+    fn record_refusal(&mut self, reason: &str, what: &str, env: &mut GateEnv) {
+        let account = env.credentials.account_tag.clone();
+        let now = env.now_ms;
+        let previous = env
+            .store
+            .read()
+            .filter(|s| s.account == account)
+            .map(|s| s.refusals)
+            .unwrap_or(0);
+        let refusals = previous.saturating_add(1);
+        let backoff = backoff_s(refusals);
+        env.store.update(&|_| SessionSlot {
+            account: account.clone(),
+            refusals,
+            retry_at_ms: now.saturating_add(backoff.saturating_mul(1000)),
+            refusal: Some(reason.to_string()),
+            ..SessionSlot::default()
+        });
+        next_epoch(env);
+        if std::mem::take(&mut self.trial) {
+            env.locks.unlock(LOGIN_LOCK, env.owner);
+        }
+        let line = format!(
+            "Drupal refused the gateway's {what} as {}: {reason} (refusal {refusals}; next attempt in {backoff} s, to stay within Drupal's flood control)",
+            env.credentials.username
+        );
+        self.warn(&line);
+    }
+
+    /// Basic mode: the credentials work (again); a back-off recorded for them ends.
+    fn basic_accepted(&mut self, env: &mut GateEnv) {
+        if !std::mem::take(&mut self.trial) {
+            return;
+        }
+        let account = env.credentials.account_tag.clone();
+        env.store.update(&|slot| {
+            let mut slot = slot.unwrap_or_default();
+            if slot.account == account {
+                slot.refusals = 0;
+                slot.retry_at_ms = 0;
+                slot.refusal = None;
+            }
+            slot
+        });
+        env.locks.unlock(LOGIN_LOCK, env.owner);
+        self.notices.push((
+            log::Level::Info,
+            format!(
+                "Drupal accepts the gateway's Basic credentials for {} again",
+                env.credentials.username
+            ),
+        ));
+    }
+
+    /// Basic mode: reads the round's replies for signs that Drupal served it as anonymous.
+    fn basic_answered(&mut self, env: &mut GateEnv) -> Next {
+        let mut suspect = false;
+        for i in &self.pending {
+            let (Some(call), Some(Some(reply))) = (self.batch.get(*i), self.kept.get(*i)) else {
+                continue;
+            };
+            if call.is_wait() {
+                continue;
+            }
+            match reply {
+                DrupalReply::Answer {
+                    status: 401 | 403,
+                    body,
+                } if refuses_guard(body) => {
+                    self.record_refusal(
+                        "Drupal served the gateway as anonymous (wrong password, blocked account or flood control)",
+                        "Basic credentials",
+                        env,
+                    );
+                    return self.refuse_spoiled();
+                }
+                DrupalReply::Answer {
+                    status: 401 | 403, ..
+                } => suspect = true,
+                DrupalReply::Answer { status: 200, body } if is_safe(call.method) => {
+                    suspect |= reads_as_anonymous(body)
+                }
+                _ => {}
+            }
+        }
+        if suspect {
+            return self.verify(false, env);
+        }
+        self.basic_accepted(env);
+        self.finish()
+    }
+
+    /// Basic mode: sends the one guarded read that tells whether Drupal accepts the account.
+    fn verify(&mut self, then_send: bool, env: &GateEnv) -> Next {
+        self.phase = Phase::Verifying { then_send };
+        let mut q = DrupalQuery::new();
+        crate::drupal::push_auth_guard(&mut q);
+        q.push("fields[user--user]", "drupal_internal__uid")
+            .push("page[limit]", "1");
+        let call = DrupalCall {
+            method: "GET",
+            path: format!("{}/user/user{}", env.jsonapi, q.build()),
+            content_type: None,
+            body: None,
+        };
+        Next::Send(vec![Outbound {
+            call: stamped(&call, *env.cache_epoch),
+            headers: vec![("authorization", env.credentials.authorization.clone())],
+            purpose: Purpose::StatusCheck,
+        }])
+    }
+
+    fn verified(&mut self, reply: DrupalReply, then_send: bool, env: &mut GateEnv) -> Next {
+        match reply {
+            DrupalReply::Answer { status: 200, .. } => {
+                self.basic_accepted(env);
+                if then_send {
+                    let auth = vec![("authorization", env.credentials.authorization.clone())];
+                    return self.send_pending(auth, None, None, env);
+                }
+                self.finish()
+            }
+            DrupalReply::Answer {
+                status: 401 | 403, ..
+            } => {
+                self.record_refusal(
+                    "Drupal served the gateway as anonymous (wrong password, blocked account or flood control)",
+                    "Basic credentials",
+                    env,
+                );
+                if then_send {
+                    self.refuse_pending()
+                } else {
+                    self.refuse_spoiled()
+                }
+            }
+            // No clear answer (Drupal down): nothing learnt, no back-off.
+            other => {
+                if std::mem::take(&mut self.trial) {
+                    env.locks.unlock(LOGIN_LOCK, env.owner);
+                }
+                if then_send {
+                    self.answer_pending_with(other)
+                } else {
+                    self.finish()
+                }
+            }
+        }
+    }
+
+    /// The round's answers that an anonymous view spoiled become the refusal they stand for.
+    fn refuse_spoiled(&mut self) -> Next {
+        for i in self.replayable() {
+            if let Some(slot) = self.kept.get_mut(i) {
+                *slot = Some(DrupalReply::Answer {
+                    status: 403,
+                    body: Vec::new(),
+                });
+            }
+        }
+        self.finish()
     }
 
     /// The pending calls fail as Drupal's refusal of the account would (a 403): the exchange
@@ -501,22 +719,14 @@ fn access(env: &mut GateEnv) -> Access {
                     .try_lock(LOGIN_LOCK, env.owner, now, env.lock_ttl_ms)
             {
                 return Access::Ready {
-                    cookie: cookie.clone(),
-                    csrf: csrf.clone(),
+                    cookie: Some(cookie.clone()),
+                    csrf: Some(csrf.clone()),
                 };
             }
             return Access::Login;
         }
-        if s.refusals > 0 && now < s.retry_at_ms {
-            let wait_s = s.retry_at_ms.saturating_sub(now).div_ceil(1000);
-            return Access::Refused(format!(
-                "Drupal refused the gateway's login as {}{}; no new attempt for {wait_s} s (Drupal's flood control)",
-                env.credentials.username,
-                s.refusal
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ));
+        if let Some(refused) = backing_off(s, env) {
+            return refused;
         }
     }
     if env
@@ -526,6 +736,86 @@ fn access(env: &mut GateEnv) -> Access {
         Access::Login
     } else {
         Access::Pause
+    }
+}
+
+/// Basic mode: send at once, unless Drupal refused these credentials; after the back-off one
+/// request tries again (`Login`) while the others wait for it.
+fn basic_access(env: &mut GateEnv) -> Access {
+    let account = env.credentials.account_tag.as_str();
+    let slot = env
+        .store
+        .read()
+        .filter(|s| s.account == account && s.refusals > 0);
+    let Some(s) = slot else {
+        return Access::Ready {
+            cookie: None,
+            csrf: None,
+        };
+    };
+    if let Some(refused) = backing_off(&s, env) {
+        return refused;
+    }
+    if env
+        .locks
+        .try_lock(LOGIN_LOCK, env.owner, env.now_ms, env.lock_ttl_ms)
+    {
+        Access::Login
+    } else {
+        Access::Pause
+    }
+}
+
+/// `Refused` while a refusal's back-off runs.
+fn backing_off(s: &SessionSlot, env: &GateEnv) -> Option<Access> {
+    if s.refusals == 0 || env.now_ms >= s.retry_at_ms {
+        return None;
+    }
+    let wait_s = s.retry_at_ms.saturating_sub(env.now_ms).div_ceil(1000);
+    Some(Access::Refused(format!(
+        "Drupal refused the gateway's service account {}{}; no new attempt for {wait_s} s (Drupal's flood control)",
+        env.credentials.username,
+        s.refusal
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    )))
+}
+
+/// Moves the cache epoch on: later user lists get URLs Drupal has never answered.
+fn next_epoch(env: &mut GateEnv) {
+    *env.cache_epoch = env.now_ms.max(env.cache_epoch.saturating_add(1));
+}
+
+/// The call with its auth guard named after the cache epoch.
+fn stamped(call: &DrupalCall, epoch: u64) -> DrupalCall {
+    let plain = format!("filter[{AUTH_GUARD}]");
+    if !call.path.contains(&plain) {
+        return call.clone();
+    }
+    DrupalCall {
+        path: call
+            .path
+            .replace(&plain, &format!("filter[{AUTH_GUARD}_{epoch}]")),
+        ..call.clone()
+    }
+}
+
+/// Drupal refused a `status` condition: only an account without `administer users` (the
+/// anonymous view of a refused service account) is refused it.
+fn refuses_guard(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("not authorized to filter by the `status` field")
+}
+
+/// A read answered with Drupal's anonymous view: label-only users.
+fn reads_as_anonymous(body: &[u8]) -> bool {
+    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    match doc.get("data") {
+        Some(Value::Array(items)) => items.iter().any(crate::drupal::is_label_only),
+        Some(item) => crate::drupal::is_label_only(item),
+        None => false,
     }
 }
 
@@ -676,6 +966,7 @@ mod tests {
         store: MemoryStore,
         locks: MemoryLocks,
         now_ms: u64,
+        epoch: u64,
     }
 
     impl World {
@@ -685,6 +976,7 @@ mod tests {
                 store: MemoryStore::default(),
                 locks: MemoryLocks::default(),
                 now_ms: 1_000_000,
+                epoch: 7,
             }
         }
         fn env(&mut self, owner: &'static str) -> GateEnv<'_> {
@@ -696,6 +988,8 @@ mod tests {
                 owner,
                 lock_ttl_ms: 6_000,
                 can_pause: true,
+                cache_epoch: &mut self.epoch,
+                jsonapi: "/jsonapi",
             }
         }
     }
@@ -764,6 +1058,138 @@ mod tests {
         assert!(matches!(next, Next::Deliver(r) if r.len() == 2));
     }
 
+    const GUARDED: &str = "/jsonapi/user/user?filter[scim_auth][condition][path]=status&filter[scim_auth][condition][operator]=IS%20NOT%20NULL";
+
+    fn refused_guard() -> Arrival {
+        Arrival::plain(DrupalReply::Answer {
+            status: 403,
+            body: br#"{"errors":[{"status":"403","detail":"The current user is not authorized to filter by the `status` field, given in the path `status`."}]}"#.to_vec(),
+        })
+    }
+
+    fn forbidden() -> Arrival {
+        Arrival::plain(DrupalReply::Answer {
+            status: 403,
+            body: b"{}".to_vec(),
+        })
+    }
+
+    fn delivered(next: Next) -> Vec<DrupalReply> {
+        match next {
+            Next::Deliver(replies) => replies,
+            other => panic!("expected replies, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn user_lists_name_their_guard_after_the_cache_epoch() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        let mut gate = Gate::new();
+        let next = gate.send(
+            vec![get(GUARDED), get("/jsonapi/user/user/u")],
+            &mut w.env("a"),
+        );
+        let out = sent(&next);
+        assert!(out[0]
+            .call
+            .path
+            .contains("filter[scim_auth_7][condition][path]=status"));
+        assert!(out[0]
+            .call
+            .path
+            .contains("filter[scim_auth_7][condition][operator]"));
+        assert!(!out[0].call.path.contains("filter[scim_auth]"));
+        assert_eq!(out[1].call.path, "/jsonapi/user/user/u");
+    }
+
+    #[test]
+    fn a_refused_guard_in_basic_mode_backs_off_without_calling_drupal() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        let mut gate = Gate::new();
+        gate.send(vec![get(GUARDED)], &mut w.env("a"));
+        let replies = delivered(gate.receive(vec![refused_guard()], &mut w.env("a")));
+        assert!(matches!(
+            replies[0],
+            DrupalReply::Answer { status: 403, .. }
+        ));
+        let slot = w.store.0.clone().unwrap();
+        assert_eq!((slot.refusals, slot.retry_at_ms), (1, 1_000_000 + 60_000));
+        assert_eq!(
+            w.epoch, 1_000_000,
+            "the epoch moved on: no cached 403 is asked again"
+        );
+        assert!(gate
+            .take_notices()
+            .iter()
+            .any(|(l, m)| *l == log::Level::Warn && m.contains("next attempt in 60 s")));
+
+        // During the back-off: refused at once, nothing sent.
+        w.now_ms += 59_000;
+        let mut next = Gate::new();
+        let replies = delivered(next.send(vec![get(GUARDED), get("/u")], &mut w.env("b")));
+        assert!(replies
+            .iter()
+            .all(|r| matches!(r, DrupalReply::Answer { status: 403, .. })));
+
+        // After it: one request tries with one guarded read first; the others wait for it.
+        w.now_ms += 2_000;
+        let mut trial = Gate::new();
+        let next = trial.send(vec![get(GUARDED), get("/u")], &mut w.env("c"));
+        let out = sent(&next);
+        assert_eq!((out.len(), out[0].purpose), (1, Purpose::StatusCheck));
+        assert!(out[0].call.path.contains("filter[scim_auth_1000000]"));
+        let mut waiting = Gate::new();
+        let next = waiting.send(vec![get("/u")], &mut w.env("d"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Pause);
+        // Refused again: the next back-off is 5 minutes.
+        let replies = delivered(trial.receive(vec![forbidden()], &mut w.env("c")));
+        assert_eq!(replies.len(), 2);
+        let slot = w.store.0.clone().unwrap();
+        assert_eq!(slot.refusals, 2);
+        assert_eq!(slot.retry_at_ms, w.now_ms + 300_000);
+
+        // Fixed: after the back-off the check passes, the calls go out, the back-off ends.
+        w.now_ms += 300_000;
+        let mut trial = Gate::new();
+        trial.send(vec![get("/u")], &mut w.env("e"));
+        let next = trial.receive(vec![ok("{}")], &mut w.env("e"));
+        assert_eq!(sent(&next)[0].call.path, "/u");
+        assert_eq!(w.store.0.clone().unwrap().refusals, 0);
+        assert!(
+            w.locks.try_lock(LOGIN_LOCK, "z", w.now_ms, 1),
+            "the trial lock is released"
+        );
+    }
+
+    #[test]
+    fn other_refusals_in_basic_mode_are_confirmed_by_one_guarded_read() {
+        // A real 403 (the account may not do this): passed on, no back-off.
+        let mut w = World::new(UpstreamAuth::Basic);
+        let mut gate = Gate::new();
+        gate.send(vec![patch("/jsonapi/user/user/u")], &mut w.env("a"));
+        let next = gate.receive(vec![forbidden()], &mut w.env("a"));
+        let check = &sent(&next)[0];
+        assert_eq!(check.purpose, Purpose::StatusCheck);
+        assert_eq!(header(check, "authorization"), Some("Basic c3ZjOnB3"));
+        let replies = delivered(gate.receive(vec![ok("{}")], &mut w.env("a")));
+        assert_eq!(replies[0], forbidden().reply);
+        assert!(w.store.0.is_none());
+
+        // A label-only read is Drupal's anonymous view: confirmed, it becomes a refusal.
+        let mut gate = Gate::new();
+        gate.send(vec![get("/jsonapi/user/user/u")], &mut w.env("a"));
+        let label_only =
+            ok(r#"{"data":{"type":"user--user","id":"u","attributes":{"display_name":"alice"}}}"#);
+        let next = gate.receive(vec![label_only], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::StatusCheck);
+        let replies = delivered(gate.receive(vec![forbidden()], &mut w.env("a")));
+        assert!(matches!(
+            replies[0],
+            DrupalReply::Answer { status: 403, .. }
+        ));
+        assert_eq!(w.store.0.clone().unwrap().refusals, 1);
+    }
+
     #[test]
     fn session_mode_logs_in_once_and_shares_the_session() {
         let mut w = World::new(UpstreamAuth::Session);
@@ -827,6 +1253,7 @@ mod tests {
         assert_eq!(w.store.0.as_ref().unwrap().cookie, None);
         let next = gate.receive(vec![login_ok()], &mut w.env("a"));
         assert_eq!(sent(&next).len(), 2, "both reads are replayed");
+        assert_eq!(w.epoch, 1_000_000, "under new URLs");
         let next = gate.receive(vec![ok("\"a\""), ok("\"b\"")], &mut w.env("a"));
         let Next::Deliver(replies) = next else {
             panic!()

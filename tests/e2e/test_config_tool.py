@@ -45,13 +45,23 @@ def test_not_json_is_one_clear_problem():
     assert r.returncode == 1 and "not valid JSON" in r.stdout
 
 
+EXAMPLE_DIGEST = hashlib.sha256(b"change-me").hexdigest()
+
+
 def test_check_config_script_checks_envoy_yaml_and_the_plugin_inside(tmp_path):
+    # As shipped, envoy.yaml names the published example token: refused until replaced.
     r = subprocess.run([str(REPO / "scripts" / "check-config")], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode != 0
+    assert "tokens[0].sha256" in r.stdout and "change-me" in r.stdout, r.stdout + r.stderr
+    shipped = (REPO / "envoy.yaml").read_text().replace("filename: target/", f"filename: {REPO}/target/")
+    own = shipped.replace(EXAMPLE_DIGEST, hashlib.sha256(b"a token of our own").hexdigest())
+    path = tmp_path / "envoy.yaml"
+    path.write_text(own)
+    r = subprocess.run([str(REPO / "scripts" / "check-config"), str(path)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "configuration OK" in r.stdout and "envoy.yaml' OK" in r.stdout
-    broken = (REPO / "envoy.yaml").read_text().replace('"timeout_ms": 5000', '"timeout_ms": -5')
-    path = tmp_path / "envoy.yaml"
-    path.write_text(broken.replace("filename: target/", f"filename: {REPO}/target/"))
+    broken = own.replace('"timeout_ms": 5000', '"timeout_ms": -5')
+    path.write_text(broken)
     r = subprocess.run([str(REPO / "scripts" / "check-config"), str(path)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode != 0
     assert "drupal.timeout_ms" in r.stdout

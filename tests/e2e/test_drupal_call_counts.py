@@ -40,13 +40,15 @@ OPERATIONS = [
         },
         ["POST list"],
     ),
-    ("PUT (Okta)", "PUT", "/Users/{id}", jumpcloud_user("pat@example.com", displayName="Pat P"), ["PATCH user"]),
+    # Every write reads the account first: SCIM may not write uid 1, the service account or
+    # accounts holding roles the gateway does not manage (README "Account safety").
+    ("PUT (Okta)", "PUT", "/Users/{id}", jumpcloud_user("pat@example.com", displayName="Pat P"), ["GET user", "PATCH user"]),
     (
         "deactivate (every IdP)",
         "PATCH",
         "/Users/{id}",
         {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]},
-        ["PATCH user"],
+        ["GET user", "PATCH user"],
     ),
     (
         "attribute update (JumpCloud: one replace per attribute)",
@@ -60,14 +62,14 @@ OPERATIONS = [
                 {"op": "replace", "path": "active", "value": True},
             ],
         },
-        ["PATCH user"],
+        ["GET user", "PATCH user"],
     ),
     (
         "Entra PATCH of the work email (a value-filter path)",
         "PATCH",
         "/Users/{id}",
         {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": 'emails[type eq "work"].value', "value": "pat2@example.com"}]},
-        ["PATCH user"],
+        ["GET user", "PATCH user"],
     ),
     (
         "remove one phone number by value (read, then write)",

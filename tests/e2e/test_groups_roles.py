@@ -1,6 +1,6 @@
 """Role grants (`groups.role_grants`): members of a group hold its Drupal roles. Here
 Engineering and Docs both grant `content_editor`; `administrator` is granted by no group, so
-the gateway never touches it."""
+its holders are read-only to SCIM."""
 
 from __future__ import annotations
 
@@ -61,21 +61,27 @@ def test_group_name_compared_without_case(grants_gw, emulator, u):
     assert drupal_roles(emulator, u["ann"]) == set()
 
 
-def test_ungranted_role_is_never_touched(grants_gw, emulator, u):
+def test_an_account_holding_a_role_no_group_grants_is_read_only(grants_gw, emulator, u):
+    """`administrator` is granted by no group: its holder is no account SCIM may change, so
+    adding it to a group, or removing it, is refused up front and changes nothing."""
     assert drupal_roles(emulator, u["boss"]) == {"administrator"}
     eng = create_group(grants_gw, "Engineering")["id"]
-    other = create_group(grants_gw, "Plain")["id"]
     emulator.clear_requests()
-    patch_group(grants_gw, other, add(u["boss"]))
+    for op in (add(u["boss"]), remove(u["boss"])):
+        r = patch_group(grants_gw, eng, op, expect=403)
+        assert "administrator" in r.json()["detail"] and "Nothing was changed" in r.json()["detail"]
+    assert not [q for q in gateway_log(emulator) if q["method"] != "GET"], "no write reached Drupal"
     assert drupal_roles(emulator, u["boss"]) == {"administrator"}
-    # No role write for a group that grants nothing.
-    assert not [q for q in gateway_log(emulator) if "/relationships/roles" in q["path"] and q["method"] != "GET"]
-    patch_group(grants_gw, eng, add(u["boss"]))
-    assert drupal_roles(emulator, u["boss"]) == {"administrator", "content_editor"}
-    patch_group(grants_gw, eng, remove(u["boss"]))
-    assert drupal_roles(emulator, u["boss"]) == {"administrator"}
-    patch_group(grants_gw, other, remove(u["boss"]))
-    assert drupal_roles(emulator, u["boss"]) == {"administrator"}
+    assert drupal_group_refs(emulator, u["boss"]) == []
+    # A group whose members include such an account (added in Drupal) cannot be deleted
+    # through SCIM either: that would change the account.
+    r = grants_gw.scim("POST", "/Groups", json=group_body("Plain", [u["ann"]]))
+    plain = r.json()["id"]
+    r = emulator.http.post(emulator.url + "/_emulator/users", json={"name": "boss@example.com", "field_scim_groups": [plain]}, timeout=10)
+    r.raise_for_status()
+    r = grants_gw.scim("DELETE", f"/Groups/{plain}")
+    assert r.status_code == 403, r.text
+    assert grants_gw.scim("GET", f"/Groups/{plain}").status_code == 200
 
 
 def test_two_groups_granting_one_role(grants_gw, emulator, u):
@@ -100,11 +106,11 @@ def test_rename_into_and_out_of_a_granting_name(grants_gw, gscim_roles, emulator
 
 
 def test_delete_group_revokes(grants_gw, gscim_roles, emulator, u):
-    eng = create_group(grants_gw, "Engineering", [u["ann"], u["boss"]])["id"]
+    eng = create_group(grants_gw, "Engineering", [u["ann"], u["bob"]])["id"]
     r = gscim_roles("DELETE", f"/Groups/{eng}")
     assert r.status_code == 204, r.text
     assert drupal_roles(emulator, u["ann"]) == set()
-    assert drupal_roles(emulator, u["boss"]) == {"administrator"}
+    assert drupal_roles(emulator, u["bob"]) == set()
 
 
 def test_replace_members_grants_and_revokes(grants_gw, emulator, u):

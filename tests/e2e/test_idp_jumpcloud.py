@@ -72,7 +72,7 @@ def test_jumpcloud_activation_sequence(scim, emulator, drupal_requests, clear_dr
     r = scim("PATCH", f"/Users/{uid}", json=UPDATE)
     assert r.status_code == 200, r.text
     assert r.json()["name"]["givenName"] == "John" and r.json()["active"] is False
-    assert [q["method"] for q in drupal_requests()] == ["PATCH"], "single-valued replaces: one Drupal write, no read"
+    assert [q["method"] for q in drupal_requests()] == ["GET", "PATCH"], "single-valued replaces: one read, one Drupal write"
     d = emulator.drupal_user(uid)
     assert (d["field_given_name"], d["field_family_name"], d["status"]) == ("John", "Doe", False)
     assert d["field_display_name"] == "Jane Doe", "untouched attributes stay"

@@ -2,7 +2,7 @@
 stored fields and Drupal's request log: op in any case, string booleans, path-less objects
 with plain, dotted and URN keys, the bare enterprise URN, value paths (creating elements
 that do not exist), remove with and without a value; atomicity (one Drupal write or none),
-no read for single-valued sets, no write for a no-op."""
+one read (may SCIM write this account?) and one write, no write for a no-op."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ def op(o, path=None, value=_NO_VALUE):
 
 
 # (id, operations, Drupal changes expected {field: value}, base-attribute changes, direct)
-# direct: True = exactly one Drupal PATCH and no read; False = GET then PATCH; None = either.
+# direct: True = single-valued sets (which once needed no read), False = value-filter or
+# multi-valued edits; both are now GET then PATCH (the read tells whether SCIM may write the
+# account). None = either.
 CASES = [
     ("replace-path", [op("replace", "displayName", "New Name")], {"field_display_name": "New Name"}, {}, True),
     ("Replace-capitalised", [op("Replace", "title", "Lead")], {"field_title": "Lead"}, {}, True),
@@ -156,10 +158,8 @@ def test_patch_dialect(scim, emulator, pat, drupal_requests, clear_drupal_reques
 
     methods = requests_made(drupal_requests)
     assert methods.count("PATCH") == 1 and len([m for m in methods if m not in ("GET", "PATCH")]) == 0, methods
-    if direct is True:
-        assert methods == ["PATCH"], f"single-valued sets need no read: {methods}"
-    elif direct is False:
-        assert methods == ["GET", "PATCH"], methods
+    if direct is not None:
+        assert methods == ["GET", "PATCH"], f"one read, one write: {methods}"
 
     # 200 with the full resource, as GET shows it.
     assert r.headers["ETag"] == answer["meta"]["version"]
@@ -260,15 +260,15 @@ def test_patch_the_gateway_rejects_writes_nothing(scim, emulator, pat, drupal_wr
 # ---- what reaches Drupal ----------------------------------------------------------------
 
 
-def test_replace_active_is_one_drupal_patch_without_a_read(scim, emulator, pat, drupal_requests, clear_drupal_requests):
+def test_replace_active_is_one_read_and_one_drupal_patch(scim, emulator, pat, drupal_requests, clear_drupal_requests):
     clear_drupal_requests()
     r = scim("PATCH", f"/Users/{pat['id']}", json=patch_op(op("replace", "active", False)))
     assert r.status_code == 200, r.text
     reqs = drupal_requests()
-    assert [(q["method"], q["path"].split("?")[0]) for q in reqs] == [("PATCH", f"/jsonapi/user/user/{pat['id']}")]
+    assert [(q["method"], q["path"].split("?")[0]) for q in reqs] == [("GET", f"/jsonapi/user/user/{pat['id']}"), ("PATCH", f"/jsonapi/user/user/{pat['id']}")]
     import json
 
-    sent = json.loads(reqs[0]["body"])["data"]
+    sent = json.loads(reqs[1]["body"])["data"]
     assert sent["id"] == pat["id"]
     assert sent["attributes"] == {"status": False}, "only the changed field is written"
     assert r.json()["active"] is False
@@ -376,7 +376,7 @@ def test_patch_password_lets_the_user_log_in(scim, emulator, pat, drupal_request
     r = scim("PATCH", f"/Users/{pat['id']}", json=patch_op(op("replace", "password", "Patched-Pw-1")))
     assert r.status_code == 200, r.text
     assert "Patched-Pw-1" not in r.text and "password" not in r.json()
-    assert requests_made(drupal_requests) == ["PATCH"]
+    assert requests_made(drupal_requests) == ["GET", "PATCH"]
     me = emulator.jsonapi("GET", "/jsonapi", auth=basic("pat@example.com", "Patched-Pw-1"))
     assert "me" in me.json().get("meta", {}).get("links", {})
     assert "Patched-Pw-1" not in gateway.log_text()
