@@ -12,12 +12,19 @@ Tokens may be given in clear with --token LABEL=TOKEN (hashed here) or as digest
 --token-sha256 LABEL=HEX. --set KEY=JSON sets any plugin-configuration key (dotted paths
 such as drupal.timeout_ms); --plugin-config FILE replaces the whole plugin configuration.
 --attributes FILE sets the plugin's `attributes` (the SCIM ↔ Drupal field mapping) to the
-JSON list in FILE, e.g. scripts/emulator-attributes.json for the Drupal emulator.
+JSON list in FILE, e.g. scripts/emulator-attributes.json for the Drupal emulator (`none`: no
+mapping). --groups on|off|JSON sets the plugin's `groups` (on: vocabulary scim_groups and
+field field_scim_groups; off: no /Groups; a JSON object: that setting).
 
-    render_envoy_config.py --emulator-flags scripts/emulator-attributes.json
+Every rendered config has the wasm VM's `vm_config.vm_id` (the template's, else
+"envoy-scim-drupal"): proxy-wasm shared data (the filter's session and locks) is shared by
+every plugin with the same vm_id, and an empty one with every other plugin that leaves it
+empty.
+
+    render_envoy_config.py --emulator-flags scripts/emulator-attributes.json [--groups on|off|JSON]
 
 prints the drupal-emulator arguments that create the Drupal user fields such a mapping
-names (one per line) and writes no config.
+(and the groups' membership field) names, one per line, and writes no config.
 """
 
 from __future__ import annotations
@@ -42,19 +49,67 @@ EMULATOR_ATTRIBUTES = REPO_ROOT / "scripts" / "emulator-attributes.json"
 # Fields the emulator's --second-run-fields adds (the recorded site's second run).
 SECOND_RUN_FIELDS = {"field_given_name", "field_family_name"}
 WASM_FILTER = "envoy.filters.http.wasm"
+# The wasm VM's id in every config rendered here (see the module docstring).
+VM_ID = "envoy-scim-drupal"
+# `groups` for --groups on / SCIM_GROUPS=on: the vocabulary and field of README "Groups"
+# (the filter's defaults, spelled out), which the Drupal emulator has.
+DEFAULT_GROUPS = {"vocabulary": "scim_groups", "membership_field": "field_scim_groups"}
+EMULATOR_VOCABULARY = "scim_groups"
+EMULATOR_MEMBERSHIP_FIELD = "field_scim_groups"
 
 
 def load_attributes(path: Path | str) -> list:
-    """The attribute mapping in a JSON file: a list of {scim, drupal[, type][, case_exact]}."""
-    value = json.loads(Path(path).read_text())
-    if not isinstance(value, list) or not all(isinstance(e, dict) and "drupal" in e for e in value):
-        raise ValueError(f"{path}: expected a JSON list of {{scim, drupal[, type]}} objects")
+    """The attribute mapping in a JSON file: a list of {scim, drupal[, type][, case_exact]}.
+    Raises ValueError naming the file (missing, not JSON, wrong shape)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, list):
+        raise ValueError(f"{path}: expected a JSON list of {{\"scim\", \"drupal\"[, \"type\"]}} objects")
+    for i, e in enumerate(value):
+        if not (isinstance(e, dict) and isinstance(e.get("scim"), str) and isinstance(e.get("drupal"), str)):
+            raise ValueError(f"{path}: entry {i} is not an object with string \"scim\" and \"drupal\"")
     return value
 
 
-def emulator_field_args(attributes: list) -> list[str]:
+def parse_groups(spec: str) -> dict | None:
+    """--groups / SCIM_GROUPS: `on` (DEFAULT_GROUPS), `off` (None) or a JSON object (the
+    plugin's `groups`, e.g. {"role_grants": {"Engineering": ["developer"]}}). Raises ValueError."""
+    s = spec.strip()
+    if s.lower() == "on":
+        return dict(DEFAULT_GROUPS)
+    if s.lower() == "off":
+        return None
+    try:
+        value = json.loads(s)
+    except json.JSONDecodeError as e:
+        if not s.startswith("{"):
+            raise ValueError(f"must be on, off or a JSON object (the plugin's `groups`), not {spec!r}") from None
+        raise ValueError(f"not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be on, off or a JSON object (the plugin's `groups`), not {spec!r}")
+    return value
+
+
+def check_public_url(url: str) -> str:
+    """The plugin's public_url rule: http(s)://host[:port], no path (a trailing / is dropped).
+    Raises ValueError."""
+    u = urlsplit(url.strip())
+    if u.scheme not in ("http", "https") or not u.netloc or u.path not in ("", "/") or u.query or u.fragment:
+        raise ValueError(f"must be http(s)://host[:port] without a path, not {url!r}")
+    return url.strip().rstrip("/")
+
+
+def emulator_field_args(attributes: list, groups: dict | None = None) -> list[str]:
     """drupal-emulator arguments creating every Drupal user field the mapping names:
-    --second-run-fields for the recorded site's name fields, --user-field NAME[:TYPE] for the rest."""
+    --second-run-fields for the recorded site's name fields (and the vocabulary scim_groups with
+    field_scim_groups), --user-field NAME[:TYPE] for the rest, and NAME:scim_groups for another
+    membership field named in `groups`. Raises ValueError for a vocabulary the emulator lacks."""
     args = ["--second-run-fields"]
     for entry in attributes:
         field = entry["drupal"]
@@ -62,6 +117,13 @@ def emulator_field_args(attributes: list) -> list[str]:
             continue
         kind = entry.get("type", "string")
         args += ["--user-field", field if kind == "string" else f"{field}:{kind}"]
+    if groups is not None:
+        vocabulary = groups.get("vocabulary", EMULATOR_VOCABULARY)
+        if vocabulary != EMULATOR_VOCABULARY:
+            raise ValueError(f"the Drupal emulator has only the vocabulary {EMULATOR_VOCABULARY!r}, not {vocabulary!r}")
+        field = groups.get("membership_field", EMULATOR_MEMBERSHIP_FIELD)
+        if field != EMULATOR_MEMBERSHIP_FIELD and isinstance(field, str):
+            args += ["--user-field", f"{field}:scim_groups"]
     return args
 
 
@@ -228,7 +290,16 @@ def render(
 
     if wasm:
         wasm_cfg["vm_config"]["code"]["local"]["filename"] = str(wasm)
+    set_vm_id(wasm_cfg)
     return cfg
+
+
+def set_vm_id(wasm_cfg: dict) -> None:
+    """vm_config.vm_id: the template's when it has one, else VM_ID; always the first key, so a
+    template with and one without it render alike."""
+    vm = wasm_cfg["vm_config"]
+    vm_id = vm.pop("vm_id", None) or VM_ID
+    wasm_cfg["vm_config"] = {"vm_id": vm_id, **vm}
 
 
 def set_body_limit(listener: dict, hcm: dict, limit: int) -> None:
@@ -282,25 +353,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wasm", help="path of the filter's .wasm")
     ap.add_argument("--set", action="append", default=[], type=_parse_label, help="plugin key=JSON value")
     ap.add_argument("--plugin-config", help="file with the whole plugin configuration (verbatim)")
-    ap.add_argument("--attributes", help="JSON file with the plugin's `attributes` mapping (a list)")
+    ap.add_argument("--attributes", help="JSON file with the plugin's `attributes` mapping (a list), or `none`")
+    ap.add_argument("--groups", help="the plugin's `groups`: on, off or a JSON object")
     ap.add_argument(
         "--emulator-flags",
         metavar="FILE",
-        help="print the drupal-emulator arguments for the fields FILE's mapping names, one per line, and exit",
+        help="print the drupal-emulator arguments for the fields FILE's mapping (`none`: no mapping) "
+        "and --groups name, one per line, and exit",
     )
     args = ap.parse_args(argv)
 
-    if args.emulator_flags:
-        print("\n".join(emulator_field_args(load_attributes(args.emulator_flags))))
-        return 0
+    try:
+        attributes = None
+        if args.attributes and args.attributes != "none":
+            attributes = load_attributes(args.attributes)
+        groups = parse_groups(args.groups) if args.groups is not None else None
+        if args.emulator_flags:
+            mapping = [] if args.emulator_flags == "none" else load_attributes(args.emulator_flags)
+            print("\n".join(emulator_field_args(mapping, groups)))
+            return 0
+    except ValueError as e:
+        ap.error(str(e))
     if not args.out:
         ap.error("--out is required")
 
     tokens = [{"label": label, "sha256": sha256_hex(tok)} for label, tok in args.token]
     tokens += [{"label": label, "sha256": digest} for label, digest in args.token_sha256]
     overrides = {}
-    if args.attributes:
-        overrides["attributes"] = load_attributes(args.attributes)
+    if attributes is not None:
+        overrides["attributes"] = attributes
+    elif args.attributes == "none":
+        overrides["attributes"] = None
+    if args.groups is not None:
+        overrides["groups"] = groups
     for key, raw in args.set:
         try:
             overrides[key] = json.loads(raw)

@@ -253,8 +253,8 @@ fn base_url(config: &Config, req: &Request) -> Result<String, ScimError> {
     Ok(format!("{scheme}://{host}{}", config.base_path))
 }
 
-/// `name[:port]`, `IPv4[:port]` or `[IPv6][:port]`: DNS characters only, no user info,
-/// path, query or spaces.
+/// `name[:port]`, `IPv4[:port]` or `[IPv6][:port]`: DNS characters (and `_`, as container
+/// service names have) only, no user info, path, query or spaces.
 fn is_plain_authority(host: &str) -> bool {
     let (name, port) = match host.rsplit_once(':') {
         Some((n, p)) if !n.contains(':') || n.ends_with(']') => (n, Some(p)),
@@ -274,7 +274,7 @@ fn is_plain_authority(host: &str) -> bool {
                 && name.len() <= 253
                 && name
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
         }
     };
     port_ok && name_ok

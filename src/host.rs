@@ -290,9 +290,16 @@ impl ScimRoot {
     fn conclude(&mut self, shared: &Shared, reply: &DrupalReply) {
         let verdict = probe::read(reply);
         let line = probe::describe(&verdict, reply);
+        // The check is repeated every 2 s until it is settled: a verdict already logged is
+        // not logged again at warning level.
+        let repeated = shared
+            .mapping_check
+            .try_borrow()
+            .is_ok_and(|previous| *previous == verdict);
         match &verdict {
             Verdict::Ready => log::info!("{line}"),
             Verdict::MissingField(_) => log::error!("{line}"),
+            Verdict::Refused | Verdict::Unknown if repeated => log::debug!("{line}"),
             Verdict::Refused | Verdict::Unknown => log::warn!("{line}"),
         }
         if let Ok(mut slot) = shared.mapping_check.try_borrow_mut() {

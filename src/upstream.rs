@@ -62,6 +62,10 @@ pub struct SessionSlot {
     pub retry_at_ms: u64,
     /// What Drupal said when it last refused the login.
     pub refusal: Option<String>,
+    /// Basic mode: Drupal accepted these credentials (checked once per Envoy, by one
+    /// request, so a wrong password costs one failed login, not one per worker or call).
+    #[serde(default)]
+    pub basic_ok: bool,
 }
 
 /// The slot, shared by every worker (in Envoy: proxy-wasm shared data).
@@ -547,19 +551,25 @@ impl Gate {
         }
         let account = env.credentials.account_tag.clone();
         env.store.update(&|slot| {
-            let mut slot = slot.unwrap_or_default();
-            if slot.account == account {
-                slot.refusals = 0;
-                slot.retry_at_ms = 0;
-                slot.refusal = None;
+            let slot = slot
+                .filter(|s| s.account == account)
+                .unwrap_or_else(|| SessionSlot {
+                    account: account.clone(),
+                    ..SessionSlot::default()
+                });
+            SessionSlot {
+                refusals: 0,
+                retry_at_ms: 0,
+                refusal: None,
+                basic_ok: true,
+                ..slot
             }
-            slot
         });
         env.locks.unlock(LOGIN_LOCK, env.owner);
         self.notices.push((
             log::Level::Info,
             format!(
-                "Drupal accepts the gateway's Basic credentials for {} again",
+                "Drupal accepts the gateway's Basic credentials for {}: checked once for all workers",
                 env.credentials.username
             ),
         ));
@@ -739,22 +749,21 @@ fn access(env: &mut GateEnv) -> Access {
     }
 }
 
-/// Basic mode: send at once, unless Drupal refused these credentials; after the back-off one
-/// request tries again (`Login`) while the others wait for it.
+/// Basic mode: send at once once Drupal has accepted these credentials. Before that (a new
+/// Envoy, new credentials) and after a refusal's back-off, one request checks them first
+/// while the others wait for it; during a back-off every call is refused without Drupal.
 fn basic_access(env: &mut GateEnv) -> Access {
     let account = env.credentials.account_tag.as_str();
-    let slot = env
-        .store
-        .read()
-        .filter(|s| s.account == account && s.refusals > 0);
-    let Some(s) = slot else {
-        return Access::Ready {
-            cookie: None,
-            csrf: None,
-        };
-    };
-    if let Some(refused) = backing_off(&s, env) {
-        return refused;
+    if let Some(s) = env.store.read().filter(|s| s.account == account) {
+        if s.basic_ok && s.refusals == 0 {
+            return Access::Ready {
+                cookie: None,
+                csrf: None,
+            };
+        }
+        if let Some(refused) = backing_off(&s, env) {
+            return refused;
+        }
     }
     if env
         .locks
@@ -1043,9 +1052,45 @@ mod tests {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Drupal has accepted the Basic credentials before.
+    fn basic_ok(w: &mut World) {
+        w.store.0 = Some(SessionSlot {
+            account: "tag".into(),
+            basic_ok: true,
+            ..SessionSlot::default()
+        });
+    }
+
+    #[test]
+    fn basic_credentials_are_checked_once_by_one_request_before_anything_else() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        let mut first = Gate::new();
+        let next = first.send(vec![patch("/jsonapi/user/user/u")], &mut w.env("a"));
+        let check = &sent(&next)[0];
+        assert_eq!(check.purpose, Purpose::StatusCheck);
+        assert!(check.call.path.contains("filter[scim_auth_7]"));
+        let mut other = Gate::new();
+        let next = other.send(vec![get("/u")], &mut w.env("b"));
+        assert_eq!(
+            sent(&next)[0].purpose,
+            Purpose::Pause,
+            "the others wait for it"
+        );
+        let next = first.receive(vec![ok("{}")], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].call.method, "PATCH");
+        assert!(w.store.0.clone().unwrap().basic_ok);
+        let next = other.receive(vec![ok("")], &mut w.env("b"));
+        assert_eq!(
+            sent(&next)[0].call.path,
+            "/u",
+            "then everyone sends at once"
+        );
+    }
+
     #[test]
     fn basic_mode_adds_the_authorization_header_and_passes_replies_through() {
         let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
         let mut gate = Gate::new();
         let next = gate.send(
             vec![get("/jsonapi/user/user"), DrupalCall::wait()],
@@ -1084,6 +1129,7 @@ mod tests {
     #[test]
     fn user_lists_name_their_guard_after_the_cache_epoch() {
         let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
         let mut gate = Gate::new();
         let next = gate.send(
             vec![get(GUARDED), get("/jsonapi/user/user/u")],
@@ -1105,6 +1151,7 @@ mod tests {
     #[test]
     fn a_refused_guard_in_basic_mode_backs_off_without_calling_drupal() {
         let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
         let mut gate = Gate::new();
         gate.send(vec![get(GUARDED)], &mut w.env("a"));
         let replies = delivered(gate.receive(vec![refused_guard()], &mut w.env("a")));
@@ -1165,6 +1212,7 @@ mod tests {
     fn other_refusals_in_basic_mode_are_confirmed_by_one_guarded_read() {
         // A real 403 (the account may not do this): passed on, no back-off.
         let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
         let mut gate = Gate::new();
         gate.send(vec![patch("/jsonapi/user/user/u")], &mut w.env("a"));
         let next = gate.receive(vec![forbidden()], &mut w.env("a"));
@@ -1173,7 +1221,7 @@ mod tests {
         assert_eq!(header(check, "authorization"), Some("Basic c3ZjOnB3"));
         let replies = delivered(gate.receive(vec![ok("{}")], &mut w.env("a")));
         assert_eq!(replies[0], forbidden().reply);
-        assert!(w.store.0.is_none());
+        assert_eq!(w.store.0.clone().unwrap().refusals, 0);
 
         // A label-only read is Drupal's anonymous view: confirmed, it becomes a refusal.
         let mut gate = Gate::new();

@@ -6,7 +6,11 @@ scim_wait listener, with
 - the SCIM listener on 0.0.0.0:10000 (compose publishes it),
 - the filter's .wasm at /etc/envoy/envoy_scim_drupal.wasm (compose mounts it there),
 - the "drupal" cluster at the compose service drupal:80 (STRICT_DNS) and the plugin's
-  drupal.authority "drupal"; the proxied site keeps the client's Host.
+  drupal.authority "drupal"; the proxied site keeps the client's Host;
+- vm_config.vm_id "envoy-scim-drupal" (render_envoy_config.py sets it in every config it
+  renders): proxy-wasm shared data, which holds the filter's session cookie and locks, is
+  shared by every plugin with the same vm_id, and an empty vm_id with every other plugin that
+  leaves it empty.
 
 Run it after every change to envoy.yaml (tests/e2e/test_recipes.py fails until then):
 
@@ -36,7 +40,8 @@ HEADER = """\
 # the root envoy.yaml with the SCIM listener on 0.0.0.0:10000, the filter's .wasm at
 # /etc/envoy/envoy_scim_drupal.wasm, and Drupal at the compose service drupal:80.
 # The admin interface stays on the container's loopback (not published).
-# tokens[].sha256 is the digest of "change-me": render your own copy with
+# tokens[].sha256 is the digest of the published example token "change-me", which the filter
+# refuses: as shipped, Envoy does not start. Render your own copy with your token's digest
 #   .venv/bin/python scripts/render_envoy_config.py --template scripts/recipes/envoy-docker.yaml \\
 #       --out .run/envoy-docker.yaml --token idp="$SCIM_TOKEN"
 # and start compose with ENVOY_CONFIG=../../.run/envoy-docker.yaml (README "Deployment recipes").

@@ -13,6 +13,13 @@ without a Docker engine or a Kubernetes cluster.
   from them, as far as this project decides it (the filter's configuration, the buffer
   filter behind it, the SCIM 404 route, the 413 mapper), passes `envoy --mode validate`.
 
+- Every config names the published example token's digest ("change-me") as its placeholder:
+  validated with a real digest in its place, and as shipped refused by `envoy --mode
+  validate` with the filter's message. Every Envoy config the project ships or renders sets
+  vm_config.vm_id (Istio's WasmPlugin and Envoy Gateway's extension have no such field).
+- scripts/drupal/rest.resource.entity.user.yml, the REST resource `hard_delete` needs, has
+  the shape of core's rest.resource.entity.node.yml.
+
 These tests start no emulator and no gateway: the module overrides the suite's autouse
 per-test fixture, so they run alone in a few seconds.
 """
@@ -50,6 +57,15 @@ WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 BUFFER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer"
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 SECRET_VARS = {"DRUPAL_USERNAME", "DRUPAL_PASSWORD"}
+REST_USER_RESOURCE = harness.REPO_ROOT / "scripts" / "drupal" / "rest.resource.entity.user.yml"
+# The digest of "change-me", the placeholder every shipped config names; the filter refuses it.
+PLACEHOLDER_SHA256 = "e2186dbdb1bb4193608605e84f33208765b5693b55edd4f730a719a100eeea6f"
+REAL_SHA256 = harness.sha256_hex("recipe-validation-token")
+PLACEHOLDER_REFUSED = (
+    "invalid plugin configuration: field `tokens[0].sha256`: is the published example token's digest "
+    '("change-me"); generate your own token (scim-config token LABEL)'
+)
+VM_ID = "envoy-scim-drupal"
 
 
 @pytest.fixture(autouse=True)
@@ -68,19 +84,33 @@ def wasm() -> Path:
     return harness.WASM_PATH
 
 
-def envoy_validate(cfg: dict, tmp_path: Path, name: str) -> None:
+def envoy_validate(cfg: dict, tmp_path: Path, name: str, refused_with: str | None = None, cwd: Path | None = None) -> None:
+    """`envoy --mode validate` accepts cfg, or (refused_with) refuses it with that text in its log."""
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False, width=1000))
     env = {**os.environ, "DRUPAL_USERNAME": "scim-service", "DRUPAL_PASSWORD": "validate-only"}
     p = subprocess.run(
         [harness.envoy_bin(), "--mode", "validate", "-c", str(path), "--disable-hot-restart", "-l", "warning"],
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         timeout=120,
     )
     out = p.stdout.decode(errors="replace")
-    assert p.returncode == 0, f"envoy --mode validate rejected {name}:\n{out[-4000:]}"
+    if refused_with is None:
+        assert p.returncode == 0, f"envoy --mode validate rejected {name}:\n{out[-4000:]}"
+    else:
+        assert p.returncode != 0, f"envoy --mode validate accepted {name}, which names the placeholder digest"
+        assert refused_with in out, f"{name} was refused, but not with {refused_with!r}:\n{out[-4000:]}"
+
+
+def real_digest(value):
+    """value (a config dict or a plugin-configuration dict/str) with the placeholder token digest
+    replaced by a real one: the shipped configs only start once their owner did that."""
+    text = json.dumps(value)
+    assert PLACEHOLDER_SHA256 in text, "the placeholder digest is gone: adapt these tests"
+    return json.loads(text.replace(PLACEHOLDER_SHA256, REAL_SHA256))
 
 
 def envoy_version() -> str:
@@ -169,7 +199,52 @@ def test_docker_envoy_config_validates_with_the_built_filter(wasm, tmp_path):
     cfg = load(DOCKER_ENVOY)
     wasm_cfg = wasm_filter(hcm_of(listener(cfg, "scim")))["typed_config"]["config"]
     assert wasm_cfg["vm_config"]["code"]["local"]["filename"] == "/etc/envoy/envoy_scim_drupal.wasm"
-    envoy_validate(set_local_wasm(cfg, wasm), tmp_path, "envoy-docker")
+    envoy_validate(real_digest(set_local_wasm(cfg, wasm)), tmp_path, "envoy-docker")
+
+
+def test_shipped_configs_refuse_the_placeholder_token(wasm, tmp_path):
+    """As shipped, the root envoy.yaml and the Docker recipe name the digest of the published
+    example token "change-me": the filter refuses to start with it and says why."""
+    # The root envoy.yaml names the .wasm by a path relative to the repository root.
+    envoy_validate(load(ROOT_ENVOY), tmp_path, "root-as-shipped", refused_with=PLACEHOLDER_REFUSED, cwd=harness.REPO_ROOT)
+    envoy_validate(set_local_wasm(load(DOCKER_ENVOY), wasm), tmp_path, "docker-as-shipped", refused_with=PLACEHOLDER_REFUSED)
+    # The Kubernetes manifests carry the same placeholder in the filter's configuration.
+    plugin, _ = istio_docs()
+    assert plugin["spec"]["pluginConfig"]["tokens"][0]["sha256"] == PLACEHOLDER_SHA256
+    (w,) = one(gateway_docs(), "EnvoyExtensionPolicy")["spec"]["wasm"]
+    assert w["config"]["tokens"][0]["sha256"] == PLACEHOLDER_SHA256
+
+
+def test_every_envoy_config_sets_the_vm_id(tmp_path):
+    """proxy-wasm shared data (the filter's session cookie and locks) is shared by every plugin
+    with the same vm_id; an empty vm_id is shared with any other plugin that leaves it empty."""
+    for path in (ROOT_ENVOY, DOCKER_ENVOY):
+        w = wasm_filter(hcm_of(listener(load(path), "scim")))["typed_config"]["config"]
+        assert w["vm_config"].get("vm_id") == VM_ID, path.name
+    # render_envoy_config.py keeps the template's vm_id, and sets it when a template lacks it.
+    sys.path.insert(0, str(harness.REPO_ROOT / "scripts"))
+    import render_envoy_config
+
+    w = wasm_filter(hcm_of(listener(render_envoy_config.render(), "scim")))["typed_config"]["config"]
+    assert w["vm_config"]["vm_id"] == VM_ID
+    bare = load(ROOT_ENVOY)
+    wasm_filter(hcm_of(listener(bare, "scim")))["typed_config"]["config"]["vm_config"].pop("vm_id", None)
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(bare, sort_keys=False))
+    rendered = render_envoy_config.render(tmp_path / "bare.yaml")
+    assert list(wasm_filter(hcm_of(listener(rendered, "scim")))["typed_config"]["config"]["vm_config"])[0] == "vm_id"
+    assert wasm_filter(hcm_of(listener(rendered, "scim")))["typed_config"]["config"]["vm_config"]["vm_id"] == VM_ID
+    mine = load(ROOT_ENVOY)
+    wasm_filter(hcm_of(listener(mine, "scim")))["typed_config"]["config"]["vm_config"]["vm_id"] = "site-a"
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine, sort_keys=False))
+    rendered = render_envoy_config.render(tmp_path / "mine.yaml")
+    assert wasm_filter(hcm_of(listener(rendered, "scim")))["typed_config"]["config"]["vm_config"]["vm_id"] == "site-a"
+    # Istio's WasmPlugin and Envoy Gateway's wasm entry have no vm_id field; each says so.
+    plugin, _ = istio_docs()
+    assert set(plugin["spec"]["vmConfig"]) == {"env"}
+    assert "no vm_id field" in ISTIO.read_text()
+    (w,) = one(gateway_docs(), "EnvoyExtensionPolicy")["spec"]["wasm"]
+    assert not {"vmID", "vmId", "vm_id"} & set(w)
+    assert "no vm_id field" in GATEWAY.read_text()
 
 
 def test_docker_envoy_config_is_generated_from_the_root_one():
@@ -215,7 +290,7 @@ def test_docker_envoy_config_rendered_as_the_readme_says(wasm, tmp_path):
             "--out", str(out),
             "--token", "idp=recipe-test-token",
             "--attributes", str(harness.REPO_ROOT / "scripts" / "emulator-attributes.json"),
-            "--set", "groups={}",
+            "--groups", "on",
         ],
         check=True,
         cwd=harness.REPO_ROOT,
@@ -225,9 +300,11 @@ def test_docker_envoy_config_rendered_as_the_readme_says(wasm, tmp_path):
     assert scim["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 10000}
     w = wasm_filter(hcm_of(scim))["typed_config"]["config"]
     assert w["vm_config"]["code"]["local"]["filename"] == "/etc/envoy/envoy_scim_drupal.wasm"
+    assert w["vm_config"]["vm_id"] == VM_ID
     plugin = json.loads(w["configuration"]["value"])
     assert plugin["tokens"] == [{"label": "idp", "sha256": harness.sha256_hex("recipe-test-token")}]
-    assert plugin["groups"] == {} and plugin["attributes"] == harness.ATTRIBUTES
+    assert plugin["groups"] == {"vocabulary": "scim_groups", "membership_field": "field_scim_groups"}
+    assert plugin["attributes"] == harness.ATTRIBUTES
     assert plugin["drupal"]["authority"] == "drupal"
     envoy_validate(set_local_wasm(cfg, wasm), tmp_path, "envoy-docker-rendered")
 
@@ -377,6 +454,7 @@ def test_istio_generated_envoy_config_validates(wasm, tmp_path):
                 "name": f"{ns}.{name}",
                 "root_id": spec["pluginName"],
                 "failure_policy": "FAIL_CLOSED",
+                # No vm_id: Istio leaves it empty (pilot/pkg/model/extensions.go buildVMConfig).
                 "vm_config": {
                     "runtime": "envoy.wasm.runtime.v8",
                     "code": {"local": {"filename": str(wasm)}},
@@ -437,7 +515,8 @@ def test_istio_generated_envoy_config_validates(wasm, tmp_path):
             ],
         }
     }
-    envoy_validate(cfg, tmp_path, "istio-inbound")
+    envoy_validate(real_digest(cfg), tmp_path, "istio-inbound")
+    envoy_validate(cfg, tmp_path, "istio-inbound-as-shipped", refused_with=PLACEHOLDER_REFUSED)
 
 
 # ---------------------------------------------------------------------------------------
@@ -527,6 +606,7 @@ def test_envoy_gateway_generated_envoy_config_validates(wasm, tmp_path):
     cfg = w["config"]
     hrf = one(by_kind, "HTTPRouteFilter")["spec"]["directResponse"]
     limit = quantity_bytes(one(by_kind, "BackendTrafficPolicy")["spec"]["requestBuffer"]["limit"])
+    eg_wasm_id = f"envoyextensionpolicy/{eep['metadata']['namespace']}/{eep['metadata']['name']}/wasm/0"
     hcm = {
         "@type": HCM_TYPE,
         "stat_prefix": "https-443",
@@ -548,7 +628,9 @@ def test_envoy_gateway_generated_envoy_config_validates(wasm, tmp_path):
         },
         "http_filters": [
             {
-                "name": "envoy.filters.http.wasm/envoyextensionpolicy/drupal/scim-drupal/0",
+                # Envoy Gateway names the filter and the VM after the policy's wasm entry
+                # (internal/gatewayapi irConfigNameForWasm, xds/translator wasm.go).
+                "name": f"envoy.filters.http.wasm/{eg_wasm_id}",
                 "typed_config": {
                     "@type": WASM_TYPE,
                     "config": {
@@ -556,6 +638,7 @@ def test_envoy_gateway_generated_envoy_config_validates(wasm, tmp_path):
                         "root_id": w["rootID"],
                         "failure_policy": "FAIL_OPEN" if w["failOpen"] else "FAIL_CLOSED",
                         "vm_config": {
+                            "vm_id": eg_wasm_id,
                             "runtime": "envoy.wasm.runtime.v8",
                             "code": {"local": {"filename": str(wasm)}},
                             "environment_variables": {"host_env_keys": w["env"]["hostKeys"]},
@@ -592,11 +675,48 @@ def test_envoy_gateway_generated_envoy_config_validates(wasm, tmp_path):
             ],
         }
     }
-    envoy_validate(envoy_cfg, tmp_path, "envoy-gateway")
+    envoy_validate(real_digest(envoy_cfg), tmp_path, "envoy-gateway")
+    envoy_validate(envoy_cfg, tmp_path, "envoy-gateway-as-shipped", refused_with=PLACEHOLDER_REFUSED)
 
 
 # ---------------------------------------------------------------------------------------
 # Shared
+
+
+def test_rest_user_resource_for_hard_delete():
+    """scripts/drupal/rest.resource.entity.user.yml: core rest's config entity in the shape of
+    core/modules/rest/config/optional/rest.resource.entity.node.yml, for `drupal.user_delete:
+    hard_delete` (REST DELETE /user/{uid}) over both of the gateway's authentications, and alone
+    in its folder, so `drush config:import --partial --source=scripts/drupal` imports nothing else."""
+    text = REST_USER_RESOURCE.read_text()
+    resource = yaml.safe_load(text)
+    assert list(resource) == ["langcode", "status", "dependencies", "id", "plugin_id", "granularity", "configuration"]
+    assert resource["langcode"] == "en" and resource["status"] is True
+    assert resource["dependencies"] == {"module": ["basic_auth", "serialization", "user"]}
+    assert resource["id"] == "entity.user"
+    assert resource["plugin_id"] == "entity:user"
+    assert "plugin_id: 'entity:user'" in text  # quoted as core's export writes it
+    assert resource["granularity"] == "resource"
+    assert resource["configuration"] == {
+        "methods": ["DELETE"],
+        "formats": ["json"],
+        # basic_auth for drupal.auth: basic, cookie for drupal.auth: session.
+        "authentication": ["basic_auth", "cookie"],
+    }
+    # The config name is the entity type's prefix plus the id: rest.resource.<id>.
+    assert REST_USER_RESOURCE.name == f"rest.resource.{resource['id']}.yml"
+    assert [p.name for p in REST_USER_RESOURCE.parent.iterdir()] == [REST_USER_RESOURCE.name]
+    # README "The Drupal side" tells how to import it, in the UI and with drush.
+    readme = README.read_text()
+    start = readme.index("\n## The Drupal side")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    for needle in (
+        "scripts/drupal/rest.resource.entity.user.yml",
+        "REST resource configuration",
+        "drush config:import --partial --source=",
+        "`basic_auth` and `cookie`",
+    ):
+        assert needle in section, needle
 
 
 def test_wasm_image_dockerfile():

@@ -1,6 +1,7 @@
 """scripts/run, the user's command: it starts everything, prints the base URL and token,
 serves SCIM, and stops all it started on SIGTERM."""
 
+import json
 import os
 import re
 import signal
@@ -11,19 +12,32 @@ import pytest
 import requests
 
 import harness
-from harness import REPO_ROOT, free_port
+from harness import ENTERPRISE_USER, REPO_ROOT, free_port
 
 pytestmark = pytest.mark.no_leak_check
 
 
-def start_run(env_extra: dict, log_path):
+RUN_VARIABLES = (
+    "SCIM_TOKEN",
+    "DRUPAL_URL",
+    "DRUPAL_USERNAME",
+    "DRUPAL_PASSWORD",
+    "DRUPAL_AUTH",
+    "SCIM_ATTRIBUTES",
+    "SCIM_GROUPS",
+    "SCIM_PUBLIC_URL",
+)
+
+
+def start_run(env_extra: dict, log_path, cwd=None):
     env = {**os.environ, **env_extra}
-    for k in ("SCIM_TOKEN", "DRUPAL_URL", "DRUPAL_USERNAME", "DRUPAL_PASSWORD"):
+    for k in RUN_VARIABLES:
         if k not in env_extra:
             env.pop(k, None)
     log = open(log_path, "wb")
     proc = subprocess.Popen(
         ["bash", str(REPO_ROOT / "scripts" / "run")],
+        cwd=cwd,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -174,3 +188,183 @@ def test_run_requires_credentials_with_drupal_url(tmp_path):
     proc = start_run({"DRUPAL_URL": "http://127.0.0.1:9"}, tmp_path / "run.log")
     assert proc.wait(timeout=120) != 0
     assert "DRUPAL_USERNAME" in (tmp_path / "run.log").read_text()
+
+
+def test_run_serves_a_given_drupal_with_its_own_mapping_and_groups(tmp_path):
+    """A real site's one command: DRUPAL_URL with SCIM_ATTRIBUTES (a mapping of the site's own
+    fields, given relative to where scripts/run starts), SCIM_GROUPS=on and SCIM_PUBLIC_URL."""
+    site = harness.Emulator(
+        tmp_path,
+        fields=False,
+        # The site's own fields, the vocabulary scim_groups and field_scim_groups (README "Groups").
+        extra_args=["--second-run-fields", "--user-field", "field_job_title", "--user-field", "field_cost_center"],
+    ).start()
+    (tmp_path / "site-attributes.json").write_text(
+        json.dumps(
+            [
+                {"scim": "title", "drupal": "field_job_title"},
+                {"scim": f"{ENTERPRISE_USER}:costCenter", "drupal": "field_cost_center"},
+            ]
+        )
+    )
+    scim_port, admin_port = free_port(), free_port()
+    proc = start_run(
+        {
+            "SCIM_LISTEN": f"127.0.0.1:{scim_port}",
+            "ENVOY_ADMIN": f"127.0.0.1:{admin_port}",
+            "DRUPAL_URL": site.url,
+            "DRUPAL_USERNAME": site.admin_user,
+            "DRUPAL_PASSWORD": site.admin_pass,
+            "SCIM_ATTRIBUTES": "site-attributes.json",
+            "SCIM_GROUPS": "on",
+            "SCIM_PUBLIC_URL": "https://sso.example.org/",
+        },
+        tmp_path / "run.log",
+        cwd=tmp_path,
+    )
+    try:
+        base, token, text = wait_banner(proc, tmp_path / "run.log")
+        assert "site-attributes.json" in text and '"vocabulary":"scim_groups"' in text
+        h = {"Authorization": "Bearer " + token}
+        hj = {**h, "Content-Type": "application/scim+json"}
+        schema = requests.get(base + "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", headers=h, timeout=10).json()
+        names = [a["name"] for a in schema["attributes"]]
+        assert "title" in names and "groups" in names and "name" not in names, names
+
+        r = requests.post(
+            base + "/Users",
+            headers=hj,
+            json={
+                "schemas": [harness.CORE_USER, ENTERPRISE_USER],
+                "userName": "site@example.com",
+                "emails": [{"value": "site@example.com", "type": "work", "primary": True}],
+                "title": "Engineer",
+                ENTERPRISE_USER: {"costCenter": "CC-7"},
+                "displayName": "not mapped: ignored",
+            },
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+        user = r.json()
+        assert user["title"] == "Engineer" and user[ENTERPRISE_USER] == {"costCenter": "CC-7"}
+        assert "displayName" not in user
+        # SCIM_PUBLIC_URL is the plugin's public_url.
+        assert user["meta"]["location"] == f"https://sso.example.org/scim/v2/Users/{user['id']}"
+        assert r.headers["Location"] == user["meta"]["location"]
+        stored = site.drupal_user(user["id"])
+        assert stored["field_job_title"] == "Engineer" and stored["field_cost_center"] == "CC-7"
+        again = requests.get(f"{base}/Users/{user['id']}", headers=h, timeout=10).json()
+        assert again["title"] == "Engineer" and again[ENTERPRISE_USER] == {"costCenter": "CC-7"}
+
+        # SCIM_GROUPS=on: /Groups as terms of scim_groups, membership in field_scim_groups.
+        r = requests.post(
+            base + "/Groups",
+            headers=hj,
+            json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Run Team",
+                "members": [{"value": user["id"]}],
+            },
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        group = r.json()
+        listed = requests.get(base + "/Groups", params={"filter": 'displayName eq "Run Team"'}, headers=h, timeout=30)
+        assert listed.status_code == 200, listed.text
+        (found,) = listed.json()["Resources"]
+        assert found["id"] == group["id"] and [m["value"] for m in found["members"]] == [user["id"]]
+        member = requests.get(f"{base}/Users/{user['id']}", headers=h, timeout=10).json()
+        assert [g["value"] for g in member["groups"]] == [group["id"]]
+    finally:
+        try:
+            if proc.poll() is None:
+                stop_and_check(proc, [scim_port, admin_port])
+        finally:
+            site.stop()
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"SCIM_ATTRIBUTES": "no-such-mapping.json"}, "SCIM_ATTRIBUTES: no-such-mapping.json is not a file"),
+        ({"SCIM_ATTRIBUTES": "bad.json"}, "SCIM_ATTRIBUTES: "),
+        ({"SCIM_ATTRIBUTES": "list-of-strings.json"}, "is not an object with string \"scim\" and \"drupal\""),
+        ({"SCIM_GROUPS": "yes please"}, "SCIM_GROUPS: must be on, off or a JSON object"),
+        ({"SCIM_GROUPS": '{"vocabulary": '}, "SCIM_GROUPS: not valid JSON"),
+        ({"SCIM_GROUPS": '["scim_groups"]'}, "SCIM_GROUPS: must be on, off or a JSON object"),
+        ({"SCIM_GROUPS": '{"vocabulary": "teams"}'}, "SCIM_GROUPS: the Drupal emulator has only the vocabulary"),
+        ({"SCIM_PUBLIC_URL": "sso.example.org"}, "SCIM_PUBLIC_URL: must be http(s)://host[:port] without a path"),
+        ({"SCIM_PUBLIC_URL": "https://sso.example.org/scim"}, "SCIM_PUBLIC_URL: must be http(s)://host[:port] without a path"),
+    ],
+)
+def test_run_refuses_bad_mapping_groups_or_public_url_before_building(tmp_path, env, message):
+    (tmp_path / "bad.json").write_text('[{"scim": "title", "drupal": "field_title"},]')
+    (tmp_path / "list-of-strings.json").write_text('["title"]')
+    proc = start_run(env, tmp_path / "run.log", cwd=tmp_path)
+    assert proc.wait(timeout=120) != 0
+    text = (tmp_path / "run.log").read_text()
+    (variable,) = env
+    error_lines = [line for line in text.splitlines() if line.startswith(f"[run] error: {variable}: ")]
+    assert error_lines and message in error_lines[0], text
+    assert "building the filter" not in text, text
+
+
+def test_run_stops_when_the_site_lacks_a_mapped_field(tmp_path, emulator):
+    """The filter's start-up check of the mapping against Drupal: scripts/run stops with the
+    filter's message instead of serving 503s."""
+    (tmp_path / "attributes.json").write_text(json.dumps([{"scim": "title", "drupal": "field_not_on_this_site"}]))
+    proc = start_run(
+        {
+            "SCIM_LISTEN": f"127.0.0.1:{free_port()}",
+            "ENVOY_ADMIN": f"127.0.0.1:{free_port()}",
+            "DRUPAL_URL": emulator.url,
+            "DRUPAL_USERNAME": emulator.admin_user,
+            "DRUPAL_PASSWORD": emulator.admin_pass,
+            "SCIM_ATTRIBUTES": str(tmp_path / "attributes.json"),
+        },
+        tmp_path / "run.log",
+    )
+    try:
+        assert proc.wait(timeout=120) != 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = (tmp_path / "run.log").read_text()
+    assert "[run] error: the filter refused its configuration" in text, text[-3000:]
+    assert "invalid plugin configuration: field `attributes`: Drupal's user entity has no field `field_not_on_this_site`" in text
+    assert "SCIM base URL:" not in text
+
+
+def test_run_gives_the_emulator_the_fields_of_a_chosen_mapping(tmp_path):
+    """With the emulator, SCIM_ATTRIBUTES picks the mapping and the emulator gets its fields;
+    SCIM_GROUPS=off leaves /Groups out."""
+    (tmp_path / "nick.json").write_text(json.dumps([{"scim": "nickName", "drupal": "field_nick"}]))
+    scim_port, admin_port, emu_port = free_port(), free_port(), free_port()
+    proc = start_run(
+        {
+            "SCIM_LISTEN": f"127.0.0.1:{scim_port}",
+            "ENVOY_ADMIN": f"127.0.0.1:{admin_port}",
+            "DRUPAL_EMULATOR_LISTEN": f"127.0.0.1:{emu_port}",
+            "SCIM_ATTRIBUTES": str(tmp_path / "nick.json"),
+            "SCIM_GROUPS": "off",
+        },
+        tmp_path / "run.log",
+    )
+    try:
+        base, token, text = wait_banner(proc, tmp_path / "run.log")
+        assert "Groups: off" in text
+        h = {"Authorization": "Bearer " + token}
+        r = requests.post(
+            base + "/Users",
+            headers={**h, "Content-Type": "application/scim+json"},
+            json={"schemas": [harness.CORE_USER], "userName": "nick@example.com", "nickName": "Nick", "title": "unmapped"},
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["nickName"] == "Nick" and "title" not in r.json()
+        schema = requests.get(base + "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", headers=h, timeout=10).json()
+        assert [a["name"] for a in schema["attributes"]] == ["userName", "emails", "active", "nickName", "password"]
+        assert requests.get(base + "/Groups", headers=h, timeout=10).status_code == 404
+    finally:
+        if proc.poll() is None:
+            stop_and_check(proc, [scim_port, admin_port, emu_port])
