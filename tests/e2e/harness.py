@@ -149,6 +149,10 @@ def _stop(proc: subprocess.Popen | None) -> None:
         proc.wait(timeout=10)
 
 
+# The environment variable the emulator reads its service password from (--admin-pass-env).
+EMULATOR_PASS_VAR = "DRUPAL_EMULATOR_ADMIN_PASS"
+
+
 class Emulator:
     """The Drupal emulator (tests/drupal-emulator) on a free port."""
 
@@ -174,6 +178,8 @@ class Emulator:
 
     def start(self) -> "Emulator":
         log = open(self.log_path, "wb")
+        # The password goes in the environment (readable by this user only), not in argv,
+        # which every local user can read in /proc/PID/cmdline (test_emulator_argv.py).
         self.proc = subprocess.Popen(
             [
                 str(EMULATOR_BIN),
@@ -181,8 +187,8 @@ class Emulator:
                 "127.0.0.1:0",
                 "--admin-user",
                 self.admin_user,
-                "--admin-pass",
-                self.admin_pass,
+                "--admin-pass-env",
+                EMULATOR_PASS_VAR,
                 *(render_envoy_config.emulator_field_args(ATTRIBUTES) if self.fields else []),
                 *self.extra_args,
             ],
@@ -190,6 +196,7 @@ class Emulator:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=self.workdir,
+            env={**os.environ, EMULATOR_PASS_VAR: self.admin_pass},
             preexec_fn=_die_with_parent,
         )
         log.close()

@@ -30,7 +30,8 @@ pub struct Options {
     pub log_limit: usize,
 }
 
-pub const USAGE: &str = "usage: drupal-emulator --listen 127.0.0.1:8080 [--admin-user admin] [--admin-pass admin-pass]
+pub const USAGE: &str = "usage: drupal-emulator --listen 127.0.0.1:8080 [--admin-user admin]
+       [--admin-pass-env VAR | --admin-pass-file PATH | --admin-pass admin-pass (shows in ps)]
        [--cancel-method user_cancel_block|user_cancel_block_unpublish|user_cancel_reassign|user_cancel_delete]
        [--mail-case-insensitive] [--read-only] [--latency-ms N] [--cost-model none|drupal] [--seed-limited]
        [--site-name NAME] [--request-log-limit N]
@@ -83,7 +84,19 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
         match flag {
             "--listen" => o.listen = value()?,
             "--admin-user" => o.config.admin_user = value()?,
+            // On the command line the password is in /proc/PID/cmdline, which every local
+            // user can read (`ps`): for manual use only. Scripts pass it with one of the next two.
             "--admin-pass" => o.config.admin_pass = value()?,
+            "--admin-pass-env" => {
+                let var = value()?;
+                o.config.admin_pass =
+                    std::env::var(&var).map_err(|e| format!("--admin-pass-env {var}: {e}"))?;
+            }
+            "--admin-pass-file" => {
+                let path = value()?;
+                o.config.admin_pass = read_secret_file(&path)
+                    .map_err(|e| format!("--admin-pass-file {path}: {e}"))?;
+            }
             "--cancel-method" => {
                 let v = value()?;
                 if !model::CANCEL_METHODS.contains(&v.as_str()) {
@@ -139,6 +152,13 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
         i += 1;
     }
     Ok(o)
+}
+
+/// A secret kept in a file: its content without one trailing line break (`\n` or `\r\n`).
+fn read_secret_file(path: &str) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(text.strip_suffix('\r').unwrap_or(text).to_string())
 }
 
 /// Starts the emulator on its own thread and runtime (used by the contract runner).

@@ -4,51 +4,37 @@
 //!     cargo test --manifest-path tests/fuzz/Cargo.toml
 //!
 //! A crash `scripts/fuzz` finds is copied into `regressions/<target>/` (file name: what it
-//! broke), so it keeps being replayed once fixed.
+//! broke), so it keeps being replayed once fixed. The main crate's `tests/fuzz_replay.rs` runs
+//! the same replay in `cargo test` (so in `scripts/test` and CI), without building libFuzzer.
 
-use std::fs;
+use envoy_scim_drupal_fuzz::{replay, TARGETS};
 use std::path::Path;
 
-fn replay(target: &str, run: fn(&[u8])) -> usize {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut count = 0;
-    for dir in [
-        root.join("corpus").join(target),
-        root.join("regressions").join(target),
-    ] {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-        files.sort();
-        for file in files.iter().filter(|f| f.is_file()) {
-            let data = fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            eprintln!("{target}: {}", file.display());
-            run(&data);
-            count += 1;
-        }
-    }
-    count
+fn run(target: &str) {
+    let Some((_, f)) = TARGETS.iter().find(|(name, _)| *name == target) else {
+        panic!("no fuzz target {target}");
+    };
+    assert!(replay(Path::new(env!("CARGO_MANIFEST_DIR")), target, *f) > 0);
 }
 
 #[test]
 fn filter_parser() {
-    assert!(replay("filter_parser", envoy_scim_drupal_fuzz::filter_parser) > 0);
+    run("filter_parser");
 }
 
 #[test]
 fn patch_engine() {
-    assert!(replay("patch_engine", envoy_scim_drupal_fuzz::patch_engine) > 0);
+    run("patch_engine");
 }
 
 #[test]
 fn request_body() {
-    assert!(replay("request_body", envoy_scim_drupal_fuzz::request_body) > 0);
+    run("request_body");
 }
 
 #[test]
 fn drupal_response() {
-    assert!(replay("drupal_response", envoy_scim_drupal_fuzz::drupal_response) > 0);
+    run("drupal_response");
 }
 
 /// The harness mapping is a valid configuration with every kind of attribute.

@@ -1,7 +1,8 @@
 //! The fuzz harness: what each cargo-fuzz target does with one input. The targets in
-//! `fuzz_targets/` are one-line wrappers around these functions, and
-//! `regressions/replay.rs` runs the seed corpus and every saved crash input through them
-//! on stable, so a crash found once stays fixed.
+//! `fuzz_targets/` are one-line wrappers around these functions, and [`replay`] runs the seed
+//! corpus and every saved crash input through them on stable, so a crash found once stays
+//! fixed: in the main crate's `cargo test` (`tests/fuzz_replay.rs`, which includes this file,
+//! so `scripts/test` and CI run it) and in this crate's `regressions/replay.rs`.
 //!
 //! The only property checked is the one the gateway promises: no input makes the sans-IO
 //! core panic (a panic in Envoy kills the Wasm VM). Every `Err` is also turned into the
@@ -17,6 +18,7 @@ use envoy_scim_drupal::mapping::{get_ci, UserMapping};
 use envoy_scim_drupal::user::parse_user_body;
 use envoy_scim_drupal::{patch, user_filter};
 use serde_json::{json, Map, Value};
+use std::path::Path;
 use std::sync::OnceLock;
 
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -113,6 +115,43 @@ fn scim_users() -> &'static [Map<String, Value>] {
             mapping().to_scim(&minimal_drupal_user()),
         ]
     })
+}
+
+/// What a fuzz target does with one input.
+pub type Target = fn(&[u8]);
+
+/// Every fuzz target: its name (`fuzz_targets/<name>.rs`, `corpus/<name>/`,
+/// `regressions/<name>/`) and what it does with one input.
+pub const TARGETS: [(&str, Target); 4] = [
+    ("filter_parser", filter_parser),
+    ("patch_engine", patch_engine),
+    ("request_body", request_body),
+    ("drupal_response", drupal_response),
+];
+
+/// Runs every input saved for `target` under `fuzz_dir` (this crate's directory) through
+/// `run`: the seed corpus `corpus/<target>/`, then the crash inputs `regressions/<target>/`,
+/// each in file-name order. Returns how many it ran. Each input's path goes to stderr before it
+/// runs, so the test output names the one that panicked; an unreadable input panics too.
+pub fn replay(fuzz_dir: &Path, target: &str, run: Target) -> usize {
+    let mut count: usize = 0;
+    for dir in [
+        fuzz_dir.join("corpus").join(target),
+        fuzz_dir.join("regressions").join(target),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        for file in files.iter().filter(|f| f.is_file()) {
+            let data = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            eprintln!("{target}: {}", file.display());
+            run(&data);
+            count = count.saturating_add(1);
+        }
+    }
+    count
 }
 
 /// Formats an error the way the client would get it.

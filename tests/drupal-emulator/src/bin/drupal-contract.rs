@@ -1,15 +1,26 @@
 //! Replays the recorded Drupal transcripts against the emulator and compares the answers.
 //!
 //! usage: drupal-contract /path/to/drupal-transcripts [--verbose]
+//!
+//! It refuses to run (exit 2) unless it read every record: the directory's `index.json` must list
+//! exactly EXPECTED_RECORDS exchanges, and exactly the numbered `.json` files the directory holds,
+//! each readable, valid JSON and carrying the `seq` and `name` the index gives it.
 
 use drupal_emulator::client::{send, HttpResp};
 use drupal_emulator::json::{parse_ordered, J};
 use drupal_emulator::util::base64_encode;
 use drupal_emulator::{spawn, Options};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
+
+/// The number of exchanges recorded from the real Drupal 10.3.6 in `shared/drupal-transcripts`
+/// (its README and `index.json`'s `count`). Checked against the index, so a truncated or
+/// partial copy of the transcripts fails instead of passing on what it has. Change it only
+/// together with the transcripts (and `prepare`/`burst_schedule` for the new records).
+const EXPECTED_RECORDS: usize = 351;
 
 const ADMIN_PASSWORD: &str = "ADMIN_PASSWORD";
 const LIMITED_PASSWORD: &str = "LIMITED_PASSWORD";
@@ -570,33 +581,25 @@ fn main() {
         eprintln!("usage: drupal-contract /path/to/drupal-transcripts [--verbose]");
         std::process::exit(2);
     };
-    let mut records: Vec<(Value, Option<J>)> = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("drupal-contract: cannot read {dir}: {e}");
+    let records = match load_records(Path::new(dir), EXPECTED_RECORDS) {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in errors.iter().take(20) {
+                eprintln!("drupal-contract: {e}");
+            }
+            if errors.len() > 20 {
+                eprintln!("drupal-contract: … and {} more", errors.len() - 20);
+            }
+            eprintln!(
+                "drupal-contract: {dir} is not the complete transcripts ({EXPECTED_RECORDS} records); not replaying"
+            );
             std::process::exit(2);
         }
     };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".json") || !name.as_bytes().first().is_some_and(|c| c.is_ascii_digit())
-        {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(e.path()) else {
-            continue;
-        };
-        match serde_json::from_str::<Value>(&text) {
-            Ok(v) => records.push((v, parse_ordered(text.as_bytes()))),
-            Err(err) => eprintln!("drupal-contract: {name}: {err}"),
-        }
-    }
-    records.sort_by_key(|r| r.0["seq"].as_u64().unwrap_or(0));
-    if records.is_empty() {
-        eprintln!("drupal-contract: no records in {dir}");
-        std::process::exit(2);
-    }
+    println!(
+        "contract: {} records read from {dir} (index.json lists {EXPECTED_RECORDS})",
+        records.len()
+    );
 
     let mut opts = Options {
         listen: "127.0.0.1:0".into(),
@@ -692,5 +695,209 @@ fn main() {
         }
     }
     println!("contract: {passed} passed, {failed} failed, {skipped} skipped");
+    let replayed = passed + failed + skipped;
+    if replayed != records.len() {
+        println!(
+            "FAIL: {replayed} of the {} records were replayed or skipped",
+            records.len()
+        );
+        std::process::exit(1);
+    }
     std::process::exit(if failed > 0 { 1 } else { 0 });
+}
+
+/// A recorded exchange: the record, and its body in document order.
+type Record = (Value, Option<J>);
+
+/// Reads every record of the transcripts in `dir`, in `seq` order, or says everything that keeps
+/// it from being the complete set of `expected` records `index.json` lists.
+fn load_records(dir: &Path, expected: usize) -> Result<Vec<Record>, Vec<String>> {
+    let index_path = dir.join("index.json");
+    let index: Value = std::fs::read_to_string(&index_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|e| vec![format!("{}: {e}", index_path.display())])?;
+    let Some(listed) = index["exchanges"].as_array() else {
+        return Err(vec![format!(
+            "{}: no \"exchanges\" list",
+            index_path.display()
+        )]);
+    };
+    let mut errors = Vec::new();
+    if index["count"].as_u64() != Some(listed.len() as u64) {
+        errors.push(format!(
+            "index.json: \"count\" is {}, but it lists {} exchanges",
+            index["count"],
+            listed.len()
+        ));
+    }
+    if listed.len() != expected {
+        errors.push(format!(
+            "index.json lists {} exchanges, expected {expected}",
+            listed.len()
+        ));
+    }
+    // The numbered record files present, against those the index names.
+    let mut present = BTreeSet::new();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries {
+                match e {
+                    Ok(e) => {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.ends_with(".json")
+                            && name.as_bytes().first().is_some_and(u8::is_ascii_digit)
+                        {
+                            present.insert(name);
+                        }
+                    }
+                    Err(err) => errors.push(format!("{}: {err}", dir.display())),
+                }
+            }
+        }
+        Err(err) => return Err(vec![format!("cannot read {}: {err}", dir.display())]),
+    }
+    let mut records = Vec::with_capacity(listed.len());
+    let mut named = BTreeSet::new();
+    for (i, entry) in listed.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let Some(file) = entry["file"].as_str() else {
+            errors.push(format!("index.json: exchange {seq} names no file"));
+            continue;
+        };
+        if !named.insert(file.to_string()) {
+            errors.push(format!("index.json: {file} is listed twice"));
+            continue;
+        }
+        if !present.contains(file) {
+            errors.push(format!("{file}: listed in index.json but missing"));
+            continue;
+        }
+        let text = match std::fs::read_to_string(dir.join(file)) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!("{file}: {e}"));
+                continue;
+            }
+        };
+        let rec = match serde_json::from_str::<Value>(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(format!("{file}: {e}"));
+                continue;
+            }
+        };
+        if rec["seq"].as_u64() != Some(seq) || rec["name"] != entry["name"] {
+            errors.push(format!(
+                "{file}: seq {} name {} where index.json has exchange {seq} named {}",
+                rec["seq"], rec["name"], entry["name"]
+            ));
+            continue;
+        }
+        let ordered = parse_ordered(text.as_bytes());
+        records.push((rec, ordered));
+    }
+    for file in present.difference(&named) {
+        errors.push(format!("{file}: not listed in index.json"));
+    }
+    if errors.is_empty() {
+        Ok(records)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::PathBuf;
+
+    /// A fresh directory holding `n` records and the index listing them.
+    fn transcripts(n: usize) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "drupal-contract-test-{}-{:x}",
+            std::process::id(),
+            uuid::Uuid::new_v4().as_u128()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut exchanges = Vec::new();
+        for seq in 1..=n {
+            let file = format!("{seq:03}-record_{seq}.json");
+            let rec =
+                json!({"name": format!("record_{seq}"), "seq": seq, "request": {}, "response": {}});
+            std::fs::write(dir.join(&file), rec.to_string()).unwrap();
+            exchanges.push(json!({"file": file, "name": format!("record_{seq}")}));
+        }
+        let index = json!({"count": n, "exchanges": exchanges});
+        std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+        std::fs::write(dir.join("README.md"), "not a record").unwrap();
+        dir
+    }
+
+    fn errors(dir: &Path, expected: usize) -> String {
+        let e = load_records(dir, expected)
+            .err()
+            .unwrap_or_default()
+            .join("\n");
+        let _ = std::fs::remove_dir_all(dir);
+        e
+    }
+
+    #[test]
+    fn the_complete_set_loads_in_seq_order() {
+        let dir = transcripts(3);
+        let recs = load_records(&dir, 3).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let seqs: Vec<u64> = recs.iter().map(|r| seq_of(&r.0)).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_set_of_another_size_is_refused() {
+        let dir = transcripts(3);
+        assert!(errors(&dir, 4).contains("lists 3 exchanges, expected 4"));
+    }
+
+    #[test]
+    fn an_empty_or_missing_directory_is_refused() {
+        let dir = transcripts(0);
+        assert!(errors(&dir, 351).contains("lists 0 exchanges, expected 351"));
+        let gone = std::env::temp_dir().join("drupal-contract-test-no-such-dir");
+        assert!(errors(&gone, 351).contains("index.json"));
+    }
+
+    #[test]
+    fn missing_unlisted_and_broken_files_are_refused() {
+        let dir = transcripts(3);
+        std::fs::remove_file(dir.join("002-record_2.json")).unwrap();
+        std::fs::write(dir.join("003-record_3.json"), "{not json").unwrap();
+        std::fs::write(dir.join("004-extra.json"), "{}").unwrap();
+        let e = errors(&dir, 3);
+        assert!(
+            e.contains("002-record_2.json: listed in index.json but missing"),
+            "{e}"
+        );
+        assert!(e.contains("003-record_3.json: key must be a string"), "{e}");
+        assert!(
+            e.contains("004-extra.json: not listed in index.json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_count_or_seq_is_refused() {
+        let dir = transcripts(2);
+        let index = json!({"count": 3, "exchanges": [
+            {"file": "001-record_1.json", "name": "record_1"},
+            {"file": "002-record_2.json", "name": "record_1"}
+        ]});
+        std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+        let e = errors(&dir, 2);
+        assert!(e.contains("\"count\" is 3, but it lists 2"), "{e}");
+        assert!(
+            e.contains("002-record_2.json: seq 2 name \"record_2\""),
+            "{e}"
+        );
+    }
 }
