@@ -185,7 +185,7 @@ pub fn is_anonymous_label(resource: &Value) -> bool {
 pub fn is_label_only(resource: &Value) -> bool {
     resource
         .get("attributes")
-        .is_some_and(|a| a.get("name").is_none())
+        .is_some_and(|a| a.get("name").is_none() && a.get("display_name").is_some())
         && !is_anonymous_label(resource)
 }
 
@@ -234,6 +234,24 @@ pub fn push_auth_guard(q: &mut DrupalQuery) {
         );
 }
 
+/// The conditions of every user list: the auth guard, and no account retired by a SCIM
+/// DELETE (renamed `scimretired…`), so that Drupal's positions and counts are SCIM's.
+pub fn push_live_users(q: &mut DrupalQuery) {
+    push_auth_guard(q);
+    q.push("filter[scim_live][group][conjunction]", "OR")
+        .push("filter[scim_below][condition][path]", "name")
+        .push("filter[scim_below][condition][operator]", "<")
+        .push(
+            "filter[scim_below][condition][value]",
+            crate::user::RETIRED_NAME_PREFIX,
+        )
+        .push("filter[scim_below][condition][memberOf]", "scim_live")
+        .push("filter[scim_above][condition][path]", "name")
+        .push("filter[scim_above][condition][operator]", ">=")
+        .push("filter[scim_above][condition][value]", "scimretiree")
+        .push("filter[scim_above][condition][memberOf]", "scim_live");
+}
+
 /// Builds the Drupal calls for users.
 pub struct Calls<'a> {
     pub jsonapi: &'a str,
@@ -276,7 +294,7 @@ impl Calls<'_> {
     }
 
     /// One page of users in a stable order (the requested sort, then uid), never including
-    /// the anonymous user; retired accounts are in it (the caller drops them). `conditions` are extra `filter[…]` pairs;
+    /// the anonymous user or retired accounts. `conditions` are extra `filter[…]` pairs;
     /// `sort` is Drupal's `sort` value without the uid tie-breaker.
     pub fn list_users(
         &self,
@@ -286,14 +304,27 @@ impl Calls<'_> {
         limit: usize,
     ) -> DrupalCall {
         let mut q = DrupalQuery::with_conditions(conditions);
-        push_auth_guard(&mut q);
-        // Any filter also makes Drupal drop the anonymous user (uid 0). Accounts retired by
-        // a SCIM DELETE are listed by Drupal and dropped by the gateway: they keep their place
-        // in the list, so a client paging through never skips anyone because of a delete.
+        // Any filter also makes Drupal drop the anonymous user (uid 0).
+        push_live_users(&mut q);
         q.push_stable_sort(sort, "drupal_internal__uid")
             .push("fields[user--user]", &self.fieldset());
         self.include_groups(&mut q);
         q.push("page[offset]", &offset.to_string())
+            .push("page[limit]", &limit.to_string());
+        get(format!("{}{}", self.users(), q.build()))
+    }
+
+    /// A probe for counting (`paging`): the same users as `list_users`, ids only.
+    pub fn count_users(
+        &self,
+        conditions: &[(String, String)],
+        offset: usize,
+        limit: usize,
+    ) -> DrupalCall {
+        let mut q = DrupalQuery::with_conditions(conditions);
+        push_live_users(&mut q);
+        q.push("fields[user--user]", "drupal_internal__uid")
+            .push("page[offset]", &offset.to_string())
             .push("page[limit]", &limit.to_string());
         get(format!("{}{}", self.users(), q.build()))
     }
@@ -609,6 +640,10 @@ mod tests {
             &json!({"id": "x", "attributes": {"display_name": "Anonymous"}})
         ));
         assert!(!is_label_only(&alice()));
+        // A read of ids only (a counting probe) is no label.
+        assert!(!is_label_only(
+            &json!({"id": "x", "attributes": {"drupal_internal__uid": 5}})
+        ));
     }
 
     #[test]

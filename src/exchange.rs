@@ -14,6 +14,7 @@ use crate::group_flow::GroupFlow;
 use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Request, Response, Step};
 use crate::mapping::{get_ci, Target, UserMapping};
 use crate::membership::Env;
+use crate::paging::{Found, Next as PagerNext, Pager, Read};
 use crate::patch::{self, Operation};
 use crate::projection::Projection;
 use crate::query::{parse_query, split_path};
@@ -57,9 +58,16 @@ enum State {
         waits: u32,
         since: u64,
     },
-    /// A create (201) or update (200) was sent; Drupal answers with the whole user.
-    /// A direct update (PATCH/PUT without a read first) landed on an account the gateway had
-    /// retired: it was put back into its retired state; the answer is 404.
+    /// A PUT, PATCH or DELETE waits for another request writing the same user (membership
+    /// changes take the same lock).
+    EditWaiting {
+        id: String,
+        edit: UserEdit,
+        waits: u32,
+        since: u64,
+    },
+    /// An update landed on an account the gateway retired after it was read (a DELETE in
+    /// another Envoy): it was put back into its retired state; the answer is 404.
     Reretired,
     Written {
         status: u16,
@@ -86,6 +94,22 @@ enum State {
     Group(Box<GroupFlow>),
 }
 
+/// A write to an existing user, before its lookup.
+#[derive(Debug)]
+enum UserEdit {
+    Put {
+        write: UserWrite,
+        if_match: Option<String>,
+    },
+    Patch {
+        ops: Vec<patch::Operation>,
+        if_match: Option<String>,
+    },
+    Delete {
+        if_match: Option<String>,
+    },
+}
+
 /// A list request, from the query string or a `.search` body.
 #[derive(Debug)]
 struct ListRequest {
@@ -95,22 +119,19 @@ struct ListRequest {
     sort: Option<String>,
 }
 
-/// A window of a list that Drupal can answer exactly. The first Drupal page is read alone
-/// (most directories fit in it); if more is wanted and exists, the other pages of the window
-/// are read concurrently.
+/// A window of a list that Drupal can answer exactly: its pages are read concurrently, and
+/// the total is counted exactly alongside (`paging`).
 #[derive(Debug)]
 struct ListWindow {
     start_index: usize,
-    offset: usize,
     count: usize,
     conditions: Vec<(String, String)>,
     sort: Option<String>,
-    users: Vec<DrupalUser>,
-    /// Places of the list read so far (retired accounts included).
-    places: usize,
-    /// Pages read past the window because it held only retired accounts.
-    extensions: usize,
-    first_page_read: bool,
+    pager: Pager,
+    /// The reads of the round in flight, in the order of its calls.
+    reads: Vec<Read>,
+    /// The window's pages: (offset, users).
+    pages: Vec<(usize, Vec<DrupalUser>)>,
 }
 
 /// The page size used when a client gives no `count`.
@@ -305,7 +326,7 @@ fn not_implemented(what: &str) -> ScimError {
 }
 
 /// Whether an `If-Match` / `If-None-Match` value names this version (weak comparison).
-fn etag_matches(header: &str, version: &str) -> bool {
+pub(crate) fn etag_matches(header: &str, version: &str) -> bool {
     let opaque = |t: &str| {
         t.trim()
             .trim_start_matches("W/")
@@ -318,7 +339,7 @@ fn etag_matches(header: &str, version: &str) -> bool {
         .any(|t| t.trim() == "*" || opaque(t) == mine)
 }
 
-fn precondition_failed() -> ScimError {
+pub(crate) fn precondition_failed() -> ScimError {
     ScimError::new(
         412,
         None,
@@ -400,6 +421,22 @@ impl Exchange {
         Step::Respond(e.into_response())
     }
 
+    /// The stream ended before the answer (the client went away, or Envoy's stream timeout):
+    /// releases what the request holds at once, rather than at the lock time-out. A lock
+    /// whose Drupal write may still be in flight is kept `write_grace_ms` more (the longest
+    /// that write takes), so no other request writes the same user meanwhile.
+    pub fn abandon(&mut self, env: &mut Env, write_grace_ms: u64) {
+        if let State::Group(flow) = &mut self.state {
+            flow.abandon_mid_flight(env, write_grace_ms);
+        }
+        // These guard writes (creates) that may be in flight.
+        for key in self.held.drain(..) {
+            env.locks
+                .try_lock(&key, env.owner, env.now_ms, write_grace_ms);
+        }
+        self.state = State::Done;
+    }
+
     fn group_calls(config: &Config) -> Option<GroupCalls<'_>> {
         config.groups.as_ref().map(|groups| GroupCalls {
             jsonapi: &config.drupal.jsonapi_prefix,
@@ -421,6 +458,10 @@ impl Exchange {
         let mut flow = Box::new(flow);
         flow.set_max_checked_pages(config.limits.max_checked_pages);
         flow.set_protection(config.protection.clone());
+        flow.set_member_limits(
+            groups.max_members_read,
+            config.limits.max_members_per_request,
+        );
         let step = flow.step(groups, &calls, env);
         self.state = State::Group(flow);
         step
@@ -499,7 +540,7 @@ impl Exchange {
                         count,
                         sort: drupal_sort(mapping, param("sortBy"), param("sortOrder"))?,
                     };
-                    self.start_list(config, list)
+                    self.start_list(config, list, env)
                 }
                 "POST" => self.start_create(config, &req.body, env),
                 _ => Err(ScimError::method_not_allowed("GET, POST")),
@@ -515,12 +556,12 @@ impl Exchange {
                         filter: search.filter.clone(),
                         users: None,
                     });
-                    self.start_search(config, &req.body)
+                    self.start_search(config, &req.body, env)
                 }
                 _ => Err(ScimError::method_not_allowed("POST")),
             },
             ["Users", ".search"] | [".search"] => match method {
-                "POST" => self.start_search(config, &req.body),
+                "POST" => self.start_search(config, &req.body, env),
                 _ => Err(ScimError::method_not_allowed("POST")),
             },
             ["Users", id] => {
@@ -529,9 +570,9 @@ impl Exchange {
                     "GET" | "HEAD" if known => {
                         self.start_get(config, id, req.header("if-none-match"))
                     }
-                    "PUT" if known => self.start_put(config, id, req),
-                    "PATCH" if known => self.start_patch(config, id, req),
-                    "DELETE" if known => self.start_delete(config, id, req.header("if-match")),
+                    "PUT" if known => self.start_put(config, id, req, env),
+                    "PATCH" if known => self.start_patch(config, id, req, env),
+                    "DELETE" if known => self.start_delete(config, id, req.header("if-match"), env),
                     "GET" | "HEAD" | "PUT" | "PATCH" | "DELETE" => Err(user_not_found(id)),
                     _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
                 }
@@ -596,7 +637,7 @@ impl Exchange {
                         _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
                     };
                 }
-                let flow = match method {
+                let mut flow = match method {
                     "GET" | "HEAD" => GroupFlow::get(&base, self.projection.clone(), id),
                     "PUT" => {
                         GroupFlow::replace(&base, self.projection.clone(), groups, id, &req.body)?
@@ -607,6 +648,10 @@ impl Exchange {
                     "DELETE" => GroupFlow::delete(&base, groups, id),
                     _ => return Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
                 };
+                if method != "GET" && method != "HEAD" {
+                    // The group's version covers its name and externalId (see `Term::version`).
+                    flow.set_if_match(req.header("if-match"));
+                }
                 self.start_group(config, env, flow)
             }
             ["Me"] => Err(not_implemented("/Me")),
@@ -668,19 +713,13 @@ impl Exchange {
             let call = Self::calls(config).create_user(&write.fields, write.password.as_deref());
             return self.call(State::Written { status: 201 }, vec![call]);
         }
-        if env.now_ms.saturating_sub(since) > env.lock_ttl_ms || waits > 10_000 {
-            return Err(ScimError::new(
-                503,
-                None,
-                "Another request is creating a user with this name or address; retry.",
-            )
-            .with_header("retry-after", "1"));
-        }
-        let pause = match &config.wait_cluster {
-            Some(_) => DrupalCall::wait(),
-            // No wait listener: a cheap read of the name as the pause.
-            None => Self::calls(config).list_users(&[], None, 0, 1),
-        };
+        let pause = lock_pause(
+            config,
+            waits,
+            since,
+            env,
+            "Another request is creating a user with this name or address; retry.",
+        )?;
         self.call(
             State::CreateWaiting {
                 write,
@@ -693,24 +732,32 @@ impl Exchange {
 
     /// PUT replaces the user in one Drupal write, after a read that checks the account may
     /// be written (and `If-Match`, when given).
-    fn start_put(&mut self, config: &Config, id: &str, req: &Request) -> Result<Step, ScimError> {
+    fn start_put(
+        &mut self,
+        config: &Config,
+        id: &str,
+        req: &Request,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
         let write = user::parse_user_body(&req.body, &config.mapping, true)?;
         let if_match = req.header("if-match").map(str::to_string);
-        self.call(
-            State::PutLookup { write, if_match },
-            vec![Self::calls(config).get_user(id)],
-        )
+        let edit = UserEdit::Put { write, if_match };
+        self.edit_when_free(config, id.to_string(), edit, 0, env.now_ms, env)
     }
 
     /// PATCH is applied to the current user (read first: it also tells whether SCIM may
     /// write the account) and written back in one Drupal write.
-    fn start_patch(&mut self, config: &Config, id: &str, req: &Request) -> Result<Step, ScimError> {
+    fn start_patch(
+        &mut self,
+        config: &Config,
+        id: &str,
+        req: &Request,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
         let ops = patch::parse(&req.body)?;
         let if_match = req.header("if-match").map(str::to_string);
-        self.call(
-            State::PatchLookup { ops, if_match },
-            vec![Self::calls(config).get_user(id)],
-        )
+        let edit = UserEdit::Patch { ops, if_match };
+        self.edit_when_free(config, id.to_string(), edit, 0, env.now_ms, env)
     }
 
     fn start_delete(
@@ -718,18 +765,64 @@ impl Exchange {
         config: &Config,
         id: &str,
         if_match: Option<&str>,
+        env: &mut Env,
     ) -> Result<Step, ScimError> {
-        let call = Self::calls(config).get_user(id);
+        let edit = UserEdit::Delete {
+            if_match: if_match.map(str::to_string),
+        };
+        self.edit_when_free(config, id.to_string(), edit, 0, env.now_ms, env)
+    }
+
+    /// Reads the user for a write once no other request writes it: the read and the write
+    /// hold the user's lock, which membership changes take too, so neither overwrites the
+    /// other's save (Drupal saves whole entities).
+    fn edit_when_free(
+        &mut self,
+        config: &Config,
+        id: String,
+        edit: UserEdit,
+        waits: u32,
+        since: u64,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
+        let key = crate::membership::user_lock_key(&id);
+        if env
+            .locks
+            .try_lock(&key, env.owner, env.now_ms, env.lock_ttl_ms)
+        {
+            self.held.push(key);
+            let read = Self::calls(config).get_user(&id);
+            let state = match edit {
+                UserEdit::Put { write, if_match } => State::PutLookup { write, if_match },
+                UserEdit::Patch { ops, if_match } => State::PatchLookup { ops, if_match },
+                UserEdit::Delete { if_match } => State::DeleteLookup { uuid: id, if_match },
+            };
+            return self.call(state, vec![read]);
+        }
+        let pause = lock_pause(
+            config,
+            waits,
+            since,
+            env,
+            "Another request is changing this user; retry.",
+        )?;
         self.call(
-            State::DeleteLookup {
-                uuid: id.to_string(),
-                if_match: if_match.map(str::to_string),
+            State::EditWaiting {
+                id,
+                edit,
+                waits: waits.saturating_add(1),
+                since,
             },
-            vec![call],
+            vec![pause],
         )
     }
 
-    fn start_search(&mut self, config: &Config, body: &[u8]) -> Result<Step, ScimError> {
+    fn start_search(
+        &mut self,
+        config: &Config,
+        body: &[u8],
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
         let search = parse_search(body)?;
         if let Some(f) = &search.filter {
             check_filter_length(f, config)?;
@@ -747,10 +840,15 @@ impl Exchange {
                 search.sort_order.as_deref(),
             )?,
         };
-        self.start_list(config, list)
+        self.start_list(config, list, env)
     }
 
-    fn start_list(&mut self, config: &Config, list: ListRequest) -> Result<Step, ScimError> {
+    fn start_list(
+        &mut self,
+        config: &Config,
+        list: ListRequest,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
         let query = match &list.filter {
             None => UserQuery::default(),
             Some(f) => user_filter::translate(f, &config.mapping)?,
@@ -780,23 +878,34 @@ impl Exchange {
                 vec![call],
             );
         }
-        // count=0 still asks Drupal for one user, to tell "none" from "some".
-        let limit = list.count.clamp(1, DRUPAL_PAGE_MAX);
-        let call = calls.list_users(&query.conditions, list.sort.as_deref(), offset, limit);
-        self.call(
-            State::ListWindow(Box::new(ListWindow {
-                start_index: list.start_index,
-                offset,
-                count: list.count,
-                conditions: query.conditions,
-                sort: list.sort,
-                users: Vec::new(),
-                places: 0,
-                extensions: 0,
-                first_page_read: false,
-            })),
-            vec![call],
-        )
+        let hint = env.locks.remembered_total(&total_key(&query.conditions));
+        let (pager, reads) = Pager::start(offset, list.count, hint);
+        let w = ListWindow {
+            start_index: list.start_index,
+            count: list.count,
+            conditions: query.conditions,
+            sort: list.sort,
+            pager,
+            reads,
+            pages: Vec::new(),
+        };
+        let round = self.window_calls(config, &w);
+        self.call(State::ListWindow(Box::new(w)), round)
+    }
+
+    /// The calls of a window's round: its own pages in full, probes with ids only.
+    fn window_calls(&self, config: &Config, w: &ListWindow) -> Vec<DrupalCall> {
+        let calls = Self::calls(config);
+        w.reads
+            .iter()
+            .map(|r| {
+                if r.window {
+                    calls.list_users(&w.conditions, w.sort.as_deref(), r.offset, r.limit)
+                } else {
+                    calls.count_users(&w.conditions, r.offset, r.limit)
+                }
+            })
+            .collect()
     }
 
     /// Feeds Drupal's replies (in the order of the calls) and returns what to do next.
@@ -871,20 +980,9 @@ impl Exchange {
             .unwrap_or(0);
         match root.users.take() {
             None => {
-                let users_seen = root
-                    .start_index
-                    .saturating_sub(1)
-                    .saturating_add(resources.len());
-                if resources.len() >= root.count || total > users_seen {
-                    // The window is full of users (or more users follow): groups come later.
-                    let start = root.start_index;
-                    self.root_search = None;
-                    return json_response(
-                        200,
-                        &discovery::list_response(resources, total.saturating_add(1), start),
-                        vec![],
-                    );
-                }
+                // Users come first, then groups: the groups' part of the window starts where
+                // the users end (their total is exact), and the groups are always counted,
+                // even when the window holds no group.
                 let rest = root.count.saturating_sub(resources.len());
                 let group_start = root.start_index.saturating_sub(total).max(1);
                 let filter = root.filter.clone();
@@ -950,18 +1048,22 @@ impl Exchange {
             };
         }
         let state = std::mem::replace(&mut self.state, State::Done);
-        if let State::CreateWaiting {
-            write,
-            waits,
-            since,
-        } = state
-        {
-            return match self.create_when_free(config, write, waits, since, env) {
-                Ok(step) => step,
-                Err(e) => self.fail(env, e),
-            };
-        }
-        match self.advance(config, state, replies) {
+        let result = match state {
+            State::CreateWaiting {
+                write,
+                waits,
+                since,
+            } => self.create_when_free(config, write, waits, since, env),
+            State::EditWaiting {
+                id,
+                edit,
+                waits,
+                since,
+            } => self.edit_when_free(config, id, edit, waits, since, env),
+            State::ListWindow(w) => self.continue_window(config, w, &replies, env),
+            state => self.advance(config, state, replies),
+        };
+        match result {
             Ok(step) => step,
             Err(e) => self.fail(env, e),
         }
@@ -1095,8 +1197,8 @@ impl Exchange {
                 self.call(State::DeleteRetired, vec![calls.retire_user(&uuid)])
             }
             State::Reretired => Err(ScimError::not_found("User not found.")),
-            State::CreateWaiting { .. } => Err(ScimError::internal(
-                "A waiting create is resumed separately.",
+            State::CreateWaiting { .. } | State::EditWaiting { .. } => Err(ScimError::internal(
+                "A waiting write is resumed separately.",
             )),
             State::DeleteRetired => match &first {
                 DrupalReply::Answer { status: 404, .. } => Ok(empty_response(204, vec![])),
@@ -1112,7 +1214,9 @@ impl Exchange {
                 drupal::expect_document(&first, &[204, 200])?;
                 Ok(empty_response(204, vec![]))
             }
-            State::ListWindow(w) => self.continue_window(config, w, &replies),
+            State::ListWindow(_) => {
+                Err(ScimError::internal("A list window is resumed separately."))
+            }
             State::ListWalk(walk) => self.continue_walk(config, walk, &first),
             State::Group(_) => Err(ScimError::internal(
                 "Group requests are resumed separately.",
@@ -1142,64 +1246,46 @@ impl Exchange {
         config: &Config,
         mut w: Box<ListWindow>,
         replies: &[DrupalReply],
+        env: &mut Env,
     ) -> Result<Step, ScimError> {
-        let mapping = &config.mapping;
-        let mut more = false;
-        for reply in replies {
-            let page = read_page(reply, config)?;
-            w.places = w.places.saturating_add(page.places);
-            w.users.extend(page.users);
-            more = page.has_next;
-            if !page.has_next {
-                break;
+        let mut round = Vec::with_capacity(replies.len());
+        for (read, reply) in w.reads.iter().zip(replies) {
+            if read.window {
+                let page = read_page(reply, config)?;
+                round.push((*read, page.found()));
+                w.pages.push((read.offset, page.users));
+            } else {
+                round.push((*read, count_page(reply)?));
             }
         }
-        if !w.first_page_read && more && w.count > DRUPAL_PAGE_MAX {
-            let calls = Self::calls(config);
-            let mut rest = Vec::new();
-            let mut skip = DRUPAL_PAGE_MAX;
-            while skip < w.count {
-                let limit = w.count.saturating_sub(skip).min(DRUPAL_PAGE_MAX);
-                rest.push(calls.list_users(
-                    &w.conditions,
-                    w.sort.as_deref(),
-                    w.offset.saturating_add(skip),
-                    limit,
-                ));
-                skip = skip.saturating_add(DRUPAL_PAGE_MAX);
+        let total = match w.pager.learn(&round) {
+            PagerNext::Read(reads) => {
+                w.reads = reads;
+                let probes = self.window_calls(config, &w);
+                return self.call(State::ListWindow(w), probes);
             }
-            w.first_page_read = true;
-            return self.call(State::ListWindow(w), rest);
-        }
-        w.first_page_read = true;
-        if w.users.is_empty()
-            && more
-            && w.count > 0
-            && w.extensions < config.limits.max_checked_pages
-        {
-            // Only retired places in the window: never answer an empty page while users
-            // follow (clients stop at one); read on to the next live user.
-            w.extensions = w.extensions.saturating_add(1);
-            let at = w.offset.saturating_add(w.places);
-            let call = Self::calls(config).list_users(
-                &w.conditions,
-                w.sort.as_deref(),
-                at,
-                DRUPAL_PAGE_MAX,
-            );
-            return self.call(State::ListWindow(w), vec![call]);
-        }
-        // Drupal gives no count. totalResults is exact once the end was reached; while more
-        // users exist it is one more than what has been seen, so clients keep paging.
-        // Places count retired accounts (they keep their place so that a delete never shifts
-        // a walking client past someone); at the end, only live users count.
-        let total = if more {
-            w.offset.saturating_add(w.places).saturating_add(1)
-        } else {
-            w.offset.saturating_add(w.users.len())
+            PagerNext::Total(total) => total,
+            PagerNext::GaveUp => {
+                return Err(ScimError::new(
+                    503,
+                    None,
+                    "The user list kept changing while it was counted; retry.",
+                )
+                .with_header("retry-after", "1"))
+            }
         };
-        w.users.truncate(w.count);
-        let resources = w.users.iter().map(|u| self.scim_user(u, mapping)).collect();
+        if total > DRUPAL_PAGE_MAX {
+            // Worth remembering: the next page of this list checks it with one read.
+            env.locks.remember_total(&total_key(&w.conditions), total);
+        }
+        w.pages.sort_by_key(|(offset, _)| *offset);
+        let resources = w
+            .pages
+            .iter()
+            .flat_map(|(_, users)| users)
+            .take(w.count)
+            .map(|u| self.scim_user(u, &config.mapping))
+            .collect();
         Ok(json_response(
             200,
             &discovery::list_response(resources, total, w.start_index),
@@ -1291,6 +1377,24 @@ fn check_filter_length(filter: &str, config: &Config) -> Result<(), ScimError> {
         )));
     }
     Ok(())
+}
+
+/// A pause while another request holds a lock (Envoy's wait listener, else a cheap Drupal
+/// read), or the 503 once the wait outlasts any lock.
+fn lock_pause(
+    config: &Config,
+    waits: u32,
+    since: u64,
+    env: &Env,
+    busy: &str,
+) -> Result<DrupalCall, ScimError> {
+    if env.now_ms.saturating_sub(since) > env.lock_ttl_ms || waits > 10_000 {
+        return Err(ScimError::new(503, None, busy).with_header("retry-after", "1"));
+    }
+    Ok(match &config.wait_cluster {
+        Some(_) => DrupalCall::wait(),
+        None => Exchange::calls(config).count_users(&[], 0, 1),
+    })
 }
 
 fn create_lock_keys(write: &UserWrite) -> Vec<String> {
@@ -1409,11 +1513,46 @@ fn live_user(reply: &DrupalReply, config: &Config) -> Result<DrupalUser, ScimErr
 }
 
 struct Page {
-    /// The live users of the page (retired accounts dropped).
+    /// The live users of the page (a retired account Drupal listed anyway is dropped).
     users: Vec<DrupalUser>,
-    /// How many places in the list the page covered, retired accounts included.
+    /// How many resources Drupal's page held.
     places: usize,
     has_next: bool,
+}
+
+impl Page {
+    fn found(&self) -> Found {
+        Found {
+            len: self.places,
+            has_next: self.has_next,
+        }
+    }
+}
+
+/// What a counting probe found: how many resources, and whether more follow.
+fn count_page(reply: &DrupalReply) -> Result<Found, ScimError> {
+    let doc = drupal::expect_document(reply, &[200])?;
+    let len = doc
+        .get("data")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .ok_or_else(|| ScimError::bad_gateway("Drupal's list has no `data` array."))?;
+    Ok(Found {
+        len,
+        has_next: doc.pointer("/links/next").is_some(),
+    })
+}
+
+/// Names a user query for the remembered totals (`paging`): its conditions.
+fn total_key(conditions: &[(String, String)]) -> String {
+    let mut key = String::from("users");
+    for (k, v) in conditions {
+        key.push('&');
+        key.push_str(k);
+        key.push('=');
+        key.push_str(v);
+    }
+    key
 }
 
 /// Reads one user of a document, with its groups when they are configured.
@@ -1848,7 +1987,7 @@ mod tests {
     }
 
     #[test]
-    fn list_fetches_the_window_concurrently_and_reports_a_growing_total() {
+    fn list_reads_the_first_page_then_the_window_and_counts_exactly() {
         let users = |n: u64, from: u64| {
             (0..n)
                 .map(|i| drupal_user(ALICE, from + i, &format!("u{}", from + i), "m@x.org"))
@@ -1859,29 +1998,57 @@ mod tests {
         assert!(calls(&step)[0]
             .path
             .ends_with("page[offset]=10&page[limit]=50"));
+        assert!(calls(&step)[0]
+            .path
+            .contains("filter[scim_below][condition][value]=scimretired"));
         let step = ex.resume_t(&config(), vec![page(users(50, 11), true)]);
         let c = calls(&step);
         assert_eq!(c.len(), 2);
         assert!(c[0].path.ends_with("page[offset]=60&page[limit]=50"));
-        assert!(c[1].path.ends_with("page[offset]=110&page[limit]=20"));
+        assert!(c[1].path.ends_with("page[offset]=110&page[limit]=50"));
         let (resp, out) = response(ex.resume_t(
             &config(),
-            vec![page(users(50, 61), true), page(users(20, 111), true)],
+            vec![page(users(50, 61), true), page(users(21, 111), false)],
         ));
         assert_eq!(resp.status, 200);
         assert_eq!(out["itemsPerPage"], 120);
         assert_eq!(out["startIndex"], 11);
         assert_eq!(out["totalResults"], 131);
 
-        let (mut ex, _) = run(req("GET", "/scim/v2/Users?startIndex=11&count=120", ""));
-        ex.resume_t(&config(), vec![page(users(50, 11), true)]);
-        let (_, out) = response(ex.resume_t(
-            &config(),
-            vec![page(users(5, 61), false), page(vec![], false)],
-        ));
+        // The window does not reach the end: probes of ids count the rest.
+        let (mut ex, _) = run(req("GET", "/scim/v2/Users?startIndex=1&count=2", ""));
+        let mut step = ex.resume_t(&config(), vec![page(users(50, 1), true)]);
+        // 130 users, answered as Drupal would, until the count is settled.
+        let mut rounds = 0;
+        while let Step::Call(probes) = &step {
+            rounds += 1;
+            assert!(probes
+                .iter()
+                .all(|c| c.path.contains("fields[user--user]=drupal_internal__uid&")));
+            let replies = probes
+                .iter()
+                .map(|c| {
+                    let off: usize = c
+                        .path
+                        .split("page[offset]=")
+                        .nth(1)
+                        .unwrap()
+                        .split('&')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    let len = 130usize.saturating_sub(off).min(50);
+                    page(vec![json!({"id": "x"}); len], off + 50 < 130)
+                })
+                .collect();
+            step = ex.resume_t(&config(), replies);
+        }
+        assert!(rounds <= 4, "{rounds} rounds of probes");
+        let (_, out) = response(step);
         assert_eq!(
             (out["itemsPerPage"].as_u64(), out["totalResults"].as_u64()),
-            (Some(55), Some(65))
+            (Some(2), Some(130))
         );
 
         // A small directory is one Drupal call, whatever the count.
@@ -1897,17 +2064,15 @@ mod tests {
     }
 
     #[test]
-    fn count_zero_returns_no_resources() {
+    fn count_zero_returns_no_resources_and_the_exact_total() {
         let (mut ex, step) = run(req("GET", "/scim/v2/Users?count=0", ""));
         assert!(calls(&step)[0]
             .path
-            .ends_with("page[offset]=0&page[limit]=1"));
-        let (_, out) = response(ex.resume_t(
-            &config(),
-            vec![page(vec![drupal_user(ALICE, 1, "a", "a@x")], true)],
-        ));
+            .ends_with("fields[user--user]=drupal_internal__uid&page[offset]=0&page[limit]=50"));
+        let (_, out) =
+            response(ex.resume_t(&config(), vec![page(vec![json!({"id": "x"}); 7], false)]));
         assert_eq!(out["Resources"], json!([]));
-        assert_eq!(out["totalResults"], 2);
+        assert_eq!(out["totalResults"], 7);
     }
 
     #[test]
@@ -2638,6 +2803,93 @@ mod tests {
                 .0
                 .status,
             404
+        );
+    }
+
+    #[test]
+    fn writes_to_one_user_wait_for_each_other_and_for_membership_changes() {
+        let mut locks = crate::membership::MemoryLocks::default();
+        let c = config();
+        let patch = patch_body(json!([{"op": "replace", "path": "active", "value": false}]));
+        let path = format!("/scim/v2/Users/{ALICE}");
+        // A membership change holds the user.
+        let key = crate::membership::user_lock_key(ALICE);
+        assert!(locks.try_lock(&key, "group-request", 0, 1000));
+        let mut e1 = Env {
+            locks: &mut locks,
+            now_ms: 1,
+            owner: "one",
+            lock_ttl_ms: 1000,
+        };
+        let (mut first, step) = begin(&c, &req("PATCH", &path, &patch), &mut e1).unwrap();
+        let is_pause = |step: &Step| {
+            calls(step)[0]
+                .path
+                .ends_with("page[offset]=0&page[limit]=1")
+        };
+        assert!(is_pause(&step), "it waits, nothing read yet");
+        locks.unlock(&key, "group-request");
+        let mut e1 = Env {
+            locks: &mut locks,
+            now_ms: 2,
+            owner: "one",
+            lock_ttl_ms: 1000,
+        };
+        let step = first.resume(&c, vec![answer(204, Value::Null)], &mut e1);
+        assert_eq!(
+            calls(&step)[0].method,
+            "GET",
+            "then reads, holding the user"
+        );
+        let mut e2 = Env {
+            locks: &mut locks,
+            now_ms: 3,
+            owner: "two",
+            lock_ttl_ms: 1000,
+        };
+        let (mut second, step) = begin(
+            &c,
+            &req(
+                "PUT",
+                &path,
+                &json!({"schemas": [crate::discovery::USER_SCHEMA], "userName": "alice"})
+                    .to_string(),
+            ),
+            &mut e2,
+        )
+        .unwrap();
+        assert!(is_pause(&step));
+        let mut e1 = Env {
+            locks: &mut locks,
+            now_ms: 4,
+            owner: "one",
+            lock_ttl_ms: 1000,
+        };
+        let step = first.resume(&c, vec![answer(200, alice_doc())], &mut e1);
+        assert_eq!(calls(&step)[0].method, "PATCH");
+        let mut e1 = Env {
+            locks: &mut locks,
+            now_ms: 5,
+            owner: "one",
+            lock_ttl_ms: 1000,
+        };
+        assert_eq!(
+            response(first.resume(&c, vec![answer(200, alice_doc())], &mut e1))
+                .0
+                .status,
+            200
+        );
+        let mut e2 = Env {
+            locks: &mut locks,
+            now_ms: 6,
+            owner: "two",
+            lock_ttl_ms: 1000,
+        };
+        let step = second.resume(&c, vec![answer(204, Value::Null)], &mut e2);
+        assert_eq!(
+            calls(&step)[0].method,
+            "GET",
+            "the lock was released with the answer"
         );
     }
 

@@ -7,7 +7,7 @@ use crate::error::ScimError;
 use crate::http::DrupalCall;
 use crate::mapping::get_ci;
 use crate::query::DrupalQuery;
-use crate::user::{parse_json_object, RETIRED_NAME_PREFIX};
+use crate::user::parse_json_object;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -32,11 +32,16 @@ pub struct GroupsConfig {
     pub vocabulary: String,
     pub membership_field: String,
     pub role_grants: Vec<RoleGrant>,
-    /// How many users' memberships one request changes at the same time.
+    /// How many users' memberships one request changes at the same time (and, at most, how
+    /// many member pages it reads at once).
     pub concurrency: usize,
+    /// Most members one request reads (all its groups together): a group read beyond it is
+    /// refused (400 `tooMany`), never answered with part of the members.
+    pub max_members_read: usize,
 }
 
 pub const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_MAX_MEMBERS_READ: usize = 10_000;
 
 impl GroupsConfig {
     /// Parses the optional `groups` object (field names `groups.…`).
@@ -53,6 +58,7 @@ impl GroupsConfig {
             "membership_field",
             "role_grants",
             "concurrency",
+            "max_members_read",
         ];
         if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
             return Err((
@@ -74,6 +80,18 @@ impl GroupsConfig {
             Some(v) => match v.as_u64() {
                 Some(n @ 1..=64) => usize::try_from(n).unwrap_or(DEFAULT_CONCURRENCY),
                 _ => return Err(err("concurrency", "must be an integer from 1 to 64")),
+            },
+        };
+        let max_members_read = match obj.get("max_members_read") {
+            None => DEFAULT_MAX_MEMBERS_READ,
+            Some(v) => match v.as_u64() {
+                Some(n @ 1..=100_000) => usize::try_from(n).unwrap_or(DEFAULT_MAX_MEMBERS_READ),
+                _ => {
+                    return Err(err(
+                        "max_members_read",
+                        "must be an integer from 1 to 100000",
+                    ))
+                }
             },
         };
         let mut role_grants: Vec<RoleGrant> = Vec::new();
@@ -122,6 +140,7 @@ impl GroupsConfig {
             membership_field,
             role_grants,
             concurrency,
+            max_members_read,
         }))
     }
 
@@ -448,18 +467,9 @@ fn call(method: &'static str, path: String, body: Option<Value>) -> DrupalCall {
 const MEMBER_FIELDS: &str = "name,drupal_internal__uid,roles";
 
 /// The part of a user query that keeps retired accounts out and makes a refused service
-/// account a 403 (see `drupal::Calls::list_users`).
+/// account a 403 (see `drupal::push_live_users`).
 fn live_users(q: &mut DrupalQuery) {
-    crate::drupal::push_auth_guard(q);
-    q.push("filter[scim_live][group][conjunction]", "OR")
-        .push("filter[scim_below][condition][path]", "name")
-        .push("filter[scim_below][condition][operator]", "<")
-        .push("filter[scim_below][condition][value]", RETIRED_NAME_PREFIX)
-        .push("filter[scim_below][condition][memberOf]", "scim_live")
-        .push("filter[scim_above][condition][path]", "name")
-        .push("filter[scim_above][condition][operator]", ">=")
-        .push("filter[scim_above][condition][value]", "scimretiree")
-        .push("filter[scim_above][condition][memberOf]", "scim_live");
+    crate::drupal::push_live_users(q);
 }
 
 impl GroupCalls<'_> {
@@ -494,6 +504,20 @@ impl GroupCalls<'_> {
                 &self.term_fields(),
                 "name,description,changed,revision_created,vid,drupal_internal__tid",
             )
+            .push("page[offset]", &offset.to_string())
+            .push("page[limit]", &limit.to_string());
+        call("GET", format!("{}{}", self.terms(), q.build()), None)
+    }
+
+    /// A probe for counting (`paging`): the same terms as `list_terms`, ids only.
+    pub fn count_terms(
+        &self,
+        conditions: &[(String, String)],
+        offset: usize,
+        limit: usize,
+    ) -> DrupalCall {
+        let mut q = DrupalQuery::with_conditions(conditions);
+        q.push(&self.term_fields(), "drupal_internal__tid")
             .push("page[offset]", &offset.to_string())
             .push("page[limit]", &limit.to_string());
         call("GET", format!("{}{}", self.terms(), q.build()), None)
@@ -827,11 +851,17 @@ mod tests {
             ),
             ("scim_groups", "field_scim_groups", 32)
         );
+        assert_eq!(g.max_members_read, DEFAULT_MAX_MEMBERS_READ);
         assert!(GroupsConfig::from_config(None).unwrap().is_none());
         let cases = [
             (json!({"vocab": "x"}), "groups.vocab"),
             (json!({"vocabulary": "Bad Name"}), "groups.vocabulary"),
             (json!({"concurrency": 0}), "groups.concurrency"),
+            (json!({"max_members_read": 0}), "groups.max_members_read"),
+            (
+                json!({"max_members_read": 100_001}),
+                "groups.max_members_read",
+            ),
             (
                 json!({"role_grants": {"Eng": ["authenticated"]}}),
                 "groups.role_grants.Eng",

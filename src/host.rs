@@ -639,6 +639,35 @@ impl ScimHttp {
         self.follow(shared, next);
     }
 
+    /// The stream ended before the answer (the client went away, or Envoy's stream timeout):
+    /// Envoy cancels the calls in flight, so the exchange would never resume and its locks
+    /// would stay until they time out. It gives them up now instead.
+    fn abandon_unanswered(&mut self) {
+        if self.answered {
+            return;
+        }
+        self.answered = true;
+        let (Some(shared), Some(mut exchange)) = (self.shared.clone(), self.exchange.take()) else {
+            return;
+        };
+        let (owner, now_ms, lock_ttl_ms) = self.env_parts(&shared);
+        let mut locks = SharedDataLocks;
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms,
+            owner: &owner,
+            lock_ttl_ms,
+        };
+        exchange.abandon(&mut env, shared.config.drupal.timeout_ms);
+        self.gate.abandon(env.locks, &owner);
+        let request_id = self.request.header("x-request-id").unwrap_or("-");
+        log::info!(
+            "scim request_id={request_id} method={} abandoned: the stream ended before the answer (client gone or stream timeout) after {} Drupal call(s); its locks were released",
+            self.request.method,
+            self.drupal_calls
+        );
+    }
+
     fn resume(&mut self, shared: &Shared, replies: Vec<DrupalReply>) {
         let (owner, now_ms, lock_ttl_ms) = self.env_parts(shared);
         let mut locks = SharedDataLocks;
@@ -706,6 +735,11 @@ impl Context for ScimHttp {
             self.gate_round_complete(&shared);
         }
     }
+
+    fn on_done(&mut self) -> bool {
+        self.abandon_unanswered();
+        true
+    }
 }
 
 impl HttpContext for ScimHttp {
@@ -755,6 +789,10 @@ impl HttpContext for ScimHttp {
         // Returning Pause here would stop the body callbacks (Envoy converts it to
         // StopAllIteration); the buffer filter behind us holds the request back instead.
         Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.abandon_unanswered();
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -856,6 +894,52 @@ impl Locks for SharedDataLocks {
             true
         });
     }
+
+    fn remembered_total(&mut self, query: &str) -> Option<usize> {
+        let digest = total_digest(query);
+        let (bytes, _) = proxy_wasm::hostcalls::get_shared_data(TOTALS).ok()?;
+        let table: TotalsTable = serde_json::from_slice(&bytes?).ok()?;
+        table
+            .into_iter()
+            .find(|(d, _)| *d == digest)
+            .map(|(_, total)| total)
+    }
+
+    fn remember_total(&mut self, query: &str, total: usize) {
+        let digest = total_digest(query);
+        for _ in 0..CAS_ATTEMPTS {
+            let Ok((bytes, cas)) = proxy_wasm::hostcalls::get_shared_data(TOTALS) else {
+                return;
+            };
+            let mut table: TotalsTable = bytes
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            table.retain(|(d, _)| *d != digest);
+            table.push((digest.clone(), total));
+            // The most recent queries only: the table stays small whatever clients ask.
+            let excess = table.len().saturating_sub(MAX_TOTALS);
+            table.drain(..excess);
+            let Ok(next) = serde_json::to_vec(&table) else {
+                return;
+            };
+            match proxy_wasm::hostcalls::set_shared_data(TOTALS, Some(&next), cas) {
+                Err(proxy_wasm::types::Status::CasMismatch) => continue,
+                _ => return,
+            }
+        }
+    }
+}
+
+/// List totals remembered per query (`paging`): hints that spare later pages a count.
+const TOTALS: &str = "envoy-scim-drupal/totals";
+const MAX_TOTALS: usize = 64;
+type TotalsTable = Vec<(String, usize)>;
+
+fn total_digest(query: &str) -> String {
+    crate::auth::sha256_hex(query)
+        .get(..16)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Envoy stats through proxy-wasm metrics. Names are dotted (Envoy's convention); the shipped

@@ -16,6 +16,7 @@ pub mod group_flow;
 pub mod http;
 pub mod mapping;
 pub mod membership;
+pub mod paging;
 pub mod patch;
 pub mod probe;
 pub mod projection;

@@ -19,6 +19,12 @@ pub trait Locks {
     /// its time has not run out. True when `owner` holds it afterwards.
     fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool;
     fn unlock(&mut self, key: &str, owner: &str);
+    /// A list total remembered for a query (`paging`), shared by the workers like the locks;
+    /// a hint only: it is checked before it is used.
+    fn remembered_total(&mut self, _query: &str) -> Option<usize> {
+        None
+    }
+    fn remember_total(&mut self, _query: &str, _total: usize) {}
 }
 
 /// Locks in memory, for one VM and for tests.
@@ -171,6 +177,24 @@ impl Batch {
         for job in self.active.drain(..) {
             if job.locked {
                 env.locks.unlock(&user_lock_key(&job.user), env.owner);
+            }
+        }
+    }
+
+    /// Releases the locks of unfinished jobs when the request ends with their calls in
+    /// flight: a job whose write is out keeps its lock `write_grace_ms` more (the write can
+    /// still land, and a concurrent write would then lose one of them); the others at once.
+    pub fn release_mid_flight(&mut self, env: &mut Env, write_grace_ms: u64) {
+        for job in self.active.drain(..) {
+            if !job.locked {
+                continue;
+            }
+            let key = user_lock_key(&job.user);
+            if job.writing() {
+                env.locks
+                    .try_lock(&key, env.owner, env.now_ms, write_grace_ms);
+            } else {
+                env.locks.unlock(&key, env.owner);
             }
         }
     }
@@ -519,6 +543,14 @@ impl Job {
     fn confirming(&self) -> bool {
         self.phase == Phase::Verifying && self.outgoing.is_none()
     }
+
+    /// Its call in flight writes the user.
+    fn writing(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Writing | Phase::Repairing | Phase::Roles { .. }
+        )
+    }
 }
 
 /// A successful reply's JSON document.
@@ -680,6 +712,48 @@ mod tests {
         assert!(b.is_finished());
         assert_eq!(b.results.len(), 3);
         assert!(b.results.iter().all(|(_, _, o)| *o == Outcome::Done));
+    }
+
+    #[test]
+    fn a_request_gone_mid_flight_frees_its_users_at_once_unless_a_write_is_out() {
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
+        let users = || {
+            vec![
+                ("u1".to_string(), Change::Add),
+                ("u2".to_string(), Change::Add),
+            ]
+        };
+        let free_at = |locks: &mut MemoryLocks, now: u64| {
+            ["u1", "u2"]
+                .iter()
+                .map(|u| {
+                    let free = locks.try_lock(&user_lock_key(u), "other", now, 10);
+                    locks.unlock(&user_lock_key(u), "other");
+                    free
+                })
+                .collect::<Vec<bool>>()
+        };
+        // The writes are out: the locks stay for the grace (the writes may still land).
+        let mut b = Batch::new("eng", users(), vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        assert_eq!(b.next_calls(&rig.cfg, &calls, &mut env).len(), 2);
+        b.release_mid_flight(&mut env, 500);
+        assert_eq!(free_at(&mut rig.locks, 1400), [false, false]);
+        assert_eq!(free_at(&mut rig.locks, 1600), [true, true]);
+        // The confirming read is out: both are free at once.
+        let mut b = Batch::new("eng", users(), vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req2");
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[ans(204, Value::Null), ans(204, Value::Null)],
+        );
+        assert_eq!(b.next_calls(&rig.cfg, &calls, &mut env).len(), 1);
+        b.release_mid_flight(&mut env, 500);
+        assert_eq!(free_at(&mut rig.locks, 1000), [true, true]);
     }
 
     #[test]

@@ -223,6 +223,17 @@ impl Gate {
         }
     }
 
+    /// The stream ended before its answer: a login or credentials check this request was
+    /// making on behalf of all is given up, so the others need not wait for the lock's TTL.
+    pub fn abandon(&mut self, locks: &mut dyn Locks, owner: &str) {
+        let checking = matches!(self.phase, Phase::LoggingIn) || self.trial;
+        if checking {
+            locks.unlock(LOGIN_LOCK, owner);
+        }
+        self.trial = false;
+        self.phase = Phase::Idle;
+    }
+
     /// Lines for the host's log since the last call.
     pub fn take_notices(&mut self) -> Vec<(log::Level, String)> {
         std::mem::take(&mut self.notices)
@@ -1084,6 +1095,22 @@ mod tests {
             sent(&next)[0].call.path,
             "/u",
             "then everyone sends at once"
+        );
+    }
+
+    #[test]
+    fn a_login_abandoned_with_its_stream_frees_the_lock_at_once() {
+        let mut w = World::new(UpstreamAuth::Session);
+        let mut gate = Gate::new();
+        let next = gate.send(vec![get("/u")], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        gate.abandon(&mut w.locks, "a");
+        let mut other = Gate::new();
+        let next = other.send(vec![get("/u")], &mut w.env("b"));
+        assert_eq!(
+            sent(&next)[0].purpose,
+            Purpose::Login,
+            "no wait for a dead login"
         );
     }
 

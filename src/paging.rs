@@ -1,0 +1,312 @@
+//! Exact paging over Drupal's JSON:API collections, which are paged by offset and carry no
+//! count. One implementation serves Users, Groups and root `/.search`.
+//!
+//! A read of `limit` items at `offset` tells a lot about the total N: with a `next` link,
+//! N > offset + limit; without one, N = offset + len when it returned anything, and
+//! N ≤ offset when it came back empty. So the window's own pages often settle N (the first
+//! page is read alone: most directories fit in it; the rest of the window follows at once).
+//! Otherwise a few rounds of concurrent probes (cheap reads of ids only) close in on it:
+//! first galloping outwards, then cutting the bracket, until one probe lands on the last
+//! page. A total remembered from an earlier request on the same query is checked with one
+//! probe at its end, alongside the rest of the window: all that paging on through a list
+//! costs.
+
+/// Drupal's JSON:API page size cap (`page[limit]` above it is cut to 50).
+pub const PAGE: usize = 50;
+/// Probes sent at once in one round (bounded parallelism towards Drupal).
+const PROBES_PER_ROUND: usize = 8;
+/// Each galloping probe reaches this many times further than the one before it.
+const GALLOP: usize = 4;
+/// Rounds of probes at most: 16 rounds of 8 reach past any real directory.
+const MAX_ROUNDS: usize = 16;
+
+/// One read of a list: `limit` items from `offset` (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    pub offset: usize,
+    pub limit: usize,
+    /// A page of the window (its items are the answer), or a probe (ids only).
+    pub window: bool,
+}
+
+/// What a read found: how many items came back, and whether Drupal linked a next page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub len: usize,
+    pub has_next: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Send these reads.
+    Read(Vec<Read>),
+    /// The exact number of results.
+    Total(usize),
+    /// No answer within `MAX_ROUNDS` (the list changed under the probes all along).
+    GaveUp,
+}
+
+/// Counts the results of one query while its window is read.
+#[derive(Debug, Clone)]
+pub struct Pager {
+    /// The window: `count` items from `offset`.
+    offset: usize,
+    count: usize,
+    /// N ≥ at_least.
+    at_least: usize,
+    /// N ≤ at_most, once known.
+    at_most: Option<usize>,
+    total: Option<usize>,
+    rounds: usize,
+    /// The window's pages after the first were asked for.
+    rest_sent: bool,
+    /// A total remembered for this query, not yet checked.
+    hint: Option<usize>,
+}
+
+impl Pager {
+    /// The first round: the window's first page (most directories fit in it). With
+    /// `count` = 0 there is no window: the `hint` (a total remembered for this query) is
+    /// checked, or the first probe goes out.
+    pub fn start(offset: usize, count: usize, hint: Option<usize>) -> (Self, Vec<Read>) {
+        let mut pager = Pager {
+            offset,
+            count,
+            at_least: 0,
+            at_most: None,
+            total: None,
+            rounds: 0,
+            rest_sent: false,
+            hint,
+        };
+        let mut reads: Vec<Read> = pager.window().into_iter().take(1).collect();
+        if reads.is_empty() {
+            reads.push(pager.take_hint_check().unwrap_or(probe(0)));
+        }
+        (pager, reads)
+    }
+
+    /// The read that checks the remembered total: its last item, and whether anything
+    /// follows it. Not worth a call where what is known already rules it out.
+    fn take_hint_check(&mut self) -> Option<Read> {
+        let n = self.hint.take().filter(|n| *n > self.at_least)?;
+        if self.at_most.is_some_and(|m| n > m) {
+            return None;
+        }
+        Some(Read {
+            offset: n.saturating_sub(1),
+            limit: 2,
+            window: false,
+        })
+    }
+
+    /// The window's reads, one per Drupal page. Each reads a whole page even where the
+    /// window ends sooner (the caller keeps `count` items): a short page then tells the total.
+    fn window(&self) -> Vec<Read> {
+        let mut reads = Vec::new();
+        let mut skip = 0;
+        while skip < self.count {
+            reads.push(Read {
+                offset: self.offset.saturating_add(skip),
+                limit: PAGE,
+                window: true,
+            });
+            skip = skip.saturating_add(PAGE);
+        }
+        reads
+    }
+
+    /// Takes what a round of reads found and says what to read next, or the total.
+    pub fn learn(&mut self, round: &[(Read, Found)]) -> Next {
+        for (read, found) in round {
+            self.learn_one(read, found);
+        }
+        if !self.rest_sent {
+            self.rest_sent = true;
+            // The rest of the window, where results exist (or may), and the check of a
+            // remembered total if the first page left the count open.
+            let mut rest: Vec<Read> = self
+                .window()
+                .into_iter()
+                .skip(1)
+                .filter(|r| self.total.unwrap_or(usize::MAX) > r.offset)
+                .filter(|r| self.at_most.unwrap_or(usize::MAX) > r.offset)
+                .collect();
+            if self.total.is_none() {
+                rest.extend(self.take_hint_check());
+            }
+            if !rest.is_empty() {
+                return Next::Read(rest);
+            }
+        }
+        if let Some(total) = self.total {
+            return Next::Total(total);
+        }
+        self.rounds = self.rounds.saturating_add(1);
+        if self.rounds > MAX_ROUNDS {
+            return Next::GaveUp;
+        }
+        Next::Read(self.probes())
+    }
+
+    fn learn_one(&mut self, read: &Read, found: &Found) {
+        let end = read.offset.saturating_add(found.len);
+        if found.has_next {
+            self.at_least = self
+                .at_least
+                .max(read.offset.saturating_add(read.limit).saturating_add(1));
+        } else if found.len > 0 || read.offset == 0 {
+            self.total = Some(end);
+            return;
+        } else {
+            self.at_most = Some(self.at_most.map_or(read.offset, |m| m.min(read.offset)));
+        }
+        if found.len > 0 {
+            self.at_least = self.at_least.max(end);
+        }
+        // A list that changed between two reads can leave the bounds crossed: the newer
+        // end wins and the search goes on from there.
+        if self.at_most.is_some_and(|m| m < self.at_least) {
+            self.at_most = None;
+        }
+    }
+
+    /// The next round's probes: each reads one page of ids at an offset that cuts the
+    /// remaining range.
+    fn probes(&self) -> Vec<Read> {
+        // A probe at `k` settles N when k < N ≤ k + PAGE.
+        let first = self.at_least.saturating_sub(1);
+        match self.at_most {
+            None => {
+                let mut reach = PAGE;
+                (0..PROBES_PER_ROUND)
+                    .map(|_| {
+                        let at = first.saturating_add(reach.saturating_sub(PAGE));
+                        reach = reach.saturating_mul(GALLOP);
+                        probe(at)
+                    })
+                    .collect()
+            }
+            Some(most) => {
+                let width = most.saturating_sub(first);
+                if width <= PAGE {
+                    return vec![probe(first)];
+                }
+                let slots = PROBES_PER_ROUND.min(width.div_ceil(PAGE)).saturating_add(1);
+                let step = width.div_ceil(slots).max(1);
+                (0..slots.saturating_sub(1))
+                    .map(|j| probe(first.saturating_add(step.saturating_mul(j))))
+                    .collect()
+            }
+        }
+    }
+}
+
+fn probe(offset: usize) -> Read {
+    Read {
+        offset,
+        limit: PAGE,
+        window: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::arithmetic_side_effects)]
+    use super::*;
+
+    /// Answers reads as Drupal would for a list of `n` results.
+    fn drupal(n: usize, read: &Read) -> Found {
+        let len = n.saturating_sub(read.offset).min(read.limit);
+        Found {
+            len,
+            has_next: n > read.offset + read.limit,
+        }
+    }
+
+    /// Runs a pager against a list of `n`; returns (total, reads sent, rounds).
+    fn run(n: usize, offset: usize, count: usize, hint: Option<usize>) -> (usize, usize, usize) {
+        let (mut pager, mut reads) = Pager::start(offset, count, hint);
+        let mut sent = 0;
+        for round in 1.. {
+            assert!(reads.len() <= PROBES_PER_ROUND.max(count.div_ceil(PAGE)));
+            sent += reads.len();
+            let found: Vec<(Read, Found)> = reads.iter().map(|r| (*r, drupal(n, r))).collect();
+            match pager.learn(&found) {
+                Next::Total(t) => return (t, sent, round),
+                Next::Read(p) => reads = p,
+                Next::GaveUp => panic!("gave up on {n}"),
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn every_total_is_found_exactly_for_every_window() {
+        for n in (0..400).chain([999, 1000, 1001, 10_000, 100_000, 1_000_000]) {
+            for (offset, count) in [
+                (0, 0),
+                (0, 1),
+                (0, 37),
+                (0, 50),
+                (36, 37),
+                (100, 100),
+                (129, 50),
+                (5000, 10),
+            ] {
+                let (total, _, _) = run(n, offset, count, None);
+                assert_eq!(total, n, "n={n} offset={offset} count={count}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_that_reaches_the_end_needs_no_probe() {
+        assert_eq!(run(130, 100, 50, None), (130, 1, 1));
+        // The first page is alone: it often settles everything.
+        assert_eq!(run(30, 0, 100, None), (30, 1, 1));
+        assert_eq!(run(131, 10, 120, None), (131, 3, 2));
+        // JumpCloud's Test Connection (count=1) on a small directory: one read.
+        assert_eq!(run(30, 0, 1, None), (30, 1, 1));
+    }
+
+    #[test]
+    fn a_remembered_total_costs_one_read() {
+        // Paging on through 130: the hint is checked once the first page shows more.
+        assert_eq!(run(130, 50, 37, Some(130)), (130, 2, 2));
+        assert_eq!(run(1000, 100, 100, Some(1000)), (1000, 3, 2));
+        // A first page that reaches the end needs no check.
+        assert_eq!(run(30, 0, 1, Some(130)), (30, 1, 1));
+        // A stale hint still ends exact.
+        assert_eq!(run(131, 50, 37, Some(130)).0, 131);
+        assert_eq!(run(120, 0, 0, Some(130)).0, 120);
+        assert_eq!(run(130, 0, 0, Some(130)), (130, 1, 1));
+    }
+
+    #[test]
+    fn probing_is_bounded() {
+        for (n, most_reads) in [(1_000, 30), (10_000, 40), (100_000, 50)] {
+            let (total, sent, rounds) = run(n, 0, 1, None);
+            assert_eq!(total, n);
+            assert!(sent <= most_reads, "n={n}: {sent} reads in {rounds} rounds");
+            println!("n={n}: {sent} reads in {rounds} rounds");
+        }
+    }
+
+    #[test]
+    fn the_first_page_goes_alone_then_the_rest_of_the_window_with_the_hint_check() {
+        let read = |offset, limit, window| Read {
+            offset,
+            limit,
+            window,
+        };
+        let found = |len, has_next| Found { len, has_next };
+        let (mut pager, reads) = Pager::start(100, 60, Some(5000));
+        assert_eq!(reads, vec![read(100, 50, true)]);
+        let next = pager.learn(&[(reads[0], found(50, true))]);
+        let rest = vec![read(150, 50, true), read(4999, 2, false)];
+        assert_eq!(next, Next::Read(rest.clone()));
+        let next = pager.learn(&[(rest[0], found(50, true)), (rest[1], found(1, false))]);
+        assert_eq!(next, Next::Total(5000));
+    }
+}
