@@ -1,7 +1,7 @@
 """Drupal calls per SCIM operation, pinned: each operation of the IdP fixtures
 (shared/research/idp-clients.md) is sent once and the calls Drupal received are counted from
 the emulator's request log. Every Drupal call costs a password check on a real Drupal (tens of
-milliseconds), so a regression here is a latency regression; the README's "Drupal calls per
+milliseconds), so a regression here is a latency regression; docs/users.md's "Drupal calls per
 operation" table states the same numbers."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ OPERATIONS = [
         ["POST list"],
     ),
     # Every write reads the account first: SCIM may not write uid 1, the service account or
-    # accounts holding roles the gateway does not manage (README "Account safety").
+    # accounts holding roles the gateway does not manage (docs/security.md "Account safety").
     ("PUT (Okta)", "PUT", "/Users/{id}", jumpcloud_user("pat@example.com", displayName="Pat P"), ["GET user", "PATCH user"]),
     (
         "deactivate (every IdP)",

@@ -1,4 +1,4 @@
-"""The README's "Drupal calls per membership operation" table, checked against the emulator's
+"""docs/groups.md's "Drupal calls per membership operation" table, checked against the emulator's
 request log (no role grants configured, so no role reads or writes)."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def test_list_groups_reads_members_per_group(groups_gw, emulator, ids):
         create_group(groups_gw, f"Listed {i}", ids[:1])
     log = calls_of(emulator, lambda: groups_gw.scim("GET", "/Groups"))
     lookups = [q for q in log if is_member_lookup(q)]
-    # One member page per small group (the README's 1 + ⌈members/50⌉ per group read).
+    # One member page per small group (docs/groups.md's 1 + ⌈members/50⌉ per group read).
     assert len(lookups) == 5, (len(lookups), describe(log))
 
 

@@ -121,8 +121,8 @@ def test_replace_members_grants_and_revokes(grants_gw, emulator, u):
 
 
 def test_hand_granted_managed_role_belongs_to_the_gateway(grants_gw, emulator, seed_user):
-    """README: a managed role granted by hand goes when the user leaves the last group that
-    grants it."""
+    """docs/groups.md (Role grants): a managed role granted by hand goes when the user leaves
+    the last group that grants it."""
     uid = seed_user("hand@example.com", mail="hand@example.com", roles=["content_editor"])["uuid"]
     eng = create_group(grants_gw, "Engineering", [uid])["id"]
     assert drupal_roles(emulator, uid) == {"content_editor"}

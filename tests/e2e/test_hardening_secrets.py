@@ -212,7 +212,7 @@ def test_no_secret_leaks_anywhere(stack, leak_envoy, emulator, level):
 
 
 def test_debug_level_logs_drupal_calls(leak_envoy, emulator, seed_user):
-    """README (Logs): at `debug` each Drupal call and its answer are logged (method, path
+    """docs/operations.md (Logs): at `debug` each Drupal call and its answer are logged (method, path
     without query, status, ms). The leak test above is only meaningful if those lines exist."""
     jane = seed_user("debuglog@example.com", mail="debuglog@example.com")
     _set_wasm_log_level(leak_envoy, "debug")

@@ -1,4 +1,4 @@
-"""More than one Envoy (README "More than one Envoy"): two gateway replicas behind one front
+"""More than one Envoy (docs/deployment.md "More than one Envoy"): two gateway replicas behind one front
 Envoy rendered from scripts/recipes/envoy-front.yaml (scripts/render_front_config.py).
 
 The filter's membership locks live in one Envoy's shared data. The front Envoy hashes the

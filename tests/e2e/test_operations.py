@@ -89,8 +89,9 @@ def test_rate_limit_per_token_label(ops_gw):
 
 
 def test_shipped_envoy_yaml_has_envoys_local_rate_limit_before_the_filter():
-    """The README's claim: Envoy's own local_ratelimit (all SCIM traffic) sits in front of the
-    filter's per-token budgets, and only the SCIM route enables it."""
+    """docs/operations.md's claim (Rate limits): Envoy's own local_ratelimit (all SCIM
+    traffic) sits in front of the filter's per-token budgets, and only the SCIM route enables
+    it."""
     import yaml
 
     import harness

@@ -1,8 +1,8 @@
-"""Deployment recipes (scripts/recipes/, README "Deployment recipes"): what can be checked
+"""Deployment recipes (scripts/recipes/, docs/deployment.md): what can be checked
 without a Docker engine or a Kubernetes cluster.
 
 - Docker: envoy-docker.yaml passes `envoy --mode validate` with the built filter (the config
-  as shipped, and a copy rendered with tokens, attributes and groups as the README says), and
+  as shipped, and a copy rendered with tokens, attributes and groups as docs/deployment.md says), and
   keeps the root envoy.yaml's filter chain, routes, plugin configuration and scim_wait
   listener; docker-compose.yaml has pinned images (the Envoy one is the version the tests
   run), mounts the config and the .wasm where envoy-docker.yaml expects them, and hands the
@@ -50,6 +50,8 @@ ISTIO_ENV_PATCH = RECIPES / "istio-proxy-env-patch.yaml"
 GATEWAY = RECIPES / "envoy-gateway.yaml"
 WASM_IMAGE = RECIPES / "wasm-image.Dockerfile"
 README = harness.REPO_ROOT / "README.md"
+DEPLOYMENT_DOC = harness.REPO_ROOT / "docs" / "deployment.md"
+IDP_GUIDES_DOC = harness.REPO_ROOT / "docs" / "idp-guides.md"
 
 HCM = "envoy.filters.network.http_connection_manager"
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -279,7 +281,7 @@ def test_docker_envoy_config_is_generated_from_the_root_one():
 
 
 def test_docker_envoy_config_rendered_as_the_readme_says(wasm, tmp_path):
-    """README: render_envoy_config.py --template scripts/recipes/envoy-docker.yaml with a token,
+    """docs/deployment.md: render_envoy_config.py --template scripts/recipes/envoy-docker.yaml with a token,
     the emulator attribute mapping and groups; the result keeps the container paths."""
     out = tmp_path / "envoy-docker.rendered.yaml"
     subprocess.run(
@@ -346,7 +348,7 @@ def test_compose_file():
     assert compose_value(port).rsplit(":", 1)[1] == str(scim["address"]["socket_address"]["port_value"])
     assert "ports" not in services["drupal"] and "ports" not in services["db"]
     # The Drupal cluster's host is the compose service name; the setup script is mounted
-    # where the README's `docker compose exec` command runs it.
+    # where docs/deployment.md's `docker compose exec` command runs it.
     plugin = json.loads(w["configuration"]["value"])
     host = cluster(docker_cfg, plugin["drupal"]["cluster"])["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["address"]
     assert host in services
@@ -724,22 +726,26 @@ def test_wasm_image_dockerfile():
     assert lines == [["FROM", "scratch"], ["COPY", harness.WASM_PATH.name, "./plugin.wasm"]]
 
 
-def test_readme_names_every_recipe_file_and_the_envoy_version():
-    text = README.read_text()
-    start = text.index("\n## Deployment recipes")
-    section = text[start : text.index("\n## ", start + 1)]
+def test_docs_name_every_recipe_file_and_the_envoy_version():
+    section = DEPLOYMENT_DOC.read_text()
+    assert section.startswith("# Deployment recipes\n")
     named = set(re.findall(r"scripts/recipes/([\w.-]+)", section))
     present = {p.name for p in RECIPES.iterdir() if p.is_file()}
-    assert named == present, f"README names {sorted(named - present)} that do not exist; does not name {sorted(present - named)}"
+    assert named == present, (
+        f"docs/deployment.md names {sorted(named - present)} that do not exist; does not name {sorted(present - named)}"
+    )
     assert f"func-e use {envoy_version()}" in section
-    assert "\n## IdP guides" in text
+    assert IDP_GUIDES_DOC.read_text().startswith("# IdP guides\n")
+    # The front page links both.
+    readme = README.read_text()
+    assert "](docs/deployment.md)" in readme and "](docs/idp-guides.md)" in readme
 
 
-def test_readme_onelogin_template_fits_the_mapped_attributes():
-    """README "IdP guides" → OneLogin: the JSON template is SCIM 2.0 (e-mails as a list) and
+def test_docs_onelogin_template_fits_the_mapped_attributes():
+    """docs/idp-guides.md → OneLogin: the JSON template is SCIM 2.0 (e-mails as a list) and
     sends only core attributes and ones scripts/emulator-attributes.json maps."""
-    text = README.read_text()
-    start = text.index("\n### OneLogin", text.index("\n## IdP guides"))
+    text = IDP_GUIDES_DOC.read_text()
+    start = text.index("\n## OneLogin")
     block = text[text.index("```json\n", start) + len("```json\n") : text.index("\n```", text.index("```json\n", start))]
     template = json.loads(block)
     assert template["schemas"][0] == harness.CORE_USER

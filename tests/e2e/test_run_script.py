@@ -196,7 +196,7 @@ def test_run_serves_a_given_drupal_with_its_own_mapping_and_groups(tmp_path):
     site = harness.Emulator(
         tmp_path,
         fields=False,
-        # The site's own fields, the vocabulary scim_groups and field_scim_groups (README "Groups").
+        # The site's own fields, the vocabulary scim_groups and field_scim_groups (docs/groups.md).
         extra_args=["--second-run-fields", "--user-field", "field_job_title", "--user-field", "field_cost_center"],
     ).start()
     (tmp_path / "site-attributes.json").write_text(

@@ -92,7 +92,7 @@ def test_start_index_past_the_end_is_empty(scim, seeded):
 
 def test_total_results_is_exact_once_the_window_reaches_the_end(scim, seeded):
     """Drupal's JSON:API has no count: when the requested window reaches the last user,
-    the gateway knows the exact total (README, "totalResults")."""
+    the gateway knows the exact total (docs/users.md, "totalResults")."""
     full = list_users(scim, count=1000)
     assert full["totalResults"] == len(full["Resources"])
     tail = list_users(scim, startIndex=full["totalResults"] - 1, count=10)
@@ -101,7 +101,7 @@ def test_total_results_is_exact_once_the_window_reaches_the_end(scim, seeded):
 
 def test_total_results_is_exact_on_every_page(scim, seeded):
     """RFC 7644 §3.4.2: totalResults is the number of results of the query, on every page and
-    for count=0, although Drupal's JSON:API gives no count (README "Exact totals")."""
+    for count=0, although Drupal's JSON:API gives no count (docs/users.md "Lists, lookups and search")."""
     total = list_users(scim, count=1000)["totalResults"]
     assert total > 3
     body = list_users(scim, startIndex=2, count=2)

@@ -86,7 +86,7 @@ def test_a_window_that_fits_in_the_first_drupal_page_is_one_page_read(scim, ever
     assert ids(body) == everyone[10:30]
     assert body["totalResults"] == 121
     assert drupal_pages(drupal_requests) == [(10, 50)]
-    # The rest of the list is counted with reads of ids only (README "Exact totals").
+    # The rest of the list is counted with reads of ids only (docs/users.md "Lists, lookups and search").
     assert drupal_pages(drupal_requests, probes=True), "counted"
 
 
@@ -156,7 +156,7 @@ def test_walk_while_users_are_added_and_later_ones_deleted(scim, seed_users, cre
             deleted.append(victim)
 
     seen = walk(scim, 7, between, advance=advance)
-    # A user deleted ahead of the walk leaves its place empty (README: deleted users keep
+    # A user deleted ahead of the walk leaves its place empty (docs/users.md: deleted users keep
     # their place): a client advancing by itemsPerPage may then see a user twice, never
     # miss one; one advancing by count sees everyone once.
     if advance == "count":
