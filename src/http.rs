@@ -2,6 +2,9 @@
 //! over, the calls the core wants made to Drupal, Drupal's answers, and the final response.
 //! Nothing here talks to the host; `host.rs` converts to and from proxy-wasm calls.
 
+/// The media type of every SCIM body (RFC 7644 §8.1).
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
 /// An inbound SCIM request, complete with its body.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -97,10 +100,7 @@ impl Response {
 
 /// A SCIM JSON answer.
 pub fn scim_json(status: u16, body: &serde_json::Value, extra: Vec<(String, String)>) -> Step {
-    let mut headers = vec![(
-        "content-type".to_string(),
-        crate::error::SCIM_CONTENT_TYPE.to_string(),
-    )];
+    let mut headers = vec![("content-type".to_string(), SCIM_CONTENT_TYPE.to_string())];
     headers.extend(extra);
     Step::Respond(Response {
         status,

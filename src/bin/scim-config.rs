@@ -7,8 +7,8 @@
 //! For an Envoy config (YAML), `scripts/check-config` extracts the plugin configuration and
 //! runs `check` on it, then Envoy's own `--mode validate`.
 
-use envoy_scim_drupal::auth::sha256_hex;
 use envoy_scim_drupal::config::{self, ConfigError};
+use envoy_scim_drupal::hex::sha256_hex;
 use serde_json::Value;
 use std::io::Read;
 use std::process::ExitCode;

@@ -103,7 +103,7 @@ def test_rendered_root_config_plugin_schema():
 
 # ---- the attribute mapping ---------------------------------------------------------------
 
-# Each case is one `envoy --mode validate` (~0.6 s); the unit tests in src/mapping.rs cover
+# Each case is one `envoy --mode validate` (~0.6 s); the unit tests in src/scim/mapping.rs cover
 # every rule, these show that Envoy refuses and names the entry.
 MAPPING_CASES = {
     "not-a-list": ({"scim": "displayName", "drupal": "field_display_name"}, "attributes"),

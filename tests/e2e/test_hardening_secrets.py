@@ -224,7 +224,7 @@ def test_debug_level_logs_drupal_calls(leak_envoy, emulator, seed_user):
     lines = [line for line in leak_envoy.log_text().splitlines() if "[debug][wasm]" in line and "wasm log" in line]
     assert any("drupal call" in line and f"/jsonapi/user/user/{jane['uuid']}" in line for line in lines), (
         "no debug line for the Drupal call: the filter caps its log level below debug "
-        "(proxy_wasm::set_log_level(LogLevel::Info) in src/host.rs)"
+        "(proxy_wasm::set_log_level(LogLevel::Info) in src/host/mod.rs)"
     )
     assert any("drupal answer 200" in line for line in lines)
     # The query string (the filter, an e-mail address) is not logged.

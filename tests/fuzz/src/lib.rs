@@ -8,15 +8,21 @@
 //! core panic (a panic in Envoy kills the Wasm VM). Every `Err` is also turned into the
 //! SCIM response the client would get, so error formatting is covered too.
 
-use envoy_scim_drupal::drupal::{self, attach_groups, expect_document, map_failure, parse_user};
-use envoy_scim_drupal::error::ScimError;
-use envoy_scim_drupal::filter::{parse_attr_path, parse_filter, parse_patch_path};
-use envoy_scim_drupal::filter_eval::{element_matches, matches};
-use envoy_scim_drupal::group::{parse_group_body, parse_memberships, parse_roles, parse_term};
+use envoy_scim_drupal::drupal::groups::{
+    parse_group_body, parse_memberships, parse_roles, parse_term,
+};
+use envoy_scim_drupal::drupal::jsonapi::{
+    self, attach_groups, expect_document, map_failure, parse_user,
+};
+use envoy_scim_drupal::drupal::user_filter;
 use envoy_scim_drupal::http::DrupalReply;
-use envoy_scim_drupal::mapping::{get_ci, UserMapping};
-use envoy_scim_drupal::user::parse_user_body;
-use envoy_scim_drupal::{patch, user_filter};
+use envoy_scim_drupal::scim::error::ScimError;
+use envoy_scim_drupal::scim::filter::{parse_attr_path, parse_filter, parse_patch_path};
+use envoy_scim_drupal::scim::filter_eval::{element_matches, matches};
+use envoy_scim_drupal::scim::mapping::UserMapping;
+use envoy_scim_drupal::scim::patch;
+use envoy_scim_drupal::scim::user::parse_user_body;
+use envoy_scim_drupal::scim::values::get_ci;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -284,7 +290,7 @@ pub fn drupal_response(data: &[u8]) {
         _ => Vec::new(),
     };
     for resource in resources {
-        let _ = drupal::is_anonymous_label(resource);
+        let _ = jsonapi::is_anonymous_label(resource);
         for m in [mapping(), core_mapping()] {
             match parse_user(resource, m) {
                 Ok(mut user) => {

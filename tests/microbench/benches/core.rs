@@ -3,11 +3,12 @@
 //! on inputs the IdP fixtures send, with the attribute mapping of `scripts/run`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use envoy_scim_drupal::drupal::parse_user;
-use envoy_scim_drupal::filter::parse_filter;
-use envoy_scim_drupal::mapping::UserMapping;
-use envoy_scim_drupal::user::parse_user_body;
-use envoy_scim_drupal::{patch, user_filter};
+use envoy_scim_drupal::drupal::jsonapi::parse_user;
+use envoy_scim_drupal::drupal::user_filter;
+use envoy_scim_drupal::scim::filter::parse_filter;
+use envoy_scim_drupal::scim::mapping::UserMapping;
+use envoy_scim_drupal::scim::patch;
+use envoy_scim_drupal::scim::user::parse_user_body;
 use serde_json::{json, Value};
 
 const BASE_URL: &str = "https://gateway.example/scim/v2";

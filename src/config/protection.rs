@@ -1,0 +1,131 @@
+//! Which Drupal accounts SCIM may change. An IdP's token must never be enough to take over
+//! the site: uid 1, the gateway's own service account, and every account holding a role the
+//! gateway does not manage are read-only to SCIM (listed and readable, never written).
+
+use crate::scim::error::ScimError;
+use serde_json::Value;
+
+/// The role every logged-in account has; Drupal does not list it in `roles`.
+const AUTHENTICATED: &str = "authenticated";
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Protection {
+    /// The Drupal account the gateway acts as.
+    pub service_username: String,
+    /// Roles an account may hold and still be written through SCIM: `authenticated`, the
+    /// roles `groups.role_grants` manages, and the configured `allowed_roles`.
+    pub writable_roles: Vec<String>,
+}
+
+impl Protection {
+    /// Why SCIM may not write this account, or `None` when it may.
+    pub fn refusal(&self, uid: u64, name: &str, roles: &[String]) -> Option<String> {
+        if uid == 1 {
+            return Some("Drupal's first account (uid 1) is read-only to SCIM.".into());
+        }
+        if !name.is_empty() && name.eq_ignore_ascii_case(&self.service_username) {
+            return Some("The gateway's own Drupal service account is read-only to SCIM.".into());
+        }
+        let foreign: Vec<&str> = roles
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !self.writable_roles.iter().any(|w| w == r))
+            .collect();
+        (!foreign.is_empty()).then(|| {
+            format!(
+                "The account holds the Drupal role(s) `{}`, which the gateway does not manage, so it is read-only to SCIM (see `allowed_roles`).",
+                foreign.join("`, `")
+            )
+        })
+    }
+
+    /// The same as an error: 403, nothing changed.
+    pub fn check(&self, uid: u64, name: &str, roles: &[String]) -> Result<(), ScimError> {
+        match self.refusal(uid, name, roles) {
+            Some(reason) => Err(ScimError::new(403, None, reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Builds the writable set from the configured roles.
+pub fn writable_roles(allowed: &[String], managed: &[&str]) -> Vec<String> {
+    let mut out = vec![AUTHENTICATED.to_string()];
+    for r in managed
+        .iter()
+        .copied()
+        .chain(allowed.iter().map(String::as_str))
+    {
+        if !out.iter().any(|o| o == r) {
+            out.push(r.to_string());
+        }
+    }
+    out
+}
+
+/// The role machine names of a JSON:API user resource (its `roles` relationship).
+pub fn roles_of(resource: &Value) -> Vec<String> {
+    resource
+        .pointer("/relationships/roles/data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.pointer("/meta/drupal_internal__target_id"))
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn protection() -> Protection {
+        Protection {
+            service_username: "scim-service".into(),
+            writable_roles: writable_roles(&["content_editor".into()], &["developer"]),
+        }
+    }
+
+    #[test]
+    fn uid_1_the_service_account_and_foreign_roles_are_read_only() {
+        let p = protection();
+        assert!(p.refusal(1, "admin", &[]).unwrap().contains("uid 1"));
+        assert!(p
+            .refusal(7, "SCIM-Service", &[])
+            .unwrap()
+            .contains("service account"));
+        let why = p
+            .refusal(7, "eve", &["administrator".into(), "developer".into()])
+            .unwrap();
+        assert!(why.contains("`administrator`") && !why.contains("developer"));
+        assert_eq!(
+            p.check(7, "eve", &["administrator".into()])
+                .unwrap_err()
+                .status,
+            403
+        );
+    }
+
+    #[test]
+    fn managed_and_allowed_roles_are_writable() {
+        let p = protection();
+        assert_eq!(p.refusal(7, "alice", &[]), None);
+        assert_eq!(
+            p.refusal(7, "alice", &["developer".into(), "content_editor".into()]),
+            None
+        );
+        assert!(p.check(7, "alice", &["authenticated".into()]).is_ok());
+    }
+
+    #[test]
+    fn roles_come_from_the_relationship_meta() {
+        let resource = json!({"relationships": {"roles": {"data": [
+            {"type": "user_role--user_role", "id": "u1", "meta": {"drupal_internal__target_id": "administrator"}},
+            {"type": "user_role--user_role", "id": "u2", "meta": {"drupal_internal__target_id": "content_editor"}}
+        ]}}});
+        assert_eq!(roles_of(&resource), vec!["administrator", "content_editor"]);
+        assert!(roles_of(&json!({})).is_empty());
+    }
+}

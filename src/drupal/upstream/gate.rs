@@ -1,0 +1,531 @@
+//! The gate's steps: what each outbound call needs (credentials, the session, a login first
+//! or a pause), and what each of Drupal's replies means for the session and the back-off.
+
+use crate::config::UpstreamAuth;
+use crate::drupal::query::DrupalQuery;
+use crate::drupal::upstream::*;
+use crate::http::{DrupalCall, DrupalReply};
+use crate::runtime::locks::Locks;
+use crate::runtime::session::SessionSlot;
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate {
+            phase: Phase::Idle,
+            batch: Vec::new(),
+            kept: Vec::new(),
+            pending: Vec::new(),
+            cookie_used: None,
+            renewed: false,
+            pauses: 0,
+            trial: false,
+            notices: Vec::new(),
+        }
+    }
+
+    /// The stream ended before its answer: a login or credentials check this request was
+    /// making on behalf of all is given up, so the others need not wait for the lock's TTL.
+    pub fn abandon(&mut self, locks: &mut dyn Locks, owner: &str) {
+        let checking = matches!(self.phase, Phase::LoggingIn) || self.trial;
+        if checking {
+            locks.unlock(LOGIN_LOCK, owner);
+        }
+        self.trial = false;
+        self.phase = Phase::Idle;
+    }
+
+    /// Lines for the host's log since the last call.
+    pub fn take_notices(&mut self) -> Vec<(log::Level, String)> {
+        std::mem::take(&mut self.notices)
+    }
+
+    pub(crate) fn warn(&mut self, line: &str) {
+        self.notices.push((log::Level::Warn, line.to_string()));
+    }
+
+    /// The exchange asks for these calls.
+    pub fn send(&mut self, calls: Vec<DrupalCall>, env: &mut GateEnv) -> Next {
+        self.kept = vec![None; calls.len()];
+        self.pending = (0..calls.len()).collect();
+        self.batch = calls;
+        self.renewed = false;
+        self.pauses = 0;
+        self.proceed(env)
+    }
+
+    /// Every reply to the last `Send`, in order.
+    pub fn receive(&mut self, arrivals: Vec<Arrival>, env: &mut GateEnv) -> Next {
+        match self.phase {
+            Phase::Calls => self.calls_answered(arrivals, env),
+            Phase::LoggingIn => {
+                let arrival = arrivals
+                    .into_iter()
+                    .next()
+                    .unwrap_or(Arrival::plain(DrupalReply::Failed));
+                self.login_answered(arrival, env)
+            }
+            Phase::Pausing => {
+                self.pauses = self.pauses.saturating_add(1);
+                self.proceed(env)
+            }
+            Phase::Checking => {
+                let logged_in = match arrivals.first().map(|a| &a.reply) {
+                    Some(DrupalReply::Answer { status: 200, body }) => {
+                        String::from_utf8_lossy(body).trim() != "0"
+                    }
+                    // No clear answer: keep Drupal's 403 as it was.
+                    _ => true,
+                };
+                if logged_in {
+                    self.finish()
+                } else {
+                    self.warn("Drupal no longer honours the gateway's session: logging in again");
+                    let replay = self.replayable();
+                    self.renew(replay, env)
+                }
+            }
+            Phase::Verifying { then_send } => {
+                let reply = arrivals
+                    .into_iter()
+                    .next()
+                    .map(|a| a.reply)
+                    .unwrap_or(DrupalReply::Failed);
+                self.verified(reply, then_send, env)
+            }
+            Phase::Idle => self.finish(),
+        }
+    }
+
+    pub(crate) fn proceed(&mut self, env: &mut GateEnv) -> Next {
+        let needs_auth = self
+            .pending
+            .iter()
+            .filter_map(|i| self.batch.get(*i))
+            .any(|c| !c.is_wait());
+        if !needs_auth {
+            return self.send_pending(Vec::new(), None, None, env);
+        }
+        if env.credentials.mode == UpstreamAuth::Basic {
+            return match basic_access(env) {
+                Access::Login => {
+                    self.trial = true;
+                    self.verify(true, env)
+                }
+                access => self.follow_access(access, env),
+            };
+        }
+        let access = access(env);
+        self.follow_access(access, env)
+    }
+
+    pub(crate) fn follow_access(&mut self, access: Access, env: &mut GateEnv) -> Next {
+        match access {
+            Access::Ready { cookie: None, .. } => {
+                let auth = vec![("authorization", env.credentials.authorization.clone())];
+                self.send_pending(auth, None, None, env)
+            }
+            Access::Ready {
+                cookie: Some(cookie),
+                csrf,
+            } => self.send_pending(vec![("cookie", cookie.clone())], Some(cookie), csrf, env),
+            Access::Login => {
+                self.phase = Phase::LoggingIn;
+                Next::Send(vec![login_call(env.credentials)])
+            }
+            Access::Pause if self.pauses < MAX_WAITS => {
+                self.phase = Phase::Pausing;
+                Next::Send(vec![pause(env.can_pause)])
+            }
+            Access::Pause => {
+                self.warn("Timed out waiting for another request's Drupal login.");
+                self.refuse_pending()
+            }
+            Access::Refused(reason) => {
+                // Logged at warning level once, when the login was refused; every request
+                // answered during the back-off only at debug level.
+                self.notices.push((log::Level::Debug, reason));
+                self.refuse_pending()
+            }
+        }
+    }
+
+    /// Sends the pending calls with `auth` (pauses go bare; writes get the CSRF token).
+    pub(crate) fn send_pending(
+        &mut self,
+        auth: Vec<(&'static str, String)>,
+        cookie: Option<String>,
+        csrf: Option<String>,
+        env: &GateEnv,
+    ) -> Next {
+        let epoch = *env.cache_epoch;
+        self.phase = Phase::Calls;
+        self.cookie_used = cookie;
+        let outbound = self
+            .pending
+            .iter()
+            .filter_map(|i| self.batch.get(*i))
+            .map(|call| {
+                if call.is_wait() {
+                    return Outbound {
+                        call: call.clone(),
+                        headers: Vec::new(),
+                        purpose: Purpose::Pause,
+                    };
+                }
+                let mut headers = auth.clone();
+                if let (Some(token), false) = (&csrf, is_safe(call.method)) {
+                    headers.push(("x-csrf-token", token.clone()));
+                }
+                Outbound {
+                    call: stamped(call, epoch),
+                    headers,
+                    purpose: Purpose::Exchange,
+                }
+            })
+            .collect();
+        Next::Send(outbound)
+    }
+
+    pub(crate) fn calls_answered(&mut self, arrivals: Vec<Arrival>, env: &mut GateEnv) -> Next {
+        let mut session_ended = false;
+        let mut refused = false;
+        for (i, arrival) in self.pending.iter().zip(arrivals) {
+            let is_wait = self.batch.get(*i).map(DrupalCall::is_wait).unwrap_or(true);
+            if !is_wait && self.cookie_used.is_some() {
+                session_ended |= deletes_session(arrival.set_cookie.as_deref());
+                match &arrival.reply {
+                    DrupalReply::Answer { status: 403, body } if mentions_csrf(body) => {
+                        session_ended = true
+                    }
+                    DrupalReply::Answer {
+                        status: 401 | 403, ..
+                    } => refused = true,
+                    _ => {}
+                }
+            }
+            if let Some(slot) = self.kept.get_mut(*i) {
+                *slot = Some(arrival.reply);
+            }
+        }
+        if self.cookie_used.is_none() && env.credentials.mode == UpstreamAuth::Basic {
+            return self.basic_answered(env);
+        }
+        if self.renewed || self.cookie_used.is_none() {
+            return self.finish();
+        }
+        if session_ended {
+            self.warn("Drupal ended the gateway's session: logging in again");
+            let replay = self.replayable();
+            return self.renew(replay, env);
+        }
+        if refused {
+            if let Some(cookie) = self.cookie_used.clone() {
+                self.phase = Phase::Checking;
+                return Next::Send(vec![Outbound {
+                    call: DrupalCall {
+                        method: "GET",
+                        path: LOGIN_STATUS_PATH.to_string(),
+                        content_type: None,
+                        body: None,
+                    },
+                    headers: vec![("cookie", cookie)],
+                    purpose: Purpose::StatusCheck,
+                }]);
+            }
+        }
+        self.finish()
+    }
+
+    /// Calls of this round that a dead session spoiled: reads (answered as anonymous) and
+    /// refused writes. Writes Drupal accepted are kept.
+    pub(crate) fn replayable(&self) -> Vec<usize> {
+        self.pending
+            .iter()
+            .copied()
+            .filter(|i| {
+                let read = self
+                    .batch
+                    .get(*i)
+                    .map(|c| is_safe(c.method) && !c.is_wait());
+                let refused = matches!(
+                    self.kept.get(*i),
+                    Some(Some(DrupalReply::Answer {
+                        status: 401 | 403,
+                        ..
+                    }))
+                );
+                read == Some(true) || refused
+            })
+            .collect()
+    }
+
+    pub(crate) fn renew(&mut self, replay: Vec<usize>, env: &mut GateEnv) -> Next {
+        self.renewed = true;
+        // The spoiled reads may have been cached by URL as they were answered: replay them
+        // under new URLs.
+        next_epoch(env);
+        if let Some(dead) = self.cookie_used.take() {
+            env.store.update(&|slot| {
+                let mut slot = slot.unwrap_or_default();
+                if slot.cookie.as_deref() == Some(dead.as_str()) {
+                    slot.cookie = None;
+                    slot.csrf = None;
+                }
+                slot
+            });
+        }
+        for i in &replay {
+            if let Some(slot) = self.kept.get_mut(*i) {
+                *slot = None;
+            }
+        }
+        self.pending = replay;
+        if self.pending.is_empty() {
+            return self.finish();
+        }
+        self.proceed(env)
+    }
+
+    pub(crate) fn login_answered(&mut self, arrival: Arrival, env: &mut GateEnv) -> Next {
+        env.locks.unlock(LOGIN_LOCK, env.owner);
+        let account = env.credentials.account_tag.clone();
+        let now = env.now_ms;
+        match read_login(&arrival) {
+            LoginResult::Opened { cookie, csrf } => {
+                env.store.update(&|_| SessionSlot {
+                    account: account.clone(),
+                    cookie: Some(cookie.clone()),
+                    csrf: Some(csrf.clone()),
+                    opened_ms: now,
+                    ..SessionSlot::default()
+                });
+                self.notices.push((
+                    log::Level::Info,
+                    format!(
+                        "logged in to Drupal as {}: session shared by all workers",
+                        env.credentials.username
+                    ),
+                ));
+                self.send_pending(
+                    vec![("cookie", cookie.clone())],
+                    Some(cookie),
+                    Some(csrf),
+                    env,
+                )
+            }
+            LoginResult::Refused(reason) => {
+                self.record_refusal(&reason, "login", env);
+                self.refuse_pending()
+            }
+            LoginResult::Unavailable(reply) => {
+                self.warn("the Drupal login did not succeed: Drupal did not answer it");
+                self.answer_pending_with(reply)
+            }
+        }
+    }
+
+    /// Records that Drupal refused the credentials: the back-off grows, the cache epoch
+    /// moves on, the log says when the next attempt is due.
+    pub(crate) fn record_refusal(&mut self, reason: &str, what: &str, env: &mut GateEnv) {
+        let account = env.credentials.account_tag.clone();
+        let now = env.now_ms;
+        let previous = env
+            .store
+            .read()
+            .filter(|s| s.account == account)
+            .map(|s| s.refusals)
+            .unwrap_or(0);
+        let refusals = previous.saturating_add(1);
+        let backoff = backoff_s(refusals);
+        env.store.update(&|_| SessionSlot {
+            account: account.clone(),
+            refusals,
+            retry_at_ms: now.saturating_add(backoff.saturating_mul(1000)),
+            refusal: Some(reason.to_string()),
+            ..SessionSlot::default()
+        });
+        next_epoch(env);
+        if std::mem::take(&mut self.trial) {
+            env.locks.unlock(LOGIN_LOCK, env.owner);
+        }
+        let line = format!(
+            "Drupal refused the gateway's {what} as {}: {reason} (refusal {refusals}; next attempt in {backoff} s, to stay within Drupal's flood control)",
+            env.credentials.username
+        );
+        self.warn(&line);
+    }
+
+    /// Basic mode: the credentials work (again); a back-off recorded for them ends.
+    pub(crate) fn basic_accepted(&mut self, env: &mut GateEnv) {
+        if !std::mem::take(&mut self.trial) {
+            return;
+        }
+        let account = env.credentials.account_tag.clone();
+        env.store.update(&|slot| {
+            let slot = slot
+                .filter(|s| s.account == account)
+                .unwrap_or_else(|| SessionSlot {
+                    account: account.clone(),
+                    ..SessionSlot::default()
+                });
+            SessionSlot {
+                refusals: 0,
+                retry_at_ms: 0,
+                refusal: None,
+                basic_ok: true,
+                ..slot
+            }
+        });
+        env.locks.unlock(LOGIN_LOCK, env.owner);
+        self.notices.push((
+            log::Level::Info,
+            format!(
+                "Drupal accepts the gateway's Basic credentials for {}: checked once for all workers",
+                env.credentials.username
+            ),
+        ));
+    }
+
+    /// Basic mode: reads the round's replies for signs that Drupal served it as anonymous.
+    pub(crate) fn basic_answered(&mut self, env: &mut GateEnv) -> Next {
+        let mut suspect = false;
+        for i in &self.pending {
+            let (Some(call), Some(Some(reply))) = (self.batch.get(*i), self.kept.get(*i)) else {
+                continue;
+            };
+            if call.is_wait() {
+                continue;
+            }
+            match reply {
+                DrupalReply::Answer {
+                    status: 401 | 403,
+                    body,
+                } if refuses_guard(body) => {
+                    self.record_refusal(
+                        "Drupal served the gateway as anonymous (wrong password, blocked account or flood control)",
+                        "Basic credentials",
+                        env,
+                    );
+                    return self.refuse_spoiled();
+                }
+                DrupalReply::Answer {
+                    status: 401 | 403, ..
+                } => suspect = true,
+                DrupalReply::Answer { status: 200, body } if is_safe(call.method) => {
+                    suspect |= reads_as_anonymous(body)
+                }
+                _ => {}
+            }
+        }
+        if suspect {
+            return self.verify(false, env);
+        }
+        self.basic_accepted(env);
+        self.finish()
+    }
+
+    /// Basic mode: sends the one guarded read that tells whether Drupal accepts the account.
+    pub(crate) fn verify(&mut self, then_send: bool, env: &GateEnv) -> Next {
+        self.phase = Phase::Verifying { then_send };
+        let mut q = DrupalQuery::new();
+        crate::drupal::jsonapi::push_auth_guard(&mut q);
+        q.push("fields[user--user]", "drupal_internal__uid")
+            .push("page[limit]", "1");
+        let call = DrupalCall {
+            method: "GET",
+            path: format!("{}/user/user{}", env.jsonapi, q.build()),
+            content_type: None,
+            body: None,
+        };
+        Next::Send(vec![Outbound {
+            call: stamped(&call, *env.cache_epoch),
+            headers: vec![("authorization", env.credentials.authorization.clone())],
+            purpose: Purpose::StatusCheck,
+        }])
+    }
+
+    pub(crate) fn verified(
+        &mut self,
+        reply: DrupalReply,
+        then_send: bool,
+        env: &mut GateEnv,
+    ) -> Next {
+        match reply {
+            DrupalReply::Answer { status: 200, .. } => {
+                self.basic_accepted(env);
+                if then_send {
+                    let auth = vec![("authorization", env.credentials.authorization.clone())];
+                    return self.send_pending(auth, None, None, env);
+                }
+                self.finish()
+            }
+            DrupalReply::Answer {
+                status: 401 | 403, ..
+            } => {
+                self.record_refusal(
+                    "Drupal served the gateway as anonymous (wrong password, blocked account or flood control)",
+                    "Basic credentials",
+                    env,
+                );
+                if then_send {
+                    self.refuse_pending()
+                } else {
+                    self.refuse_spoiled()
+                }
+            }
+            // No clear answer (Drupal down): nothing learnt, no back-off.
+            other => {
+                if std::mem::take(&mut self.trial) {
+                    env.locks.unlock(LOGIN_LOCK, env.owner);
+                }
+                if then_send {
+                    self.answer_pending_with(other)
+                } else {
+                    self.finish()
+                }
+            }
+        }
+    }
+
+    /// The round's answers that an anonymous view spoiled become the refusal they stand for.
+    pub(crate) fn refuse_spoiled(&mut self) -> Next {
+        for i in self.replayable() {
+            if let Some(slot) = self.kept.get_mut(i) {
+                *slot = Some(DrupalReply::Answer {
+                    status: 403,
+                    body: Vec::new(),
+                });
+            }
+        }
+        self.finish()
+    }
+
+    /// The pending calls fail as Drupal's refusal of the account would (a 403): the exchange
+    /// reports it (and releases what it holds) as it does any refused call.
+    pub(crate) fn refuse_pending(&mut self) -> Next {
+        self.answer_pending_with(DrupalReply::Answer {
+            status: 403,
+            body: Vec::new(),
+        })
+    }
+
+    pub(crate) fn answer_pending_with(&mut self, reply: DrupalReply) -> Next {
+        for i in std::mem::take(&mut self.pending) {
+            if let Some(slot) = self.kept.get_mut(i) {
+                *slot = Some(reply.clone());
+            }
+        }
+        self.finish()
+    }
+
+    pub(crate) fn finish(&mut self) -> Next {
+        self.phase = Phase::Idle;
+        self.pending.clear();
+        Next::Deliver(
+            std::mem::take(&mut self.kept)
+                .into_iter()
+                .map(|r| r.unwrap_or(DrupalReply::Failed))
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,911 @@
+//! How calls to Drupal are authenticated: the gate between a request's exchange and the host.
+//!
+//! In `basic` mode every call carries the service account's Basic credentials. In `session`
+//! mode the gateway logs in once with core's JSON login (`POST /user/login?_format=json`),
+//! keeps the session cookie and CSRF token in a store shared by every worker (proxy-wasm
+//! shared data), and sends the cookie instead, with `X-CSRF-Token` on writes. Drupal then
+//! skips the password-hash check it does on every Basic call.
+//!
+//! A session ends without notice (Drupal's garbage collection, a password change, an admin
+//! ending it). Drupal then treats the cookie as anonymous: writes answer 403, reads answer
+//! what anonymous may see, and the response deletes the cookie. The gate notices either,
+//! confirms a bare 403 with `/user/login_status`, logs in again and replays the affected calls
+//! once, so the exchange never sees an anonymous answer caused by a dead session.
+//!
+//! Failed logins count towards Drupal's flood control (5 per account and IP in 6 hours lock
+//! the account). After a refused login the gate does not try again for a growing back-off
+//! (1 min, 5 min, 30 min, then 6 h) with the same credentials; meanwhile calls are answered
+//! as refused without reaching Drupal. Only one request per Envoy logs in at a time (a
+//! shared lock); the others pause and then use its session.
+//!
+//! In `basic` mode there is no login, but every call with a wrong password is a failed login
+//! in Drupal's flood table (and 50 of them from one IP in an hour lock Basic auth out for
+//! every account from that IP). A refusal (a user list refused its guard filter, or another
+//! 401/403 or anonymous-looking read confirmed by one guarded read) gets the same back-off:
+//! meanwhile calls are refused without reaching Drupal, and after it one request tries again
+//! with a single guarded read before anything else is sent.
+//!
+//! Drupal's Dynamic Page Cache keeps the 403 an anonymous request got for a user list that
+//! filters on `status` and serves it for that URL to everyone afterwards. So the guard's
+//! filter group is named after a cache epoch (`scim_auth_<epoch>`), which moves on after every
+//! refusal: a URL that was answered while Drupal refused the account is never asked again.
+//!
+//! Sans-IO like the rest of the core: the host hands in replies and does what `Next` says.
+
+use crate::config::Credentials;
+use crate::drupal::jsonapi::AUTH_GUARD;
+use crate::http::{DrupalCall, DrupalReply};
+use crate::runtime::locks::Locks;
+use crate::runtime::session::{SessionSlot, SessionStore};
+use serde_json::Value;
+
+mod gate;
+
+pub(crate) const LOGIN_PATH: &str = "/user/login?_format=json";
+pub(crate) const LOGIN_STATUS_PATH: &str = "/user/login_status?_format=json";
+pub(crate) const LOGIN_LOCK: &str = "scim/drupal-login";
+/// Seconds to wait before another login after the 1st, 2nd, 3rd and later refusals.
+pub(crate) const LOGIN_BACKOFF_S: [u64; 4] = [60, 300, 1_800, 21_600];
+/// Pauses a request spends waiting for another request's login at most.
+pub(crate) const MAX_WAITS: u32 = 400;
+
+/// What the gate needs from around it, for one step.
+pub struct GateEnv<'a> {
+    pub credentials: &'a Credentials,
+    pub store: &'a mut dyn SessionStore,
+    pub locks: &'a mut dyn Locks,
+    pub now_ms: u64,
+    /// Unique per request: who holds the login lock.
+    pub owner: &'a str,
+    pub lock_ttl_ms: u64,
+    /// Envoy's wait listener is configured (`wait_cluster`): pauses need not reach Drupal.
+    pub can_pause: bool,
+    /// Names the auth guard's filter group in every user list sent; moved on after each
+    /// refusal (Drupal's cache keeps refused answers by URL). Per VM, starts at its start time.
+    pub cache_epoch: &'a mut u64,
+    /// JSON:API base path (`drupal.jsonapi_prefix`), for the basic-mode check.
+    pub jsonapi: &'a str,
+}
+
+/// Why a call goes out; the host reads `Set-Cookie` only where it matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A call the exchange asked for.
+    Exchange,
+    /// A pause (Envoy's wait listener, or an anonymous status read standing in for one).
+    Pause,
+    Login,
+    /// Asks Drupal whether the session is still logged in, or (basic mode) whether it
+    /// accepts the credentials.
+    StatusCheck,
+}
+
+/// A call ready to dispatch: the host adds `:authority`, `accept` and the timeout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outbound {
+    pub call: DrupalCall,
+    /// Authentication headers (lower-case names).
+    pub headers: Vec<(&'static str, String)>,
+    pub purpose: Purpose,
+}
+
+/// One reply, with the `Set-Cookie` headers Drupal sent, one per line (session mode reads
+/// them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrival {
+    pub reply: DrupalReply,
+    pub set_cookie: Option<String>,
+}
+
+impl Arrival {
+    pub fn plain(reply: DrupalReply) -> Self {
+        Arrival {
+            reply,
+            set_cookie: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Dispatch these concurrently; hand every reply back, in order, to `receive`.
+    Send(Vec<Outbound>),
+    /// The replies to the exchange's calls, in the order it asked for them.
+    Deliver(Vec<DrupalReply>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Idle,
+    /// The exchange's pending calls are out.
+    Calls,
+    LoggingIn,
+    Pausing,
+    /// A status check is out after a 401/403.
+    Checking,
+    /// Basic mode: one guarded read tells whether Drupal accepts the credentials; the
+    /// pending calls go out after it (a retry after a back-off) or were answered already.
+    Verifying {
+        then_send: bool,
+    },
+}
+
+/// One request's gate: it carries the exchange's batches of calls to Drupal.
+#[derive(Debug)]
+pub struct Gate {
+    pub(crate) phase: Phase,
+    pub(crate) batch: Vec<DrupalCall>,
+    /// Final replies so far, by position in `batch`.
+    pub(crate) kept: Vec<Option<DrupalReply>>,
+    /// Positions in `batch` that are (to be) sent in the current round.
+    pub(crate) pending: Vec<usize>,
+    /// The session cookie the current round was sent with.
+    pub(crate) cookie_used: Option<String>,
+    /// This batch was already replayed after a dead session: never twice.
+    pub(crate) renewed: bool,
+    pub(crate) pauses: u32,
+    /// Basic mode: this request holds the login lock to try the credentials again.
+    pub(crate) trial: bool,
+    /// For the host's log: what happened to the login (never holds a secret).
+    pub(crate) notices: Vec<(log::Level, String)>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
+    }
+}
+
+pub(crate) enum Access {
+    /// Send now: with the shared session, or (no cookie) with Basic credentials.
+    Ready {
+        cookie: Option<String>,
+        csrf: Option<String>,
+    },
+    /// Log in (session mode), or try the Basic credentials again after a back-off.
+    Login,
+    Pause,
+    Refused(String),
+}
+
+/// Whether this request may use the shared session, must log in, or must wait.
+pub(crate) fn access(env: &mut GateEnv) -> Access {
+    let account = env.credentials.account_tag.as_str();
+    let slot = env.store.read().filter(|s| s.account == account);
+    let now = env.now_ms;
+    if let Some(s) = &slot {
+        if let (Some(cookie), Some(csrf)) = (&s.cookie, &s.csrf) {
+            let fresh = now.saturating_sub(s.opened_ms) < env.credentials.session_max_age_ms;
+            // An aged session still works while one request replaces it.
+            if fresh
+                || !env
+                    .locks
+                    .try_lock(LOGIN_LOCK, env.owner, now, env.lock_ttl_ms)
+            {
+                return Access::Ready {
+                    cookie: Some(cookie.clone()),
+                    csrf: Some(csrf.clone()),
+                };
+            }
+            return Access::Login;
+        }
+        if let Some(refused) = backing_off(s, env) {
+            return refused;
+        }
+    }
+    if env
+        .locks
+        .try_lock(LOGIN_LOCK, env.owner, now, env.lock_ttl_ms)
+    {
+        Access::Login
+    } else {
+        Access::Pause
+    }
+}
+
+/// Basic mode: send at once once Drupal has accepted these credentials. Before that (a new
+/// Envoy, new credentials) and after a refusal's back-off, one request checks them first
+/// while the others wait for it; during a back-off every call is refused without Drupal.
+pub(crate) fn basic_access(env: &mut GateEnv) -> Access {
+    let account = env.credentials.account_tag.as_str();
+    if let Some(s) = env.store.read().filter(|s| s.account == account) {
+        if s.basic_ok && s.refusals == 0 {
+            return Access::Ready {
+                cookie: None,
+                csrf: None,
+            };
+        }
+        if let Some(refused) = backing_off(&s, env) {
+            return refused;
+        }
+    }
+    if env
+        .locks
+        .try_lock(LOGIN_LOCK, env.owner, env.now_ms, env.lock_ttl_ms)
+    {
+        Access::Login
+    } else {
+        Access::Pause
+    }
+}
+
+/// `Refused` while a refusal's back-off runs.
+pub(crate) fn backing_off(s: &SessionSlot, env: &GateEnv) -> Option<Access> {
+    if s.refusals == 0 || env.now_ms >= s.retry_at_ms {
+        return None;
+    }
+    let wait_s = s.retry_at_ms.saturating_sub(env.now_ms).div_ceil(1000);
+    Some(Access::Refused(format!(
+        "Drupal refused the gateway's service account {}{}; no new attempt for {wait_s} s (Drupal's flood control)",
+        env.credentials.username,
+        s.refusal
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    )))
+}
+
+/// Moves the cache epoch on: later user lists get URLs Drupal has never answered.
+pub(crate) fn next_epoch(env: &mut GateEnv) {
+    *env.cache_epoch = env.now_ms.max(env.cache_epoch.saturating_add(1));
+}
+
+/// The call with its auth guard named after the cache epoch.
+pub(crate) fn stamped(call: &DrupalCall, epoch: u64) -> DrupalCall {
+    let plain = format!("filter[{AUTH_GUARD}]");
+    if !call.path.contains(&plain) {
+        return call.clone();
+    }
+    DrupalCall {
+        path: call
+            .path
+            .replace(&plain, &format!("filter[{AUTH_GUARD}_{epoch}]")),
+        ..call.clone()
+    }
+}
+
+/// Drupal refused a `status` condition: only an account without `administer users` (the
+/// anonymous view of a refused service account) is refused it.
+pub(crate) fn refuses_guard(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("not authorized to filter by the `status` field")
+}
+
+/// A read answered with Drupal's anonymous view: label-only users.
+pub(crate) fn reads_as_anonymous(body: &[u8]) -> bool {
+    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    match doc.get("data") {
+        Some(Value::Array(items)) => items.iter().any(crate::drupal::jsonapi::is_label_only),
+        Some(item) => crate::drupal::jsonapi::is_label_only(item),
+        None => false,
+    }
+}
+
+pub(crate) fn backoff_s(refusals: u32) -> u64 {
+    let index = usize::try_from(refusals.saturating_sub(1)).unwrap_or(usize::MAX);
+    LOGIN_BACKOFF_S
+        .get(index)
+        .or(LOGIN_BACKOFF_S.last())
+        .copied()
+        .unwrap_or(21_600)
+}
+
+pub(crate) fn login_call(credentials: &Credentials) -> Outbound {
+    let body = serde_json::json!({"name": credentials.username, "pass": credentials.password});
+    Outbound {
+        call: DrupalCall {
+            method: "POST",
+            path: LOGIN_PATH.to_string(),
+            content_type: Some("application/json"),
+            body: Some(serde_json::to_vec(&body).unwrap_or_default()),
+        },
+        headers: Vec::new(),
+        purpose: Purpose::Login,
+    }
+}
+
+/// A pause: Envoy's wait listener, or else an anonymous, cheap Drupal read.
+pub(crate) fn pause(can_pause: bool) -> Outbound {
+    let call = if can_pause {
+        DrupalCall::wait()
+    } else {
+        DrupalCall {
+            method: "GET",
+            path: LOGIN_STATUS_PATH.to_string(),
+            content_type: None,
+            body: None,
+        }
+    };
+    Outbound {
+        call,
+        headers: Vec::new(),
+        purpose: Purpose::Pause,
+    }
+}
+
+pub(crate) enum LoginResult {
+    Opened {
+        cookie: String,
+        csrf: String,
+    },
+    /// Drupal answered and said no (wrong password, blocked account, flood control).
+    Refused(String),
+    /// No usable answer (Drupal down, 5xx): not a refusal, so no back-off.
+    Unavailable(DrupalReply),
+}
+
+pub(crate) fn read_login(arrival: &Arrival) -> LoginResult {
+    let DrupalReply::Answer { status, body } = &arrival.reply else {
+        return LoginResult::Unavailable(DrupalReply::Failed);
+    };
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    if *status == 200 {
+        let csrf = json
+            .as_ref()
+            .and_then(|j| j.get("csrf_token"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let cookie = arrival.set_cookie.as_deref().and_then(session_cookie);
+        return match (cookie, csrf) {
+            (Some(cookie), Some(csrf)) => LoginResult::Opened { cookie, csrf },
+            _ => LoginResult::Unavailable(DrupalReply::Answer {
+                status: 502,
+                body: b"Drupal's login answer had no session cookie or CSRF token".to_vec(),
+            }),
+        };
+    }
+    if matches!(status, 400 | 401 | 403) {
+        let message = json
+            .as_ref()
+            .and_then(|j| j.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given")
+            .chars()
+            .take(200)
+            .collect();
+        return LoginResult::Refused(message);
+    }
+    LoginResult::Unavailable(arrival.reply.clone())
+}
+
+/// `SESS…=value` from a `Set-Cookie` header (Drupal's session cookies are `SESS`/`SSESS`
+/// followed by a hash of the cookie domain).
+pub(crate) fn session_cookie(set_cookie: &str) -> Option<String> {
+    set_cookie.lines().find_map(|one| {
+        let pair = one.split(';').next()?.trim();
+        let (name, value) = pair.split_once('=')?;
+        let ours = name.starts_with("SESS") || name.starts_with("SSESS");
+        (ours && !value.is_empty() && value != "deleted").then(|| pair.to_string())
+    })
+}
+
+/// Drupal deletes the cookie of a session it no longer knows (the request ran as anonymous).
+pub(crate) fn deletes_session(set_cookie: Option<&str>) -> bool {
+    set_cookie.is_some_and(|h| {
+        h.lines().any(|one| {
+            let mut parts = one.split(';').map(str::trim);
+            let pair = parts.next().unwrap_or_default();
+            let Some((name, value)) = pair.split_once('=') else {
+                return false;
+            };
+            let ours = name.starts_with("SESS") || name.starts_with("SSESS");
+            let expired = value.is_empty()
+                || value == "deleted"
+                || parts.any(|p| p.eq_ignore_ascii_case("max-age=0"));
+            ours && expired
+        })
+    })
+}
+
+pub(crate) fn mentions_csrf(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("X-CSRF-Token")
+}
+
+pub(crate) fn is_safe(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpstreamAuth;
+    use crate::runtime::locks::MemoryLocks;
+    use crate::runtime::session::MemorySession;
+
+    const COOKIE: &str = "SESS12ca17b49af2289436f303e0166030a2=abc";
+
+    fn creds(mode: UpstreamAuth) -> Credentials {
+        Credentials {
+            username: "svc".into(),
+            password: "pw".into(),
+            authorization: "Basic c3ZjOnB3".into(),
+            mode,
+            session_max_age_ms: 3_600_000,
+            account_tag: "tag".into(),
+        }
+    }
+
+    struct World {
+        creds: Credentials,
+        store: MemorySession,
+        locks: MemoryLocks,
+        now_ms: u64,
+        epoch: u64,
+    }
+
+    impl World {
+        fn new(mode: UpstreamAuth) -> Self {
+            World {
+                creds: creds(mode),
+                store: MemorySession::default(),
+                locks: MemoryLocks::default(),
+                now_ms: 1_000_000,
+                epoch: 7,
+            }
+        }
+        fn env(&mut self, owner: &'static str) -> GateEnv<'_> {
+            GateEnv {
+                credentials: &self.creds,
+                store: &mut self.store,
+                locks: &mut self.locks,
+                now_ms: self.now_ms,
+                owner,
+                lock_ttl_ms: 6_000,
+                can_pause: true,
+                cache_epoch: &mut self.epoch,
+                jsonapi: "/jsonapi",
+            }
+        }
+    }
+
+    fn get(path: &str) -> DrupalCall {
+        DrupalCall {
+            method: "GET",
+            path: path.into(),
+            content_type: None,
+            body: None,
+        }
+    }
+
+    fn patch(path: &str) -> DrupalCall {
+        DrupalCall {
+            method: "PATCH",
+            path: path.into(),
+            content_type: Some("application/vnd.api+json"),
+            body: Some(b"{}".to_vec()),
+        }
+    }
+
+    fn ok(body: &str) -> Arrival {
+        Arrival::plain(DrupalReply::Answer {
+            status: 200,
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    fn sent(next: &Next) -> &Vec<Outbound> {
+        match next {
+            Next::Send(out) => out,
+            other => panic!("expected calls, got {other:?}"),
+        }
+    }
+
+    fn login_ok() -> Arrival {
+        Arrival {
+            reply: DrupalReply::Answer {
+                status: 200,
+                body: br#"{"current_user":{"uid":"1","name":"svc"},"csrf_token":"tok","logout_token":"x"}"#.to_vec(),
+            },
+            set_cookie: Some(format!("{COOKIE}; expires=Mon, 21 Dec 2026 15:17:57 GMT; Max-Age=2000000; path=/; HttpOnly; SameSite=Lax")),
+        }
+    }
+
+    fn header<'a>(out: &'a Outbound, name: &str) -> Option<&'a str> {
+        out.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Drupal has accepted the Basic credentials before.
+    fn basic_ok(w: &mut World) {
+        w.store.0 = Some(SessionSlot {
+            account: "tag".into(),
+            basic_ok: true,
+            ..SessionSlot::default()
+        });
+    }
+
+    #[test]
+    fn basic_credentials_are_checked_once_by_one_request_before_anything_else() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        let mut first = Gate::new();
+        let next = first.send(vec![patch("/jsonapi/user/user/u")], &mut w.env("a"));
+        let check = &sent(&next)[0];
+        assert_eq!(check.purpose, Purpose::StatusCheck);
+        assert!(check.call.path.contains("filter[scim_auth_7]"));
+        let mut other = Gate::new();
+        let next = other.send(vec![get("/u")], &mut w.env("b"));
+        assert_eq!(
+            sent(&next)[0].purpose,
+            Purpose::Pause,
+            "the others wait for it"
+        );
+        let next = first.receive(vec![ok("{}")], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].call.method, "PATCH");
+        assert!(w.store.0.clone().unwrap().basic_ok);
+        let next = other.receive(vec![ok("")], &mut w.env("b"));
+        assert_eq!(
+            sent(&next)[0].call.path,
+            "/u",
+            "then everyone sends at once"
+        );
+    }
+
+    #[test]
+    fn a_login_abandoned_with_its_stream_frees_the_lock_at_once() {
+        let mut w = World::new(UpstreamAuth::Session);
+        let mut gate = Gate::new();
+        let next = gate.send(vec![get("/u")], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        gate.abandon(&mut w.locks, "a");
+        let mut other = Gate::new();
+        let next = other.send(vec![get("/u")], &mut w.env("b"));
+        assert_eq!(
+            sent(&next)[0].purpose,
+            Purpose::Login,
+            "no wait for a dead login"
+        );
+    }
+
+    #[test]
+    fn basic_mode_adds_the_authorization_header_and_passes_replies_through() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
+        let mut gate = Gate::new();
+        let next = gate.send(
+            vec![get("/jsonapi/user/user"), DrupalCall::wait()],
+            &mut w.env("a"),
+        );
+        let out = sent(&next);
+        assert_eq!(header(&out[0], "authorization"), Some("Basic c3ZjOnB3"));
+        assert!(out[1].headers.is_empty(), "pauses carry no credentials");
+        let next = gate.receive(vec![ok("{}"), ok("")], &mut w.env("a"));
+        assert!(matches!(next, Next::Deliver(r) if r.len() == 2));
+    }
+
+    const GUARDED: &str = "/jsonapi/user/user?filter[scim_auth][condition][path]=status&filter[scim_auth][condition][operator]=IS%20NOT%20NULL";
+
+    fn refused_guard() -> Arrival {
+        Arrival::plain(DrupalReply::Answer {
+            status: 403,
+            body: br#"{"errors":[{"status":"403","detail":"The current user is not authorized to filter by the `status` field, given in the path `status`."}]}"#.to_vec(),
+        })
+    }
+
+    fn forbidden() -> Arrival {
+        Arrival::plain(DrupalReply::Answer {
+            status: 403,
+            body: b"{}".to_vec(),
+        })
+    }
+
+    fn delivered(next: Next) -> Vec<DrupalReply> {
+        match next {
+            Next::Deliver(replies) => replies,
+            other => panic!("expected replies, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn user_lists_name_their_guard_after_the_cache_epoch() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
+        let mut gate = Gate::new();
+        let next = gate.send(
+            vec![get(GUARDED), get("/jsonapi/user/user/u")],
+            &mut w.env("a"),
+        );
+        let out = sent(&next);
+        assert!(out[0]
+            .call
+            .path
+            .contains("filter[scim_auth_7][condition][path]=status"));
+        assert!(out[0]
+            .call
+            .path
+            .contains("filter[scim_auth_7][condition][operator]"));
+        assert!(!out[0].call.path.contains("filter[scim_auth]"));
+        assert_eq!(out[1].call.path, "/jsonapi/user/user/u");
+    }
+
+    #[test]
+    fn a_refused_guard_in_basic_mode_backs_off_without_calling_drupal() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
+        let mut gate = Gate::new();
+        gate.send(vec![get(GUARDED)], &mut w.env("a"));
+        let replies = delivered(gate.receive(vec![refused_guard()], &mut w.env("a")));
+        assert!(matches!(
+            replies[0],
+            DrupalReply::Answer { status: 403, .. }
+        ));
+        let slot = w.store.0.clone().unwrap();
+        assert_eq!((slot.refusals, slot.retry_at_ms), (1, 1_000_000 + 60_000));
+        assert_eq!(
+            w.epoch, 1_000_000,
+            "the epoch moved on: no cached 403 is asked again"
+        );
+        assert!(gate
+            .take_notices()
+            .iter()
+            .any(|(l, m)| *l == log::Level::Warn && m.contains("next attempt in 60 s")));
+
+        // During the back-off: refused at once, nothing sent.
+        w.now_ms += 59_000;
+        let mut next = Gate::new();
+        let replies = delivered(next.send(vec![get(GUARDED), get("/u")], &mut w.env("b")));
+        assert!(replies
+            .iter()
+            .all(|r| matches!(r, DrupalReply::Answer { status: 403, .. })));
+
+        // After it: one request tries with one guarded read first; the others wait for it.
+        w.now_ms += 2_000;
+        let mut trial = Gate::new();
+        let next = trial.send(vec![get(GUARDED), get("/u")], &mut w.env("c"));
+        let out = sent(&next);
+        assert_eq!((out.len(), out[0].purpose), (1, Purpose::StatusCheck));
+        assert!(out[0].call.path.contains("filter[scim_auth_1000000]"));
+        let mut waiting = Gate::new();
+        let next = waiting.send(vec![get("/u")], &mut w.env("d"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Pause);
+        // Refused again: the next back-off is 5 minutes.
+        let replies = delivered(trial.receive(vec![forbidden()], &mut w.env("c")));
+        assert_eq!(replies.len(), 2);
+        let slot = w.store.0.clone().unwrap();
+        assert_eq!(slot.refusals, 2);
+        assert_eq!(slot.retry_at_ms, w.now_ms + 300_000);
+
+        // Fixed: after the back-off the check passes, the calls go out, the back-off ends.
+        w.now_ms += 300_000;
+        let mut trial = Gate::new();
+        trial.send(vec![get("/u")], &mut w.env("e"));
+        let next = trial.receive(vec![ok("{}")], &mut w.env("e"));
+        assert_eq!(sent(&next)[0].call.path, "/u");
+        assert_eq!(w.store.0.clone().unwrap().refusals, 0);
+        assert!(
+            w.locks.try_lock(LOGIN_LOCK, "z", w.now_ms, 1),
+            "the trial lock is released"
+        );
+    }
+
+    #[test]
+    fn other_refusals_in_basic_mode_are_confirmed_by_one_guarded_read() {
+        // A real 403 (the account may not do this): passed on, no back-off.
+        let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
+        let mut gate = Gate::new();
+        gate.send(vec![patch("/jsonapi/user/user/u")], &mut w.env("a"));
+        let next = gate.receive(vec![forbidden()], &mut w.env("a"));
+        let check = &sent(&next)[0];
+        assert_eq!(check.purpose, Purpose::StatusCheck);
+        assert_eq!(header(check, "authorization"), Some("Basic c3ZjOnB3"));
+        let replies = delivered(gate.receive(vec![ok("{}")], &mut w.env("a")));
+        assert_eq!(replies[0], forbidden().reply);
+        assert_eq!(w.store.0.clone().unwrap().refusals, 0);
+
+        // A label-only read is Drupal's anonymous view: confirmed, it becomes a refusal.
+        let mut gate = Gate::new();
+        gate.send(vec![get("/jsonapi/user/user/u")], &mut w.env("a"));
+        let label_only =
+            ok(r#"{"data":{"type":"user--user","id":"u","attributes":{"display_name":"alice"}}}"#);
+        let next = gate.receive(vec![label_only], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::StatusCheck);
+        let replies = delivered(gate.receive(vec![forbidden()], &mut w.env("a")));
+        assert!(matches!(
+            replies[0],
+            DrupalReply::Answer { status: 403, .. }
+        ));
+        assert_eq!(w.store.0.clone().unwrap().refusals, 1);
+    }
+
+    #[test]
+    fn session_mode_logs_in_once_and_shares_the_session() {
+        let mut w = World::new(UpstreamAuth::Session);
+        let mut gate = Gate::new();
+        let next = gate.send(vec![patch("/jsonapi/user/user/u")], &mut w.env("a"));
+        let login = &sent(&next)[0];
+        assert_eq!(login.purpose, Purpose::Login);
+        assert_eq!(login.call.path, "/user/login?_format=json");
+        assert!(
+            login.headers.is_empty(),
+            "no credentials in headers: they are in the body"
+        );
+        let body: Value = serde_json::from_slice(login.call.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body, serde_json::json!({"name": "svc", "pass": "pw"}));
+        // A second request meanwhile waits for that login instead of starting its own.
+        let mut other = Gate::new();
+        let waiting = other.send(vec![get("/jsonapi/user/user")], &mut w.env("b"));
+        assert_eq!(sent(&waiting)[0].purpose, Purpose::Pause);
+
+        let next = gate.receive(vec![login_ok()], &mut w.env("a"));
+        let call = &sent(&next)[0];
+        assert_eq!(header(call, "cookie"), Some(COOKIE));
+        assert_eq!(header(call, "x-csrf-token"), Some("tok"));
+        assert_eq!(header(call, "authorization"), None);
+
+        let next = other.receive(vec![ok("")], &mut w.env("b"));
+        let call = &sent(&next)[0];
+        assert_eq!(header(call, "cookie"), Some(COOKIE));
+        assert_eq!(
+            header(call, "x-csrf-token"),
+            None,
+            "reads need no CSRF token"
+        );
+    }
+
+    fn logged_in(w: &mut World) {
+        w.store.0 = Some(SessionSlot {
+            account: "tag".into(),
+            cookie: Some(COOKIE.into()),
+            csrf: Some("tok".into()),
+            opened_ms: w.now_ms,
+            ..SessionSlot::default()
+        });
+    }
+
+    #[test]
+    fn a_dead_session_is_noticed_renewed_and_the_reads_replayed() {
+        let mut w = World::new(UpstreamAuth::Session);
+        logged_in(&mut w);
+        let mut gate = Gate::new();
+        gate.send(vec![get("/a"), get("/b")], &mut w.env("a"));
+        let anonymous = Arrival {
+            reply: DrupalReply::Answer {
+                status: 200,
+                body: b"{}".to_vec(),
+            },
+            set_cookie: Some("SESS12ca17b49af2289436f303e0166030a2=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0; path=/".into()),
+        };
+        let next = gate.receive(vec![anonymous.clone(), anonymous], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        assert_eq!(w.store.0.as_ref().unwrap().cookie, None);
+        let next = gate.receive(vec![login_ok()], &mut w.env("a"));
+        assert_eq!(sent(&next).len(), 2, "both reads are replayed");
+        assert_eq!(w.epoch, 1_000_000, "under new URLs");
+        let next = gate.receive(vec![ok("\"a\""), ok("\"b\"")], &mut w.env("a"));
+        let Next::Deliver(replies) = next else {
+            panic!()
+        };
+        assert_eq!(replies[1], ok("\"b\"").reply);
+    }
+
+    #[test]
+    fn a_403_is_checked_and_only_a_logged_out_session_is_renewed() {
+        let mut w = World::new(UpstreamAuth::Session);
+        logged_in(&mut w);
+        let forbidden = Arrival::plain(DrupalReply::Answer {
+            status: 403,
+            body: b"{}".to_vec(),
+        });
+        // Still logged in: the 403 is Drupal's real answer.
+        let mut gate = Gate::new();
+        gate.send(vec![patch("/x")], &mut w.env("a"));
+        let next = gate.receive(vec![forbidden.clone()], &mut w.env("a"));
+        let check = &sent(&next)[0];
+        assert_eq!(check.purpose, Purpose::StatusCheck);
+        assert_eq!(header(check, "cookie"), Some(COOKIE));
+        let next = gate.receive(vec![ok("1")], &mut w.env("a"));
+        assert_eq!(next, Next::Deliver(vec![forbidden.reply.clone()]));
+        // Logged out: log in again and replay the write, once.
+        let mut gate = Gate::new();
+        gate.send(vec![patch("/x")], &mut w.env("a"));
+        gate.receive(vec![forbidden.clone()], &mut w.env("a"));
+        let next = gate.receive(vec![ok("0")], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        let next = gate.receive(vec![login_ok()], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].call.path, "/x");
+        let next = gate.receive(vec![forbidden.clone()], &mut w.env("a"));
+        assert_eq!(next, Next::Deliver(vec![forbidden.reply]), "never twice");
+    }
+
+    #[test]
+    fn accepted_writes_are_not_replayed() {
+        let mut w = World::new(UpstreamAuth::Session);
+        logged_in(&mut w);
+        let mut gate = Gate::new();
+        gate.send(vec![patch("/done"), patch("/refused")], &mut w.env("a"));
+        let csrf = Arrival::plain(DrupalReply::Answer {
+            status: 403,
+            body: br#"{"message":"X-CSRF-Token request header is invalid"}"#.to_vec(),
+        });
+        let next = gate.receive(vec![ok("{}"), csrf], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        let next = gate.receive(vec![login_ok()], &mut w.env("a"));
+        let out = sent(&next);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].call.path, "/refused");
+    }
+
+    #[test]
+    fn refused_logins_back_off_to_respect_flood_control() {
+        let mut w = World::new(UpstreamAuth::Session);
+        let mut gate = Gate::new();
+        gate.send(vec![get("/a")], &mut w.env("a"));
+        let refusal = Arrival::plain(DrupalReply::Answer {
+            status: 400,
+            body: br#"{"message":"Sorry, unrecognized username or password."}"#.to_vec(),
+        });
+        let next = gate.receive(vec![refusal], &mut w.env("a"));
+        let Next::Deliver(replies) = next else {
+            panic!()
+        };
+        assert!(matches!(
+            replies[0],
+            DrupalReply::Answer { status: 403, .. }
+        ));
+        assert!(gate.take_notices()[0].1.contains("unrecognized username"));
+        let slot = w.store.0.clone().unwrap();
+        assert_eq!((slot.refusals, slot.retry_at_ms), (1, w.now_ms + 60_000));
+        // Within the back-off no login is tried: the answer comes without a Drupal call.
+        w.now_ms += 59_000;
+        let next = Gate::new().send(vec![get("/a")], &mut w.env("b"));
+        assert!(matches!(next, Next::Deliver(_)));
+        // After it, one login again; a second refusal doubles down.
+        w.now_ms += 2_000;
+        let next = Gate::new().send(vec![get("/a")], &mut w.env("c"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        assert_eq!(backoff_s(2), 300);
+        assert_eq!(backoff_s(9), 21_600);
+        // New credentials (a config change) are not held back by the old ones' refusals.
+        let mut w2 = World::new(UpstreamAuth::Session);
+        w2.store.0 = Some(SessionSlot {
+            account: "other".into(),
+            refusals: 3,
+            retry_at_ms: u64::MAX,
+            ..SessionSlot::default()
+        });
+        let next = Gate::new().send(vec![get("/a")], &mut w2.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+    }
+
+    #[test]
+    fn an_aged_session_is_replaced_by_one_request_while_others_keep_using_it() {
+        let mut w = World::new(UpstreamAuth::Session);
+        logged_in(&mut w);
+        w.now_ms += 3_600_000;
+        let next = Gate::new().send(vec![get("/a")], &mut w.env("a"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::Login);
+        let next = Gate::new().send(vec![get("/a")], &mut w.env("b"));
+        assert_eq!(header(&sent(&next)[0], "cookie"), Some(COOKIE));
+    }
+
+    #[test]
+    fn a_login_drupal_does_not_answer_fails_the_calls_without_back_off() {
+        let mut w = World::new(UpstreamAuth::Session);
+        let mut gate = Gate::new();
+        gate.send(vec![get("/a")], &mut w.env("a"));
+        let next = gate.receive(vec![Arrival::plain(DrupalReply::Failed)], &mut w.env("a"));
+        assert_eq!(next, Next::Deliver(vec![DrupalReply::Failed]));
+        assert!(w.store.0.is_none());
+        assert!(
+            w.locks.try_lock(LOGIN_LOCK, "b", w.now_ms, 1),
+            "the lock is released"
+        );
+    }
+
+    #[test]
+    fn session_cookies_are_read_from_set_cookie() {
+        assert_eq!(
+            session_cookie("SESSab=xyz; path=/; HttpOnly").as_deref(),
+            Some("SESSab=xyz")
+        );
+        assert_eq!(session_cookie("other=1"), None);
+        assert!(deletes_session(Some(
+            "SESSab=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0"
+        )));
+        assert!(!deletes_session(Some("SESSab=xyz; Max-Age=2000000")));
+        assert!(!deletes_session(None));
+    }
+}

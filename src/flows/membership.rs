@@ -1,0 +1,906 @@
+//! Changing group memberships, one user at a time, without ever losing one. Drupal stores a
+//! user's memberships as one list that every relationship write loads and saves whole, so
+//! concurrent writes to one user silently overwrite each other. Each change here therefore
+//! holds a per-user lock (shared by every Envoy worker), writes a delta, reads the user back
+//! to confirm it, retries what was lost, repairs references to deleted groups, and keeps the
+//! roles that groups grant in step. Up to `concurrency` users are written at once; the
+//! confirming reads of a round are one collection read per 50 users, and users waiting for
+//! theirs do not hold a write slot.
+
+use crate::config::groups::GroupsConfig;
+use crate::drupal::groups::{parse_memberships, GroupCalls, Memberships};
+use crate::drupal::jsonapi::map_failure;
+use crate::http::{DrupalCall, DrupalReply};
+use crate::runtime::locks::Locks;
+use serde_json::Value;
+use std::collections::VecDeque;
+
+/// What a request may use besides Drupal's replies.
+pub struct Env<'a> {
+    pub locks: &'a mut dyn Locks,
+    pub now_ms: u64,
+    /// Unique per request: who holds a lock.
+    pub owner: &'a str,
+    /// How long a lock is held at most (a crashed VM's locks run out).
+    pub lock_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Add,
+    Remove,
+    /// No membership change: bring the user's granted roles in line (after a rename), and
+    /// repair references to deleted groups.
+    Sync,
+}
+
+/// Rounds a job waits for a lock at most, whatever the clock says (a safety net: the real
+/// limit is the lock time-out).
+const MAX_WAITS: u32 = 10_000;
+/// Writes of one change that Drupal lost (or refused) before giving up.
+const MAX_ATTEMPTS: u32 = 3;
+
+pub fn user_lock_key(user: &str) -> String {
+    format!("scim/user/{user}")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    /// The lock is someone else's: the outstanding call is a read, to wait a round trip.
+    Waiting,
+    /// The delta write is outstanding.
+    Writing,
+    /// A read to repair references to deleted groups is outstanding.
+    RepairRead,
+    /// The repairing list replacement is outstanding.
+    Repairing,
+    /// The confirming read is outstanding.
+    Verifying,
+    /// Role writes are outstanding (adds first, then removals).
+    Roles { removals: Vec<String> },
+}
+
+#[derive(Debug)]
+struct Job {
+    user: String,
+    change: Change,
+    phase: Phase,
+    waits: u32,
+    /// When the job started waiting for the lock.
+    waiting_since: Option<u64>,
+    attempts: u32,
+    locked: bool,
+    /// A call already decided (a repair or a role write), sent in the next round.
+    outgoing: Option<DrupalCall>,
+}
+
+/// The outcome for one user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// The user does not exist (any more).
+    NoSuchUser,
+    /// The group's term was deleted (by a concurrent request) before this user was added.
+    NoSuchGroup,
+    Failed(String),
+}
+
+/// Drupal's answer to a relationship write naming a term that does not exist.
+fn names_missing_target(doc: &Value) -> bool {
+    doc.pointer("/errors/0/detail")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.starts_with("The targeted ") && d.ends_with("does not exist."))
+}
+
+/// Applies one group's membership changes to many users.
+#[derive(Debug)]
+pub struct Batch {
+    term: String,
+    pending: VecDeque<(String, Change)>,
+    active: Vec<Job>,
+    pub results: Vec<(String, Change, Outcome)>,
+    /// Role machine name → uuid, when role grants are configured.
+    roles: Vec<(String, String)>,
+    /// Which call of the last round answers each active job.
+    plan: Vec<Source>,
+}
+
+/// Where a job's reply comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Its own call, at this position.
+    Own(usize),
+    /// A collection read of several users' memberships, at this position.
+    Shared(usize),
+}
+
+impl Batch {
+    pub fn new(term: &str, changes: Vec<(String, Change)>, roles: Vec<(String, String)>) -> Self {
+        Batch {
+            term: term.to_string(),
+            pending: changes.into(),
+            active: Vec::new(),
+            results: Vec::new(),
+            roles,
+            plan: Vec::new(),
+        }
+    }
+
+    /// The role table, once read (role grants need role uuids).
+    pub fn set_roles(&mut self, roles: Vec<(String, String)>) {
+        self.roles = roles;
+    }
+
+    /// Releases the locks of unfinished jobs (the request ends early).
+    pub fn release_all(&mut self, env: &mut Env) {
+        for job in self.active.drain(..) {
+            if job.locked {
+                env.locks.unlock(&user_lock_key(&job.user), env.owner);
+            }
+        }
+    }
+
+    /// Releases the locks of unfinished jobs when the request ends with their calls in
+    /// flight: a job whose write is out keeps its lock `write_grace_ms` more (the write can
+    /// still land, and a concurrent write would then lose one of them); the others at once.
+    pub fn release_mid_flight(&mut self, env: &mut Env, write_grace_ms: u64) {
+        for job in self.active.drain(..) {
+            if !job.locked {
+                continue;
+            }
+            let key = user_lock_key(&job.user);
+            if job.writing() {
+                env.locks
+                    .try_lock(&key, env.owner, env.now_ms, write_grace_ms);
+            } else {
+                env.locks.unlock(&key, env.owner);
+            }
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.pending.is_empty() && self.active.is_empty()
+    }
+
+    /// Starts jobs up to the concurrency limit and returns this round's calls: one per active
+    /// job, except that confirming reads are shared (one per 50 users).
+    pub fn next_calls(
+        &mut self,
+        groups: &GroupsConfig,
+        calls: &GroupCalls,
+        env: &mut Env,
+    ) -> Vec<DrupalCall> {
+        // A job waiting for its confirming read does not count against the limit (the read is
+        // shared), but no more than twice the limit are active, whatever happens.
+        let writing = |active: &[Job]| active.iter().filter(|j| !j.confirming()).count();
+        while writing(&self.active) < groups.concurrency
+            && self.active.len() < groups.concurrency.saturating_mul(2)
+        {
+            let Some((user, change)) = self.pending.pop_front() else {
+                break;
+            };
+            self.active.push(Job {
+                user,
+                change,
+                phase: Phase::Waiting,
+                waits: 0,
+                waiting_since: None,
+                attempts: 0,
+                locked: false,
+                outgoing: None,
+            });
+        }
+        let mut out = Vec::with_capacity(self.active.len());
+        let mut plan = Vec::with_capacity(self.active.len());
+        // Confirming reads, gathered when more than one user needs one.
+        let confirming: Vec<String> = self
+            .active
+            .iter()
+            .filter(|j| j.confirming())
+            .map(|j| j.user.clone())
+            .collect();
+        let shared = confirming.len() > 1;
+        let chunks: Vec<&[String]> = confirming
+            .chunks(crate::drupal::jsonapi::DRUPAL_PAGE_MAX)
+            .collect();
+        let mut chunk_call: Vec<Option<usize>> = vec![None; chunks.len()];
+        let mut confirmed = 0usize;
+        let term = self.term.clone();
+        for job in &mut self.active {
+            if shared && job.confirming() {
+                let chunk = confirmed / crate::drupal::jsonapi::DRUPAL_PAGE_MAX;
+                confirmed = confirmed.saturating_add(1);
+                let index = match chunk_call.get(chunk).copied().flatten() {
+                    Some(index) => index,
+                    None => {
+                        out.push(
+                            calls.users_memberships(chunks.get(chunk).copied().unwrap_or_default()),
+                        );
+                        let index = out.len().saturating_sub(1);
+                        if let Some(slot) = chunk_call.get_mut(chunk) {
+                            *slot = Some(index);
+                        }
+                        index
+                    }
+                };
+                plan.push(Source::Shared(index));
+                continue;
+            }
+            plan.push(Source::Own(out.len()));
+            if let Some(call) = job.outgoing.take() {
+                out.push(call);
+                continue;
+            }
+            if job.phase == Phase::Waiting {
+                if env.locks.try_lock(
+                    &user_lock_key(&job.user),
+                    env.owner,
+                    env.now_ms,
+                    env.lock_ttl_ms,
+                ) {
+                    job.locked = true;
+                    job.phase = if job.change == Change::Sync {
+                        Phase::Verifying
+                    } else {
+                        Phase::Writing
+                    };
+                } else {
+                    job.waits = job.waits.saturating_add(1);
+                    let since = *job.waiting_since.get_or_insert(env.now_ms);
+                    if env.now_ms.saturating_sub(since) > env.lock_ttl_ms {
+                        // Longer than any lock can be held: give up (reported per user).
+                        job.waits = MAX_WAITS.saturating_add(1);
+                    }
+                }
+            }
+            out.push(match &job.phase {
+                Phase::Waiting => calls.pause(calls.user_memberships(&job.user)),
+                Phase::RepairRead | Phase::Verifying => calls.user_memberships(&job.user),
+                Phase::Writing => match job.change {
+                    Change::Add => calls.add_membership(&job.user, &term),
+                    Change::Remove => calls.remove_membership(&job.user, &term),
+                    Change::Sync => calls.user_memberships(&job.user),
+                },
+                // These phases always come with their call decided (`outgoing`).
+                Phase::Repairing | Phase::Roles { .. } => calls.user_memberships(&job.user),
+            });
+        }
+        self.plan = plan;
+        out
+    }
+
+    /// Feeds the replies to the calls of `next_calls` (same order).
+    pub fn on_replies(
+        &mut self,
+        groups: &GroupsConfig,
+        calls: &GroupCalls,
+        env: &mut Env,
+        replies: &[DrupalReply],
+    ) {
+        let jobs = std::mem::take(&mut self.active);
+        let plan = std::mem::take(&mut self.plan);
+        // Each shared read, parsed once.
+        let mut parsed: Vec<(usize, Option<Value>)> = Vec::new();
+        for (position, mut job) in jobs.into_iter().enumerate() {
+            let source = plan
+                .get(position)
+                .copied()
+                .unwrap_or(Source::Own(usize::MAX));
+            let own;
+            let reply = match source {
+                Source::Own(i) => replies.get(i).unwrap_or(&DrupalReply::Failed),
+                Source::Shared(i) => {
+                    let reply = replies.get(i).unwrap_or(&DrupalReply::Failed);
+                    let doc = match parsed.iter().find(|(at, _)| *at == i) {
+                        Some((_, doc)) => doc.as_ref(),
+                        None => {
+                            parsed.push((i, parse_ok(reply)));
+                            parsed.last().and_then(|(_, doc)| doc.as_ref())
+                        }
+                    };
+                    own = match doc {
+                        Some(doc) => one_user(doc, &job.user),
+                        None => reply.clone(),
+                    };
+                    &own
+                }
+            };
+            match self.advance(&mut job, groups, calls, reply) {
+                Step::Continue => self.active.push(job),
+                Step::Send(call) => {
+                    job.outgoing = Some(call);
+                    self.active.push(job);
+                }
+                Step::Finish(outcome) => {
+                    if job.locked {
+                        env.locks.unlock(&user_lock_key(&job.user), env.owner);
+                    }
+                    self.results.push((job.user, job.change, outcome));
+                }
+            }
+        }
+    }
+
+    fn advance(
+        &self,
+        job: &mut Job,
+        groups: &GroupsConfig,
+        calls: &GroupCalls,
+        reply: &DrupalReply,
+    ) -> Step {
+        let status = match reply {
+            DrupalReply::Answer { status, .. } => *status,
+            DrupalReply::Failed => 0,
+        };
+        let doc = || match reply {
+            DrupalReply::Answer { body, .. } => {
+                serde_json::from_slice::<Value>(body).unwrap_or(Value::Null)
+            }
+            DrupalReply::Failed => Value::Null,
+        };
+        if status == 404 {
+            // The user is gone: nothing to remove, nothing to add to.
+            return Step::Finish(match job.change {
+                Change::Remove | Change::Sync => Outcome::Done,
+                Change::Add => Outcome::NoSuchUser,
+            });
+        }
+        match job.phase.clone() {
+            Phase::Waiting => {
+                if job.waits > MAX_WAITS {
+                    return Step::Finish(Outcome::Failed(
+                        "another request kept changing this user's memberships".into(),
+                    ));
+                }
+                Step::Continue
+            }
+            Phase::Writing | Phase::Repairing => match status {
+                200 | 204 => {
+                    job.phase = Phase::Verifying;
+                    Step::Continue
+                }
+                422 if job.phase == Phase::Writing => {
+                    // Usually a reference to a deleted group, which fails every delta write.
+                    job.phase = Phase::RepairRead;
+                    Step::Continue
+                }
+                // "The targeted `taxonomy_term--…` resource with ID `…` does not exist."
+                400 if job.change == Change::Add && names_missing_target(&doc()) => {
+                    Step::Finish(Outcome::NoSuchGroup)
+                }
+                _ => Step::Finish(Outcome::Failed(map_failure(reply).detail)),
+            },
+            Phase::RepairRead => {
+                if status != 200 {
+                    return Step::Finish(Outcome::Failed(map_failure(reply).detail));
+                }
+                let m = parse_memberships(&doc(), &groups.membership_field);
+                let wanted = self.wanted(&m, job.change);
+                job.phase = Phase::Repairing;
+                job.attempts = job.attempts.saturating_add(1);
+                Step::Send(calls.replace_memberships(&job.user, &wanted))
+            }
+            Phase::Verifying => {
+                if status != 200 {
+                    return Step::Finish(Outcome::Failed(map_failure(reply).detail));
+                }
+                let m = parse_memberships(&doc(), &groups.membership_field);
+                let present = m.terms.contains(&self.term);
+                let applied = match job.change {
+                    Change::Add => present,
+                    Change::Remove => !present,
+                    Change::Sync => true,
+                };
+                if !applied || m.dangling {
+                    job.attempts = job.attempts.saturating_add(1);
+                    if job.attempts > MAX_ATTEMPTS {
+                        return Step::Finish(Outcome::Failed(
+                            "Drupal did not keep the membership change".into(),
+                        ));
+                    }
+                    if m.dangling {
+                        // Never leave a reference to a deleted group behind.
+                        job.phase = Phase::Repairing;
+                        return Step::Send(
+                            calls.replace_memberships(&job.user, &self.wanted(&m, job.change)),
+                        );
+                    }
+                    // Lost to a concurrent write outside this Envoy: write again.
+                    // (`next_calls` sends the delta again.)
+                    job.phase = Phase::Writing;
+                    return Step::Continue;
+                }
+                self.roles_step(job, groups, calls, &m)
+            }
+            Phase::Roles { removals } => {
+                if !matches!(status, 200 | 204) {
+                    return Step::Finish(Outcome::Failed(map_failure(reply).detail));
+                }
+                if removals.is_empty() {
+                    return Step::Finish(Outcome::Done);
+                }
+                job.phase = Phase::Roles {
+                    removals: Vec::new(),
+                };
+                Step::Send(calls.remove_roles(&job.user, &removals))
+            }
+        }
+    }
+
+    /// The user's list with this change applied and deleted groups dropped.
+    fn wanted(&self, m: &Memberships, change: Change) -> Vec<String> {
+        match change {
+            Change::Sync => m.terms.clone(),
+            Change::Add | Change::Remove => {
+                let mut terms: Vec<String> = m
+                    .terms
+                    .iter()
+                    .filter(|t| **t != self.term)
+                    .cloned()
+                    .collect();
+                if change == Change::Add {
+                    terms.push(self.term.clone());
+                }
+                terms
+            }
+        }
+    }
+
+    /// Members hold the roles their groups grant; a managed role no group grants goes.
+    fn roles_step(
+        &self,
+        job: &mut Job,
+        groups: &GroupsConfig,
+        calls: &GroupCalls,
+        m: &Memberships,
+    ) -> Step {
+        if groups.role_grants.is_empty() {
+            return Step::Finish(Outcome::Done);
+        }
+        let names = m.group_names();
+        let granted = groups.granted_roles(&names);
+        let held = |r: &str| m.roles.iter().any(|(n, _)| n == r);
+        let to_add: Vec<String> = granted
+            .iter()
+            .filter(|r| !held(r))
+            .filter_map(|r| {
+                self.roles
+                    .iter()
+                    .find(|(n, _)| n == *r)
+                    .map(|(_, id)| id.clone())
+            })
+            .collect();
+        let to_remove: Vec<String> = groups
+            .managed_roles()
+            .into_iter()
+            .filter(|r| !granted.contains(r))
+            .filter_map(|r| {
+                m.roles
+                    .iter()
+                    .find(|(n, _)| n == r)
+                    .map(|(_, id)| id.clone())
+            })
+            .collect();
+        match (to_add.is_empty(), to_remove.is_empty()) {
+            (true, true) => Step::Finish(Outcome::Done),
+            (false, _) => {
+                job.phase = Phase::Roles {
+                    removals: to_remove,
+                };
+                Step::Send(calls.add_roles(&job.user, &to_add))
+            }
+            (true, false) => {
+                job.phase = Phase::Roles {
+                    removals: Vec::new(),
+                };
+                Step::Send(calls.remove_roles(&job.user, &to_remove))
+            }
+        }
+    }
+}
+
+impl Job {
+    /// Waiting for the read that confirms its write (which `next_calls` may share).
+    fn confirming(&self) -> bool {
+        self.phase == Phase::Verifying && self.outgoing.is_none()
+    }
+
+    /// Its call in flight writes the user.
+    fn writing(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Writing | Phase::Repairing | Phase::Roles { .. }
+        )
+    }
+}
+
+/// A successful reply's JSON document.
+fn parse_ok(reply: &DrupalReply) -> Option<Value> {
+    match reply {
+        DrupalReply::Answer { status: 200, body } => serde_json::from_slice(body).ok(),
+        _ => None,
+    }
+}
+
+/// One user's part of a collection read, as the individual read would answer it (404 when
+/// the user is not in it: deleted meanwhile).
+fn one_user(doc: &Value, user: &str) -> DrupalReply {
+    let resource = doc.get("data").and_then(Value::as_array).and_then(|d| {
+        d.iter()
+            .find(|r| r.get("id").and_then(Value::as_str) == Some(user))
+    });
+    match resource {
+        Some(resource) => {
+            let single = serde_json::json!({
+                "data": resource,
+                "included": doc.get("included").cloned().unwrap_or(Value::Array(Vec::new())),
+            });
+            DrupalReply::Answer {
+                status: 200,
+                body: serde_json::to_vec(&single).unwrap_or_default(),
+            }
+        }
+        None => DrupalReply::Answer {
+            status: 404,
+            body: Vec::new(),
+        },
+    }
+}
+
+enum Step {
+    /// The job's next call is made by `next_calls`.
+    Continue,
+    /// The job's next call, to be sent now.
+    Send(DrupalCall),
+    Finish(Outcome),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::locks::MemoryLocks;
+    use serde_json::json;
+
+    fn groups(role_grants: Value) -> GroupsConfig {
+        GroupsConfig::from_config(Some(&json!({"concurrency": 2, "role_grants": role_grants})))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn ans(status: u16, body: Value) -> DrupalReply {
+        DrupalReply::json(status, body)
+    }
+
+    fn memberships(terms: &[&str], roles: &[(&str, &str)]) -> DrupalReply {
+        ans(
+            200,
+            json!({"data": {"relationships": {
+            "field_scim_groups": {"data": terms.iter().map(|t| json!({"type": "taxonomy_term--scim_groups", "id": t})).collect::<Vec<_>>()},
+            "roles": {"data": roles.iter().map(|(n, id)| json!({"id": id, "meta": {"drupal_internal__target_id": n}})).collect::<Vec<_>>()}}},
+            "included": terms.iter().map(|t| json!({"id": t, "attributes": {"name": if *t == "eng" { "Engineering" } else { "Other" }}})).collect::<Vec<_>>()}),
+        )
+    }
+
+    struct Rig {
+        locks: MemoryLocks,
+        cfg: GroupsConfig,
+    }
+
+    fn calls_for(cfg: &GroupsConfig) -> GroupCalls<'_> {
+        GroupCalls {
+            jsonapi: "/jsonapi",
+            groups: cfg,
+            can_wait: false,
+        }
+    }
+
+    impl Rig {
+        fn new(role_grants: Value) -> Self {
+            Rig {
+                locks: MemoryLocks::default(),
+                cfg: groups(role_grants),
+            }
+        }
+
+        fn env<'a>(locks: &'a mut MemoryLocks, owner: &'a str) -> Env<'a> {
+            Env {
+                locks,
+                now_ms: 1000,
+                owner,
+                lock_ttl_ms: 10_000,
+            }
+        }
+    }
+
+    #[test]
+    fn confirming_reads_are_shared_and_free_their_write_slot() {
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
+        let users: Vec<(String, Change)> = ["u1", "u2", "u3"]
+            .iter()
+            .map(|u| (u.to_string(), Change::Add))
+            .collect();
+        let mut b = Batch::new("eng", users, vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(c.len(), 2, "concurrency 2: two writes");
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[ans(204, Value::Null), ans(204, Value::Null)],
+        );
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        // One read confirms u1 and u2, and u3's write starts in the same round.
+        assert_eq!(c.len(), 2);
+        assert!(
+            c[0].path.contains("[operator]=IN")
+                && c[0].path.contains("u1")
+                && c[0].path.contains("u2")
+        );
+        assert_eq!(c[1].method, "POST");
+        // u1 kept its group, u2's add was lost (written again), u3 written.
+        let page = ans(
+            200,
+            json!({"data": [
+                {"id": "u1", "relationships": {"field_scim_groups": {"data": [{"id": "eng"}]}, "roles": {"data": []}}},
+                {"id": "u2", "relationships": {"field_scim_groups": {"data": []}, "roles": {"data": []}}}
+            ]}),
+        );
+        b.on_replies(&rig.cfg, &calls, &mut env, &[page, ans(204, Value::Null)]);
+        assert_eq!(
+            b.results,
+            vec![("u1".to_string(), Change::Add, Outcome::Done)]
+        );
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        let shapes: Vec<(&str, bool)> = c
+            .iter()
+            .map(|c| (c.method, c.path.contains("u2")))
+            .collect();
+        assert_eq!(
+            shapes,
+            vec![("POST", true), ("GET", false)],
+            "u2 rewritten, u3 confirmed alone"
+        );
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[ans(204, Value::Null), memberships(&["eng"], &[])],
+        );
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[memberships(&["eng"], &[])]);
+        assert_eq!(c.len(), 1);
+        assert!(b.is_finished());
+        assert_eq!(b.results.len(), 3);
+        assert!(b.results.iter().all(|(_, _, o)| *o == Outcome::Done));
+    }
+
+    #[test]
+    fn a_request_gone_mid_flight_frees_its_users_at_once_unless_a_write_is_out() {
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
+        let users = || {
+            vec![
+                ("u1".to_string(), Change::Add),
+                ("u2".to_string(), Change::Add),
+            ]
+        };
+        let free_at = |locks: &mut MemoryLocks, now: u64| {
+            ["u1", "u2"]
+                .iter()
+                .map(|u| {
+                    let free = locks.try_lock(&user_lock_key(u), "other", now, 10);
+                    locks.unlock(&user_lock_key(u), "other");
+                    free
+                })
+                .collect::<Vec<bool>>()
+        };
+        // The writes are out: the locks stay for the grace (the writes may still land).
+        let mut b = Batch::new("eng", users(), vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        assert_eq!(b.next_calls(&rig.cfg, &calls, &mut env).len(), 2);
+        b.release_mid_flight(&mut env, 500);
+        assert_eq!(free_at(&mut rig.locks, 1400), [false, false]);
+        assert_eq!(free_at(&mut rig.locks, 1600), [true, true]);
+        // The confirming read is out: both are free at once.
+        let mut b = Batch::new("eng", users(), vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req2");
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[ans(204, Value::Null), ans(204, Value::Null)],
+        );
+        assert_eq!(b.next_calls(&rig.cfg, &calls, &mut env).len(), 1);
+        b.release_mid_flight(&mut env, 500);
+        assert_eq!(free_at(&mut rig.locks, 1000), [true, true]);
+    }
+
+    #[test]
+    fn a_user_missing_from_the_shared_read_was_deleted() {
+        let doc = json!({"data": [{"id": "u1"}]});
+        assert!(matches!(
+            one_user(&doc, "u1"),
+            DrupalReply::Answer { status: 200, .. }
+        ));
+        assert_eq!(
+            one_user(&doc, "u2"),
+            DrupalReply::Answer {
+                status: 404,
+                body: Vec::new()
+            }
+        );
+    }
+
+    #[test]
+    fn adds_are_written_then_confirmed_and_lost_ones_retried() {
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
+        let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(
+            (c[0].method, c[0].path.as_str()),
+            (
+                "POST",
+                "/jsonapi/user/user/u1/relationships/field_scim_groups"
+            )
+        );
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(204, Value::Null)]);
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(c[0].method, "GET");
+        // Drupal lost it (a concurrent save): written again.
+        b.on_replies(&rig.cfg, &calls, &mut env, &[memberships(&["other"], &[])]);
+        let again = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(again[0].method, "POST");
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(204, Value::Null)]);
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[memberships(&["other", "eng"], &[])],
+        );
+        assert!(b.is_finished());
+        assert_eq!(b.results, [("u1".into(), Change::Add, Outcome::Done)]);
+        assert!(rig.locks.held().is_empty(), "the lock is released");
+    }
+
+    #[test]
+    fn a_locked_user_waits_and_the_concurrency_limit_holds() {
+        let mut rig = Rig {
+            locks: MemoryLocks::default(),
+            cfg: groups(json!({})),
+        };
+        assert!(rig
+            .locks
+            .try_lock(&user_lock_key("u1"), "other-request", 1000, 10_000));
+        let calls = GroupCalls {
+            jsonapi: "/jsonapi",
+            groups: &rig.cfg,
+            can_wait: false,
+        };
+        let mut b = Batch::new(
+            "eng",
+            vec![
+                ("u1".into(), Change::Add),
+                ("u2".into(), Change::Add),
+                ("u3".into(), Change::Add),
+            ],
+            vec![],
+        );
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(c.len(), 2, "at most `concurrency` users at once");
+        assert_eq!(
+            (c[0].method, c[1].method),
+            ("GET", "POST"),
+            "u1 waits, u2 writes"
+        );
+    }
+
+    #[test]
+    fn an_add_to_a_deleted_group_reports_the_group_gone() {
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
+        let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(400, json!({"errors": [{"detail": "The targeted `taxonomy_term--scim_groups` resource with ID `eng` does not exist."}]}))]);
+        assert!(b.is_finished());
+        assert_eq!(b.results[0].2, Outcome::NoSuchGroup);
+    }
+
+    #[test]
+    fn dangling_references_are_repaired() {
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
+        let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(422, json!({"errors": [{"detail": "field_scim_groups.0.target_id: The referenced entity (taxonomy_term: 8) does not exist."}]}))]);
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        let dangling = ans(
+            200,
+            json!({"data": {"relationships": {"field_scim_groups": {"data": [{"id": "missing"}, {"id": "ops"}]}}}}),
+        );
+        b.on_replies(&rig.cfg, &calls, &mut env, &[dangling]);
+        let fix = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(fix[0].method, "PATCH");
+        let body: Value = serde_json::from_slice(fix[0].body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            body["data"],
+            json!([{"type": "taxonomy_term--scim_groups", "id": "ops"}, {"type": "taxonomy_term--scim_groups", "id": "eng"}])
+        );
+    }
+
+    #[test]
+    fn roles_follow_groups_and_unmanaged_roles_are_never_touched() {
+        let mut rig = Rig::new(json!({"Engineering": ["developer"]}));
+        let calls = calls_for(&rig.cfg);
+        let roles = vec![("developer".to_string(), "r-dev".to_string())];
+        let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], roles.clone());
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(204, Value::Null)]);
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[memberships(&["eng"], &[("editor", "r-ed")])],
+        );
+        let add = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(
+            (add[0].method, add[0].path.as_str()),
+            ("POST", "/jsonapi/user/user/u1/relationships/roles")
+        );
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(204, Value::Null)]);
+        assert_eq!(b.results[0].2, Outcome::Done);
+
+        // Leaving the group removes the role it granted, and leaves `editor` alone.
+        let mut b = Batch::new("eng", vec![("u1".into(), Change::Remove)], roles);
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(204, Value::Null)]);
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[memberships(
+                &[],
+                &[("editor", "r-ed"), ("developer", "r-dev")],
+            )],
+        );
+        let rm = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(rm[0].method, "DELETE");
+        let body: Value = serde_json::from_slice(rm[0].body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            body["data"],
+            json!([{"type": "user_role--user_role", "id": "r-dev"}])
+        );
+    }
+
+    #[test]
+    fn a_missing_user_is_reported_for_adds_and_fine_for_removals() {
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
+        let mut b = Batch::new(
+            "eng",
+            vec![("u1".into(), Change::Add), ("u2".into(), Change::Remove)],
+            vec![],
+        );
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(
+            &rig.cfg,
+            &calls,
+            &mut env,
+            &[ans(404, json!({})), ans(404, json!({}))],
+        );
+        assert_eq!(b.results[0].2, Outcome::NoSuchUser);
+        assert_eq!(b.results[1].2, Outcome::Done);
+    }
+}

@@ -1,0 +1,422 @@
+//! The `/Users` flows by id: read, create, replace, patch and delete one user, each waiting
+//! for the locks it needs and answering with the user as Drupal stored it.
+
+use crate::config::{Config, UserDelete};
+use crate::drupal::jsonapi::{self, DrupalUser};
+use crate::flows::exchange::*;
+use crate::flows::membership::Env;
+use crate::flows::request::*;
+use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Request, Step};
+use crate::scim::error::ScimError;
+use crate::scim::mapping::UserMapping;
+use crate::scim::patch::{self};
+use crate::scim::user::{self, UserWrite};
+use serde_json::{Map, Value};
+
+/// A pause while another request holds a lock (Envoy's wait listener, else a cheap Drupal
+/// read), or the 503 once the wait outlasts any lock.
+pub(crate) fn lock_pause(
+    config: &Config,
+    waits: u32,
+    since: u64,
+    env: &Env,
+    busy: &str,
+) -> Result<DrupalCall, ScimError> {
+    if env.now_ms.saturating_sub(since) > env.lock_ttl_ms || waits > 10_000 {
+        return Err(ScimError::new(503, None, busy).with_header("retry-after", "1"));
+    }
+    Ok(match &config.wait_cluster {
+        Some(_) => DrupalCall::wait(),
+        None => Exchange::calls(config).count_users(&[], 0, 1),
+    })
+}
+
+pub(crate) fn create_lock_keys(write: &UserWrite) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(name) = write.fields.get("name").and_then(Value::as_str) {
+        keys.push(format!("scim/user-name/{}", name.to_lowercase()));
+    }
+    if let Some(mail) = write.fields.get("mail").and_then(Value::as_str) {
+        keys.push(format!("scim/user-mail/{}", mail.to_lowercase()));
+    }
+    keys
+}
+
+/// A user read by id, where a retired account or Drupal's 404 both mean "no such user".
+pub(crate) fn live_user(reply: &DrupalReply, config: &Config) -> Result<DrupalUser, ScimError> {
+    if let DrupalReply::Answer { status: 404, .. } = reply {
+        return Err(ScimError::not_found("User not found."));
+    }
+    let doc = jsonapi::expect_document(reply, &[200])?;
+    let data = doc.get("data").unwrap_or(&Value::Null);
+    if jsonapi::is_anonymous_label(data) {
+        return Err(ScimError::not_found("User not found."));
+    }
+    let user = read_user(&doc, data, config)?;
+    if user.is_retired() {
+        return Err(ScimError::not_found("User not found."));
+    }
+    Ok(user)
+}
+
+/// Reads one user of a document, with its groups when they are configured.
+pub(crate) fn read_user(
+    doc: &Value,
+    resource: &Value,
+    config: &Config,
+) -> Result<DrupalUser, ScimError> {
+    let mut user = jsonapi::parse_user(resource, &config.mapping)?;
+    if let Some(g) = &config.groups {
+        let included = doc
+            .get("included")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        jsonapi::attach_groups(&mut user, resource, &g.membership_field, included);
+    }
+    Ok(user)
+}
+
+impl Exchange {
+    pub(crate) fn start_get(
+        &mut self,
+        config: &Config,
+        id: &str,
+        if_none_match: Option<&str>,
+    ) -> Result<Step, ScimError> {
+        let call = Self::calls(config).get_user(id);
+        self.call(
+            State::GetUser {
+                if_none_match: if_none_match.map(str::to_string),
+            },
+            vec![call],
+        )
+    }
+
+    pub(crate) fn start_create(
+        &mut self,
+        config: &Config,
+        body: &[u8],
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
+        let write = user::parse_user_body(body, &config.mapping, false)?;
+        self.create_when_free(config, write, 0, env.now_ms, env)
+    }
+
+    /// Creates the user once its name and address are not being created by another request.
+    pub(crate) fn create_when_free(
+        &mut self,
+        config: &Config,
+        write: UserWrite,
+        waits: u32,
+        since: u64,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
+        if self.try_create_locks(&write, env) {
+            let call = Self::calls(config).create_user(&write.fields, write.password.as_deref());
+            return self.call(State::Written { status: 201 }, vec![call]);
+        }
+        let pause = lock_pause(
+            config,
+            waits,
+            since,
+            env,
+            "Another request is creating a user with this name or address; retry.",
+        )?;
+        self.call(
+            State::CreateWaiting {
+                write,
+                waits: waits.saturating_add(1),
+                since,
+            },
+            vec![pause],
+        )
+    }
+
+    /// PUT replaces the user in one Drupal write, after a read that checks the account may
+    /// be written (and `If-Match`, when given).
+    pub(crate) fn start_put(
+        &mut self,
+        config: &Config,
+        id: &str,
+        req: &Request,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
+        let write = user::parse_user_body(&req.body, &config.mapping, true)?;
+        let if_match = req.header("if-match").map(str::to_string);
+        let edit = UserEdit::Put { write, if_match };
+        self.edit_when_free(config, id.to_string(), edit, 0, env.now_ms, env)
+    }
+
+    /// PATCH is applied to the current user (read first: it also tells whether SCIM may
+    /// write the account) and written back in one Drupal write.
+    pub(crate) fn start_patch(
+        &mut self,
+        config: &Config,
+        id: &str,
+        req: &Request,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
+        let ops = patch::parse(&req.body)?;
+        let if_match = req.header("if-match").map(str::to_string);
+        let edit = UserEdit::Patch { ops, if_match };
+        self.edit_when_free(config, id.to_string(), edit, 0, env.now_ms, env)
+    }
+
+    pub(crate) fn start_delete(
+        &mut self,
+        config: &Config,
+        id: &str,
+        if_match: Option<&str>,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
+        let edit = UserEdit::Delete {
+            if_match: if_match.map(str::to_string),
+        };
+        self.edit_when_free(config, id.to_string(), edit, 0, env.now_ms, env)
+    }
+
+    /// Reads the user for a write once no other request writes it: the read and the write
+    /// hold the user's lock, which membership changes take too, so neither overwrites the
+    /// other's save (Drupal saves whole entities).
+    pub(crate) fn edit_when_free(
+        &mut self,
+        config: &Config,
+        id: String,
+        edit: UserEdit,
+        waits: u32,
+        since: u64,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
+        let key = crate::flows::membership::user_lock_key(&id);
+        if env
+            .locks
+            .try_lock(&key, env.owner, env.now_ms, env.lock_ttl_ms)
+        {
+            self.held.push(key);
+            let read = Self::calls(config).get_user(&id);
+            let state = match edit {
+                UserEdit::Put { write, if_match } => State::PutLookup { write, if_match },
+                UserEdit::Patch { ops, if_match } => State::PatchLookup { ops, if_match },
+                UserEdit::Delete { if_match } => State::DeleteLookup { uuid: id, if_match },
+            };
+            return self.call(state, vec![read]);
+        }
+        let pause = lock_pause(
+            config,
+            waits,
+            since,
+            env,
+            "Another request is changing this user; retry.",
+        )?;
+        self.call(
+            State::EditWaiting {
+                id,
+                edit,
+                waits: waits.saturating_add(1),
+                since,
+            },
+            vec![pause],
+        )
+    }
+
+    /// Takes the locks on a new user's name and address (in that order, all or none, so two
+    /// requests never wait on each other): Drupal checks uniqueness only by validation, which
+    /// concurrent creates slip past (duplicate addresses, or a 500 from the database).
+    pub(crate) fn try_create_locks(&mut self, write: &UserWrite, env: &mut Env) -> bool {
+        let keys = create_lock_keys(write);
+        let mut taken = Vec::new();
+        for key in keys {
+            if env
+                .locks
+                .try_lock(&key, env.owner, env.now_ms, env.lock_ttl_ms)
+            {
+                taken.push(key);
+            } else {
+                for k in taken {
+                    env.locks.unlock(&k, env.owner);
+                }
+                return false;
+            }
+        }
+        self.held.extend(taken);
+        true
+    }
+
+    pub(crate) fn advance(
+        &mut self,
+        config: &Config,
+        state: State,
+        replies: Vec<DrupalReply>,
+    ) -> Result<Step, ScimError> {
+        let first = replies.first().cloned().unwrap_or(DrupalReply::Failed);
+        let mapping = &config.mapping;
+        let calls = Self::calls(config);
+        match state {
+            State::Done => Err(ScimError::internal("The request was already answered.")),
+            State::GetUser { if_none_match } => {
+                let user = live_user(&first, config)?;
+                let version = user.version(mapping);
+                if if_none_match
+                    .as_deref()
+                    .is_some_and(|t| etag_matches(t, &version))
+                {
+                    return Ok(empty_response(304, vec![("etag".to_string(), version)]));
+                }
+                Ok(self.user_response(200, &user, mapping))
+            }
+            State::Written { status } => {
+                let doc = jsonapi::expect_document(&first, &[status])?;
+                let written = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
+                if written.is_retired() {
+                    return self.call(State::Reretired, vec![calls.retire_user(&written.uuid)]);
+                }
+                let user = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
+                Ok(self.user_response(status, &user, mapping))
+            }
+            State::PutLookup { write, if_match } => {
+                let user = live_user(&first, config)?;
+                config
+                    .protection
+                    .check(user.uid, user.name(), &user.roles)?;
+                if if_match
+                    .as_deref()
+                    .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
+                {
+                    return Err(precondition_failed());
+                }
+                let call = calls.update_user(&user.uuid, &write.fields, write.password.as_deref());
+                self.call(State::Written { status: 200 }, vec![call])
+            }
+            State::PatchLookup { ops, if_match } => {
+                let user = live_user(&first, config)?;
+                config
+                    .protection
+                    .check(user.uid, user.name(), &user.roles)?;
+                if if_match
+                    .as_deref()
+                    .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
+                {
+                    return Err(precondition_failed());
+                }
+                let mut resource = user.attributes(mapping);
+                let applied = patch::apply(&mut resource, &ops, mapping)?;
+                let target = mapping.from_scim(&resource)?;
+                let mut changes = Map::new();
+                for field in mapping.drupal_fields() {
+                    let new = target.get(field).cloned().unwrap_or(Value::Null);
+                    let old = user.fields.get(field).cloned().unwrap_or(Value::Null);
+                    let old = if old.as_str() == Some("") {
+                        Value::Null
+                    } else {
+                        old
+                    };
+                    if new != old {
+                        changes.insert(field.to_string(), new);
+                    }
+                }
+                match changes.get("name") {
+                    Some(Value::String(name)) => user::check_user_name(name)?,
+                    Some(_) => {
+                        return Err(ScimError::invalid_value("`userName` cannot be removed."))
+                    }
+                    None => {}
+                }
+                match changes.get("mail") {
+                    Some(Value::String(mail)) => user::check_mail(mail)?,
+                    Some(Value::Null) => {
+                        return Err(ScimError::invalid_value(
+                            "`emails`: Drupal keeps a user's address once set; replace it instead of removing it.",
+                        ))
+                    }
+                    _ => {}
+                }
+                if changes.get("status").is_some_and(Value::is_null) {
+                    return Err(ScimError::invalid_value(
+                        "`active` cannot be removed; set it to false instead.",
+                    ));
+                }
+                if changes.is_empty() && applied.password.is_none() {
+                    // Nothing to change: no Drupal write.
+                    return Ok(self.user_response(200, &user, mapping));
+                }
+                let call = calls.update_user(&user.uuid, &changes, applied.password.as_deref());
+                self.call(State::Written { status: 200 }, vec![call])
+            }
+            State::DeleteLookup { uuid, if_match } => {
+                let user = live_user(&first, config)?;
+                config
+                    .protection
+                    .check(user.uid, user.name(), &user.roles)?;
+                if if_match
+                    .as_deref()
+                    .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
+                {
+                    return Err(precondition_failed());
+                }
+                match config.drupal.user_delete {
+                    UserDelete::Cancel => self.call(
+                        State::DeleteCancelled { uuid: uuid.clone() },
+                        vec![calls.delete_user(&uuid)],
+                    ),
+                    UserDelete::HardDelete => {
+                        self.call(State::DeleteHard, vec![jsonapi::rest_delete_user(user.uid)])
+                    }
+                }
+            }
+            State::DeleteCancelled { uuid } => {
+                jsonapi::expect_document(&first, &[204, 200])?;
+                // The site's cancel method may have kept the account (it only blocks by
+                // default): retire it. If the account is gone, the PATCH answers 404.
+                self.call(State::DeleteRetired, vec![calls.retire_user(&uuid)])
+            }
+            State::Reretired => Err(ScimError::not_found("User not found.")),
+            State::CreateWaiting { .. } | State::EditWaiting { .. } => Err(ScimError::internal(
+                "A waiting write is resumed separately.",
+            )),
+            State::DeleteRetired => match &first {
+                DrupalReply::Answer { status: 404, .. } => Ok(empty_response(204, vec![])),
+                other => {
+                    jsonapi::expect_document(other, &[200])?;
+                    Ok(empty_response(204, vec![]))
+                }
+            },
+            State::DeleteHard => {
+                if let Some(fix) = jsonapi::rest_resource_fix(jsonapi::rest_resource(&first)) {
+                    return Err(ScimError::bad_gateway(fix));
+                }
+                jsonapi::expect_document(&first, &[204, 200])?;
+                Ok(empty_response(204, vec![]))
+            }
+            State::ListWindow(_) => {
+                Err(ScimError::internal("A list window is resumed separately."))
+            }
+            State::ListWalk(walk) => self.continue_walk(config, walk, &first),
+            State::Group(_) => Err(ScimError::internal(
+                "Group requests are resumed separately.",
+            )),
+        }
+    }
+
+    pub(crate) fn scim_user(&self, user: &DrupalUser, mapping: &UserMapping) -> Value {
+        let mut resource = user.to_scim(mapping, &self.base_url);
+        self.projection.apply(&mut resource);
+        Value::Object(resource)
+    }
+
+    pub(crate) fn user_response(
+        &self,
+        status: u16,
+        user: &DrupalUser,
+        mapping: &UserMapping,
+    ) -> Step {
+        let mut headers = vec![("etag".to_string(), user.version(mapping))];
+        if status == 201 {
+            headers.push((
+                "location".to_string(),
+                format!("{}/Users/{}", self.base_url, user.uuid),
+            ));
+        }
+        json_response(status, &self.scim_user(user, mapping), headers)
+    }
+}

@@ -1,0 +1,44 @@
+//! Envoy stats through proxy-wasm metrics. Names are dotted (Envoy's convention); the shipped
+//! envoy.yaml turns their `token.`, `resource.`, `op.`, `status.`, `method.` and `scim_type.`
+//! parts into tags (Prometheus labels). Ids are defined once per VM and name.
+
+use proxy_wasm::types::MetricType;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+thread_local! {
+    static IDS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+fn id(kind: MetricType, name: &str) -> Option<u32> {
+    IDS.with(|ids| {
+        let mut ids = ids.try_borrow_mut().ok()?;
+        if let Some(id) = ids.get(name) {
+            return Some(*id);
+        }
+        let id = proxy_wasm::hostcalls::define_metric(kind, name).ok()?;
+        ids.insert(name.to_string(), id);
+        Some(id)
+    })
+}
+
+pub fn count(name: &str) {
+    if let Some(id) = id(MetricType::Counter, name) {
+        let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+    }
+}
+
+pub fn record(name: &str, value: u64) {
+    if let Some(id) = id(MetricType::Histogram, name) {
+        let _ = proxy_wasm::hostcalls::record_metric(id, value);
+    }
+}
+
+/// Keeps a value fit for a metric name part.
+pub fn safe(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(32)
+        .collect()
+}

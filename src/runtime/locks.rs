@@ -1,0 +1,152 @@
+//! Per-key locks shared by every worker (a user's memberships, the upstream login), kept in
+//! one store entry and changed through the store's compare-and-swap.
+
+use crate::runtime::store::{cas_update, MemoryStore, SharedStore};
+use crate::runtime::totals;
+
+/// Per-key locks shared by all requests (in Envoy: proxy-wasm shared data).
+pub trait Locks {
+    /// Takes `key` for `owner` until `now_ms + ttl_ms`, unless another owner holds it and
+    /// its time has not run out. True when `owner` holds it afterwards.
+    fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool;
+    fn unlock(&mut self, key: &str, owner: &str);
+    /// A list total remembered for a query (`paging`), shared by the workers like the locks;
+    /// a hint only: it is checked before it is used.
+    fn remembered_total(&mut self, _query: &str) -> Option<usize> {
+        None
+    }
+    fn remember_total(&mut self, _query: &str, _total: usize) {}
+}
+
+/// All locks live in one shared-data entry (shared by every worker's VM, and surviving VM
+/// reloads). One entry because proxy-wasm's CAS does not protect the creation of a key: two
+/// first writers of separate keys could both win.
+pub const LOCK_TABLE: &str = "envoy-scim-drupal/locks";
+
+/// `(key, owner, held until ms)`, as JSON.
+type LockTable = Vec<(String, String, u64)>;
+
+/// Creates the empty table before any request can race to create it.
+pub fn ensure_table<S: SharedStore + ?Sized>(store: &mut S) {
+    if let Ok((None, _)) = store.get(LOCK_TABLE) {
+        let _ = store.set(LOCK_TABLE, b"[]", None);
+    }
+}
+
+/// The locks (and remembered totals) over a shared store: what the host ships.
+#[derive(Debug, Default)]
+pub struct StoreLocks<S>(pub S);
+
+/// The same locks in memory, for one VM and for tests.
+pub type MemoryLocks = StoreLocks<MemoryStore>;
+
+impl<S: SharedStore> StoreLocks<S> {
+    /// Applies `change` to the table without expired locks; retries when another worker
+    /// changed it meanwhile. False when the change said so or could not be stored.
+    fn update(&mut self, now_ms: u64, change: &dyn Fn(&mut LockTable) -> bool) -> bool {
+        cas_update(&mut self.0, LOCK_TABLE, |bytes| {
+            let mut table: LockTable = bytes
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            table.retain(|(_, _, until)| *until > now_ms);
+            let result = change(&mut table);
+            Some((serde_json::to_vec(&table).unwrap_or_default(), result))
+        })
+        .unwrap_or(false)
+    }
+}
+
+impl<S: SharedStore> StoreLocks<S> {
+    /// The locks in the table, expired or not (for tests and diagnostics).
+    pub fn held(&self) -> Vec<(String, String, u64)> {
+        self.0
+            .get(LOCK_TABLE)
+            .ok()
+            .and_then(|(bytes, _)| serde_json::from_slice(&bytes?).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl<S: SharedStore> Locks for StoreLocks<S> {
+    fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool {
+        self.update(now_ms, &|table| {
+            if let Some(entry) = table.iter_mut().find(|(k, _, _)| k == key) {
+                if entry.1 != owner {
+                    return false;
+                }
+                entry.2 = now_ms.saturating_add(ttl_ms);
+                return true;
+            }
+            table.push((
+                key.to_string(),
+                owner.to_string(),
+                now_ms.saturating_add(ttl_ms),
+            ));
+            true
+        })
+    }
+
+    fn unlock(&mut self, key: &str, owner: &str) {
+        // Time 0 expires nothing: only this lock goes.
+        self.update(0, &|table| {
+            table.retain(|(k, o, _)| !(k == key && o == owner));
+            true
+        });
+    }
+
+    fn remembered_total(&mut self, query: &str) -> Option<usize> {
+        totals::remembered(&self.0, query)
+    }
+
+    fn remember_total(&mut self, query: &str, total: usize) {
+        totals::remember(&mut self.0, query, total);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_has_one_owner_until_it_expires_or_is_released() {
+        let mut l = MemoryLocks::default();
+        ensure_table(&mut l.0);
+        assert!(l.try_lock("u1", "a", 0, 100));
+        assert!(!l.try_lock("u1", "b", 50, 100));
+        assert!(l.try_lock("u1", "a", 50, 100), "the owner renews");
+        assert!(!l.try_lock("u1", "b", 149, 100));
+        assert!(l.try_lock("u1", "b", 150, 100), "expired");
+        l.unlock("u1", "a");
+        assert!(!l.try_lock("u1", "a", 151, 100), "only the owner unlocks");
+        l.unlock("u1", "b");
+        assert!(l.try_lock("u1", "a", 151, 100));
+        assert!(l.try_lock("u2", "b", 151, 100), "keys are separate");
+    }
+
+    #[test]
+    fn lost_races_are_retried_and_failures_hold_nothing() {
+        let mut l = MemoryLocks::default();
+        l.0.lose_next = 5;
+        assert!(l.try_lock("u1", "a", 0, 100));
+        assert!(!l.try_lock("u1", "b", 0, 100));
+        l.0.lose_next = crate::runtime::store::CAS_ATTEMPTS;
+        assert!(!l.try_lock("u2", "a", 0, 100), "every attempt lost");
+        l.0.fail_all = true;
+        assert!(!l.try_lock("u3", "a", 0, 100));
+        l.0.fail_all = false;
+        // The wire format: a JSON list of [key, owner, until] triples.
+        let (bytes, _) = l.0.get(LOCK_TABLE).unwrap();
+        assert_eq!(bytes.unwrap(), br#"[["u1","a",100]]"#.to_vec());
+    }
+
+    #[test]
+    fn the_table_is_created_once() {
+        let mut s = MemoryStore::default();
+        ensure_table(&mut s);
+        assert_eq!(s.get(LOCK_TABLE).unwrap().0, Some(b"[]".to_vec()));
+        let mut l = StoreLocks(s);
+        assert!(l.try_lock("k", "o", 0, 1));
+        ensure_table(&mut l.0);
+        assert_ne!(l.0.get(LOCK_TABLE).unwrap().0, Some(b"[]".to_vec()));
+    }
+}

@@ -1,0 +1,9 @@
+//! State shared by every worker, built as plain Rust on one versioned key-value store
+//! ([`store::SharedStore`]): per-key locks, remembered list totals, rate-limit buckets and the
+//! upstream session. The host implements the store over proxy-wasm shared data.
+
+pub mod locks;
+pub mod rate;
+pub mod session;
+pub mod store;
+pub mod totals;

@@ -1,0 +1,102 @@
+//! The upstream session slot (the Drupal session cookie and CSRF token, the login back-off,
+//! the basic-credentials verdict) shared by every worker, stored as one JSON entry in the
+//! shared store and changed through its compare-and-swap.
+
+use crate::runtime::store::{cas_update, SharedStore};
+use serde::{Deserialize, Serialize};
+
+/// The shared-data key. It holds the session cookie, so it never leaves the wasm VMs.
+pub const SESSION_SLOT: &str = "envoy-scim-drupal/session";
+
+/// What the store shared by all workers holds (one entry for the whole Envoy).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionSlot {
+    /// `Credentials::account_tag` of the account this slot belongs to.
+    pub account: String,
+    /// `SESS…=value`, ready for a `Cookie` header.
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+    pub opened_ms: u64,
+    /// Logins refused in a row, and when the next may be tried.
+    pub refusals: u32,
+    pub retry_at_ms: u64,
+    /// What Drupal said when it last refused the login.
+    pub refusal: Option<String>,
+    /// Basic mode: Drupal accepted these credentials (checked once per Envoy, by one
+    /// request, so a wrong password costs one failed login, not one per worker or call).
+    #[serde(default)]
+    pub basic_ok: bool,
+}
+
+/// The slot, shared by every worker (in Envoy: proxy-wasm shared data).
+pub trait SessionStore {
+    fn read(&mut self) -> Option<SessionSlot>;
+    /// Replaces the slot with what `change` makes of it, atomically with respect to other
+    /// workers (the change is re-applied if another worker wrote in between).
+    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot);
+}
+
+/// A store for one VM and for tests.
+#[derive(Debug, Default)]
+pub struct MemorySession(pub Option<SessionSlot>);
+
+impl SessionStore for MemorySession {
+    fn read(&mut self) -> Option<SessionSlot> {
+        self.0.clone()
+    }
+    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
+        self.0 = Some(change(self.0.take()));
+    }
+}
+
+/// The slot over a shared store: what the host ships.
+#[derive(Debug, Default)]
+pub struct StoreSession<S>(pub S);
+
+impl<S: SharedStore> SessionStore for StoreSession<S> {
+    fn read(&mut self) -> Option<SessionSlot> {
+        let (bytes, _) = self.0.get(SESSION_SLOT).ok()?;
+        serde_json::from_slice(&bytes?).ok()
+    }
+
+    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
+        cas_update(&mut self.0, SESSION_SLOT, |bytes| {
+            let current = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+            Some((serde_json::to_vec(&change(current)).ok()?, ()))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::store::MemoryStore;
+
+    #[test]
+    fn the_slot_is_updated_from_what_another_worker_wrote() {
+        let mut s = StoreSession(MemoryStore::default());
+        assert_eq!(s.read(), None);
+        s.update(&|_| SessionSlot {
+            account: "a".into(),
+            ..SessionSlot::default()
+        });
+        s.0.lose_next = 2;
+        s.update(&|slot| SessionSlot {
+            refusals: slot.map_or(0, |x| x.refusals).saturating_add(1),
+            account: "a".into(),
+            ..SessionSlot::default()
+        });
+        let slot = s.read().unwrap();
+        assert_eq!((slot.account.as_str(), slot.refusals), ("a", 1));
+        s.0.lose_next = crate::runtime::store::CAS_ATTEMPTS;
+        s.update(&|_| SessionSlot::default());
+        assert_eq!(
+            s.read().unwrap().account,
+            "a",
+            "every attempt lost: unchanged"
+        );
+        // Older slots without `basic_ok` still read.
+        s.0.set(SESSION_SLOT, br#"{"account":"b","cookie":null,"csrf":null,"opened_ms":1,"refusals":0,"retry_at_ms":0,"refusal":null}"#, None).unwrap();
+        assert_eq!(s.read().unwrap().account, "b");
+    }
+}
