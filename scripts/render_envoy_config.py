@@ -51,7 +51,7 @@ SECOND_RUN_FIELDS = {"field_given_name", "field_family_name"}
 WASM_FILTER = "envoy.filters.http.wasm"
 # The wasm VM's id in every config rendered here (see the module docstring).
 VM_ID = "envoy-scim-drupal"
-# `groups` for --groups on / SCIM_GROUPS=on: the vocabulary and field of README "Groups"
+# `groups` for --groups on / SCIM_GROUPS=on: the vocabulary and field of docs/groups.md
 # (the filter's defaults, spelled out), which the Drupal emulator has.
 DEFAULT_GROUPS = {"vocabulary": "scim_groups", "membership_field": "field_scim_groups"}
 EMULATOR_VOCABULARY = "scim_groups"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Render the front Envoy for several envoy-scim-drupal replicas from
-scripts/recipes/envoy-front.yaml (README "More than one Envoy").
+scripts/recipes/envoy-front.yaml (docs/deployment.md, "More than one Envoy").
 
     render_front_config.py --out .run/envoy-front.yaml --listen 0.0.0.0:10000 \
         --admin 127.0.0.1:9900 --replica 10.0.0.11:10000 --replica 10.0.0.12:10000

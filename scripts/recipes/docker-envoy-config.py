@@ -44,7 +44,7 @@ HEADER = """\
 # refuses: as shipped, Envoy does not start. Render your own copy with your token's digest
 #   .venv/bin/python scripts/render_envoy_config.py --template scripts/recipes/envoy-docker.yaml \\
 #       --out .run/envoy-docker.yaml --token idp="$SCIM_TOKEN"
-# and start compose with ENVOY_CONFIG=../../.run/envoy-docker.yaml (README "Deployment recipes").
+# and start compose with ENVOY_CONFIG=../../.run/envoy-docker.yaml (docs/deployment.md).
 """
 
 

@@ -17,7 +17,7 @@
 #      employeeNumber, department);
 #   6. with SCIM_GROUPS=1, creates the vocabulary scim_groups, the user field
 #      field_scim_groups (unlimited references to it) and grants the role the term
-#      permissions of that vocabulary (README "Drupal-side setup for groups").
+#      permissions of that vocabulary (docs/groups.md, "Drupal-side setup for groups").
 #
 # Environment (set by docker-compose.yaml): POSTGRES_PASSWORD, DRUPAL_USERNAME,
 # DRUPAL_PASSWORD, DRUPAL_ADMIN_PASSWORD (optional: drush prints a generated one),

@@ -72,6 +72,9 @@ struct Job {
     locked: bool,
     /// A call already decided (a repair or a role write), sent in the next round.
     outgoing: Option<DrupalCall>,
+    /// The group's term was deleted under an add: the user's reference to it is dropped,
+    /// then the add reports `NoSuchGroup`.
+    group_gone: bool,
 }
 
 /// The outcome for one user.
@@ -188,6 +191,7 @@ impl Batch {
                 attempts: 0,
                 locked: false,
                 outgoing: None,
+                group_gone: false,
             });
         }
         let mut out = Vec::with_capacity(self.active.len());
@@ -366,7 +370,17 @@ impl Batch {
                 }
                 // "The targeted `taxonomy_term--…` resource with ID `…` does not exist."
                 400 if job.change == Change::Add && names_missing_target(&doc()) => {
-                    Step::Finish(Outcome::NoSuchGroup)
+                    if job.phase == Phase::Writing {
+                        // Refused whole: nothing was written.
+                        return Step::Finish(Outcome::NoSuchGroup);
+                    }
+                    // A repair found the add had landed, then the group was deleted (a
+                    // concurrent DELETE /Groups whose sweep ran before the add's save): drop
+                    // the dangling reference before reporting the group gone.
+                    job.group_gone = true;
+                    job.change = Change::Remove;
+                    job.phase = Phase::RepairRead;
+                    Step::Continue
                 }
                 _ => Step::Finish(Outcome::Failed(map_failure(reply).detail)),
             },
@@ -385,6 +399,9 @@ impl Batch {
                     return Step::Finish(Outcome::Failed(map_failure(reply).detail));
                 }
                 let m = parse_memberships(&doc(), &groups.membership_field);
+                if job.group_gone && !m.dangling && !m.terms.contains(&self.term) {
+                    return Step::Finish(Outcome::NoSuchGroup);
+                }
                 let present = m.terms.contains(&self.term);
                 let applied = match job.change {
                     Change::Add => present,
@@ -834,6 +851,50 @@ mod tests {
             body["data"],
             json!([{"type": "taxonomy_term--scim_groups", "id": "ops"}, {"type": "taxonomy_term--scim_groups", "id": "eng"}])
         );
+    }
+
+    #[test]
+    fn an_add_that_landed_on_a_group_deleted_meanwhile_leaves_no_dangling_reference() {
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
+        let mut b = Batch::new("eng", vec![("u1".into(), Change::Add)], vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        let missing = |id: &str| {
+            ans(
+                400,
+                json!({"errors": [{"detail": format!("The targeted `taxonomy_term--scim_groups` resource with ID `{id}` does not exist.")}]}),
+            )
+        };
+        let refs = |ids: &[&str]| {
+            let data: Vec<Value> = ids.iter().map(|i| json!({"id": i})).collect();
+            ans(
+                200,
+                json!({"data": {"relationships": {"field_scim_groups": {"data": data}}}}),
+            )
+        };
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        // The add landed; then DELETE /Groups deleted the term: the reference dangles.
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(204, Value::Null)]);
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[refs(&["missing", "ops"])]);
+        // The repair that keeps the add names the deleted term: refused whole.
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[missing("eng")]);
+        assert!(!b.is_finished());
+        // So the reference is dropped instead.
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[refs(&["missing", "ops"])]);
+        let fix = b.next_calls(&rig.cfg, &calls, &mut env);
+        let body: Value = serde_json::from_slice(fix[0].body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            body["data"],
+            json!([{"type": "taxonomy_term--scim_groups", "id": "ops"}])
+        );
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(200, Value::Null)]);
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[refs(&["ops"])]);
+        assert!(b.is_finished());
+        assert_eq!(b.results[0].2, Outcome::NoSuchGroup);
     }
 
     #[test]

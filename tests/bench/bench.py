@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The filter's overhead: the same Drupal operations through the SCIM filter and as plain
-JSON:API proxied by the same Envoy (not a test; see README "Benchmarks").
+JSON:API proxied by the same Envoy (not a test; see docs/benchmarks.md).
 
 Starts the Drupal emulator (optional per-call latency) and ONE Envoy rendered from envoy.yaml
 (tests/e2e/harness.py), with the SCIM route's local rate limit and the access log removed and an

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What an exact `totalResults` costs (not a test; see README "Benchmarks" → "Exact paging").
+"""What an exact `totalResults` costs (not a test; see docs/benchmarks.md, "Exact paging").
 
 For each directory size, starts the Drupal emulator charging a real Drupal's measured cost per
 request (`--cost-model drupal`), seeds it with N users, starts one Envoy (session auth, as a
