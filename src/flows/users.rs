@@ -59,6 +59,23 @@ pub(crate) fn live_user(reply: &DrupalReply, config: &Config) -> Result<DrupalUs
     Ok(user)
 }
 
+/// The user a PUT, PATCH or DELETE is about to write: live, one SCIM may write (`protection`),
+/// and at the version `If-Match` names, if any.
+fn writable_user(
+    reply: &DrupalReply,
+    config: &Config,
+    if_match: Option<&str>,
+) -> Result<DrupalUser, ScimError> {
+    let user = live_user(reply, config)?;
+    config
+        .protection
+        .check(user.uid, user.name(), &user.roles)?;
+    if if_match.is_some_and(|t| !etag_matches(t, &user.version(&config.mapping))) {
+        return Err(precondition_failed());
+    }
+    Ok(user)
+}
+
 /// Reads one user of a document, with its groups when they are configured.
 pub(crate) fn read_user(
     doc: &Value,
@@ -275,30 +292,12 @@ impl Exchange {
                 Ok(self.user_response(status, &user, mapping))
             }
             State::PutLookup { write, if_match } => {
-                let user = live_user(&first, config)?;
-                config
-                    .protection
-                    .check(user.uid, user.name(), &user.roles)?;
-                if if_match
-                    .as_deref()
-                    .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
-                {
-                    return Err(precondition_failed());
-                }
+                let user = writable_user(&first, config, if_match.as_deref())?;
                 let call = calls.update_user(&user.uuid, &write.fields, write.password.as_deref());
                 self.call(State::Written { status: 200 }, vec![call])
             }
             State::PatchLookup { ops, if_match } => {
-                let user = live_user(&first, config)?;
-                config
-                    .protection
-                    .check(user.uid, user.name(), &user.roles)?;
-                if if_match
-                    .as_deref()
-                    .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
-                {
-                    return Err(precondition_failed());
-                }
+                let user = writable_user(&first, config, if_match.as_deref())?;
                 let mut resource = user.attributes(mapping);
                 let applied = patch::apply(&mut resource, &ops, mapping)?;
                 let target = mapping.from_scim(&resource)?;
@@ -344,16 +343,7 @@ impl Exchange {
                 self.call(State::Written { status: 200 }, vec![call])
             }
             State::DeleteLookup { uuid, if_match } => {
-                let user = live_user(&first, config)?;
-                config
-                    .protection
-                    .check(user.uid, user.name(), &user.roles)?;
-                if if_match
-                    .as_deref()
-                    .is_some_and(|t| !etag_matches(t, &user.version(mapping)))
-                {
-                    return Err(precondition_failed());
-                }
+                let user = writable_user(&first, config, if_match.as_deref())?;
                 match config.drupal.user_delete {
                     UserDelete::Cancel => self.call(
                         State::DeleteCancelled { uuid: uuid.clone() },
