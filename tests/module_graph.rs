@@ -211,7 +211,7 @@ fn modules_import_each_other_without_cycles() {
     for (from, to) in [
         ("flows::exchange", "flows::request"),
         ("flows::groups::plan", "flows::groups"),
-        ("host", "host::store"),
+        ("host", "host::root"),
         ("scim::filter::parser", "scim::filter::lexer"),
     ] {
         assert!(

@@ -189,7 +189,7 @@ pub fn is_label_only(resource: &Value) -> bool {
         && !is_anonymous_label(resource)
 }
 
-fn service_account_refused() -> ScimError {
+pub(crate) fn service_account_refused() -> ScimError {
     ScimError::bad_gateway(
         "Drupal refused the gateway's service account: check the Drupal username and password \
          given to the gateway, that the account is active and has the 'administer users' \
@@ -497,6 +497,11 @@ pub fn map_failure(reply: &DrupalReply) -> ScimError {
         }
     };
     let details = error_details(body);
+    if let (403, Some(permissions)) = (status, required_permissions(&details)) {
+        return ScimError::bad_gateway(format!(
+            "Drupal refused the write: the gateway's service account lacks the permission {permissions}; grant it to the account's role in Drupal."
+        ));
+    }
     match status {
         403 if details.iter().any(|d| d.contains("the selected field")) => ScimError::bad_gateway(
             "Drupal does not let the service account write one of the mapped fields; check the field permissions.",
@@ -521,8 +526,27 @@ pub fn map_failure(reply: &DrupalReply) -> ScimError {
     }
 }
 
+/// The permissions a 403 names ("The following permissions are required: 'create terms in
+/// scim_groups' OR 'administer taxonomy'."), quoted and joined with "or"; `None` when it
+/// names none. Drupal gives the same answer to a service account it did not accept, but by
+/// then the request has already read through it (or the start-up check has), so the
+/// missing permission is the likely cause.
+pub fn required_permissions(details: &[String]) -> Option<String> {
+    let detail = details
+        .iter()
+        .find(|d| d.contains("permissions are required") || d.contains("permission is required"))?;
+    let names: Vec<&str> = detail.split('\'').skip(1).step_by(2).collect();
+    (!names.is_empty()).then(|| {
+        names
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    })
+}
+
 /// The `detail` texts of a JSON:API error document.
-fn error_details(body: &[u8]) -> Vec<String> {
+pub fn error_details(body: &[u8]) -> Vec<String> {
     let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     doc.get("errors")
         .and_then(Value::as_array)
@@ -682,6 +706,23 @@ mod tests {
             .contains("mapped fields"));
         assert_eq!(map_failure(&ans(403, "{}")).status, 502);
         assert_eq!(map_failure(&ans(401, "{}")).status, 502);
+        // Drupal 10.6.15's term write refused for a missing permission names it; the
+        // password is not blamed.
+        for verb in ["create", "edit", "delete"] {
+            let body = format!(
+                r#"{{"errors":[{{"title":"Forbidden","status":"403","detail":"The following permissions are required: \u0027{verb} terms in scim_groups\u0027 OR \u0027administer taxonomy\u0027."}}]}}"#
+            );
+            let e = map_failure(&ans(403, &body));
+            assert_eq!(e.status, 502);
+            assert!(
+                e.detail.contains(&format!(
+                    "lacks the permission '{verb} terms in scim_groups' or 'administer taxonomy'"
+                )),
+                "{}",
+                e.detail
+            );
+            assert!(!e.detail.contains("password"), "{}", e.detail);
+        }
         assert_eq!(
             map_failure(&ans(500, "boom SELECT * FROM users")).status,
             502

@@ -8,22 +8,25 @@ use crate::config::Config;
 use crate::drupal::jsonapi::{map_failure, RestResource};
 use crate::drupal::query::DrupalQuery;
 use crate::http::{DrupalCall, DrupalReply, Response};
+use crate::runtime::store::{cas_update, SharedStore};
 use crate::scim::error::ScimError;
 use serde_json::Value;
 
 /// What the check found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// Not known yet (not run, or Drupal could not be asked): SCIM requests are served.
-    Unknown,
+    /// Drupal has not answered the check yet (the gateway just started).
+    Pending,
     /// Every mapped field exists, and the service account may filter on them.
     Ready,
     /// Drupal's user entity has no such field: SCIM requests are refused until the
     /// configuration is fixed, rather than half-applied.
     MissingField(String),
-    /// Drupal refused the service account; requests are served (and fail with 502 one by
-    /// one), the check is repeated.
+    /// Drupal refused the service account; the check is repeated.
     Refused,
+    /// Drupal could not be asked, or gave an answer the check cannot read (why); the check
+    /// is repeated.
+    Unknown(String),
 }
 
 impl Verdict {
@@ -31,6 +34,108 @@ impl Verdict {
     pub fn is_final(&self) -> bool {
         matches!(self, Verdict::Ready | Verdict::MissingField(_))
     }
+}
+
+/// Seconds a client is asked to wait while the check has not passed: the check is repeated
+/// every 2 s.
+const RETRY_AFTER_S: &str = "2";
+
+/// Whether a SCIM request may be served, and if not the answer. Nothing is served before the
+/// mapping was checked against Drupal: not even discovery, whose schema lists the mapped
+/// attributes, so that a client never sees a gateway that later turns out misconfigured.
+pub fn admission(verdict: &Verdict) -> Option<Response> {
+    let error = match verdict {
+        Verdict::Ready => return None,
+        Verdict::Pending => ScimError::new(
+            503,
+            None,
+            "The gateway is starting: its start-up check of the attribute mapping against Drupal has not completed yet.",
+        ),
+        Verdict::MissingField(field) => missing_field(field),
+        // The same answer as a request Drupal refuses: the client's fix is the same.
+        Verdict::Refused => ScimError::bad_gateway(format!(
+            "{} (The gateway's start-up check of the attribute mapping was refused; it is repeated every {RETRY_AFTER_S} s.)",
+            crate::drupal::jsonapi::service_account_refused().detail
+        )),
+        Verdict::Unknown(why) => ScimError::new(
+            503,
+            None,
+            format!("The gateway could not check its attribute mapping against Drupal yet: {why}"),
+        ),
+    };
+    Some(
+        error
+            .with_header("retry-after", RETRY_AFTER_S)
+            .into_response(),
+    )
+}
+
+/// The shared-data key under which the verdict for this configuration (Drupal, account and
+/// mapping) is published to every worker.
+pub fn shared_key(config: &Config, username: &str) -> String {
+    let what = format!(
+        "{}|{}|{username}|{}",
+        config.drupal.cluster,
+        config.drupal.authority,
+        call(config).path
+    );
+    let digest = crate::hex::sha256_hex(&what);
+    format!("scim.startup_check.{}", digest.get(..16).unwrap_or(&digest))
+}
+
+/// Publishes a VM's verdict to the others. A settled verdict is never replaced by an
+/// unsettled one (a later blip of Drupal's does not undo another worker's check).
+pub fn publish(store: &mut dyn SharedStore, key: &str, verdict: &Verdict) {
+    let Some(text) = encode(verdict) else {
+        return;
+    };
+    cas_update(store, key, |current| {
+        let current = current.as_deref().and_then(decode);
+        if current.as_ref().is_some_and(Verdict::is_final) && !verdict.is_final() {
+            return None;
+        }
+        (current.as_ref() != Some(verdict)).then(|| (text.clone().into_bytes(), ()))
+    });
+}
+
+/// What a VM goes by: its own verdict when settled, else a settled one another worker
+/// published (so that every worker serves as soon as one has checked), else its own, unless
+/// it has not heard from Drupal yet and another worker has.
+pub fn effective(local: &Verdict, store: &dyn SharedStore, key: &str) -> Verdict {
+    if local.is_final() {
+        return local.clone();
+    }
+    let shared = store
+        .get(key)
+        .ok()
+        .and_then(|(bytes, _)| bytes)
+        .as_deref()
+        .and_then(decode);
+    match shared {
+        Some(v) if v.is_final() || *local == Verdict::Pending => v,
+        _ => local.clone(),
+    }
+}
+
+fn encode(verdict: &Verdict) -> Option<String> {
+    match verdict {
+        Verdict::Pending => None,
+        Verdict::Ready => Some("ready".into()),
+        Verdict::MissingField(f) => Some(format!("missing:{f}")),
+        Verdict::Refused => Some("refused".into()),
+        Verdict::Unknown(why) => Some(format!("unknown:{why}")),
+    }
+}
+
+fn decode(bytes: &[u8]) -> Option<Verdict> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    Some(match text.split_once(':') {
+        None if text == "ready" => Verdict::Ready,
+        None if text == "refused" => Verdict::Refused,
+        Some(("missing", f)) => Verdict::MissingField(f.to_string()),
+        Some(("unknown", why)) => Verdict::Unknown(why.to_string()),
+        _ => return None,
+    })
 }
 
 /// `GET /jsonapi/user/user` with an always-true condition on every mapped field.
@@ -69,25 +174,26 @@ pub fn read(reply: &DrupalReply) -> Verdict {
                 Some(field) if detail.contains("does not exist") => {
                     Verdict::MissingField(field.to_string())
                 }
-                _ => Verdict::Unknown,
+                _ => Verdict::Unknown(map_failure(reply).detail),
             }
         }
         DrupalReply::Answer {
             status: 401 | 403, ..
         } => Verdict::Refused,
-        _ => Verdict::Unknown,
+        _ => Verdict::Unknown(map_failure(reply).detail),
     }
 }
 
 /// A log line for a verdict.
-pub fn describe(verdict: &Verdict, reply: &DrupalReply) -> String {
+pub fn describe(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Ready => "attribute mapping checked against Drupal: every mapped user field exists".into(),
         Verdict::MissingField(f) => format!(
             "invalid plugin configuration: field `attributes`: Drupal's user entity has no field `{f}`; SCIM requests are refused until it exists or the mapping is fixed"
         ),
         Verdict::Refused => "Drupal refused the gateway's service account while checking the attribute mapping; check DRUPAL_USERNAME/DRUPAL_PASSWORD, the 'administer users' permission and flood control".into(),
-        Verdict::Unknown => format!("could not check the attribute mapping against Drupal yet: {}", map_failure(reply).detail),
+        Verdict::Unknown(why) => format!("could not check the attribute mapping against Drupal yet: {why}"),
+        Verdict::Pending => "the attribute mapping has not been checked against Drupal yet".into(),
     }
 }
 
@@ -112,14 +218,76 @@ pub fn describe_rest(state: RestResource) -> Option<(log::Level, String)> {
     }
 }
 
-/// The answer to every SCIM request while the mapping names a missing field.
-pub fn refusal(field: &str) -> Response {
+/// With `groups`: what the start-up check learnt of the service account's right to create
+/// groups (terms of the vocabulary).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TermAccess {
+    /// Not known yet (not asked, or no answer the check can read): asked again.
+    Unknown,
+    Ready,
+    /// Drupal names the permission(s) the account lacks.
+    MissingPermission(String),
+    /// No JSON:API resource for the vocabulary: it does not exist.
+    MissingVocabulary,
+}
+
+/// `POST /jsonapi/taxonomy_term/{vocabulary}` with an empty document. JSON:API checks create
+/// access on the route before it reads the body (Drupal 10.6.15: 403 "The following
+/// permissions are required: 'create terms in scim_groups' OR 'administer taxonomy'." without
+/// it, 400 "Resource object must include a \"type\"." with it), so nothing is created.
+pub fn vocabulary_call(config: &Config, vocabulary: &str) -> DrupalCall {
+    DrupalCall {
+        method: "POST",
+        path: format!(
+            "{}/taxonomy_term/{vocabulary}",
+            config.drupal.jsonapi_prefix
+        ),
+        content_type: Some(crate::drupal::jsonapi::JSONAPI_CONTENT_TYPE),
+        body: Some(b"{}".to_vec()),
+    }
+}
+
+pub fn read_vocabulary(reply: &DrupalReply) -> TermAccess {
+    match reply {
+        DrupalReply::Answer { status: 400, .. } => TermAccess::Ready,
+        DrupalReply::Answer { status: 404, .. } => TermAccess::MissingVocabulary,
+        DrupalReply::Answer { status: 403, body } => {
+            match crate::drupal::jsonapi::required_permissions(
+                &crate::drupal::jsonapi::error_details(body),
+            ) {
+                Some(p) => TermAccess::MissingPermission(p),
+                None => TermAccess::Unknown,
+            }
+        }
+        _ => TermAccess::Unknown,
+    }
+}
+
+/// A log line for the vocabulary check; `None` while it is not known.
+pub fn describe_vocabulary(access: &TermAccess, vocabulary: &str) -> Option<(log::Level, String)> {
+    match access {
+        TermAccess::Unknown => None,
+        TermAccess::Ready => Some((
+            log::Level::Info,
+            format!("groups: the service account may create terms in the vocabulary `{vocabulary}`"),
+        )),
+        TermAccess::MissingPermission(p) => Some((
+            log::Level::Error,
+            format!("groups: the service account lacks the permission {p}: POST /Groups will fail with 502 until it is granted (also check 'edit terms in {vocabulary}' and 'delete terms in {vocabulary}')"),
+        )),
+        TermAccess::MissingVocabulary => Some((
+            log::Level::Error,
+            format!("groups: Drupal has no vocabulary `{vocabulary}` (JSON:API answered 404); create it or fix `groups.vocabulary`"),
+        )),
+    }
+}
+
+fn missing_field(field: &str) -> ScimError {
     ScimError::new(
         503,
         None,
         format!("The gateway is misconfigured: its attribute mapping names the Drupal user field `{field}`, which does not exist."),
     )
-    .into_response()
 }
 
 #[cfg(test)]
@@ -160,10 +328,116 @@ mod tests {
             Verdict::MissingField("field_title".into())
         );
         assert_eq!(read(&ans(403, "{}")), Verdict::Refused);
-        assert_eq!(read(&ans(503, "x")), Verdict::Unknown);
-        assert_eq!(read(&DrupalReply::Failed), Verdict::Unknown);
+        assert!(
+            matches!(read(&ans(503, "x")), Verdict::Unknown(why) if why.contains("unavailable"))
+        );
+        assert!(
+            matches!(read(&DrupalReply::Failed), Verdict::Unknown(why) if why.contains("failed"))
+        );
         assert!(Verdict::Ready.is_final() && !Verdict::Refused.is_final());
-        assert_eq!(refusal("field_title").status, 503);
+    }
+
+    fn detail(r: &Response) -> String {
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        v["detail"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn nothing_is_served_before_the_check_passed() {
+        assert!(admission(&Verdict::Ready).is_none());
+        for (verdict, status, says) in [
+            (Verdict::Pending, 503, "has not completed yet"),
+            (
+                Verdict::MissingField("field_title".into()),
+                503,
+                "`field_title`",
+            ),
+            (Verdict::Refused, 502, "service account"),
+            (
+                Verdict::Unknown("Drupal is unreachable.".into()),
+                503,
+                "Drupal is unreachable.",
+            ),
+        ] {
+            let r = admission(&verdict).unwrap();
+            assert_eq!(r.status, status, "{verdict:?}");
+            assert!(detail(&r).contains(says), "{verdict:?}: {}", detail(&r));
+            assert!(
+                r.headers
+                    .iter()
+                    .any(|(n, v)| n == "retry-after" && v == "2"),
+                "{verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_settled_verdict_is_shared_with_every_worker() {
+        use crate::runtime::store::MemoryStore;
+        let mut store = MemoryStore::default();
+        let key = shared_key(&config(), "svc");
+        assert!(key.starts_with("scim.startup_check.") && key.len() == 35);
+        assert_ne!(key, shared_key(&config(), "other"));
+        // Nothing published: a VM goes by its own verdict.
+        assert_eq!(effective(&Verdict::Pending, &store, &key), Verdict::Pending);
+        // A VM that has not heard from Drupal takes another's unsettled verdict (and its why).
+        let down = Verdict::Unknown("Drupal is unreachable.".into());
+        publish(&mut store, &key, &down);
+        assert_eq!(effective(&Verdict::Pending, &store, &key), down);
+        assert_eq!(effective(&Verdict::Refused, &store, &key), Verdict::Refused);
+        // A settled verdict wins over any unsettled one, and is not undone by a later blip.
+        publish(&mut store, &key, &Verdict::Ready);
+        publish(&mut store, &key, &Verdict::Refused);
+        for local in [Verdict::Pending, Verdict::Refused, down.clone()] {
+            assert_eq!(effective(&local, &store, &key), Verdict::Ready);
+        }
+        // A VM's own settled verdict stands.
+        let missing = Verdict::MissingField("field_x".into());
+        assert_eq!(effective(&missing, &store, &key), missing);
+        publish(&mut store, &key, &missing);
+        assert_eq!(effective(&Verdict::Pending, &store, &key), missing);
+        // An unreadable store changes nothing.
+        store.fail_all = true;
+        publish(&mut store, &key, &Verdict::Ready);
+        assert_eq!(effective(&Verdict::Pending, &store, &key), Verdict::Pending);
+    }
+
+    #[test]
+    fn the_vocabulary_check_names_the_missing_permission() {
+        let ans = |status: u16, body: &str| DrupalReply::Answer {
+            status,
+            body: body.as_bytes().to_vec(),
+        };
+        let c = vocabulary_call(&config(), "scim_groups");
+        assert_eq!(
+            (c.method, c.path.as_str(), c.body.as_deref()),
+            (
+                "POST",
+                "/jsonapi/taxonomy_term/scim_groups",
+                Some(&b"{}"[..])
+            )
+        );
+        // Drupal 10.6.15's answers, verbatim.
+        let allowed = r#"{"jsonapi":{"version":"1.0"},"errors":[{"title":"Bad Request","status":"400","detail":"Resource object must include a \u0022type\u0022."}]}"#;
+        let refused = r#"{"jsonapi":{"version":"1.0"},"errors":[{"title":"Forbidden","status":"403","detail":"The following permissions are required: \u0027create terms in scim_groups\u0027 OR \u0027administer taxonomy\u0027."}]}"#;
+        assert_eq!(read_vocabulary(&ans(400, allowed)), TermAccess::Ready);
+        let missing = read_vocabulary(&ans(403, refused));
+        assert_eq!(
+            missing,
+            TermAccess::MissingPermission(
+                "'create terms in scim_groups' or 'administer taxonomy'".into()
+            )
+        );
+        let (level, line) = describe_vocabulary(&missing, "scim_groups").unwrap();
+        assert_eq!(level, log::Level::Error);
+        assert!(line.contains("'create terms in scim_groups'"), "{line}");
+        assert_eq!(
+            read_vocabulary(&ans(404, "<html>")),
+            TermAccess::MissingVocabulary
+        );
+        assert_eq!(read_vocabulary(&ans(403, "{}")), TermAccess::Unknown);
+        assert_eq!(read_vocabulary(&DrupalReply::Failed), TermAccess::Unknown);
+        assert!(describe_vocabulary(&TermAccess::Unknown, "v").is_none());
     }
 
     #[test]

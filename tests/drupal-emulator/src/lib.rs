@@ -58,6 +58,7 @@ impl Default for Options {
                     user_fields: Vec::new(),
                     dynamic_page_cache: false,
                     rest_user_resource: rest::RestUserResource::BasicAuthAndCookie,
+                    withheld_term_permissions: Vec::new(),
                 },
             },
             log_limit: 100_000,

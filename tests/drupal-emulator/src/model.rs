@@ -315,11 +315,15 @@ pub struct Settings {
     pub dynamic_page_cache: bool,
     /// The core REST `entity:user` resource: off, or the authentication providers it allows.
     pub rest_user_resource: crate::rest::RestUserResource,
+    /// Term permissions (`create terms in scim_groups`, …) every account lacks, administrators
+    /// included: a service account whose role was not granted them. Drupal's answer is the
+    /// 403 of `TermAccessControlHandler`, naming the permission.
+    pub withheld_term_permissions: Vec<String>,
 }
 
 impl Settings {
     pub fn to_json(&self) -> J {
-        J::obj()
+        let out = J::obj()
             .with("cancel_method", self.cancel_method.as_str())
             .with("mail_case_insensitive", self.mail_case_insensitive)
             .with("read_only", self.read_only)
@@ -332,7 +336,20 @@ impl Settings {
                 J::Arr(self.user_fields.iter().map(|f| f.to_json()).collect()),
             )
             .with("dynamic_page_cache", self.dynamic_page_cache)
-            .with("rest_user_resource", self.rest_user_resource.as_str())
+            .with("rest_user_resource", self.rest_user_resource.as_str());
+        // Shown only when set: the usual settings document stays as it was.
+        if self.withheld_term_permissions.is_empty() {
+            return out;
+        }
+        out.with(
+            "withheld_term_permissions",
+            J::Arr(
+                self.withheld_term_permissions
+                    .iter()
+                    .map(|p| J::Str(p.clone()))
+                    .collect(),
+            ),
+        )
     }
 }
 

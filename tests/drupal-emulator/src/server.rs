@@ -782,6 +782,15 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
                     }
                 }
             }
+            if let Some(list) = v.get("withheld_term_permissions") {
+                let Some(items) = list.as_array() else {
+                    return bad("withheld_term_permissions must be an array of permission names");
+                };
+                s.withheld_term_permissions = items
+                    .iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect();
+            }
             if let Some(list) = v.get("user_fields") {
                 let Some(items) = list.as_array() else {
                     return bad("user_fields must be an array");

@@ -414,8 +414,9 @@ impl App {
             _ => "delete",
         };
         let perm = format!("{verb} terms in {vid}");
-        if self.has_perm(&db, &ctx.actor, &perm)
-            || self.has_perm(&db, &ctx.actor, "administer taxonomy")
+        let withheld = db.settings.withheld_term_permissions.contains(&perm);
+        if !withheld && self.has_perm(&db, &ctx.actor, &perm)
+            || !withheld && self.has_perm(&db, &ctx.actor, "administer taxonomy")
         {
             Ok(())
         } else {

@@ -1,0 +1,266 @@
+//! The root context: the configuration, and the startup checks against Drupal that every
+//! SCIM request waits for (see `Shared::admission`).
+
+use super::shared::{log_notices, millis, Flight, Shared};
+use super::store::HostStore;
+use super::stream::ScimHttp;
+use crate::config::{self, UserDelete};
+use crate::drupal::jsonapi::RestResource;
+use crate::drupal::probe::{self, TermAccess, Verdict};
+use crate::drupal::upstream::{Gate, Next};
+use crate::http::DrupalReply;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// How often a check is tried again until Drupal has answered it.
+const MAPPING_CHECK_PERIOD: Duration = Duration::from_secs(2);
+
+/// The first check goes out right after start: SCIM requests are refused until it passed.
+const FIRST_CHECK_DELAY: Duration = Duration::from_millis(10);
+
+/// A startup check against Drupal.
+#[derive(Clone, Copy, PartialEq)]
+enum StartupCheck {
+    Mapping,
+    RestDelete,
+    Vocabulary,
+}
+
+pub(super) struct ScimRoot {
+    shared: Option<Rc<Shared>>,
+    /// The checks of the round in flight, in the order of their calls.
+    in_flight: Vec<StartupCheck>,
+    /// The checks go through the upstream gate like any request.
+    gate: Gate,
+    flight: Flight,
+}
+
+impl ScimRoot {
+    pub(super) fn new() -> Self {
+        ScimRoot {
+            shared: None,
+            in_flight: Vec::new(),
+            gate: Gate::new(),
+            flight: Flight::default(),
+        }
+    }
+
+    fn owner(shared: &Shared) -> String {
+        format!("{}:root", shared.vm_tag)
+    }
+
+    /// Dispatches the gate's next round, or concludes the check with its reply.
+    fn follow(&mut self, shared: &Shared, next: Next) {
+        log_notices(&mut self.gate);
+        match next {
+            Next::Send(round) => {
+                let mut flight = std::mem::take(&mut self.flight);
+                flight.launch(self, shared, &round);
+                self.flight = flight;
+                self.round_complete(shared);
+            }
+            Next::Deliver(replies) => {
+                let checks = std::mem::take(&mut self.in_flight);
+                let mut ready = false;
+                for (check, reply) in checks.into_iter().zip(replies) {
+                    match check {
+                        StartupCheck::Mapping => ready = self.conclude(shared, &reply),
+                        // Only an account Drupal accepted gets answers worth reading (the
+                        // mapping's call comes first in the round).
+                        StartupCheck::RestDelete if ready => conclude_rest(shared, &reply),
+                        StartupCheck::Vocabulary if ready => conclude_vocabulary(shared, &reply),
+                        _ => {}
+                    }
+                }
+                self.stop_when_settled(shared);
+            }
+        }
+    }
+
+    fn round_complete(&mut self, shared: &Shared) {
+        let Some(arrivals) = self.flight.complete() else {
+            return;
+        };
+        let owner = Self::owner(shared);
+        let now = millis(self.get_current_time());
+        let next = shared.with_gate_env(now, &owner, |env| self.gate.receive(arrivals, env));
+        self.follow(shared, next);
+    }
+
+    /// Records the mapping check's verdict; true when it passed.
+    fn conclude(&mut self, shared: &Shared, reply: &DrupalReply) -> bool {
+        let verdict = probe::read(reply);
+        let line = probe::describe(&verdict);
+        // The check is repeated every 2 s until it is settled: a verdict already logged is
+        // not logged again at warning level.
+        let repeated = shared
+            .mapping_check
+            .try_borrow()
+            .is_ok_and(|previous| *previous == verdict);
+        match &verdict {
+            Verdict::Ready => log::info!("{line}"),
+            Verdict::MissingField(_) => log::error!("{line}"),
+            _ if repeated => log::debug!("{line}"),
+            _ => log::warn!("{line}"),
+        }
+        probe::publish(&mut HostStore, &shared.startup_key, &verdict);
+        let passed = verdict == Verdict::Ready;
+        if let Ok(mut slot) = shared.mapping_check.try_borrow_mut() {
+            // Another worker's settled verdict (adopted meanwhile) is not undone by a blip.
+            if !slot.is_final() || verdict.is_final() {
+                *slot = verdict;
+            }
+        };
+        passed
+    }
+
+    /// The checks due: none once the mapping's verdict is settled (here or, adopted, on
+    /// another worker, which also ran the others); else the mapping's, with the checks that
+    /// only inform the log in the same round, so that they are done when requests are served.
+    fn due_checks(shared: &Shared) -> Vec<StartupCheck> {
+        if shared.verdict().is_final() {
+            return Vec::new();
+        }
+        let mut checks = vec![StartupCheck::Mapping];
+        if shared.config.drupal.user_delete == UserDelete::HardDelete
+            && shared.rest_check.get() == RestResource::Unknown
+        {
+            checks.push(StartupCheck::RestDelete);
+        }
+        let term_unknown = shared
+            .term_access
+            .try_borrow()
+            .is_ok_and(|a| *a == TermAccess::Unknown);
+        if shared.config.groups.is_some() && term_unknown {
+            checks.push(StartupCheck::Vocabulary);
+        }
+        checks
+    }
+
+    fn stop_when_settled(&mut self, shared: &Shared) {
+        if Self::due_checks(shared).is_empty() {
+            self.set_tick_period(Duration::ZERO);
+        }
+    }
+}
+
+fn conclude_rest(shared: &Shared, reply: &DrupalReply) {
+    let state = crate::drupal::jsonapi::rest_resource(reply);
+    if let Some((level, line)) = probe::describe_rest(state) {
+        log::log!(level, "{line}");
+    }
+    shared.rest_check.set(state);
+}
+
+fn conclude_vocabulary(shared: &Shared, reply: &DrupalReply) {
+    let access = probe::read_vocabulary(reply);
+    let vocabulary = shared.config.groups.as_ref().map(|g| g.vocabulary.as_str());
+    if let Some((level, line)) = vocabulary.and_then(|v| probe::describe_vocabulary(&access, v)) {
+        log::log!(level, "{line}");
+    }
+    if let Ok(mut slot) = shared.term_access.try_borrow_mut() {
+        *slot = access;
+    }
+}
+
+impl Context for ScimRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let arrival = shared.arrival(self, num_headers, body_size);
+        if self.flight.land(token_id, arrival) {
+            self.round_complete(&shared);
+        }
+    }
+}
+
+impl RootContext for ScimRoot {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        match config::parse(&bytes, &|name| std::env::var(name).ok()) {
+            Ok((config, credentials)) => {
+                log::info!(
+                    "scim gateway configured: base path {}, {} token(s), Drupal cluster {} as {} ({:?} auth)",
+                    config.base_path,
+                    config.tokens.len(),
+                    config.drupal.cluster,
+                    credentials.username,
+                    credentials.mode
+                );
+                let now = self.get_current_time();
+                let vm_tag = now
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default()
+                    .to_string();
+                crate::runtime::locks::ensure_table(&mut HostStore);
+                let startup_key = probe::shared_key(&config, &credentials.username);
+                self.shared = Some(Rc::new(Shared {
+                    config,
+                    credentials,
+                    vm_tag,
+                    mapping_check: RefCell::new(Verdict::Pending),
+                    startup_key,
+                    term_access: RefCell::new(TermAccess::Unknown),
+                    rest_check: Cell::new(RestResource::Unknown),
+                    cache_epoch: Cell::new(millis(now)),
+                }));
+                // Check the mapping against Drupal right after start (and until it answers).
+                self.set_tick_period(FIRST_CHECK_DELAY);
+                true
+            }
+            Err(e) => {
+                log::error!("{e}");
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        if !self.in_flight.is_empty() {
+            return;
+        }
+        let due = Self::due_checks(&shared);
+        if due.is_empty() {
+            self.set_tick_period(Duration::ZERO);
+            return;
+        }
+        self.set_tick_period(MAPPING_CHECK_PERIOD);
+        let calls = due
+            .iter()
+            .map(|check| match (check, &shared.config.groups) {
+                (StartupCheck::RestDelete, _) => probe::rest_call(),
+                (StartupCheck::Vocabulary, Some(groups)) => {
+                    probe::vocabulary_call(&shared.config, &groups.vocabulary)
+                }
+                _ => probe::call(&shared.config),
+            })
+            .collect();
+        self.in_flight = due;
+        let owner = Self::owner(&shared);
+        let now = millis(self.get_current_time());
+        let next = shared.with_gate_env(now, &owner, |env| self.gate.send(calls, env));
+        self.follow(&shared, next);
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(ScimHttp::new(context_id, self.shared.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

@@ -1,0 +1,385 @@
+//! The HTTP context: one SCIM request, from Envoy to the exchange and back.
+
+use super::metrics;
+use super::shared::{lock_ttl_ms, log_notices, millis, Flight, Shared};
+use super::store::HostStore;
+use crate::drupal::upstream::{Gate, Next, Purpose};
+use crate::flows::exchange::{self, Exchange};
+use crate::flows::membership::Env;
+use crate::flows::request;
+use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
+use crate::runtime::locks::StoreLocks;
+use crate::scim::error::ScimError;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use std::rc::Rc;
+
+pub(super) struct ScimHttp {
+    context_id: u32,
+    /// When the request arrived (ms), for the log line.
+    started_ms: u64,
+    /// When each call in flight was sent, by token (ms), for the latency histogram.
+    sent_ms: Vec<(u32, u64, &'static str)>,
+    shared: Option<Rc<Shared>>,
+    request: Request,
+    exchange: Option<Exchange>,
+    /// Authenticates the exchange's calls to Drupal (Basic, or the shared session).
+    gate: Gate,
+    flight: Flight,
+    scim: bool,
+    answered: bool,
+    drupal_calls: usize,
+}
+
+impl ScimHttp {
+    pub(super) fn new(context_id: u32, shared: Option<Rc<Shared>>) -> Self {
+        ScimHttp {
+            context_id,
+            started_ms: 0,
+            sent_ms: Vec::new(),
+            shared,
+            request: Request::default(),
+            exchange: None,
+            gate: Gate::new(),
+            flight: Flight::default(),
+            scim: false,
+            answered: false,
+            drupal_calls: 0,
+        }
+    }
+
+    fn respond(&mut self, response: Response) {
+        if self.answered {
+            return;
+        }
+        self.answered = true;
+        let label = self
+            .exchange
+            .as_ref()
+            .map(|e| e.token_label.as_str())
+            .filter(|l| !l.is_empty())
+            .unwrap_or("-")
+            .to_string();
+        if let Some(shared) = self.shared.clone() {
+            let (resource, op) =
+                request::classify(&shared.config, &self.request.method, &self.request.path);
+            let scim_type = if response.status >= 400 {
+                serde_json::from_slice::<serde_json::Value>(&response.body)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("scimType")
+                            .and_then(|t| t.as_str())
+                            .map(str::to_string)
+                    })
+            } else {
+                None
+            };
+            metrics::count(&format!(
+                "scim.requests.token.{label}.resource.{resource}.op.{op}.status.{}",
+                response.status
+            ));
+            if response.status == 401 {
+                metrics::count("scim.auth_failures");
+            }
+            if let Some(t) = &scim_type {
+                metrics::count(&format!(
+                    "scim.validation_failures.scim_type.{}",
+                    metrics::safe(t)
+                ));
+            }
+            let duration = millis(self.get_current_time()).saturating_sub(self.started_ms);
+            let request_id = self
+                .request
+                .header("x-request-id")
+                .unwrap_or("-")
+                .to_string();
+            // One line a request; nothing secret (no query string: filters can hold addresses).
+            log::info!(
+                "scim request_id={request_id} token={label} method={} resource={resource} op={op} status={} scim_type={} drupal_calls={} duration_ms={duration}",
+                self.request.method,
+                response.status,
+                scim_type.as_deref().unwrap_or("-"),
+                self.drupal_calls
+            );
+        }
+        let headers: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let body = if response.body.is_empty() {
+            None
+        } else {
+            Some(response.body.as_slice())
+        };
+        self.send_http_response(u32::from(response.status), headers, body);
+    }
+
+    /// Token budgets (`rate_limits`): a bucket per label in shared data.
+    fn over_budget(&self, shared: &Shared) -> Option<Response> {
+        // Without budgets there is nothing to look up (and the token is hashed only once,
+        // by the exchange).
+        if shared.config.rate_limits.is_empty() {
+            return None;
+        }
+        let label = crate::flows::auth::authenticate(
+            self.request.header("authorization"),
+            &shared.config.tokens,
+        )
+        .ok()?;
+        let limit = shared
+            .config
+            .rate_limits
+            .iter()
+            .find(|l| l.label == label)?;
+        let now = millis(self.get_current_time());
+        match crate::runtime::rate::draw(&mut HostStore, limit, now)? {
+            Ok(()) => None,
+            Err(retry_after) => {
+                metrics::count(&format!("scim.rate_limited.token.{label}"));
+                Some(crate::runtime::rate::too_many_requests(retry_after))
+            }
+        }
+    }
+
+    fn env_parts(&self, shared: &Shared) -> (String, u64, u64) {
+        let owner = format!("{}:{}", shared.vm_tag, self.context_id);
+        let now_ms = millis(self.get_current_time());
+        (owner, now_ms, lock_ttl_ms(&shared.config))
+    }
+
+    fn begin(&mut self, shared: &Shared) {
+        if let Some(response) = self.over_budget(shared) {
+            self.respond(response);
+            return;
+        }
+        let (owner, now_ms, lock_ttl_ms) = self.env_parts(shared);
+        let mut locks = StoreLocks(HostStore);
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms,
+            owner: &owner,
+            lock_ttl_ms,
+        };
+        match exchange::begin(&shared.config, &self.request, &mut env) {
+            // The route sends nothing upstream for SCIM paths; this is unreachable in
+            // practice, but answering is safer than letting the request through.
+            None => self.respond(ScimError::not_found("Not a SCIM path.").into_response()),
+            Some((exchange, step)) => {
+                self.exchange = Some(exchange);
+                self.act(shared, step);
+            }
+        }
+    }
+
+    fn act(&mut self, shared: &Shared, step: Step) {
+        match step {
+            Step::Respond(response) => self.respond(response),
+            Step::Call(calls) => self.dispatch(shared, calls),
+        }
+    }
+
+    /// The exchange's calls go through the gate, which may first log in.
+    fn dispatch(&mut self, shared: &Shared, calls: Vec<DrupalCall>) {
+        let (owner, now_ms, _) = self.env_parts(shared);
+        let next = shared.with_gate_env(now_ms, &owner, |env| self.gate.send(calls, env));
+        self.follow(shared, next);
+    }
+
+    fn follow(&mut self, shared: &Shared, next: Next) {
+        log_notices(&mut self.gate);
+        match next {
+            Next::Deliver(replies) => self.resume(shared, replies),
+            Next::Send(round) => {
+                let mut flight = std::mem::take(&mut self.flight);
+                let tokens = flight.launch(self, shared, &round);
+                self.flight = flight;
+                let now = millis(self.get_current_time());
+                for (outbound, token) in round.iter().zip(tokens) {
+                    if outbound.purpose == Purpose::Pause {
+                        continue;
+                    }
+                    self.drupal_calls = self.drupal_calls.saturating_add(1);
+                    if let Some(token) = token {
+                        self.sent_ms.push((token, now, outbound.call.method));
+                    }
+                    log::debug!(
+                        "scim drupal call {} {}",
+                        outbound.call.method,
+                        crate::drupal::query::split_path(&outbound.call.path).0
+                    );
+                }
+                self.gate_round_complete(shared);
+            }
+        }
+    }
+
+    fn gate_round_complete(&mut self, shared: &Shared) {
+        let Some(arrivals) = self.flight.complete() else {
+            return;
+        };
+        let (owner, now_ms, _) = self.env_parts(shared);
+        let next = shared.with_gate_env(now_ms, &owner, |env| self.gate.receive(arrivals, env));
+        self.follow(shared, next);
+    }
+
+    /// The stream ended before the answer (the client went away, or Envoy's stream timeout):
+    /// Envoy cancels the calls in flight, so the exchange would never resume and its locks
+    /// would stay until they time out. It gives them up now instead.
+    fn abandon_unanswered(&mut self) {
+        if self.answered {
+            return;
+        }
+        self.answered = true;
+        let (Some(shared), Some(mut exchange)) = (self.shared.clone(), self.exchange.take()) else {
+            return;
+        };
+        let (owner, now_ms, lock_ttl_ms) = self.env_parts(&shared);
+        let mut locks = StoreLocks(HostStore);
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms,
+            owner: &owner,
+            lock_ttl_ms,
+        };
+        exchange.abandon(&mut env, shared.config.drupal.timeout_ms);
+        self.gate.abandon(env.locks, &owner);
+        let request_id = self.request.header("x-request-id").unwrap_or("-");
+        log::info!(
+            "scim request_id={request_id} method={} abandoned: the stream ended before the answer (client gone or stream timeout) after {} Drupal call(s); its locks were released",
+            self.request.method,
+            self.drupal_calls
+        );
+    }
+
+    fn resume(&mut self, shared: &Shared, replies: Vec<DrupalReply>) {
+        let (owner, now_ms, lock_ttl_ms) = self.env_parts(shared);
+        let mut locks = StoreLocks(HostStore);
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms,
+            owner: &owner,
+            lock_ttl_ms,
+        };
+        let step = match self.exchange.as_mut() {
+            Some(exchange) => exchange.resume(&shared.config, replies, &mut env),
+            None => {
+                Step::Respond(ScimError::internal("Lost track of the request.").into_response())
+            }
+        };
+        self.act(shared, step);
+    }
+}
+
+impl Context for ScimHttp {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let arrival = shared.arrival(self, num_headers, body_size);
+        if let Some(sent) = self.sent_ms.iter().position(|(t, _, _)| *t == token_id) {
+            let (_, at, method) = self.sent_ms.swap_remove(sent);
+            let ms = millis(self.get_current_time()).saturating_sub(at);
+            let status = match &arrival.reply {
+                DrupalReply::Answer { status, .. } => *status,
+                DrupalReply::Failed => 0,
+            };
+            metrics::count(&format!(
+                "scim.drupal_calls.method.{method}.status.{status}"
+            ));
+            metrics::record("scim.drupal_latency_ms", ms);
+            log::debug!("scim drupal answer {status} after {ms} ms");
+        }
+        if self.flight.land(token_id, arrival) {
+            self.gate_round_complete(&shared);
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        self.abandon_unanswered();
+        true
+    }
+}
+
+impl HttpContext for ScimHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
+            self.respond(
+                ScimError::internal("The SCIM gateway is not configured.").into_response(),
+            );
+            return Action::Pause;
+        };
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        if !request::is_scim_path(&shared.config, &path) {
+            return Action::Continue;
+        }
+        self.scim = true;
+        self.started_ms = millis(self.get_current_time());
+        #[cfg(feature = "test-panic")]
+        if self.get_http_request_header("x-scim-test-panic").is_some() {
+            #[allow(clippy::panic)]
+            {
+                panic!("x-scim-test-panic: crashing the VM on purpose");
+            }
+        }
+        self.request = Request {
+            method: self.get_http_request_header(":method").unwrap_or_default(),
+            path,
+            headers: self.get_http_request_headers(),
+            body: Vec::new(),
+        };
+        // Nothing is served before the startup check has passed. A client without a valid
+        // token learns nothing about the gateway's state.
+        if let Some(refusal) = shared.admission() {
+            let answer = match crate::flows::auth::authenticate(
+                self.request.header("authorization"),
+                &shared.config.tokens,
+            ) {
+                Ok(_) => refusal,
+                Err(e) => e.into_response(),
+            };
+            self.respond(answer);
+            return Action::Pause;
+        }
+        if end_of_stream {
+            self.begin(&shared);
+            return Action::Pause;
+        }
+        if let Some(response) = request::check_headers(&shared.config, &self.request) {
+            self.respond(response);
+            return Action::Pause;
+        }
+        // Returning Pause here would stop the body callbacks (Envoy converts it to
+        // StopAllIteration); the buffer filter behind us holds the request back instead.
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.abandon_unanswered();
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.scim || self.answered {
+            return Action::Pause;
+        }
+        let Some(shared) = self.shared.clone() else {
+            return Action::Pause;
+        };
+        if u64::try_from(body_size).unwrap_or(u64::MAX) > shared.config.max_body_bytes {
+            self.respond(request::too_large(&shared.config).into_response());
+            return Action::Pause;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.request.body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.begin(&shared);
+        Action::Pause
+    }
+}
