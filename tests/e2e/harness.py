@@ -407,7 +407,10 @@ class Envoy:
         )
         return p.returncode, p.stdout.decode(errors="replace")
 
-    def start(self) -> "Envoy":
+    def start(self, wait_for_checks: bool = True) -> "Envoy":
+        """Starts Envoy and waits until its listener answers and, with `wait_for_checks`,
+        until the filter's start-up check against Drupal has concluded (SCIM answers 503
+        "has not completed yet" until then; any other answer means it ran, passed or not)."""
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             self._cmd(),
@@ -426,8 +429,10 @@ class Envoy:
                 if r.status_code != 200:
                     return False
                 # The listener answers (any status): the filter is loaded in the workers.
-                requests.get(self.base_url + "/ServiceProviderConfig", timeout=2)
-                return True
+                token = next(iter(self.tokens.values()), None)
+                headers = {"Authorization": "Bearer " + token} if token else {}
+                r = requests.get(self.base_url + "/ServiceProviderConfig", headers=headers, timeout=2)
+                return not (wait_for_checks and is_start_up_pending(r))
             except requests.RequestException:
                 return False
 
@@ -485,6 +490,14 @@ class Envoy:
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
         finally:
             conn.close()
+
+
+# The detail of the 503 the filter answers before its start-up check has concluded.
+START_UP_PENDING = "has not completed yet"
+
+
+def is_start_up_pending(resp: requests.Response) -> bool:
+    return resp.status_code == 503 and START_UP_PENDING in resp.text
 
 
 def _json_dumps(obj: Any) -> bytes:
