@@ -1,7 +1,7 @@
 //! The root context: the configuration, and the startup checks against Drupal that every
 //! SCIM request waits for (see `Shared::admission`).
 
-use super::shared::{log_notices, millis, Flight, Shared};
+use super::shared::{lock_ttl_ms, log_notices, millis, Flight, Shared};
 use super::store::HostStore;
 use super::stream::ScimHttp;
 use crate::config::{self, UserDelete};
@@ -9,6 +9,7 @@ use crate::drupal::jsonapi::RestResource;
 use crate::drupal::probe::{self, TermAccess, Verdict};
 use crate::drupal::upstream::{Gate, Next};
 use crate::http::DrupalReply;
+use crate::runtime::locks::{Locks, StoreLocks};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use std::cell::{Cell, RefCell};
@@ -239,6 +240,15 @@ impl RootContext for ScimRoot {
             return;
         }
         self.set_tick_period(MAPPING_CHECK_PERIOD);
+        let owner = Self::owner(&shared);
+        let now = millis(self.get_current_time());
+        // One VM asks Drupal at a time (a lease it renews while it asks); the others go by
+        // the verdict it publishes, and take over if it dies. So Drupal gets one check, not
+        // one per thread, and none is still in flight once the verdict is out.
+        let lease = format!("{}.prober", shared.startup_key);
+        if !StoreLocks(HostStore).try_lock(&lease, &owner, now, lock_ttl_ms(&shared.config)) {
+            return;
+        }
         let calls = due
             .iter()
             .map(|check| match (check, &shared.config.groups) {
@@ -250,8 +260,6 @@ impl RootContext for ScimRoot {
             })
             .collect();
         self.in_flight = due;
-        let owner = Self::owner(&shared);
-        let now = millis(self.get_current_time());
         let next = shared.with_gate_env(now, &owner, |env| self.gate.send(calls, env));
         self.follow(&shared, next);
     }

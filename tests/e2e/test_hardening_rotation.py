@@ -105,7 +105,9 @@ class LdsEnvoy:
                 if requests.get(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1).status_code != 200:
                     return False
                 self.get("/ServiceProviderConfig", None)
-                return True
+                # SCIM is answered only once the start-up check has passed (this test's
+                # tokens are digests only, so the log says when).
+                return "every mapped user field exists" in self.log_path.read_text(errors="replace")
             except requests.RequestException:
                 return False
 
