@@ -415,8 +415,9 @@ impl App {
         };
         let perm = format!("{verb} terms in {vid}");
         let withheld = db.settings.withheld_term_permissions.contains(&perm);
-        if !withheld && self.has_perm(&db, &ctx.actor, &perm)
-            || !withheld && self.has_perm(&db, &ctx.actor, "administer taxonomy")
+        if !withheld
+            && (self.has_perm(&db, &ctx.actor, &perm)
+                || self.has_perm(&db, &ctx.actor, "administer taxonomy"))
         {
             Ok(())
         } else {
