@@ -184,7 +184,8 @@ try {
   unset($tx);
 }
 catch (\Throwable $e) {
-  refuse("the site's configuration cannot be written: " . $e->getMessage());
+  // PDO appends the statement and its arguments; the reason is enough.
+  refuse("the site's configuration cannot be written: " . preg_replace('/:\s*(INSERT|UPDATE|DELETE|MERGE|UPSERT)\b.*$/s', '', $e->getMessage()));
 }
 
 $available = \Drupal::service('extension.list.module')->getList();
