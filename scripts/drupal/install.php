@@ -15,9 +15,6 @@
  * automated cron, no security advisories (nothing waits on drupal.org).
  */
 
-use Drupal\Core\DrupalKernel;
-use Symfony\Component\HttpFoundation\Request;
-
 if (PHP_SAPI !== 'cli') {
   exit(1);
 }

@@ -392,6 +392,12 @@ if ($missing) {
 }
 
 // ------------------------------------------------------------------ 6. service account
+if ($account) {
+  // Loaded again: fields were added since, and a save must not work from the old definitions.
+  $account_storage = $etm->getStorage('user');
+  $account_storage->resetCache([$account->id()]);
+  $account = $account_storage->load($account->id());
+}
 if (!$account) {
   $account = $account_storage->create([
     'name' => $service_name,
