@@ -149,10 +149,9 @@ class Cleanup:
         return uuid
 
     def run(self) -> None:
-        for t in self.terms:
-            self.site.delete_term(t)
-        for u in self.users:
-            self.site.delete_user(u)
+        with concurrent.futures.ThreadPoolExecutor(2 if self.site.slow else 4) as pool:
+            list(pool.map(self.site.delete_term, self.terms))
+            list(pool.map(self.site.delete_user, self.users))
 
 
 @pytest.fixture
@@ -201,10 +200,10 @@ def _flood_background(request, auth, workdir):
     """Starts the wrong-password scenario (test_flood.py) as the session begins when a
     selected test is marked `flood`, so its minutes of waiting overlap the other tests."""
     if any(item.get_closest_marker("flood") for item in request.session.items):
-        import test_flood
+        import test_real_flood
 
-        site = rd.Site(os.environ["REAL_DRUPAL_DIR"])  # its own HTTP session: another thread
-        _flood["future"] = _flood_pool.submit(test_flood.scenario, site, auth, workdir / "flood")
+        site = rd.Site(os.environ["REAL_DRUPAL_DIR"])
+        _flood["future"] = _flood_pool.submit(test_real_flood.scenario, site, auth, workdir / "flood")
     yield
     _flood_pool.shutdown(wait=True)
 
@@ -214,3 +213,11 @@ def flood_result():
     fut = _flood.get("future")
     assert fut is not None, "the flood scenario was not started"
     return fut.result(timeout=600)
+
+
+def pytest_terminal_summary(terminalreporter):
+    import sys
+
+    flood = sys.modules.get("test_real_flood")
+    for line in getattr(flood, "FIGURES", {}).values():
+        terminalreporter.write_line("flood: " + line)

@@ -22,6 +22,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,16 @@ class Site:
         # One request at a time and ~0.5 s each on PHP-in-WebAssembly (11.4.5 here).
         self.slow = self.runtime == "wasm"
         self.timeout = 120 if self.slow else 30
-        self.http = requests.Session()
+        self._local = threading.local()
         self._roles: dict[str, str] = {}
+
+    @property
+    def http(self) -> requests.Session:
+        """A connection pool per thread (tests arrange Drupal from several threads)."""
+        s = getattr(self._local, "http", None)
+        if s is None:
+            s = self._local.http = requests.Session()
+        return s
 
     # -- what harness.Envoy reads from its `emulator` ------------------------------------
     @property
@@ -113,7 +122,7 @@ class Site:
                 # a reused connection it has just closed is reset. Reads and our own writes
                 # are retried on a fresh connection.
                 last = e
-                self.http = requests.Session()
+                self._local.http = requests.Session()
         raise last  # type: ignore[misc]
 
     def jsonapi(self, method: str, path: str, body: Any = None, auth: str | None = "admin", **kw) -> requests.Response:
