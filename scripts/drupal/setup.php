@@ -59,7 +59,7 @@ if (!in_array($user_delete, ['cancel', 'hard_delete'], TRUE)) {
 $service_name = (string) getenv('DRUPAL_USERNAME');
 $service_pass = (string) getenv('DRUPAL_PASSWORD');
 if ($service_name === '' || $service_pass === '') {
-  refuse('DRUPAL_USERNAME and DRUPAL_PASSWORD must be set in the environment (the service account)');
+  refuse('DRUPAL_USERNAME and DRUPAL_PASSWORD must be set in the environment (the service account; through sudo: --preserve-env=DRUPAL_USERNAME,DRUPAL_PASSWORD)');
 }
 
 // The attribute mapping (the plugin's `attributes`): Drupal field => wanted field type.
