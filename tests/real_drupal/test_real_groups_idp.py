@@ -45,7 +45,7 @@ def test_jumpcloud_activate_with_group_management(scim, site, uniq, cleanup, ord
     email = f"jc.test.{uniq}@example.com"
     group = f"JumpCloud Test Group {uniq}"
     r = scim("GET", "/Users")
-    assert r.status_code == 200 and r.json()["schemas"] == [LIST_RESPONSE]
+    assert r.status_code == 200 and r.json()["schemas"] == [LIST_RESPONSE], r.text
     assert scim("GET", "/Users", params={"filter": f'userName eq "{email}"'}).json()["totalResults"] == 0
     r = scim("POST", "/Users", json=jumpcloud_user(email))
     assert r.status_code == 201, r.text
