@@ -12,9 +12,14 @@ Starts the Drupal emulator and Envoy with the filter (the e2e harness), runs
 - the suite could not run.
 
     .venv/bin/python tests/conformance/run_scim2_tester.py [--url URL --token TOKEN] [--min-checks N]
+    .venv/bin/python tests/conformance/run_scim2_tester.py --real-drupal DIR --auth basic|session
 
 With --url/--token it checks an already running gateway instead of starting one (pass
---min-checks for what that gateway advertises).
+--min-checks for what that gateway advertises). With --real-drupal it starts the gateway in
+front of the real Drupal that `scripts/real-drupal up --dir DIR` brought up (set up with
+scripts/emulator-attributes.json and groups, as scripts/test does; the secrets `up` was given in
+the environment or DIR/real-drupal.env), in that upstream mode: the same checks, the same
+gate (0 failed, no unexpected skip, at least MIN_CHECKS).
 Environment: E2E_NO_BUILD=1 skips `cargo build`; E2E_KEEP=1 keeps the logs.
 """
 
@@ -46,13 +51,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "e2e"))
 
 
-def run_checks(url: str, token: str) -> list:
+def run_checks(url: str, token: str, timeout: float = 30) -> list:
     from httpx2 import Client
     from scim2_client.engines.httpx2 import SyncSCIMClient
     from scim2_tester import check_server
 
     client = SyncSCIMClient(
-        Client(base_url=url, headers={"Authorization": "Bearer " + token}, trust_env=False, timeout=30)
+        Client(base_url=url, headers={"Authorization": "Bearer " + token}, trust_env=False, timeout=timeout)
     )
     return check_server(client)
 
@@ -100,11 +105,30 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", help="SCIM base URL of a running gateway (default: start one)")
     ap.add_argument("--token", help="bearer token for --url")
+    ap.add_argument("--real-drupal", metavar="DIR", help="check a gateway in front of the real Drupal of `scripts/real-drupal up --dir DIR`")
+    ap.add_argument("--auth", choices=("basic", "session"), default="basic", help="with --real-drupal: the gateway's drupal.auth")
     ap.add_argument("--min-checks", type=int, default=MIN_CHECKS, help=f"fewest checks that must run (default {MIN_CHECKS})")
     args = ap.parse_args(argv)
 
     stack = None
-    if args.url:
+    real_gw = None
+    timeout = 30
+    if args.url and args.real_drupal:
+        ap.error("give --url or --real-drupal, not both")
+    if args.real_drupal:
+        import tempfile
+
+        sys.path.insert(0, str(HERE.parent / "real_drupal"))
+        import realdrupal
+
+        site = realdrupal.Site(args.real_drupal)
+        tokens = realdrupal.new_tokens()
+        real_gw = realdrupal.gateway(site, Path(tempfile.mkdtemp(prefix="scim2-tester-real-")), tokens, args.auth)
+        realdrupal.wait_ready(real_gw, timeout=180 if site.slow else 60)
+        url, token = real_gw.base_url, tokens["primary"]
+        timeout = 300 if site.slow else 60
+        print(f"real Drupal {site.version} ({site.db}, {site.runtime}) at {site.url}, drupal.auth {args.auth}")
+    elif args.url:
         if not args.token:
             ap.error("--token is required with --url")
         url, token = args.url, args.token
@@ -122,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"scim2-tester 0.5.2 against {url}")
         try:
-            results = run_checks(url, token)
+            results = run_checks(url, token, timeout)
         except Exception as e:  # discovery failures raise inside the client
             print(f"scim2-tester could not run: {type(e).__name__}: {e}")
             results = []
@@ -130,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if stack is not None:
             stack.stop()
+        if real_gw is not None:
+            real_gw.stop()
 
     expected = [r for r in results if r.status.name == "SKIPPED" and r.title in EXPECTED_SKIPS]
     for r in expected:
