@@ -25,6 +25,10 @@
 //! meanwhile calls are refused without reaching Drupal, and after it one request tries again
 //! with a single guarded read before anything else is sent.
 //!
+//! Under concurrency the requests in flight when Drupal starts refusing make one back-off
+//! step between them (`SessionSlot::step`: a refusal counts only if no verdict came in since
+//! the calls went out), and only one of them, never during a back-off, sends the check.
+//!
 //! Drupal's Dynamic Page Cache keeps the 403 an anonymous request got for a user list that
 //! filters on `status` and serves it for that URL to everyone afterwards. So the guard's
 //! filter group is named after a cache epoch (`scim_auth_<epoch>`), which moves on after every
