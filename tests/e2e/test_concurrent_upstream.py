@@ -11,6 +11,7 @@ Each test runs its own emulator and Envoy (flood rows and request counts are the
 from __future__ import annotations
 
 import concurrent.futures
+import re
 
 import pytest
 import requests
@@ -157,3 +158,15 @@ def test_a_list_that_changes_between_rounds_answers_its_new_total(own, change):
     assert gw.scim("GET", "/Users?startIndex=51&count=50").json()["totalResults"] == after
     last = gw.scim("GET", f"/Users?startIndex={after - 9}&count=50").json()
     assert (last["totalResults"], len(last["Resources"])) == (after, 10)
+
+
+def test_the_workers_share_one_cache_epoch(own):
+    """Every user list names its auth guard after the cache epoch; one epoch per Envoy (not per
+    worker) keeps Drupal's page cache to one entry per list URL."""
+    emulator, gw = own("basic")
+    emulator.clear_requests()
+    for _ in range(3):
+        answers = in_parallel(gw, [LOOKUP] * 8)
+        assert all(r.status_code == 200 for r in answers)
+    epochs = {m for c in gateway_calls(emulator) for m in re.findall(r"scim_auth_(\d+)", c["path"])}
+    assert len(epochs) == 1, epochs
