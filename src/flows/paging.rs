@@ -4,12 +4,12 @@
 //! A read of `limit` items at `offset` tells a lot about the total N: with a `next` link,
 //! N > offset + limit; without one, N = offset + len when it returned anything, and
 //! N ≤ offset when it came back empty. So the window's own pages often settle N (the first
-//! page is read alone: most directories fit in it; the rest of the window follows at once).
-//! Otherwise a few rounds of concurrent probes (cheap reads of ids only) close in on it:
-//! first galloping outwards, then cutting the bracket, until one probe lands on the last
+//! page is read alone: most directories fit in it; the rest of the window follows, 8 pages at
+//! a time). Otherwise a few rounds of concurrent probes (cheap reads of ids only) close in on
+//! it: first galloping outwards, then cutting the bracket, until one probe lands on the last
 //! page. A total remembered from an earlier request on the same query is checked with one
 //! probe at its end, alongside the rest of the window: all that paging on through a list
-//! costs.
+//! costs. The list may change between rounds (see `Pager`).
 
 /// Drupal's JSON:API page size cap (`page[limit]` above it is cut to 50).
 pub const PAGE: usize = 50;
@@ -19,6 +19,8 @@ const PROBES_PER_ROUND: usize = 8;
 const GALLOP: usize = 4;
 /// Rounds of probes at most: 16 rounds of 8 reach past any real directory.
 const MAX_ROUNDS: usize = 16;
+/// The window's pages read at once (one list page of `count` = 1000 is 20 Drupal pages).
+const WINDOW_PER_ROUND: usize = 8;
 
 /// One read of a list: `limit` items from `offset` (0-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,12 @@ pub enum Next {
 }
 
 /// Counts the results of one query while its window is read.
+///
+/// The list may change between rounds (an IdP deletes while it pages). Each round's reads are
+/// taken together: what they say of N is merged with what earlier rounds said, and where the
+/// two disagree the newer round wins and the older bounds are dropped. A total is only ever
+/// what one round's reads prove on their own, so it is exact whenever the list held still
+/// during that round.
 #[derive(Debug, Clone)]
 pub struct Pager {
     /// The window: `count` items from `offset`.
@@ -56,12 +64,58 @@ pub struct Pager {
     at_least: usize,
     /// N ≤ at_most, once known.
     at_most: Option<usize>,
+    /// N as the latest round that proved it found it.
     total: Option<usize>,
+    /// Rounds of probes so far.
     rounds: usize,
-    /// The window's pages after the first were asked for.
-    rest_sent: bool,
+    /// The window's pages sent so far (the first goes alone, the others at most
+    /// `WINDOW_PER_ROUND` at a time).
+    window_sent: usize,
     /// A total remembered for this query, not yet checked.
     hint: Option<usize>,
+}
+
+/// What one round's reads prove about N: N ≥ `at_least`, N ≤ `at_most`.
+struct Bounds {
+    at_least: usize,
+    at_most: Option<usize>,
+}
+
+impl Bounds {
+    fn of(round: &[(Read, Found)]) -> Self {
+        let mut b = Bounds {
+            at_least: 0,
+            at_most: None,
+        };
+        for (read, found) in round {
+            let end = read.offset.saturating_add(found.len);
+            if found.len > 0 {
+                b.at_least = b.at_least.max(end);
+            }
+            if found.has_next {
+                b.at_least = b
+                    .at_least
+                    .max(read.offset.saturating_add(read.limit).saturating_add(1));
+            } else if found.len > 0 || read.offset == 0 {
+                b.cap(end);
+            } else {
+                b.cap(read.offset);
+            }
+        }
+        b
+    }
+
+    fn cap(&mut self, most: usize) {
+        self.at_most = Some(self.at_most.map_or(most, |m| m.min(most)));
+    }
+
+    fn holds(&self) -> bool {
+        self.at_most.is_none_or(|m| self.at_least <= m)
+    }
+
+    fn exact(&self) -> Option<usize> {
+        self.at_most.filter(|m| *m == self.at_least)
+    }
 }
 
 impl Pager {
@@ -76,10 +130,11 @@ impl Pager {
             at_most: None,
             total: None,
             rounds: 0,
-            rest_sent: false,
+            window_sent: 0,
             hint,
         };
         let mut reads: Vec<Read> = pager.window().into_iter().take(1).collect();
+        pager.window_sent = reads.len();
         if reads.is_empty() {
             reads.push(pager.take_hint_check().unwrap_or(probe(0)));
         }
@@ -118,26 +173,32 @@ impl Pager {
 
     /// Takes what a round of reads found and says what to read next, or the total.
     pub fn learn(&mut self, round: &[(Read, Found)]) -> Next {
-        for (read, found) in round {
-            self.learn_one(read, found);
-        }
-        if !self.rest_sent {
-            self.rest_sent = true;
-            // The rest of the window, where results exist (or may), and the check of a
-            // remembered total if the first page left the count open.
-            let mut rest: Vec<Read> = self
+        self.merge(Bounds::of(round));
+        // The rest of the window, where results exist (or may), a few pages a round; with
+        // the first of them the check of a remembered total if the count is still open.
+        let first_rest = self.window_sent == 1;
+        let mut rest: Vec<Read> = self
+            .window()
+            .into_iter()
+            .skip(self.window_sent)
+            .filter(|r| self.at_most.unwrap_or(usize::MAX) > r.offset)
+            .take(WINDOW_PER_ROUND)
+            .collect();
+        if let Some(last) = rest.last() {
+            let sent = self
                 .window()
-                .into_iter()
-                .skip(1)
-                .filter(|r| self.total.unwrap_or(usize::MAX) > r.offset)
-                .filter(|r| self.at_most.unwrap_or(usize::MAX) > r.offset)
-                .collect();
-            if self.total.is_none() {
-                rest.extend(self.take_hint_check());
-            }
-            if !rest.is_empty() {
-                return Next::Read(rest);
-            }
+                .iter()
+                .take_while(|r| r.offset <= last.offset)
+                .count();
+            self.window_sent = sent;
+        } else {
+            self.window_sent = usize::MAX;
+        }
+        if first_rest && self.total.is_none() {
+            rest.extend(self.take_hint_check());
+        }
+        if !rest.is_empty() {
+            return Next::Read(rest);
         }
         if let Some(total) = self.total {
             return Next::Total(total);
@@ -149,26 +210,32 @@ impl Pager {
         Next::Read(self.probes())
     }
 
-    fn learn_one(&mut self, read: &Read, found: &Found) {
-        let end = read.offset.saturating_add(found.len);
-        if found.has_next {
-            self.at_least = self
-                .at_least
-                .max(read.offset.saturating_add(read.limit).saturating_add(1));
-        } else if found.len > 0 || read.offset == 0 {
-            self.total = Some(end);
-            return;
-        } else {
-            self.at_most = Some(self.at_most.map_or(read.offset, |m| m.min(read.offset)));
-        }
-        if found.len > 0 {
-            self.at_least = self.at_least.max(end);
-        }
-        // A list that changed between two reads can leave the bounds crossed: the newer
-        // end wins and the search goes on from there.
-        if self.at_most.is_some_and(|m| m < self.at_least) {
+    /// Adds what a round proved to what earlier rounds did; the newer round wins where they
+    /// disagree (the list changed in between).
+    fn merge(&mut self, round: Bounds) {
+        if !round.holds() {
+            // The list changed during the round itself: start over.
+            self.at_least = 0;
             self.at_most = None;
+            self.total = None;
+            return;
         }
+        let at_least = self.at_least.max(round.at_least);
+        let at_most = match (self.at_most, round.at_most) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if at_most.is_some_and(|m| m < at_least) {
+            self.at_least = round.at_least;
+            self.at_most = round.at_most;
+        } else {
+            self.at_least = at_least;
+            self.at_most = at_most;
+        }
+        self.total = round
+            .exact()
+            .or(self.total)
+            .filter(|n| *n >= self.at_least && self.at_most.is_none_or(|m| *n <= m));
     }
 
     /// The next round's probes: each reads one page of ids at an offset that cuts the
@@ -229,7 +296,7 @@ mod tests {
         let (mut pager, mut reads) = Pager::start(offset, count, hint);
         let mut sent = 0;
         for round in 1.. {
-            assert!(reads.len() <= PROBES_PER_ROUND.max(count.div_ceil(PAGE)));
+            assert!(reads.len() <= PROBES_PER_ROUND.max(WINDOW_PER_ROUND + 1));
             sent += reads.len();
             let found: Vec<(Read, Found)> = reads.iter().map(|r| (*r, drupal(n, r))).collect();
             match pager.learn(&found) {
@@ -308,5 +375,144 @@ mod tests {
         assert_eq!(next, Next::Read(rest.clone()));
         let next = pager.learn(&[(rest[0], found(50, true)), (rest[1], found(1, false))]);
         assert_eq!(next, Next::Total(5000));
+    }
+
+    /// A seeded generator (no extra crate): xorshift.
+    struct Seeded(u64);
+
+    impl Seeded {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n.max(1) as u64) as usize
+        }
+    }
+
+    /// What a run against a changing list came to.
+    struct Outcome {
+        answer: Next,
+        reads: usize,
+        window_reads: usize,
+        probe_rounds: usize,
+        widest_round: usize,
+    }
+
+    /// Runs a pager against a list whose size changes before each round by `changes`
+    /// (round 2 is the first after the first page), then holds still.
+    fn run_changing(n: usize, offset: usize, count: usize, changes: &[isize]) -> (Outcome, usize) {
+        let (mut pager, mut reads) = Pager::start(offset, count, None);
+        let mut n = n;
+        let mut out = Outcome {
+            answer: Next::GaveUp,
+            reads: 0,
+            window_reads: 0,
+            probe_rounds: 0,
+            widest_round: 0,
+        };
+        for round in 0.. {
+            if round > 0 {
+                if let Some(d) = changes.get(round - 1) {
+                    n = n.saturating_add_signed(*d);
+                }
+            }
+            out.reads += reads.len();
+            out.window_reads += reads.iter().filter(|r| r.window).count();
+            out.probe_rounds += usize::from(reads.iter().all(|r| !r.window));
+            out.widest_round = out.widest_round.max(reads.len());
+            let found: Vec<(Read, Found)> = reads.iter().map(|r| (*r, drupal(n, r))).collect();
+            match pager.learn(&found) {
+                Next::Read(next) => reads = next,
+                answer => {
+                    out.answer = answer;
+                    return (out, n);
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn a_list_that_shrinks_after_the_first_page_converges() {
+        // The reported case: 101 users, startIndex=51&count=50, one DELETE before the probes.
+        let (out, n) = run_changing(101, 50, 50, &[-1]);
+        assert_eq!(out.answer, Next::Total(100));
+        assert_eq!(n, 100);
+        println!("101 -> 100 at offset 50: {} reads", out.reads);
+        assert!(out.reads <= 12, "{} reads", out.reads);
+    }
+
+    #[test]
+    fn totals_are_exact_once_the_list_holds_still() {
+        let mut rng = Seeded(0x5eed_cafe);
+        let mut worst = (0, 0);
+        for case in 0..4_000 {
+            let n = match rng.below(4) {
+                0 => rng.below(60),
+                1 => rng.below(400),
+                2 => rng.below(5_000),
+                _ => rng.below(200_000),
+            };
+            let offset = if rng.below(3) == 0 {
+                0
+            } else {
+                rng.below(n + 100)
+            };
+            let count = [0, 1, 10, 50, 100, 200, 1000][rng.below(7)];
+            // Changes between the first rounds: deletes and creates, one or many, then none.
+            let changing = rng.below(5);
+            let changes: Vec<isize> = (0..changing)
+                .map(|_| match rng.below(4) {
+                    0 => -1,
+                    1 => 1,
+                    2 => -(rng.below(120) as isize),
+                    _ => rng.below(120) as isize,
+                })
+                .collect();
+            let (out, stable_n) = run_changing(n, offset, count, &changes);
+            assert_eq!(
+                out.answer,
+                Next::Total(stable_n),
+                "case {case}: n={n} offset={offset} count={count} changes={changes:?}"
+            );
+            // The window's pages are read once each, at most 8 a round (9 with the check of
+            // a remembered total); probe rounds stay within twice the static search.
+            assert!(out.window_reads <= count.div_ceil(PAGE));
+            assert!(out.widest_round <= WINDOW_PER_ROUND + 1);
+            let (_, static_reads, static_rounds) = run(stable_n, offset, count, None);
+            assert!(
+                out.probe_rounds <= 2 * static_rounds + changing + 2,
+                "case {case}: {} probe rounds, {static_rounds} rounds static",
+                out.probe_rounds
+            );
+            let extra = out.reads.saturating_sub(static_reads);
+            worst = worst.max((extra, case));
+        }
+        println!(
+            "most reads above the static list's: {} (case {})",
+            worst.0, worst.1
+        );
+    }
+
+    #[test]
+    fn a_list_that_never_holds_still_ends_within_the_cap() {
+        let mut rng = Seeded(7);
+        for _ in 0..500 {
+            let n = rng.below(20_000);
+            let count = [1, 50, 1000][rng.below(3)];
+            let changes: Vec<isize> = (0..100).map(|_| rng.below(200) as isize - 100).collect();
+            let (out, _) = run_changing(n, rng.below(n + 1), count, &changes);
+            assert!(matches!(out.answer, Next::Total(_) | Next::GaveUp));
+            let cap = count.div_ceil(PAGE) + 1 + PROBES_PER_ROUND * MAX_ROUNDS;
+            assert!(out.reads <= cap, "{} reads > {cap}", out.reads);
+        }
+    }
+
+    #[test]
+    fn the_window_of_a_large_page_is_read_a_few_pages_at_a_time() {
+        let (out, _) = run_changing(10_000, 0, 1000, &[]);
+        assert_eq!(out.answer, Next::Total(10_000));
+        assert_eq!(out.window_reads, 20);
+        assert_eq!(out.widest_round, WINDOW_PER_ROUND);
     }
 }

@@ -26,6 +26,16 @@ pub struct SessionSlot {
     /// request, so a wrong password costs one failed login, not one per worker or call).
     #[serde(default)]
     pub basic_ok: bool,
+    /// Moves on with every verdict recorded (a refusal counted, credentials accepted, a
+    /// session opened). A request remembers it when its calls go out; a refusal they meet
+    /// counts only if no other verdict came in between, so the requests in flight when Drupal
+    /// starts refusing make one back-off step, not one each.
+    #[serde(default)]
+    pub step: u64,
+    /// The cache epoch of the whole Envoy (every worker's user lists name their auth guard
+    /// after it, so Drupal's page cache sees one URL per list, not one per worker).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// The slot, shared by every worker (in Envoy: proxy-wasm shared data).

@@ -7,6 +7,7 @@ use crate::drupal::upstream::*;
 use crate::http::{DrupalCall, DrupalReply};
 use crate::runtime::locks::Locks;
 use crate::runtime::session::SessionSlot;
+use std::cell::Cell;
 
 impl Gate {
     pub fn new() -> Self {
@@ -19,6 +20,8 @@ impl Gate {
             renewed: false,
             pauses: 0,
             trial: false,
+            sent_step: 0,
+            awaiting: false,
             notices: Vec::new(),
         }
     }
@@ -31,6 +34,7 @@ impl Gate {
             locks.unlock(LOGIN_LOCK, owner);
         }
         self.trial = false;
+        self.awaiting = false;
         self.phase = Phase::Idle;
     }
 
@@ -66,6 +70,9 @@ impl Gate {
             }
             Phase::Pausing => {
                 self.pauses = self.pauses.saturating_add(1);
+                if self.awaiting {
+                    return self.settle_suspect(env);
+                }
                 self.proceed(env)
             }
             Phase::Checking => {
@@ -130,6 +137,7 @@ impl Gate {
             } => self.send_pending(vec![("cookie", cookie.clone())], Some(cookie), csrf, env),
             Access::Login => {
                 self.phase = Phase::LoggingIn;
+                self.sent_step = current_step(env);
                 Next::Send(vec![login_call(env.credentials)])
             }
             Access::Pause if self.pauses < MAX_WAITS => {
@@ -155,9 +163,10 @@ impl Gate {
         auth: Vec<(&'static str, String)>,
         cookie: Option<String>,
         csrf: Option<String>,
-        env: &GateEnv,
+        env: &mut GateEnv,
     ) -> Next {
-        let epoch = *env.cache_epoch;
+        let epoch = current_epoch(env);
+        self.sent_step = current_step(env);
         self.phase = Phase::Calls;
         self.cookie_used = cookie;
         let outbound = self
@@ -287,18 +296,25 @@ impl Gate {
     }
 
     pub(crate) fn login_answered(&mut self, arrival: Arrival, env: &mut GateEnv) -> Next {
-        env.locks.unlock(LOGIN_LOCK, env.owner);
+        // The lock is released only once the verdict is stored: a request that takes it
+        // between the two would log in again.
         let account = env.credentials.account_tag.clone();
         let now = env.now_ms;
         match read_login(&arrival) {
             LoginResult::Opened { cookie, csrf } => {
-                env.store.update(&|_| SessionSlot {
-                    account: account.clone(),
-                    cookie: Some(cookie.clone()),
-                    csrf: Some(csrf.clone()),
-                    opened_ms: now,
-                    ..SessionSlot::default()
+                env.store.update(&|slot| {
+                    let slot = slot.unwrap_or_default();
+                    SessionSlot {
+                        account: account.clone(),
+                        cookie: Some(cookie.clone()),
+                        csrf: Some(csrf.clone()),
+                        opened_ms: now,
+                        step: slot.step.saturating_add(1),
+                        epoch: slot.epoch,
+                        ..SessionSlot::default()
+                    }
                 });
+                env.locks.unlock(LOGIN_LOCK, env.owner);
                 self.notices.push((
                     log::Level::Info,
                     format!(
@@ -315,9 +331,11 @@ impl Gate {
             }
             LoginResult::Refused(reason) => {
                 self.record_refusal(&reason, "login", env);
+                env.locks.unlock(LOGIN_LOCK, env.owner);
                 self.refuse_pending()
             }
             LoginResult::Unavailable(reply) => {
+                env.locks.unlock(LOGIN_LOCK, env.owner);
                 self.warn("the Drupal login did not succeed: Drupal did not answer it");
                 self.answer_pending_with(reply)
             }
@@ -325,29 +343,46 @@ impl Gate {
     }
 
     /// Records that Drupal refused the credentials: the back-off grows, the cache epoch
-    /// moves on, the log says when the next attempt is due.
+    /// moves on, the log says when the next attempt is due. Counted once per step: a refusal
+    /// met by calls sent before another request's verdict came in is that verdict's, not a
+    /// new one (the requests in flight when Drupal starts refusing make one step).
     pub(crate) fn record_refusal(&mut self, reason: &str, what: &str, env: &mut GateEnv) {
         let account = env.credentials.account_tag.clone();
-        let now = env.now_ms;
-        let previous = env
-            .store
-            .read()
-            .filter(|s| s.account == account)
-            .map(|s| s.refusals)
-            .unwrap_or(0);
-        let refusals = previous.saturating_add(1);
-        let backoff = backoff_s(refusals);
-        env.store.update(&|_| SessionSlot {
-            account: account.clone(),
-            refusals,
-            retry_at_ms: now.saturating_add(backoff.saturating_mul(1000)),
-            refusal: Some(reason.to_string()),
-            ..SessionSlot::default()
+        let (now, sent_step, local_epoch) = (env.now_ms, self.sent_step, *env.cache_epoch);
+        let counted = Cell::new(None);
+        env.store.update(&|slot| {
+            let slot = slot.unwrap_or_default();
+            let ours = slot.account == account;
+            let step = if ours { slot.step } else { 0 };
+            if step != sent_step {
+                counted.set(None);
+                return slot;
+            }
+            let refusals = if ours { slot.refusals } else { 0 }.saturating_add(1);
+            let epoch = moved_epoch(slot.epoch.max(local_epoch), now);
+            counted.set(Some((refusals, epoch)));
+            SessionSlot {
+                account: account.clone(),
+                refusals,
+                retry_at_ms: now.saturating_add(backoff_s(refusals).saturating_mul(1000)),
+                refusal: Some(reason.to_string()),
+                step: step.saturating_add(1),
+                epoch,
+                ..SessionSlot::default()
+            }
         });
-        next_epoch(env);
         if std::mem::take(&mut self.trial) {
             env.locks.unlock(LOGIN_LOCK, env.owner);
         }
+        let Some((refusals, epoch)) = counted.get() else {
+            self.notices.push((
+                log::Level::Debug,
+                format!("Drupal refused the gateway's {what} too; counted once, with the refusal recorded meanwhile"),
+            ));
+            return;
+        };
+        *env.cache_epoch = epoch;
+        let backoff = backoff_s(refusals);
         let line = format!(
             "Drupal refused the gateway's {what} as {}: {reason} (refusal {refusals}; next attempt in {backoff} s, to stay within Drupal's flood control)",
             env.credentials.username
@@ -373,6 +408,7 @@ impl Gate {
                 retry_at_ms: 0,
                 refusal: None,
                 basic_ok: true,
+                step: slot.step.saturating_add(1),
                 ..slot
             }
         });
@@ -418,15 +454,47 @@ impl Gate {
             }
         }
         if suspect {
-            return self.verify(false, env);
+            return self.settle_suspect(env);
         }
         self.basic_accepted(env);
         self.finish()
     }
 
+    /// Basic mode: answers that look anonymous are confirmed by one guarded read, sent by one
+    /// request at a time and never during a back-off; the others wait for its verdict.
+    pub(crate) fn settle_suspect(&mut self, env: &mut GateEnv) -> Next {
+        self.awaiting = false;
+        let account = env.credentials.account_tag.as_str();
+        if let Some(slot) = env.store.read().filter(|s| s.account == account) {
+            if backing_off(&slot, env).is_some() {
+                return self.refuse_spoiled();
+            }
+            if slot.step != self.sent_step && slot.basic_ok && slot.refusals == 0 {
+                // Another request's check, sent after these calls, found the credentials
+                // accepted: these are Drupal's real answers.
+                return self.finish();
+            }
+        }
+        if env
+            .locks
+            .try_lock(LOGIN_LOCK, env.owner, env.now_ms, env.lock_ttl_ms)
+        {
+            self.trial = true;
+            return self.verify(false, env);
+        }
+        if self.pauses < MAX_WAITS {
+            self.awaiting = true;
+            self.phase = Phase::Pausing;
+            return Next::Send(vec![pause(env.can_pause)]);
+        }
+        self.finish()
+    }
+
     /// Basic mode: sends the one guarded read that tells whether Drupal accepts the account.
-    pub(crate) fn verify(&mut self, then_send: bool, env: &GateEnv) -> Next {
+    pub(crate) fn verify(&mut self, then_send: bool, env: &mut GateEnv) -> Next {
         self.phase = Phase::Verifying { then_send };
+        let epoch = current_epoch(env);
+        self.sent_step = current_step(env);
         let mut q = DrupalQuery::new();
         crate::drupal::jsonapi::push_auth_guard(&mut q);
         q.push("fields[user--user]", "drupal_internal__uid")
@@ -438,7 +506,7 @@ impl Gate {
             body: None,
         };
         Next::Send(vec![Outbound {
-            call: stamped(&call, *env.cache_epoch),
+            call: stamped(&call, epoch),
             headers: vec![("authorization", env.credentials.authorization.clone())],
             purpose: Purpose::StatusCheck,
         }])
@@ -527,5 +595,190 @@ impl Gate {
                 .map(|r| r.unwrap_or(DrupalReply::Failed))
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Several requests in flight when Drupal starts refusing: their steps interleaved by hand
+    //! over the stores every worker shares.
+    use super::super::tests::*;
+    use super::*;
+    use crate::http::DrupalReply;
+
+    const OWNERS: [&str; 4] = ["a", "b", "c", "d"];
+
+    /// Every gate sends its call while Drupal still accepts the account.
+    fn in_flight(w: &mut World, n: usize) -> Vec<Gate> {
+        (0..n)
+            .map(|i| {
+                let mut gate = Gate::new();
+                let next = gate.send(vec![get(GUARDED)], &mut w.env(OWNERS[i]));
+                assert_eq!(sent(&next)[0].purpose, Purpose::Exchange);
+                gate
+            })
+            .collect()
+    }
+
+    fn slot(w: &World) -> SessionSlot {
+        w.store.0.clone().unwrap()
+    }
+
+    fn refused() -> DrupalReply {
+        DrupalReply::Answer {
+            status: 403,
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn guard_refusals_in_flight_together_make_one_back_off_step() {
+        for n in [2, 4] {
+            let mut w = World::new(UpstreamAuth::Basic);
+            basic_ok(&mut w);
+            let mut gates = in_flight(&mut w, n);
+            for (i, gate) in gates.iter_mut().enumerate() {
+                let next = gate.receive(vec![refused_guard()], &mut w.env(OWNERS[i]));
+                assert_eq!(delivered(next), vec![refused()], "no further call");
+            }
+            let s = slot(&w);
+            assert_eq!(s.refusals, 1, "{n} in flight: one step");
+            assert_eq!(s.retry_at_ms, w.now_ms + 60_000);
+        }
+    }
+
+    #[test]
+    fn suspect_answers_in_flight_together_send_one_check() {
+        for (n, verdict) in [(2, forbidden()), (4, forbidden()), (4, ok("{}"))] {
+            let mut w = World::new(UpstreamAuth::Basic);
+            basic_ok(&mut w);
+            let mut gates = in_flight(&mut w, n);
+            let mut checks = 0;
+            let mut waiting = Vec::new();
+            for (i, gate) in gates.iter_mut().enumerate() {
+                let next = gate.receive(vec![forbidden()], &mut w.env(OWNERS[i]));
+                match sent(&next)[0].purpose {
+                    Purpose::StatusCheck => checks += 1,
+                    Purpose::Pause => waiting.push(i),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(
+                (checks, waiting.len()),
+                (1, n - 1),
+                "one check, the rest wait"
+            );
+            let next = gates[0].receive(vec![verdict.clone()], &mut w.env("a"));
+            let accepted = verdict.reply != forbidden().reply;
+            let expected = if accepted {
+                forbidden().reply
+            } else {
+                refused()
+            };
+            assert_eq!(delivered(next), vec![expected.clone()]);
+            for i in waiting {
+                let next = gates[i].receive(vec![ok("")], &mut w.env(OWNERS[i]));
+                assert_eq!(delivered(next), vec![expected.clone()], "by its verdict");
+            }
+            assert_eq!(slot(&w).refusals, if accepted { 0 } else { 1 });
+        }
+    }
+
+    #[test]
+    fn a_straggler_refused_after_the_next_step_does_not_count_again() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
+        let mut gates = in_flight(&mut w, 2);
+        gates[0].receive(vec![refused_guard()], &mut w.env("a"));
+        // During the back-off: refused at once, and no check.
+        let mut during = Gate::new();
+        let next = during.send(vec![get("/u")], &mut w.env("c"));
+        assert_eq!(delivered(next), vec![refused()]);
+        // After it, one request checks again and is refused: the second step.
+        w.now_ms += 61_000;
+        let mut trial = Gate::new();
+        let next = trial.send(vec![get("/u")], &mut w.env("c"));
+        assert_eq!(sent(&next)[0].purpose, Purpose::StatusCheck);
+        trial.receive(vec![refused_guard()], &mut w.env("c"));
+        assert_eq!(slot(&w).refusals, 2);
+        // The call sent before the first refusal lands now: still the second step.
+        let next = gates[1].receive(vec![refused_guard()], &mut w.env("b"));
+        assert_eq!(delivered(next), vec![refused()]);
+        let s = slot(&w);
+        assert_eq!((s.refusals, s.retry_at_ms), (2, w.now_ms + 300_000));
+    }
+
+    #[test]
+    fn sessions_ended_in_flight_together_make_one_login() {
+        for n in [2, 4] {
+            let mut w = World::new(UpstreamAuth::Session);
+            logged_in(&mut w);
+            let mut gates: Vec<Gate> = (0..n)
+                .map(|i| {
+                    let mut gate = Gate::new();
+                    gate.send(vec![get("/u")], &mut w.env(OWNERS[i]));
+                    gate
+                })
+                .collect();
+            let ended = Arrival {
+                reply: DrupalReply::Answer {
+                    status: 200,
+                    body: b"{}".to_vec(),
+                },
+                set_cookie: Some(format!(
+                    "{}=deleted; Max-Age=0",
+                    &COOKIE[..COOKIE.len() - 4]
+                )),
+            };
+            let mut logins = 0;
+            let mut waiting = Vec::new();
+            for (i, gate) in gates.iter_mut().enumerate() {
+                let next = gate.receive(vec![ended.clone()], &mut w.env(OWNERS[i]));
+                match sent(&next)[0].purpose {
+                    Purpose::Login => logins += 1,
+                    Purpose::Pause => waiting.push(i),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(logins, 1);
+            let wrong = Arrival::plain(DrupalReply::Answer {
+                status: 400,
+                body: br#"{"message":"Sorry, unrecognized username or password."}"#.to_vec(),
+            });
+            let next = gates[0].receive(vec![wrong], &mut w.env("a"));
+            assert_eq!(delivered(next), vec![refused()]);
+            for i in waiting {
+                let next = gates[i].receive(vec![ok("")], &mut w.env(OWNERS[i]));
+                assert_eq!(delivered(next), vec![refused()], "no second login");
+            }
+            assert_eq!(slot(&w).refusals, 1);
+        }
+    }
+
+    #[test]
+    fn the_cache_epoch_is_one_for_all_workers() {
+        let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
+        let path = |next: &Next| sent(next)[0].call.path.clone();
+        let first = path(&Gate::new().send(vec![get(GUARDED)], &mut w.env("a")));
+        assert!(first.contains("scim_auth_7]"));
+        // Another worker, started later: the same URL.
+        w.epoch = 9;
+        assert_eq!(
+            path(&Gate::new().send(vec![get(GUARDED)], &mut w.env("b"))),
+            first
+        );
+        // A refusal seen by one worker moves every worker on.
+        let mut gate = Gate::new();
+        gate.send(vec![get(GUARDED)], &mut w.env("a"));
+        gate.receive(vec![refused_guard()], &mut w.env("a"));
+        w.epoch = 9;
+        w.now_ms += 61_000;
+        let next = Gate::new().send(vec![get(GUARDED)], &mut w.env("b"));
+        assert!(
+            path(&next).contains("scim_auth_1000000]"),
+            "{}",
+            path(&next)
+        );
     }
 }

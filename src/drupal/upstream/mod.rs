@@ -25,6 +25,10 @@
 //! meanwhile calls are refused without reaching Drupal, and after it one request tries again
 //! with a single guarded read before anything else is sent.
 //!
+//! Under concurrency the requests in flight when Drupal starts refusing make one back-off
+//! step between them (`SessionSlot::step`: a refusal counts only if no verdict came in since
+//! the calls went out), and only one of them, never during a back-off, sends the check.
+//!
 //! Drupal's Dynamic Page Cache keeps the 403 an anonymous request got for a user list that
 //! filters on `status` and serves it for that URL to everyone afterwards. So the guard's
 //! filter group is named after a cache epoch (`scim_auth_<epoch>`), which moves on after every
@@ -38,6 +42,7 @@ use crate::http::{DrupalCall, DrupalReply};
 use crate::runtime::locks::Locks;
 use crate::runtime::session::{SessionSlot, SessionStore};
 use serde_json::Value;
+use std::cell::Cell;
 
 mod gate;
 
@@ -61,7 +66,8 @@ pub struct GateEnv<'a> {
     /// Envoy's wait listener is configured (`wait_cluster`): pauses need not reach Drupal.
     pub can_pause: bool,
     /// Names the auth guard's filter group in every user list sent; moved on after each
-    /// refusal (Drupal's cache keeps refused answers by URL). Per VM, starts at its start time.
+    /// refusal (Drupal's cache keeps refused answers by URL). Shared by the workers
+    /// (`SessionSlot::epoch`): this is the VM's copy, and what the first worker sets it to.
     pub cache_epoch: &'a mut u64,
     /// JSON:API base path (`drupal.jsonapi_prefix`), for the basic-mode check.
     pub jsonapi: &'a str,
@@ -146,6 +152,11 @@ pub struct Gate {
     pub(crate) pauses: u32,
     /// Basic mode: this request holds the login lock to try the credentials again.
     pub(crate) trial: bool,
+    /// `SessionSlot::step` when the calls (or the login, or the check) in flight went out.
+    pub(crate) sent_step: u64,
+    /// Basic mode: this round's answers look anonymous while another request checks the
+    /// credentials; this one waits for its verdict instead of checking again.
+    pub(crate) awaiting: bool,
     /// For the host's log: what happened to the login (never holds a secret).
     pub(crate) notices: Vec<(log::Level, String)>,
 }
@@ -245,9 +256,61 @@ pub(crate) fn backing_off(s: &SessionSlot, env: &GateEnv) -> Option<Access> {
     )))
 }
 
-/// Moves the cache epoch on: later user lists get URLs Drupal has never answered.
+/// Moves the cache epoch on for the whole Envoy: later user lists get URLs Drupal has never
+/// answered.
 pub(crate) fn next_epoch(env: &mut GateEnv) {
-    *env.cache_epoch = env.now_ms.max(env.cache_epoch.saturating_add(1));
+    let (local, now) = (*env.cache_epoch, env.now_ms);
+    let account = env.credentials.account_tag.clone();
+    let moved = Cell::new(None);
+    env.store.update(&|slot| {
+        let mut slot = slot.unwrap_or_else(|| SessionSlot {
+            account: account.clone(),
+            ..SessionSlot::default()
+        });
+        slot.epoch = moved_epoch(slot.epoch.max(local), now);
+        moved.set(Some(slot.epoch));
+        slot
+    });
+    *env.cache_epoch = moved.get().unwrap_or_else(|| moved_epoch(local, now));
+}
+
+pub(crate) fn moved_epoch(epoch: u64, now_ms: u64) -> u64 {
+    now_ms.max(epoch.saturating_add(1))
+}
+
+/// The Envoy's cache epoch: the first worker to ask sets it (to its own start time).
+pub(crate) fn current_epoch(env: &mut GateEnv) -> u64 {
+    let shared = env.store.read().map_or(0, |s| s.epoch);
+    if shared == 0 {
+        let (local, account) = (*env.cache_epoch, env.credentials.account_tag.clone());
+        env.store.update(&|slot| {
+            let mut slot = slot.unwrap_or_else(|| SessionSlot {
+                account: account.clone(),
+                ..SessionSlot::default()
+            });
+            if slot.epoch == 0 {
+                slot.epoch = local;
+            }
+            slot
+        });
+    }
+    let epoch = env
+        .store
+        .read()
+        .map(|s| s.epoch)
+        .filter(|e| *e != 0)
+        .unwrap_or(*env.cache_epoch);
+    *env.cache_epoch = epoch;
+    epoch
+}
+
+/// The verdict step of these credentials (`SessionSlot::step`).
+pub(crate) fn current_step(env: &mut GateEnv) -> u64 {
+    let account = env.credentials.account_tag.as_str();
+    env.store
+        .read()
+        .filter(|s| s.account == account)
+        .map_or(0, |s| s.step)
 }
 
 /// The call with its auth guard named after the cache epoch.
@@ -413,9 +476,9 @@ mod tests {
     use crate::runtime::locks::MemoryLocks;
     use crate::runtime::session::MemorySession;
 
-    const COOKIE: &str = "SESS12ca17b49af2289436f303e0166030a2=abc";
+    pub(super) const COOKIE: &str = "SESS12ca17b49af2289436f303e0166030a2=abc";
 
-    fn creds(mode: UpstreamAuth) -> Credentials {
+    pub(super) fn creds(mode: UpstreamAuth) -> Credentials {
         Credentials {
             username: "svc".into(),
             password: "pw".into(),
@@ -426,16 +489,16 @@ mod tests {
         }
     }
 
-    struct World {
-        creds: Credentials,
-        store: MemorySession,
-        locks: MemoryLocks,
-        now_ms: u64,
-        epoch: u64,
+    pub(super) struct World {
+        pub(super) creds: Credentials,
+        pub(super) store: MemorySession,
+        pub(super) locks: MemoryLocks,
+        pub(super) now_ms: u64,
+        pub(super) epoch: u64,
     }
 
     impl World {
-        fn new(mode: UpstreamAuth) -> Self {
+        pub(super) fn new(mode: UpstreamAuth) -> Self {
             World {
                 creds: creds(mode),
                 store: MemorySession::default(),
@@ -444,7 +507,7 @@ mod tests {
                 epoch: 7,
             }
         }
-        fn env(&mut self, owner: &'static str) -> GateEnv<'_> {
+        pub(super) fn env(&mut self, owner: &'static str) -> GateEnv<'_> {
             GateEnv {
                 credentials: &self.creds,
                 store: &mut self.store,
@@ -459,7 +522,7 @@ mod tests {
         }
     }
 
-    fn get(path: &str) -> DrupalCall {
+    pub(super) fn get(path: &str) -> DrupalCall {
         DrupalCall {
             method: "GET",
             path: path.into(),
@@ -468,7 +531,7 @@ mod tests {
         }
     }
 
-    fn patch(path: &str) -> DrupalCall {
+    pub(super) fn patch(path: &str) -> DrupalCall {
         DrupalCall {
             method: "PATCH",
             path: path.into(),
@@ -477,21 +540,21 @@ mod tests {
         }
     }
 
-    fn ok(body: &str) -> Arrival {
+    pub(super) fn ok(body: &str) -> Arrival {
         Arrival::plain(DrupalReply::Answer {
             status: 200,
             body: body.as_bytes().to_vec(),
         })
     }
 
-    fn sent(next: &Next) -> &Vec<Outbound> {
+    pub(super) fn sent(next: &Next) -> &Vec<Outbound> {
         match next {
             Next::Send(out) => out,
             other => panic!("expected calls, got {other:?}"),
         }
     }
 
-    fn login_ok() -> Arrival {
+    pub(super) fn login_ok() -> Arrival {
         Arrival {
             reply: DrupalReply::Answer {
                 status: 200,
@@ -509,7 +572,7 @@ mod tests {
     }
 
     /// Drupal has accepted the Basic credentials before.
-    fn basic_ok(w: &mut World) {
+    pub(super) fn basic_ok(w: &mut World) {
         w.store.0 = Some(SessionSlot {
             account: "tag".into(),
             basic_ok: true,
@@ -575,23 +638,23 @@ mod tests {
         assert!(matches!(next, Next::Deliver(r) if r.len() == 2));
     }
 
-    const GUARDED: &str = "/jsonapi/user/user?filter[scim_auth][condition][path]=status&filter[scim_auth][condition][operator]=IS%20NOT%20NULL";
+    pub(super) const GUARDED: &str = "/jsonapi/user/user?filter[scim_auth][condition][path]=status&filter[scim_auth][condition][operator]=IS%20NOT%20NULL";
 
-    fn refused_guard() -> Arrival {
+    pub(super) fn refused_guard() -> Arrival {
         Arrival::plain(DrupalReply::Answer {
             status: 403,
             body: br#"{"errors":[{"status":"403","detail":"The current user is not authorized to filter by the `status` field, given in the path `status`."}]}"#.to_vec(),
         })
     }
 
-    fn forbidden() -> Arrival {
+    pub(super) fn forbidden() -> Arrival {
         Arrival::plain(DrupalReply::Answer {
             status: 403,
             body: b"{}".to_vec(),
         })
     }
 
-    fn delivered(next: Next) -> Vec<DrupalReply> {
+    pub(super) fn delivered(next: Next) -> Vec<DrupalReply> {
         match next {
             Next::Deliver(replies) => replies,
             other => panic!("expected replies, got {other:?}"),
@@ -745,7 +808,7 @@ mod tests {
         );
     }
 
-    fn logged_in(w: &mut World) {
+    pub(super) fn logged_in(w: &mut World) {
         w.store.0 = Some(SessionSlot {
             account: "tag".into(),
             cookie: Some(COOKIE.into()),
