@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod client;
+pub mod contract;
 pub mod cost;
 pub mod fields;
 pub mod filter;
