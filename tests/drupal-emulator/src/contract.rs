@@ -6,6 +6,7 @@ use crate::json::{parse_ordered, J};
 use crate::util::base64_encode;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::path::Path;
 
 /// The number of exchanges recorded from the real Drupal 10.3.6 in `shared/drupal-transcripts`
@@ -324,5 +325,65 @@ pub fn load_records(dir: &Path, expected: usize) -> Result<Vec<Record>, Vec<Stri
         Ok(records)
     } else {
         Err(errors)
+    }
+}
+
+/// A request to the emulator's control API; its JSON answer.
+pub fn control(addr: SocketAddr, method: &str, path: &str, body: &Value) -> Result<Value, String> {
+    let b = body.to_string();
+    let r = crate::client::send(
+        addr,
+        method,
+        path,
+        &[("Content-Type".into(), "application/json".into())],
+        Some(b.as_bytes()),
+    )
+    .map_err(|e| e.to_string())?;
+    if r.status >= 300 {
+        return Err(format!(
+            "{method} {path} -> {}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ));
+    }
+    serde_json::from_slice(&r.body).map_err(|e| e.to_string())
+}
+
+/// Site changes the recording made outside HTTP (see the transcripts' README).
+pub fn prepare_emulator(addr: SocketAddr, seq: u64) -> Result<(), String> {
+    let settings = |v: Value| control(addr, "PUT", "/_emulator/settings", &v).map(|_| ());
+    match seq {
+        118 => settings(serde_json::json!({"cancel_method": "user_cancel_delete"})),
+        122 => settings(serde_json::json!({"cancel_method": "user_cancel_block"})),
+        139 => settings(serde_json::json!({"read_only": true})),
+        144 => settings(serde_json::json!({"read_only": false})),
+        180 => {
+            let users: Vec<Value> = (1..=55)
+                .map(|i| {
+                    serde_json::json!({"name": format!("bulk{i:02}"), "mail": format!("bulk{i:02}@example.com"), "status": true})
+                })
+                .collect();
+            control(addr, "POST", "/_emulator/users", &Value::Array(users)).map(|_| ())
+        }
+        // The second run: vocabulary scim_groups and the three user fields were added
+        // through the entity API (the unrecorded role/uuid lookups changed nothing).
+        190 => settings(serde_json::json!({"second_run_fields": true})),
+        // member01…member60, created through the entity API, all in Engineering (tid 1).
+        284 => {
+            let users: Vec<Value> = (1..=60)
+                .map(|i| {
+                    serde_json::json!({
+                        "name": format!("member{i:02}"),
+                        "mail": format!("member{i:02}@example.com"),
+                        "status": true,
+                        "field_given_name": "Member",
+                        "field_family_name": format!("Number{i:02}"),
+                        "field_scim_groups": [1]
+                    })
+                })
+                .collect();
+            control(addr, "POST", "/_emulator/users", &Value::Array(users)).map(|_| ())
+        }
+        _ => Ok(()),
     }
 }

@@ -430,7 +430,7 @@ impl App {
             bad.join(", ")
         );
         let via = self.self_uri(ctx, req);
-        let mut doc = Self::jerr_doc(400, &detail, Some(&via), None, false);
+        let mut doc = Self::jerr_doc(400, &detail, Some(&via), None, None);
         if let J::Obj(ref mut top) = doc {
             if let Some((_, J::Arr(errs))) = top.iter_mut().find(|(k, _)| k == "errors") {
                 if let Some(J::Obj(e)) = errs.first_mut() {

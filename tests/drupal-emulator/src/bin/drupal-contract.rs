@@ -8,8 +8,8 @@
 
 use drupal_emulator::client::{send, HttpResp};
 use drupal_emulator::contract::{
-    is_placeholder, is_timestamp, load_records, mask_unix_times, name_of, seq_of, Built, Mapper,
-    EXPECTED_RECORDS,
+    control, is_placeholder, is_timestamp, load_records, mask_unix_times, name_of,
+    prepare_emulator, seq_of, Built, Mapper, EXPECTED_RECORDS,
 };
 use drupal_emulator::json::J;
 use drupal_emulator::{spawn, Options};
@@ -144,64 +144,12 @@ impl Runner {
     }
 
     fn control(&self, method: &str, path: &str, body: &Value) -> Result<Value, String> {
-        let b = body.to_string();
-        let r = send(
-            self.addr,
-            method,
-            path,
-            &[("Content-Type".into(), "application/json".into())],
-            Some(b.as_bytes()),
-        )
-        .map_err(|e| e.to_string())?;
-        if r.status >= 300 {
-            return Err(format!(
-                "{method} {path} -> {}: {}",
-                r.status,
-                String::from_utf8_lossy(&r.body)
-            ));
-        }
-        serde_json::from_slice(&r.body).map_err(|e| e.to_string())
+        control(self.addr, method, path, body)
     }
 
     /// Site changes the recording made outside HTTP (see the transcripts' README).
     fn prepare(&self, seq: u64) -> Result<(), String> {
-        let settings = |v: Value| self.control("PUT", "/_emulator/settings", &v).map(|_| ());
-        match seq {
-            118 => settings(serde_json::json!({"cancel_method": "user_cancel_delete"})),
-            122 => settings(serde_json::json!({"cancel_method": "user_cancel_block"})),
-            139 => settings(serde_json::json!({"read_only": true})),
-            144 => settings(serde_json::json!({"read_only": false})),
-            180 => {
-                let users: Vec<Value> = (1..=55)
-                    .map(|i| {
-                        serde_json::json!({"name": format!("bulk{i:02}"), "mail": format!("bulk{i:02}@example.com"), "status": true})
-                    })
-                    .collect();
-                self.control("POST", "/_emulator/users", &Value::Array(users))
-                    .map(|_| ())
-            }
-            // The second run: vocabulary scim_groups and the three user fields were added
-            // through the entity API (the unrecorded role/uuid lookups changed nothing).
-            190 => settings(serde_json::json!({"second_run_fields": true})),
-            // member01…member60, created through the entity API, all in Engineering (tid 1).
-            284 => {
-                let users: Vec<Value> = (1..=60)
-                    .map(|i| {
-                        serde_json::json!({
-                            "name": format!("member{i:02}"),
-                            "mail": format!("member{i:02}@example.com"),
-                            "status": true,
-                            "field_given_name": "Member",
-                            "field_family_name": format!("Number{i:02}"),
-                            "field_scim_groups": [1]
-                        })
-                    })
-                    .collect();
-                self.control("POST", "/_emulator/users", &Value::Array(users))
-                    .map(|_| ())
-            }
-            _ => Ok(()),
-        }
+        prepare_emulator(self.addr, seq)
     }
 
     fn run_record(&mut self, rec: &Value, ordered: Option<&J>) -> Result<Vec<String>, String> {
