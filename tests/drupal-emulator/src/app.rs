@@ -682,6 +682,9 @@ impl App {
                 format!("{SESSION_COOKIE}=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0; path=/; HttpOnly; SameSite=Lax"),
             ));
         }
+        if self.cfg.drupal_version >= DrupalVersion::V11_4 {
+            resp = drupal_11_answer(resp);
+        }
         if self.cfg.drupal_version >= DrupalVersion::V10_6
             && (req.method == "GET" || req.method == "HEAD")
             && php_auth_user(req)
@@ -695,6 +698,49 @@ impl App {
         }
         resp
     }
+}
+
+/// The texts Drupal 11.4 words differently from 10.x (seen on 11.4.5 by the live contract):
+/// the generator, the JSON:API version (1.1 since 11.3) and one username message.
+fn drupal_11_answer(mut resp: Resp) -> Resp {
+    for (k, v) in resp.headers.iter_mut() {
+        if k.eq_ignore_ascii_case("x-generator") {
+            *v = "Drupal 11 (https://www.drupal.org)".into();
+        }
+    }
+    const SWAPS: [(&str, &str); 3] = [
+        (
+            r#""jsonapi":{"version":"1.0","meta":{"links":{"self":{"href":"http:\/\/jsonapi.org\/format\/1.0\/"}}}}"#,
+            r#""jsonapi":{"version":"1.1","meta":{"links":{"self":{"href":"https:\/\/jsonapi.org\/format\/1.1\/"}}}}"#,
+        ),
+        (
+            "The username contains an illegal character.",
+            "The username contains an invalid character.",
+        ),
+        (
+            "content=\"Drupal 10 (https://www.drupal.org)\"",
+            "content=\"Drupal 11 (https://www.drupal.org)\"",
+        ),
+    ];
+    for (from, to) in SWAPS {
+        resp.body = replace_bytes(&resp.body, from.as_bytes(), to.as_bytes());
+    }
+    resp
+}
+
+fn replace_bytes(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Whether PHP would set `PHP_AUTH_USER`: a `Basic` header whose credentials hold a colon.

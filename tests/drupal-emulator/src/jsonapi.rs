@@ -6,7 +6,7 @@ use crate::fields::{
 };
 use crate::filter::{self, check_sql, eval, parse_sort, sort_cmp, FErr, Mode, Node, Resolver, Val};
 use crate::json::J;
-use crate::model::{Db, User, Violation};
+use crate::model::{Db, DrupalVersion, User, Violation};
 use crate::query::{pager_query, with_page, Q};
 use crate::users::{
     clean_roles, internal_name, is_user_attribute, is_user_relationship, set_custom_field,
@@ -685,6 +685,10 @@ impl App {
                     .collect()
             };
             rows.sort_by(|a, b| sort_cmp(&key(a), &key(b), &sort));
+        } else if filter.is_none() && self.cfg.drupal_version >= DrupalVersion::V11_4 {
+            // 11.4's entity query for an unfiltered, unsorted list lets SQLite read the
+            // users table through its uuid index: the accounts come in UUID order.
+            rows.sort_by(|a, b| a.uuid.cmp(&b.uuid));
         }
         if size <= 0 {
             return self.jerr(

@@ -252,6 +252,10 @@ impl Side {
 /// A body put in a form where only meaningful differences remain: the role collection comes
 /// in the order the config factory's caches happen to load the roles (anonymous first on a
 /// fresh 10.6 site, content_editor first on the recorded one), so it is sorted by role id.
+///
+/// From 11.4 on, an unfiltered, unsorted user collection comes in UUID order (SQLite reads the
+/// users table through its uuid index), and UUIDs are random per site: such lists are put in
+/// account order (uid, then display name for callers who may not see uids) on both sides.
 fn canonical(path: &str, mut v: Value) -> Value {
     if path.starts_with("/jsonapi/user_role/user_role") && !path.contains("/user_role/user_role/") {
         if let Some(data) = v.get_mut("data").and_then(|d| d.as_array_mut()) {
@@ -265,7 +269,34 @@ fn canonical(path: &str, mut v: Value) -> Value {
             });
         }
     }
+    if UUID_ORDER.load(std::sync::atomic::Ordering::Relaxed) && unsorted_user_list(path) {
+        if let Some(data) = v.get_mut("data").and_then(|d| d.as_array_mut()) {
+            data.sort_by(|a, b| {
+                let k = |x: &Value| {
+                    (
+                        x["attributes"]["drupal_internal__uid"]
+                            .as_i64()
+                            .unwrap_or(-1),
+                        x["attributes"]["display_name"].as_str().map(String::from),
+                    )
+                };
+                k(a).cmp(&k(b))
+            });
+        }
+    }
     v
+}
+
+/// Whether user lists come in UUID order (the emulator runs as 11.4).
+static UUID_ORDER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn unsorted_user_list(path: &str) -> bool {
+    let (p, q) = path.split_once('?').unwrap_or((path, ""));
+    p.trim_end_matches('/') == "/jsonapi/user/user"
+        && !q.split('&').any(|kv| {
+            let k = kv.split('=').next().unwrap_or("");
+            k == "sort" || k.starts_with("filter")
+        })
 }
 
 fn json_body(resp: &HttpResp, path: &str) -> Option<Value> {
@@ -784,6 +815,19 @@ fn run(a: &Args) -> Result<i32, String> {
     Ok(if unexpected == 0 { 0 } else { 1 })
 }
 
+/// Whether `text` starts with `pattern`, where `*` in the pattern stands for any run of
+/// characters.
+fn glob_prefix(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => text.starts_with(pattern),
+        Some((head, rest)) => {
+            text.starts_with(head)
+                && (head.len()..=text.len())
+                    .any(|i| text.is_char_boundary(i) && glob_prefix(rest, &text[i..]))
+        }
+    }
+}
+
 fn applies(r: &AllowRule, v: DrupalVersion) -> bool {
     r.versions.iter().any(|x| x == "*" || x == v.as_str())
 }
@@ -808,6 +852,10 @@ fn replay(
     opts.config.admin_pass = admin_pass.into();
     opts.config.seed_limited = true;
     opts.config.drupal_version = version;
+    UUID_ORDER.store(
+        version >= DrupalVersion::V11_4,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let (emu_addr, _app) = spawn(opts).map_err(|e| format!("cannot start the emulator: {e}"))?;
     for _ in 0..100 {
         if TcpStream::connect(emu_addr).is_ok() {
@@ -884,7 +932,7 @@ fn replay(
             let allowed = allow.iter_mut().find(|rule| {
                 applies(rule, version)
                     && rule.seqs.as_ref().is_none_or(|s| s.contains(&seq))
-                    && what.starts_with(&rule.what)
+                    && glob_prefix(&rule.what, &what)
                     && rule.live.as_ref().is_none_or(|x| *x == l)
             });
             let allowed = allowed.map(|rule| {
