@@ -18,11 +18,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-/// The number of exchanges recorded from the real Drupal 10.3.6 in `shared/drupal-transcripts`
-/// (its README and `index.json`'s `count`). Checked against the index, so a truncated or
-/// partial copy of the transcripts fails instead of passing on what it has. Change it only
-/// together with the transcripts (and `prepare`/`burst_schedule` for the new records).
-
 const ADMIN_PASSWORD: &str = "ADMIN_PASSWORD";
 const LIMITED_PASSWORD: &str = "LIMITED_PASSWORD";
 
