@@ -403,12 +403,6 @@ impl Cmp<'_> {
                             .push((format!("{path}/{k}"), "(absent)".into(), short(ev)));
                     }
                 }
-                // PHP keeps insertion order; a different key order is a different document.
-                let (ka, kb): (Vec<_>, Vec<_>) = (
-                    a.keys().filter(|k| b.contains_key(*k)).collect(),
-                    b.keys().filter(|k| a.contains_key(*k)).collect(),
-                );
-                let _ = (ka, kb);
             }
             (Value::Array(a), Value::Object(b)) | (Value::Object(b), Value::Array(a))
                 if a.is_empty() && b.is_empty() => {}
@@ -755,7 +749,6 @@ fn run(a: &Args) -> Result<i32, String> {
         a,
         &records,
         version,
-        &full_version,
         &admin_pass,
         &limited_pass,
         live_addr,
@@ -837,13 +830,11 @@ fn replay(
     a: &Args,
     records: &[(Value, Option<drupal_emulator::json::J>)],
     version: DrupalVersion,
-    full_version: &str,
     admin_pass: &str,
     limited_pass: &str,
     live_addr: SocketAddr,
     allow: &mut [AllowRule],
 ) -> Result<(Vec<Diff>, usize), String> {
-    let _ = full_version;
     php_step(a, limited_pass, &["init"])?;
     let mut opts = Options {
         listen: "127.0.0.1:0".into(),
@@ -888,11 +879,6 @@ fn replay(
             php_step(a, limited_pass, &step)?;
             prepare_emulator(emu_addr, seq)?;
         }
-        if let Some((x, y)) = a.only {
-            if seq < x || seq > y {
-                // Outside the range: still replayed, so the state carries on, but not compared.
-            }
-        }
         let bl = live.m.build_request(rec, ordered.as_ref());
         let be = emu.m.build_request(rec, ordered.as_ref());
         let lr = live
@@ -906,6 +892,7 @@ fn replay(
         live.learn(rec, &rec_body, &lr, path);
         emu.learn(rec, &rec_body, &er, path);
         replayed += 1;
+        // --only N-M: every exchange is replayed (state carries on), only those are compared.
         let in_range = a.only.is_none_or(|(x, y)| seq >= x && seq <= y);
         if !in_range {
             continue;
