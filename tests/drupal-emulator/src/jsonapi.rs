@@ -651,7 +651,8 @@ impl App {
         if let Some(f) = &filter {
             if let Err((s, d)) = check_sql(f) {
                 let detail = if s == 500 {
-                    sql_error_detail(f, "user", offset, size).unwrap_or(d)
+                    sql_error_detail_as(f, "user", offset, size, self.cfg.drupal_version)
+                        .unwrap_or(d)
                 } else {
                     d
                 };
@@ -1916,14 +1917,26 @@ fn php_int(s: &str) -> i64 {
     t[..end].parse::<f64>().map(|f| f as i64).unwrap_or(0)
 }
 
-/// The 500 detail of a filter that breaks Drupal's SQL (see `crate::sql`).
+/// The 500 detail of a filter that breaks Drupal's SQL (see `crate::sql`), as 10.x prints it.
 pub fn sql_error_detail(f: &Node, entity_type: &str, offset: i64, size: i64) -> Option<String> {
-    Some(crate::sql::error_detail(
+    sql_error_detail_as(f, entity_type, offset, size, DrupalVersion::V10_3)
+}
+
+/// The same, as the given release prints it (11.4 builds the query differently).
+pub fn sql_error_detail_as(
+    f: &Node,
+    entity_type: &str,
+    offset: i64,
+    size: i64,
+    v: DrupalVersion,
+) -> Option<String> {
+    Some(crate::sql::error_detail_as(
         f,
         entity_type,
         offset,
         size,
         entity_type == "user",
+        v >= DrupalVersion::V11_4,
     ))
 }
 

@@ -255,7 +255,8 @@ impl Side {
 ///
 /// From 11.4 on, an unfiltered, unsorted user collection comes in UUID order (SQLite reads the
 /// users table through its uuid index), and UUIDs are random per site: such lists are put in
-/// account order (uid, then display name for callers who may not see uids) on both sides.
+/// account order (uid, then display name or name for callers or fieldsets without uids) on both
+/// sides.
 fn canonical(path: &str, mut v: Value) -> Value {
     if path.starts_with("/jsonapi/user_role/user_role") && !path.contains("/user_role/user_role/") {
         if let Some(data) = v.get_mut("data").and_then(|d| d.as_array_mut()) {
@@ -277,7 +278,10 @@ fn canonical(path: &str, mut v: Value) -> Value {
                         x["attributes"]["drupal_internal__uid"]
                             .as_i64()
                             .unwrap_or(-1),
-                        x["attributes"]["display_name"].as_str().map(String::from),
+                        x["attributes"]["display_name"]
+                            .as_str()
+                            .or(x["attributes"]["name"].as_str())
+                            .map(String::from),
                     )
                 };
                 k(a).cmp(&k(b))
