@@ -319,8 +319,23 @@ fn learn_uuids(m: &mut Mapper, rec: &Value, act: &Value) {
             }
         }
         (Value::Array(r), Value::Array(a)) => {
-            for (rv, av) in r.iter().zip(a.iter()) {
-                learn_uuids(m, rv, av);
+            // Resource objects are paired by the account or term they stand for where every
+            // one names it: a page of a list need not hold the same accounts on both sides
+            // (11.4's UUID order), and pairing by position would then learn wrong UUIDs.
+            let keys = |v: &[Value]| v.iter().map(resource_key).collect::<Option<Vec<_>>>();
+            match (keys(r), keys(a)) {
+                (Some(rk), Some(ak)) => {
+                    for (rv, k) in r.iter().zip(rk.iter()) {
+                        if let Some(i) = ak.iter().position(|x| x == k) {
+                            learn_uuids(m, rv, &a[i]);
+                        }
+                    }
+                }
+                _ => {
+                    for (rv, av) in r.iter().zip(a.iter()) {
+                        learn_uuids(m, rv, av);
+                    }
+                }
             }
         }
         (Value::String(r), Value::String(a)) => {
@@ -328,6 +343,22 @@ fn learn_uuids(m: &mut Mapper, rec: &Value, act: &Value) {
         }
         _ => {}
     }
+}
+
+/// What a resource object stands for, where it says: its type and uid, name or display name.
+fn resource_key(v: &Value) -> Option<(String, String)> {
+    let t = v.get("type")?.as_str()?;
+    let at = v.get("attributes")?;
+    let id = at
+        .get("drupal_internal__uid")
+        .or(at.get("drupal_internal__tid"))
+        .map(|x| x.to_string())
+        .or(at.get("name").and_then(|x| x.as_str()).map(String::from))
+        .or(at
+            .get("display_name")
+            .and_then(|x| x.as_str())
+            .map(String::from))?;
+    Some((t.to_string(), id))
 }
 
 fn header_of(resp: &Value, name: &str) -> Option<String> {
