@@ -319,22 +319,23 @@ fn learn_uuids(m: &mut Mapper, rec: &Value, act: &Value) {
             }
         }
         (Value::Array(r), Value::Array(a)) => {
-            // Resource objects are paired by the account or term they stand for where every
-            // one names it: a page of a list need not hold the same accounts on both sides
+            // Resource objects are paired by the account or term they stand for: a page of a list need not hold the same accounts on both sides
             // (11.4's UUID order), and pairing by position would then learn wrong UUIDs.
-            let keys = |v: &[Value]| v.iter().map(resource_key).collect::<Option<Vec<_>>>();
-            match (keys(r), keys(a)) {
-                (Some(rk), Some(ak)) => {
-                    for (rv, k) in r.iter().zip(rk.iter()) {
-                        if let Some(i) = ak.iter().position(|x| x == k) {
-                            learn_uuids(m, rv, &a[i]);
-                        }
+            let rk: Vec<_> = r.iter().map(resource_key).collect();
+            let ak: Vec<_> = a.iter().map(resource_key).collect();
+            if rk.iter().chain(ak.iter()).any(Option::is_some) {
+                // Items without a key (the anonymous user in a sparse fieldset) teach nothing.
+                for (rv, k) in r.iter().zip(rk.iter()) {
+                    if let Some(i) = k
+                        .as_ref()
+                        .and_then(|k| ak.iter().position(|x| x.as_ref() == Some(k)))
+                    {
+                        learn_uuids(m, rv, &a[i]);
                     }
                 }
-                _ => {
-                    for (rv, av) in r.iter().zip(a.iter()) {
-                        learn_uuids(m, rv, av);
-                    }
+            } else {
+                for (rv, av) in r.iter().zip(a.iter()) {
+                    learn_uuids(m, rv, av);
                 }
             }
         }
