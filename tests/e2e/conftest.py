@@ -11,7 +11,8 @@ Tests talk HTTP only: to Envoy (the `scim` fixture) and, to inspect or arrange D
 state, to the emulator (control API and Drupal's JSON:API as the service account).
 
 Environment: E2E_NO_BUILD=1 skips `cargo build` (scripts/test builds first);
-E2E_KEEP=1 keeps the temp dir with the logs; ENVOY_BIN overrides the Envoy binary.
+E2E_KEEP=1 keeps the temp dir with the logs; ENVOY_BIN overrides the Envoy binary;
+E2E_DRUPAL_VERSION=10.6 (or 11.4, 10.3) starts every emulator with that --drupal-version.
 """
 
 from __future__ import annotations

@@ -152,6 +152,19 @@ def _stop(proc: subprocess.Popen | None) -> None:
 # The environment variable the emulator reads its service password from (--admin-pass-env).
 EMULATOR_PASS_VAR = "DRUPAL_EMULATOR_ADMIN_PASS"
 
+# The Drupal release every emulator of the run answers like (`--drupal-version`): 10.3 (the
+# recorded transcripts, the emulator's default), 10.6 or 11.4 (the differences the live
+# contract found, tests/live_contract/). Unset: the emulator's default.
+E2E_DRUPAL_VERSION = os.environ.get("E2E_DRUPAL_VERSION", "").strip()
+
+
+def emulator_version_args() -> list[str]:
+    if not E2E_DRUPAL_VERSION:
+        return []
+    if E2E_DRUPAL_VERSION not in ("10.3", "10.6", "11.4"):
+        raise RuntimeError(f"E2E_DRUPAL_VERSION={E2E_DRUPAL_VERSION!r}: use 10.3, 10.6 or 11.4")
+    return ["--drupal-version", E2E_DRUPAL_VERSION]
+
 
 class Emulator:
     """The Drupal emulator (tests/drupal-emulator) on a free port."""
@@ -190,6 +203,7 @@ class Emulator:
                 "--admin-pass-env",
                 EMULATOR_PASS_VAR,
                 *(render_envoy_config.emulator_field_args(ATTRIBUTES) if self.fields else []),
+                *emulator_version_args(),
                 *self.extra_args,
             ],
             stdout=log,

@@ -1,7 +1,7 @@
 //! The emulated site: shared state, authentication, routing and response helpers.
 
 use crate::json::J;
-use crate::model::{Config, Db, SeedIds};
+use crate::model::{Config, Db, DrupalVersion, SeedIds};
 use crate::query::{normalized_query, parse_query, Q};
 use crate::util::{now, php_base64_decode, rfc3339};
 use std::collections::{HashMap, VecDeque};
@@ -510,7 +510,7 @@ impl App {
         detail: &str,
         via: Option<&str>,
         pointer: Option<&str>,
-        info: bool,
+        info: Option<&str>,
     ) -> J {
         let mut e = J::obj()
             .with("title", status_title(status))
@@ -518,12 +518,12 @@ impl App {
             .with("detail", detail);
         if let Some(v) = via {
             let mut links = J::obj().with("via", href(v));
-            if info {
+            if let Some(scheme) = info {
                 if let Some(a) = info_anchor(status) {
                     links.push(
                         "info",
                         href(&format!(
-                            "http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html#{a}"
+                            "{scheme}://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html#{a}"
                         )),
                     );
                 }
@@ -544,7 +544,7 @@ impl App {
         Resp::json(
             status,
             JSONAPI_CT,
-            &Self::jerr_doc(status, detail, Some(&via), None, true),
+            &Self::jerr_doc(status, detail, Some(&via), None, Some(self.info_scheme())),
         )
     }
 
@@ -553,7 +553,13 @@ impl App {
         Resp::json(
             status,
             JSONAPI_CT,
-            &Self::jerr_doc(status, detail, Some(&via), Some(pointer), true),
+            &Self::jerr_doc(
+                status,
+                detail,
+                Some(&via),
+                Some(pointer),
+                Some(self.info_scheme()),
+            ),
         )
     }
 
@@ -563,7 +569,7 @@ impl App {
         Resp::json(
             422,
             JSONAPI_CT,
-            &Self::jerr_doc(422, detail, Some(&via), None, false),
+            &Self::jerr_doc(422, detail, Some(&via), None, None),
         )
     }
 
@@ -577,6 +583,16 @@ impl App {
         match pointer {
             Some(p) => self.jerr_ptr(ctx, req, 403, detail, p),
             None => self.jerr(ctx, req, 403, detail),
+        }
+    }
+
+    /// The scheme of errors' `links.info` (the RFC 2616 section): `http` up to 10.3, `https`
+    /// from 10.6 on (seen on 10.6.15 and 11.4.5 by the live contract).
+    pub fn info_scheme(&self) -> &'static str {
+        if self.cfg.drupal_version >= DrupalVersion::V10_6 {
+            "https"
+        } else {
+            "http"
         }
     }
 
@@ -666,8 +682,77 @@ impl App {
                 format!("{SESSION_COOKIE}=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0; path=/; HttpOnly; SameSite=Lax"),
             ));
         }
+        if self.cfg.drupal_version >= DrupalVersion::V11_4 {
+            resp = drupal_11_answer(resp);
+        }
+        if self.cfg.drupal_version >= DrupalVersion::V10_6
+            && (req.method == "GET" || req.method == "HEAD")
+            && php_auth_user(req)
+        {
+            // From 10.6 on, Page Cache says why it passed a request by: basic_auth's
+            // DisallowBasicAuthRequests policy refuses every request PHP gave PHP_AUTH_USER.
+            resp.headers.push((
+                "X-Drupal-Cache".into(),
+                "UNCACHEABLE (request policy)".into(),
+            ));
+        }
         resp
     }
+}
+
+/// The texts Drupal 11.4 words differently from 10.x (seen on 11.4.5 by the live contract):
+/// the generator, the JSON:API version (1.1 since 11.3) and one username message.
+fn drupal_11_answer(mut resp: Resp) -> Resp {
+    for (k, v) in resp.headers.iter_mut() {
+        if k.eq_ignore_ascii_case("x-generator") {
+            *v = "Drupal 11 (https://www.drupal.org)".into();
+        }
+    }
+    const SWAPS: [(&str, &str); 3] = [
+        (
+            r#""jsonapi":{"version":"1.0","meta":{"links":{"self":{"href":"http:\/\/jsonapi.org\/format\/1.0\/"}}}}"#,
+            r#""jsonapi":{"version":"1.1","meta":{"links":{"self":{"href":"https:\/\/jsonapi.org\/format\/1.1\/"}}}}"#,
+        ),
+        (
+            "The username contains an illegal character.",
+            "The username contains an invalid character.",
+        ),
+        (
+            "content=\"Drupal 10 (https://www.drupal.org)\"",
+            "content=\"Drupal 11 (https://www.drupal.org)\"",
+        ),
+    ];
+    for (from, to) in SWAPS {
+        resp.body = replace_bytes(&resp.body, from.as_bytes(), to.as_bytes());
+    }
+    resp
+}
+
+fn replace_bytes(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether PHP would set `PHP_AUTH_USER`: a `Basic` header whose credentials hold a colon.
+fn php_auth_user(req: &Req) -> bool {
+    req.header("authorization")
+        .and_then(|h| {
+            let (scheme, rest) = h.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("basic")
+                .then(|| crate::util::php_base64_decode(rest.trim()))
+        })
+        .is_some_and(|d| d.contains(&b':'))
 }
 
 impl App {

@@ -6,7 +6,7 @@ use crate::fields::{
 };
 use crate::filter::{self, check_sql, eval, parse_sort, sort_cmp, FErr, Mode, Node, Resolver, Val};
 use crate::json::J;
-use crate::model::{Db, User, Violation};
+use crate::model::{Db, DrupalVersion, User, Violation};
 use crate::query::{pager_query, with_page, Q};
 use crate::users::{
     clean_roles, internal_name, is_user_attribute, is_user_relationship, set_custom_field,
@@ -430,7 +430,7 @@ impl App {
             bad.join(", ")
         );
         let via = self.self_uri(ctx, req);
-        let mut doc = Self::jerr_doc(400, &detail, Some(&via), None, false);
+        let mut doc = Self::jerr_doc(400, &detail, Some(&via), None, None);
         if let J::Obj(ref mut top) = doc {
             if let Some((_, J::Arr(errs))) = top.iter_mut().find(|(k, _)| k == "errors") {
                 if let Some(J::Obj(e)) = errs.first_mut() {
@@ -651,7 +651,8 @@ impl App {
         if let Some(f) = &filter {
             if let Err((s, d)) = check_sql(f) {
                 let detail = if s == 500 {
-                    sql_error_detail(f, "user", offset, size).unwrap_or(d)
+                    sql_error_detail_as(f, "user", offset, size, self.cfg.drupal_version)
+                        .unwrap_or(d)
                 } else {
                     d
                 };
@@ -685,6 +686,10 @@ impl App {
                     .collect()
             };
             rows.sort_by(|a, b| sort_cmp(&key(a), &key(b), &sort));
+        } else if filter.is_none() && self.cfg.drupal_version >= DrupalVersion::V11_4 {
+            // 11.4's entity query for an unfiltered, unsorted list lets SQLite read the
+            // users table through its uuid index: the accounts come in UUID order.
+            rows.sort_by(|a, b| a.uuid.cmp(&b.uuid));
         }
         if size <= 0 {
             return self.jerr(
@@ -1912,14 +1917,26 @@ fn php_int(s: &str) -> i64 {
     t[..end].parse::<f64>().map(|f| f as i64).unwrap_or(0)
 }
 
-/// The 500 detail of a filter that breaks Drupal's SQL (see `crate::sql`).
+/// The 500 detail of a filter that breaks Drupal's SQL (see `crate::sql`), as 10.x prints it.
 pub fn sql_error_detail(f: &Node, entity_type: &str, offset: i64, size: i64) -> Option<String> {
-    Some(crate::sql::error_detail(
+    sql_error_detail_as(f, entity_type, offset, size, DrupalVersion::V10_3)
+}
+
+/// The same, as the given release prints it (11.4 builds the query differently).
+pub fn sql_error_detail_as(
+    f: &Node,
+    entity_type: &str,
+    offset: i64,
+    size: i64,
+    v: DrupalVersion,
+) -> Option<String> {
+    Some(crate::sql::error_detail_as(
         f,
         entity_type,
         offset,
         size,
         entity_type == "user",
+        v >= DrupalVersion::V11_4,
     ))
 }
 

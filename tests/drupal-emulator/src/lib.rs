@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod client;
+pub mod contract;
 pub mod cost;
 pub mod fields;
 pub mod filter;
@@ -36,13 +37,15 @@ pub const USAGE: &str = "usage: drupal-emulator --listen 127.0.0.1:8080 [--admin
        [--mail-case-insensitive] [--read-only] [--latency-ms N] [--cost-model none|drupal] [--seed-limited]
        [--site-name NAME] [--request-log-limit N]
        [--user-field NAME[:string|boolean|integer]]... [--second-run-fields] [--race-window-ms N]
-       [--dynamic-page-cache] [--rest-user-resource basic_auth,cookie|basic_auth|cookie|off]";
+       [--dynamic-page-cache] [--rest-user-resource basic_auth,cookie|basic_auth|cookie|off]
+       [--drupal-version 10.3|10.6|11.4]";
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             listen: "127.0.0.1:8080".into(),
             config: Config {
+                drupal_version: model::DrupalVersion::V10_3,
                 admin_user: "admin".into(),
                 admin_pass: "admin".into(),
                 seed_limited: false,
@@ -142,6 +145,11 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
                 ))?
             }
             "--site-name" => o.config.site_name = value()?,
+            "--drupal-version" => {
+                let v = value()?;
+                o.config.drupal_version = model::DrupalVersion::parse(&v)
+                    .ok_or(format!("unknown Drupal version {v} (10.3, 10.6 or 11.4)"))?
+            }
             "--request-log-limit" => {
                 o.log_limit = value()?
                     .parse()

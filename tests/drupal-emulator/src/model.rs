@@ -398,8 +398,39 @@ pub const CANCEL_METHODS: [&str; 4] = [
     "user_cancel_delete",
 ];
 
+/// The Drupal release whose answers the emulator gives (`--drupal-version`). The recorded
+/// transcripts are 10.3.6; where 10.6 or 11.4 answer differently (found by the live contract,
+/// `tests/live_contract/`), the emulator follows the version chosen here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DrupalVersion {
+    #[default]
+    V10_3,
+    V10_6,
+    V11_4,
+}
+
+impl DrupalVersion {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "10.3" => Some(Self::V10_3),
+            "10.6" => Some(Self::V10_6),
+            "11.4" => Some(Self::V11_4),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V10_3 => "10.3",
+            Self::V10_6 => "10.6",
+            Self::V11_4 => "11.4",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
+    pub drupal_version: DrupalVersion,
     pub admin_user: String,
     pub admin_pass: String,
     pub seed_limited: bool,

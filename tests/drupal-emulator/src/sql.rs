@@ -222,6 +222,20 @@ fn has_conditions(node: &Node) -> bool {
 /// `guard`: JSON:API's access condition (`uid != 0` for users, `status = 1` for terms seen by
 /// non-administrators).
 pub fn error_detail(node: &Node, entity_type: &str, offset: i64, size: i64, guard: bool) -> String {
+    error_detail_as(node, entity_type, offset, size, guard, false)
+}
+
+/// `error_detail` as 10.x (`v11` false) or 11.4 (`v11`) prints it: 11.4.5 adds the access
+/// condition to the query's own condition group, so it reuses that group's join, and leaves
+/// out `GROUP BY` when nothing is joined (seen on 11.4.5 for records 304 and 316).
+pub fn error_detail_as(
+    node: &Node,
+    entity_type: &str,
+    offset: i64,
+    size: i64,
+    guard: bool,
+    v11: bool,
+) -> String {
     let e = if entity_type == "taxonomy_term" {
         &TERM
     } else {
@@ -242,6 +256,9 @@ pub fn error_detail(node: &Node, entity_type: &str, offset: i64, size: i64, guar
             joined: Vec::new(),
             join_type: "INNER",
         };
+        if v11 && sql.aliases.iter().any(|a| a == e.data) {
+            tables.joined.push((e.data.to_string(), e.data.to_string()));
+        }
         let (col, op, v) = if e.prefix == "user" {
             ("uid", "!=", "0")
         } else {
@@ -270,13 +287,18 @@ pub fn error_detail(node: &Node, entity_type: &str, offset: i64, size: i64, guar
     }
     q.push_str("\nWHERE ");
     q.push_str(&where_parts.join(" AND "));
-    q.push('\n');
-    q.push_str(group_by);
+    let grouped = !(v11 && sql.joins.is_empty());
+    if grouped {
+        q.push('\n');
+        q.push_str(group_by);
+    }
     q.push_str(&format!("\nLIMIT {} OFFSET {}", size + 1, offset.max(0)));
-    let near = if root.is_empty() && where_parts.is_empty() {
+    let near = if !(root.is_empty() && where_parts.is_empty()) {
+        ")"
+    } else if grouped {
         "GROUP"
     } else {
-        ")"
+        "LIMIT"
     };
     let mut args = String::from("Array\n(\n");
     for (i, a) in sql.args.iter().enumerate() {
@@ -316,6 +338,23 @@ mod tests {
         assert_eq!(
             error_detail(&f, "user", 0, 50, true),
             "SQLSTATE[HY000]: General error: 1 near \")\": syntax error: SELECT \"base_table\".\"uid\" AS \"uid\", \"base_table\".\"uid\" AS \"base_table_uid\"\nFROM\n\"users\" \"base_table\"\nINNER JOIN \"users_field_data\" \"users_field_data\" ON \"users_field_data\".\"uid\" = \"base_table\".\"uid\"\nINNER JOIN \"users_field_data\" \"users_field_data_2\" ON \"users_field_data_2\".\"uid\" = \"base_table\".\"uid\"\nWHERE (\"users_field_data\".\"uid\" NOT BETWEEN :db_condition_placeholder_0) AND (\"users_field_data_2\".\"uid\" != :db_condition_placeholder_1)\nGROUP BY \"base_table\".\"uid\"\nLIMIT 51 OFFSET 0; Array\n(\n    [:db_condition_placeholder_0] => 3\n    [:db_condition_placeholder_1] => 0\n)\n"
+        );
+    }
+
+    /// Records 304 and 316 as Drupal 11.4.5 answered them (the live contract).
+    #[test]
+    fn texts_seen_on_11_4() {
+        let q = parse_query("filter[a][condition][path]=name&filter[a][condition][value]=alice&filter[a][condition][memberOf]=nosuchgroup");
+        let f = parse_filter(&q[0].1, &R).unwrap();
+        assert_eq!(
+            error_detail_as(&f, "user", 0, 50, true, true),
+            "SQLSTATE[HY000]: General error: 1 near \"LIMIT\": syntax error: SELECT \"base_table\".\"uid\" AS \"uid\", \"base_table\".\"uid\" AS \"base_table_uid\"\nFROM\n\"users\" \"base_table\"\nWHERE \nLIMIT 51 OFFSET 0; Array\n(\n)\n"
+        );
+        let q = parse_query("filter[a][condition][path]=drupal_internal__uid&filter[a][condition][operator]=NOT%20BETWEEN&filter[a][condition][value]=3");
+        let f = parse_filter(&q[0].1, &R).unwrap();
+        assert_eq!(
+            error_detail_as(&f, "user", 0, 50, true, true),
+            "SQLSTATE[HY000]: General error: 1 near \")\": syntax error: SELECT \"base_table\".\"uid\" AS \"uid\", \"base_table\".\"uid\" AS \"base_table_uid\"\nFROM\n\"users\" \"base_table\"\nINNER JOIN \"users_field_data\" \"users_field_data\" ON \"users_field_data\".\"uid\" = \"base_table\".\"uid\"\nWHERE (\"users_field_data\".\"uid\" NOT BETWEEN :db_condition_placeholder_0) AND (\"users_field_data\".\"uid\" != :db_condition_placeholder_1)\nGROUP BY \"base_table\".\"uid\"\nLIMIT 51 OFFSET 0; Array\n(\n    [:db_condition_placeholder_0] => 3\n    [:db_condition_placeholder_1] => 0\n)\n"
         );
     }
 }

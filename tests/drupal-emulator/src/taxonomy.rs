@@ -322,6 +322,20 @@ impl App {
         )
     }
 
+    /// A term's `links`: from 10.6 on, JSON:API adds `working-copy` to every versionable
+    /// resource (`ResourceObject::buildLinksFromEntity`).
+    fn term_links(&self, own: &str, rv: &str) -> J {
+        let links = J::obj().with("self", href(&format!("{own}{rv}")));
+        if self.cfg.drupal_version >= crate::model::DrupalVersion::V10_6 {
+            links.with(
+                "working-copy",
+                href(&format!("{own}?resourceVersion=rel%3Aworking-copy")),
+            )
+        } else {
+            links
+        }
+    }
+
     /// A JSON:API `taxonomy_term--{vid}` resource object.
     pub fn render_term(&self, db: &Db, base: &str, t: &Term, fields: Option<&[String]>) -> J {
         let wanted = |name: &str| fields.map(|f| f.iter().any(|x| x == name)).unwrap_or(true);
@@ -330,7 +344,7 @@ impl App {
         let mut out = J::obj()
             .with("type", format!("taxonomy_term--{}", t.vid))
             .with("id", t.uuid.as_str())
-            .with("links", J::obj().with("self", href(&format!("{own}{rv}"))));
+            .with("links", self.term_links(&own, &rv));
         let mut attrs = J::obj();
         for name in TERM_ATTRS {
             if !wanted(name) {

@@ -4,7 +4,7 @@ use crate::app::{href, Actor, App};
 use crate::fields::{term_idents, FVal, FieldKind, UserField};
 use crate::json::J;
 use crate::model::{
-    eq_nocase_utf8, mail_is_valid, name_format_violations, Db, Role, User, Violation,
+    eq_nocase_utf8, mail_is_valid, name_format_violations, Db, DrupalVersion, Role, User, Violation,
 };
 use crate::util::{is_uuid, parse_rfc3339, rfc3339};
 use serde_json::Value;
@@ -978,7 +978,11 @@ impl App {
                     }
                 }
                 Some(mail) => {
-                    let ci = db.settings.mail_case_insensitive;
+                    // From 10.6 on, UniqueFieldValueValidator compares with LIKE unless the
+                    // constraint is case-sensitive (user mail's is not): a case-different
+                    // duplicate is taken on SQLite too.
+                    let ci = db.settings.mail_case_insensitive
+                        || self.cfg.drupal_version >= DrupalVersion::V10_6;
                     let taken = db.users.values().any(|u| {
                         u.uid != cand.uid
                             && u.mail.as_deref().is_some_and(|m| {
