@@ -66,7 +66,7 @@ if (!is_dir("$site_path/files") && !mkdir("$site_path/files", 0775, TRUE)) {
 $sync = "$site_path/files/config_" . bin2hex(random_bytes(12)) . '/sync';
 mkdir($sync, 0775, TRUE);
 $settings = file_get_contents('sites/default/default.settings.php');
-$settings .= "\n// Written by envoy-scim-drupal's scripts/real-drupal (scripts/drupal/install.php).\n"
+$settings .= "\n// Written by envoy-scim-drupal's scripts/real-drupal (scripts/drupal-php/install.php).\n"
   . '$databases[\'default\'][\'default\'] = ' . var_export($db, TRUE) . ";\n"
   . '$settings[\'hash_salt\'] = ' . var_export(bin2hex(random_bytes(32)), TRUE) . ";\n"
   . '$settings[\'config_sync_directory\'] = ' . var_export($sync, TRUE) . ";\n"
