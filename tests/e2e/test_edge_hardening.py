@@ -93,6 +93,8 @@ CLOSED_JSONAPI = [
     "//jsonapi/user/user",
     "/%2Fjsonapi/user/user",
     "/jsonapi?_format=api_json",
+    "/%6Asonapi/user/user",
+    "/JSON%41PI",
 ]
 
 
@@ -105,7 +107,7 @@ def test_public_jsonapi_is_closed_by_default(gateway, drupal_requests, target):
 
 @pytest.mark.parametrize(
     "target",
-    ["/user/login?_format=json", "/USER/Login?_format=JSON", "/user/login?x=1&_format=json", "/user//login?_format=json", "/index.php/user/login?_format=json"],
+    ["/user/login?_format=json", "/USER/Login?_format=JSON", "/user/login?x=1&_format=json", "/user//login?_format=json", "/index.php/user/login?_format=json", "/user/%6Cogin?_form%61t=json", "/user%2Flogin?%5Fformat=json"],
 )
 def test_json_login_is_closed_on_the_public_side(gateway, drupal_requests, target):
     body = json.dumps({"name": SERVICE_USER, "pass": "wrong"}).encode()
