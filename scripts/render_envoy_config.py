@@ -185,12 +185,15 @@ def render(
     plugin_overrides: dict | None = None,
     plugin_replace: dict | str | None = None,
     access_log_path: str | None = None,
+    public_jsonapi: bool = False,
 ) -> dict:
     """Return the rendered Envoy config as a dict.
 
     plugin_overrides maps dotted keys to values (None deletes the key).
     plugin_replace replaces the plugin configuration entirely (a dict is JSON-encoded,
     a str is used verbatim, so tests can feed malformed JSON).
+    public_jsonapi opens what the template closes on the public side (its routes named
+    "closed:*": /jsonapi, JSON logins, Basic Authorization), for decoupled sites.
     """
     cfg = yaml.safe_load(Path(template).read_text())
     listener = cfg["static_resources"]["listeners"][0]
@@ -210,9 +213,13 @@ def render(
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
                     "path": access_log_path,
+                    # The template's format (path without the query), when it has one.
+                    **{k: v for k, v in (hcm.get("access_log") or [{}])[0].get("typed_config", {}).items() if k == "log_format"},
                 },
             }
         ]
+    if public_jsonapi:
+        open_public_site(hcm)
 
     pc = json.loads(wasm_cfg["configuration"]["value"])
 
@@ -294,6 +301,19 @@ def render(
     return cfg
 
 
+def open_public_site(hcm: dict) -> None:
+    """Drops the routes named "closed:*" (see envoy.yaml): the public side then reaches
+    /jsonapi, JSON logins and Basic-authenticated pages as any other page of the site."""
+    for vh in hcm["route_config"]["virtual_hosts"]:
+        vh["routes"] = [r for r in vh["routes"] if not str(r.get("name", "")).startswith("closed:")]
+
+
+def parse_on_off(value: str) -> bool:
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, got {value!r}")
+    return value == "on"
+
+
 def set_vm_id(wasm_cfg: dict) -> None:
     """vm_config.vm_id: the template's when it has one, else VM_ID; always the first key, so a
     template with and one without it render alike."""
@@ -356,6 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attributes", help="JSON file with the plugin's `attributes` mapping (a list), or `none`")
     ap.add_argument("--groups", help="the plugin's `groups`: on, off or a JSON object")
     ap.add_argument(
+        "--public-jsonapi",
+        type=parse_on_off,
+        default=False,
+        help="on: the public side reaches /jsonapi, JSON logins and Basic auth (decoupled sites); "
+        "off (default): Envoy answers those 403",
+    )
+    ap.add_argument(
         "--emulator-flags",
         metavar="FILE",
         help="print the drupal-emulator arguments for the fields FILE's mapping (`none`: no mapping) "
@@ -400,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         wasm=args.wasm,
         plugin_overrides=overrides,
         plugin_replace=Path(args.plugin_config).read_text() if args.plugin_config else None,
+        public_jsonapi=args.public_jsonapi,
     )
     write(cfg, Path(args.out))
     return 0

@@ -23,6 +23,22 @@ impl Request {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// `x-request-id` as the log line may print it: the client chooses this header, and a
+    /// value with spaces or `=` would forge fields of the key=value line (`abc token=x`), so
+    /// anything but a short plain token is shown as `-`.
+    pub fn log_request_id(&self) -> &str {
+        self.header("x-request-id")
+            .filter(|v| is_safe_request_id(v))
+            .unwrap_or("-")
+    }
+}
+
+/// 1–64 characters of `[A-Za-z0-9._:-]`: Envoy's UUIDs and common tracing ids fit.
+fn is_safe_request_id(v: &str) -> bool {
+    (1..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// A call to Drupal. The host adapter adds `:authority`, the service credentials and the
@@ -116,4 +132,39 @@ pub enum Step {
     /// back in the same order.
     Call(Vec<DrupalCall>),
     Respond(Response),
+}
+
+#[cfg(test)]
+mod request_id_tests {
+    use super::Request;
+
+    fn with_id(v: &str) -> Request {
+        Request {
+            headers: vec![("x-request-id".to_string(), v.to_string())],
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn plain_ids_are_logged_as_sent() {
+        let uuid = "0b5c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d";
+        assert_eq!(with_id(uuid).log_request_id(), uuid);
+        assert_eq!(with_id("req:42.a_b").log_request_id(), "req:42.a_b");
+    }
+
+    #[test]
+    fn ids_that_could_forge_log_fields_are_replaced() {
+        for bad in [
+            "abc token=jumpcloud method=DELETE",
+            "a=b",
+            "a b",
+            "x\ny",
+            "",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert_eq!(with_id(bad).log_request_id(), "-", "{bad:?}");
+        }
+        assert_eq!(Request::default().log_request_id(), "-");
+    }
 }

@@ -88,11 +88,7 @@ impl ScimHttp {
                 ));
             }
             let duration = millis(self.get_current_time()).saturating_sub(self.started_ms);
-            let request_id = self
-                .request
-                .header("x-request-id")
-                .unwrap_or("-")
-                .to_string();
+            let request_id = self.request.log_request_id().to_string();
             // One line a request; nothing secret (no query string: filters can hold addresses).
             log::info!(
                 "scim request_id={request_id} token={label} method={} resource={resource} op={op} status={} scim_type={} drupal_calls={} duration_ms={duration}",
@@ -244,7 +240,7 @@ impl ScimHttp {
         };
         exchange.abandon(&mut env, shared.config.drupal.timeout_ms);
         self.gate.abandon(env.locks, &owner);
-        let request_id = self.request.header("x-request-id").unwrap_or("-");
+        let request_id = self.request.log_request_id();
         log::info!(
             "scim request_id={request_id} method={} abandoned: the stream ended before the answer (client gone or stream timeout) after {} Drupal call(s); its locks were released",
             self.request.method,

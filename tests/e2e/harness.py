@@ -360,6 +360,7 @@ class Envoy:
         drupal_password: str | None = None,
         concurrency: int = 2,
         name: str = "envoy",
+        public_jsonapi: bool = False,
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -384,6 +385,7 @@ class Envoy:
             wasm=str(WASM_PATH),
             plugin_overrides=plugin_overrides,
             plugin_replace=plugin_replace,
+            public_jsonapi=public_jsonapi,
         )
         render_envoy_config.write(cfg, self.config_path)
         self.proc: subprocess.Popen | None = None

@@ -26,6 +26,7 @@ RUN_VARIABLES = (
     "SCIM_ATTRIBUTES",
     "SCIM_GROUPS",
     "SCIM_PUBLIC_URL",
+    "SCIM_PUBLIC_JSONAPI",
 )
 
 
@@ -91,6 +92,8 @@ def test_run_with_the_emulator(tmp_path):
             "SCIM_LISTEN": f"127.0.0.1:{scim_port}",
             "ENVOY_ADMIN": f"127.0.0.1:{admin_port}",
             "DRUPAL_EMULATOR_LISTEN": f"127.0.0.1:{emu_port}",
+            # Opens /jsonapi on the public side (closed by default: test_edge_hardening.py).
+            "SCIM_PUBLIC_JSONAPI": "on",
         },
         tmp_path / "run.log",
     )
@@ -109,7 +112,7 @@ def test_run_with_the_emulator(tmp_path):
         )
         assert r.status_code == 201, r.text
         assert requests.get(base + "/Users", timeout=10).status_code == 401
-        # The rest of the site is proxied to the emulator.
+        # The rest of the site is proxied to the emulator, /jsonapi too (SCIM_PUBLIC_JSONAPI=on).
         assert requests.get(f"http://127.0.0.1:{scim_port}/jsonapi", timeout=10).status_code == 200
         # With the emulator, scripts/emulator-attributes.json is the mapping (when this
         # emulator can create the fields), and the emulator has the fields.

@@ -62,6 +62,7 @@ impl Default for Options {
                     dynamic_page_cache: false,
                     rest_user_resource: rest::RestUserResource::BasicAuthAndCookie,
                     withheld_term_permissions: Vec::new(),
+                    reverse_proxy_addresses: Vec::new(),
                 },
             },
             log_limit: 100_000,

@@ -319,9 +319,33 @@ pub struct Settings {
     /// included: a service account whose role was not granted them. Drupal's answer is the
     /// 403 of `TermAccessControlHandler`, naming the permission.
     pub withheld_term_permissions: Vec<String>,
+    /// settings.php's `reverse_proxy_addresses` (with `reverse_proxy` TRUE when not empty):
+    /// from these peers Drupal takes the client's address from `X-Forwarded-For`, the
+    /// right-most entry that is not itself one of them (Symfony's `getClientIp`), and flood
+    /// control counts that address.
+    pub reverse_proxy_addresses: Vec<String>,
 }
 
 impl Settings {
+    /// The client's address as Drupal determines it (see `reverse_proxy_addresses`).
+    pub fn client_ip(&self, peer: &str, forwarded_for: Option<&str>) -> String {
+        if !self.reverse_proxy_addresses.iter().any(|a| a == peer) {
+            return peer.to_string();
+        }
+        let hops: Vec<&str> = forwarded_for
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .collect();
+        hops.iter()
+            .rev()
+            .find(|h| !self.reverse_proxy_addresses.iter().any(|a| a == *h))
+            .or(hops.first())
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| peer.to_string())
+    }
+
     pub fn to_json(&self) -> J {
         let out = J::obj()
             .with("cancel_method", self.cancel_method.as_str())
@@ -338,6 +362,19 @@ impl Settings {
             .with("dynamic_page_cache", self.dynamic_page_cache)
             .with("rest_user_resource", self.rest_user_resource.as_str());
         // Shown only when set: the usual settings document stays as it was.
+        let out = if self.reverse_proxy_addresses.is_empty() {
+            out
+        } else {
+            out.with(
+                "reverse_proxy_addresses",
+                J::Arr(
+                    self.reverse_proxy_addresses
+                        .iter()
+                        .map(|p| J::Str(p.clone()))
+                        .collect(),
+                ),
+            )
+        };
         if self.withheld_term_permissions.is_empty() {
             return out;
         }

@@ -273,12 +273,17 @@ async fn handle(
             headers.push(("host".into(), a.to_string()));
         }
     }
-    let (latency, race_ms, cost_model) = {
+    let (latency, race_ms, cost_model, peer_ip) = {
         let db = app.read();
+        let forwarded = headers
+            .iter()
+            .find(|(k, _)| k == "x-forwarded-for")
+            .map(|(_, v)| v.as_str());
         (
             db.settings.latency_ms,
             db.settings.race_window_ms,
             db.settings.cost_model,
+            db.settings.client_ip(&peer.ip().to_string(), forwarded),
         )
     };
     let cost_us = crate::cost::delay_us(cost_model, &method, &path, &headers);
@@ -288,7 +293,7 @@ async fn handle(
         query,
         headers,
         body,
-        peer_ip: peer.ip().to_string(),
+        peer_ip,
         race_ms,
     });
     app.record(&req);
@@ -401,6 +406,7 @@ impl App {
             .with("method", req.method.as_str())
             .with("path", path)
             .with("headers", headers)
+            .with("client_ip", req.peer_ip.as_str())
             .with("body", String::from_utf8_lossy(&req.body).into_owned());
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         log.push_back(entry);
@@ -781,6 +787,15 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
                         ))
                     }
                 }
+            }
+            if let Some(list) = v.get("reverse_proxy_addresses") {
+                let Some(items) = list.as_array() else {
+                    return bad("reverse_proxy_addresses must be an array of IP addresses");
+                };
+                s.reverse_proxy_addresses = items
+                    .iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect();
             }
             if let Some(list) = v.get("withheld_term_permissions") {
                 let Some(items) = list.as_array() else {
