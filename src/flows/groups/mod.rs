@@ -226,7 +226,11 @@ pub(crate) fn member_refusal(
         .pointer("/attributes/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    protection.refusal(uid, name, &crate::config::protection::roles_of(resource))
+    protection.refusal(
+        uid,
+        name,
+        crate::config::protection::roles_of(resource).as_deref(),
+    )
 }
 
 /// A membership change that would write an account SCIM may not write: refused up front.

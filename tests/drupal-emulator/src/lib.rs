@@ -10,6 +10,7 @@ pub mod json;
 pub mod jsonapi;
 pub mod model;
 pub mod query;
+pub mod quirks;
 pub mod rest;
 pub mod server;
 pub mod sql;
@@ -59,6 +60,7 @@ impl Default for Options {
                     dynamic_page_cache: false,
                     rest_user_resource: rest::RestUserResource::BasicAuthAndCookie,
                     withheld_term_permissions: Vec::new(),
+                    quirks: quirks::Quirks::default(),
                 },
             },
             log_limit: 100_000,

@@ -319,6 +319,8 @@ pub struct Settings {
     /// included: a service account whose role was not granted them. Drupal's answer is the
     /// 403 of `TermAccessControlHandler`, naming the permission.
     pub withheld_term_permissions: Vec<String>,
+    /// Differences from the recorded site that account protection must survive.
+    pub quirks: crate::quirks::Quirks,
 }
 
 impl Settings {
@@ -337,6 +339,7 @@ impl Settings {
             )
             .with("dynamic_page_cache", self.dynamic_page_cache)
             .with("rest_user_resource", self.rest_user_resource.as_str());
+        let out = self.quirks.to_json(out);
         // Shown only when set: the usual settings document stays as it was.
         if self.withheld_term_permissions.is_empty() {
             return out;

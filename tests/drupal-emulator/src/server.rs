@@ -807,6 +807,9 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
                 }
                 s.user_fields = out;
             }
+            if let Err(e) = s.quirks.update(&v) {
+                return bad(&e);
+            }
             let cache_off = !s.dynamic_page_cache;
             db.settings = s;
             db.refresh_fields();
