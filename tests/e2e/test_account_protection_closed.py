@@ -96,3 +96,26 @@ def test_role_grants_cannot_grant_administrator():
     assert "`groups.role_grants.Admins`" in r.stdout and "`administrator` can never be granted" in r.stdout, r.stdout
     ok = {**GOOD, "groups": {"role_grants": {"Devs": ["developer"]}}}
     assert run("check", "-", stdin=json.dumps(ok)).returncode == 0
+
+
+def test_a_granted_role_that_administers_users_is_never_granted(new_envoy, emulator, seed_user):
+    from groups_support import drupal_roles, group_body, groups_config
+
+    ann = seed_user("ann@example.com", mail="ann@example.com")["uuid"]
+    # The site gave the granted role a take-over permission after the gateway was configured.
+    emulator.settings(grant_permissions={"content_editor": ["administer users"]})
+    listed = emulator.jsonapi("GET", "/jsonapi/user_role/user_role").json()["data"]
+    editor = next(r for r in listed if r["attributes"]["drupal_internal__id"] == "content_editor")
+    assert "administer users" in editor["attributes"]["permissions"]
+    gw = new_envoy(plugin_overrides={"groups": groups_config(role_grants={"Engineering": ["content_editor"]})})
+    err = assert_scim_error(gw.scim("POST", "/Groups", json=group_body("Engineering", [ann])), 403)
+    assert "`content_editor`" in err["detail"] and "holds 'administer users'" in err["detail"], err["detail"]
+    assert gw.scim("GET", "/Groups").json()["totalResults"] == 0
+    # A group without members grants nothing; adding a member later is refused the same way.
+    r = gw.scim("POST", "/Groups", json=group_body("Engineering"))
+    assert r.status_code == 201, r.text
+    add = {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": ann}]}]}
+    err = assert_scim_error(gw.scim("PATCH", f"/Groups/{r.json()['id']}", json=add), 403)
+    assert "holds 'administer users'" in err["detail"], err["detail"]
+    assert drupal_roles(emulator, ann) == set()
+    assert gw.scim("GET", f"/Groups/{r.json()['id']}").json().get("members", []) == []

@@ -811,6 +811,7 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
                 return bad(&e);
             }
             let cache_off = !s.dynamic_page_cache;
+            s.quirks.apply_to_roles(&mut db.roles);
             db.settings = s;
             db.refresh_fields();
             let out = ok_json(200, &db.settings.to_json());
