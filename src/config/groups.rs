@@ -100,6 +100,14 @@ impl GroupsConfig {
                                 "`anonymous` and `authenticated` cannot be granted",
                             ))
                         }
+                        // Granting it would let the IdP make site administrators, and every
+                        // administrator would become writable to SCIM.
+                        Some("administrator") => {
+                            return Err(err(
+                                &field,
+                                "`administrator` can never be granted through SCIM (it would let the IdP make site administrators and make every administrator writable)",
+                            ))
+                        }
                         Some(s) if is_machine_name(s) => names.push(s.to_string()),
                         _ => return Err(err(&field, "must be a list of role machine names")),
                     }
@@ -206,6 +214,10 @@ mod tests {
                 "groups.role_grants.eng",
             ),
             (json!({"role_grants": []}), "groups.role_grants"),
+            (
+                json!({"role_grants": {"Eng": ["developer", "administrator"]}}),
+                "groups.role_grants.Eng",
+            ),
         ];
         for (v, field) in cases {
             assert_eq!(

@@ -19,13 +19,18 @@ pub struct Protection {
 
 impl Protection {
     /// Why SCIM may not write this account, or `None` when it may.
-    pub fn refusal(&self, uid: u64, name: &str, roles: &[String]) -> Option<String> {
+    /// `roles` is `None` when Drupal's answer did not say which roles the account holds.
+    pub fn refusal(&self, uid: u64, name: &str, roles: Option<&[String]>) -> Option<String> {
         if uid == 1 {
             return Some("Drupal's first account (uid 1) is read-only to SCIM.".into());
         }
         if !name.is_empty() && name.eq_ignore_ascii_case(&self.service_username) {
             return Some("The gateway's own Drupal service account is read-only to SCIM.".into());
         }
+        // An administrator whose roles are hidden would otherwise look role-less: fail closed.
+        let Some(roles) = roles else {
+            return Some(ROLES_UNREADABLE.into());
+        };
         let foreign: Vec<&str> = roles
             .iter()
             .map(String::as_str)
@@ -40,13 +45,16 @@ impl Protection {
     }
 
     /// The same as an error: 403, nothing changed.
-    pub fn check(&self, uid: u64, name: &str, roles: &[String]) -> Result<(), ScimError> {
+    pub fn check(&self, uid: u64, name: &str, roles: Option<&[String]>) -> Result<(), ScimError> {
         match self.refusal(uid, name, roles) {
             Some(reason) => Err(ScimError::new(403, None, reason)),
             None => Ok(()),
         }
     }
 }
+
+/// Why an account whose roles Drupal did not show is read-only.
+pub const ROLES_UNREADABLE: &str = "Drupal's answer does not show which roles the account holds (the `roles` relationship or its `meta.drupal_internal__target_id` is missing, for example renamed or hidden by JSON:API Extras), so it is read-only to SCIM: it might be an administrator.";
 
 /// Builds the writable set from the configured roles.
 pub fn writable_roles(allowed: &[String], managed: &[&str]) -> Vec<String> {
@@ -63,16 +71,20 @@ pub fn writable_roles(allowed: &[String], managed: &[&str]) -> Vec<String> {
     out
 }
 
-/// The role machine names of a JSON:API user resource (its `roles` relationship).
-pub fn roles_of(resource: &Value) -> Vec<String> {
+/// The role machine names of a JSON:API user resource (its `roles` relationship), or `None`
+/// when the relationship, or the machine name of any role in it, is missing: older cores
+/// give no `meta.drupal_internal__target_id`, JSON:API Extras can rename or hide `roles`.
+pub fn roles_of(resource: &Value) -> Option<Vec<String>> {
     resource
-        .pointer("/relationships/roles/data")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.pointer("/meta/drupal_internal__target_id"))
-        .filter_map(Value::as_str)
-        .map(str::to_string)
+        .pointer("/relationships/roles/data")?
+        .as_array()?
+        .iter()
+        .map(|r| {
+            r.pointer("/meta/drupal_internal__target_id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -91,17 +103,21 @@ mod tests {
     #[test]
     fn uid_1_the_service_account_and_foreign_roles_are_read_only() {
         let p = protection();
-        assert!(p.refusal(1, "admin", &[]).unwrap().contains("uid 1"));
+        assert!(p.refusal(1, "admin", Some(&[])).unwrap().contains("uid 1"));
         assert!(p
-            .refusal(7, "SCIM-Service", &[])
+            .refusal(7, "SCIM-Service", Some(&[]))
             .unwrap()
             .contains("service account"));
         let why = p
-            .refusal(7, "eve", &["administrator".into(), "developer".into()])
+            .refusal(
+                7,
+                "eve",
+                Some(&["administrator".into(), "developer".into()]),
+            )
             .unwrap();
         assert!(why.contains("`administrator`") && !why.contains("developer"));
         assert_eq!(
-            p.check(7, "eve", &["administrator".into()])
+            p.check(7, "eve", Some(&["administrator".into()]))
                 .unwrap_err()
                 .status,
             403
@@ -111,12 +127,16 @@ mod tests {
     #[test]
     fn managed_and_allowed_roles_are_writable() {
         let p = protection();
-        assert_eq!(p.refusal(7, "alice", &[]), None);
+        assert_eq!(p.refusal(7, "alice", Some(&[])), None);
         assert_eq!(
-            p.refusal(7, "alice", &["developer".into(), "content_editor".into()]),
+            p.refusal(
+                7,
+                "alice",
+                Some(&["developer".into(), "content_editor".into()])
+            ),
             None
         );
-        assert!(p.check(7, "alice", &["authenticated".into()]).is_ok());
+        assert!(p.check(7, "alice", Some(&["authenticated".into()])).is_ok());
     }
 
     #[test]
@@ -125,7 +145,41 @@ mod tests {
             {"type": "user_role--user_role", "id": "u1", "meta": {"drupal_internal__target_id": "administrator"}},
             {"type": "user_role--user_role", "id": "u2", "meta": {"drupal_internal__target_id": "content_editor"}}
         ]}}});
-        assert_eq!(roles_of(&resource), vec!["administrator", "content_editor"]);
-        assert!(roles_of(&json!({})).is_empty());
+        assert_eq!(
+            roles_of(&resource),
+            Some(vec!["administrator".into(), "content_editor".into()])
+        );
+        let none = json!({"relationships": {"roles": {"data": []}}});
+        assert_eq!(roles_of(&none), Some(vec![]));
+    }
+
+    #[test]
+    fn an_account_whose_roles_cannot_be_read_is_read_only() {
+        let hidden = [
+            json!({}),
+            json!({"relationships": {}}),
+            json!({"relationships": {"roles": {"data": null}}}),
+            // A renamed relationship (JSON:API Extras).
+            json!({"relationships": {"user_roles": {"data": []}}}),
+            // Older cores: no machine name in the relationship's meta.
+            json!({"relationships": {"roles": {"data": [{"type": "user_role--user_role", "id": "u1"}]}}}),
+            json!({"relationships": {"roles": {"data": [
+                {"type": "user_role--user_role", "id": "u1", "meta": {"drupal_internal__target_id": "editor"}},
+                {"type": "user_role--user_role", "id": "u2", "meta": {}}
+            ]}}}),
+        ];
+        let p = protection();
+        for resource in hidden {
+            assert_eq!(roles_of(&resource), None, "{resource}");
+            let e = p
+                .check(7, "alice", roles_of(&resource).as_deref())
+                .unwrap_err();
+            assert_eq!(e.status, 403);
+            assert!(
+                e.detail.contains("does not show which roles"),
+                "{}",
+                e.detail
+            );
+        }
     }
 }

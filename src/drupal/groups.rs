@@ -574,7 +574,7 @@ impl GroupCalls<'_> {
         call(
             "GET",
             format!(
-                "{}/user_role/user_role?fields[user_role--user_role]=drupal_internal__id",
+                "{}/user_role/user_role?fields[user_role--user_role]=drupal_internal__id%2Cis_admin%2Cpermissions",
                 self.jsonapi
             ),
             None,
@@ -668,6 +668,42 @@ pub fn parse_memberships(doc: &Value, field: &str) -> Memberships {
 }
 
 /// Role machine name → uuid, from `list_roles`.
+/// Permissions that let a role's holders take over the site: Drupal's own "restrict access"
+/// permissions over accounts and roles.
+const TAKEOVER_PERMISSIONS: [&str; 2] = ["administer users", "administer permissions"];
+
+/// The first of `granted` roles that makes its holders site administrators or lets them
+/// administer accounts or permissions, with why; the gateway never grants such a role.
+pub fn dangerous_grant(doc: &Value, granted: &[&str]) -> Option<(String, String)> {
+    doc.get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let name = r.pointer("/attributes/drupal_internal__id")?.as_str()?;
+            granted.contains(&name).then_some((name, r))
+        })
+        .find_map(|(name, r)| {
+            let why = if r.pointer("/attributes/is_admin").and_then(Value::as_bool) == Some(true) {
+                "is an administrator role (is_admin)".to_string()
+            } else {
+                let perms: Vec<&str> = r
+                    .pointer("/attributes/permissions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .filter(|p| TAKEOVER_PERMISSIONS.contains(p))
+                    .collect();
+                if perms.is_empty() {
+                    return None;
+                }
+                format!("holds '{}'", perms.join("' and '"))
+            };
+            Some((name.to_string(), why))
+        })
+}
+
 pub fn parse_roles(doc: &Value) -> Vec<(String, String)> {
     doc.get("data")
         .and_then(Value::as_array)

@@ -36,8 +36,9 @@ pub struct DrupalUser {
     pub groups: Option<Vec<(String, Option<String>)>>,
     /// The account was retired by a SCIM DELETE (`init` carries the marker).
     pub retired_marker: bool,
-    /// Role machine names (without `authenticated`), when the read asked for `roles`.
-    pub roles: Vec<String>,
+    /// Role machine names (without `authenticated`); `None` when Drupal's answer did not show
+    /// them (then the account is read-only to SCIM, `protection`).
+    pub roles: Option<Vec<String>>,
 }
 
 impl DrupalUser {
@@ -170,7 +171,18 @@ pub fn attach_groups(user: &mut DrupalUser, resource: &Value, field: &str, inclu
     user.groups = Some(groups);
 }
 
-/// A label-only object for Drupal's anonymous user: it exists in Drupal but is no SCIM user.
+/// An object Drupal shows by label only (`display_name`, no `name`). To the service account
+/// (`administer users`) that is only ever Drupal's anonymous user, uid 0, whatever the site
+/// named it; a refused account's anonymous view is caught before a flow reads the answer
+/// (the upstream gate confirms every label-only read with a guarded one).
+pub fn is_label_view(resource: &Value) -> bool {
+    resource
+        .get("attributes")
+        .is_some_and(|a| a.get("name").is_none() && a.get("display_name").is_some())
+}
+
+/// A label-only object with Drupal's default label for uid 0: no sign of a refused account,
+/// so the gate does not confirm it. Sites that renamed the label cost one guarded read.
 pub fn is_anonymous_label(resource: &Value) -> bool {
     let attrs = resource.get("attributes");
     attrs.and_then(|a| a.get("name")).is_none()
@@ -183,10 +195,7 @@ pub fn is_anonymous_label(resource: &Value) -> bool {
 /// A user shown by label only (no `name`), as Drupal shows accounts to anonymous: the sign
 /// that Drupal did not accept the service account (Drupal's own anonymous user aside).
 pub fn is_label_only(resource: &Value) -> bool {
-    resource
-        .get("attributes")
-        .is_some_and(|a| a.get("name").is_none() && a.get("display_name").is_some())
-        && !is_anonymous_label(resource)
+    is_label_view(resource) && !is_anonymous_label(resource)
 }
 
 pub(crate) fn service_account_refused() -> ScimError {

@@ -2,7 +2,10 @@
 //! field, so a field Drupal does not have (a typo, a field not yet created) is found when the
 //! gateway starts, not when the first IdP write fails; and, with `hard_delete`, one REST call
 //! that tells whether core REST's user resource exists and takes the gateway's
-//! authentication.
+//! authentication. The same query asks for accounts holding a role, with their roles: account
+//! protection reads each account's roles, so a Drupal that hides them (JSON:API Extras
+//! renaming or disabling `roles`, a core without `meta.drupal_internal__target_id`) stops the
+//! gateway rather than making every administrator look role-less.
 
 use crate::config::Config;
 use crate::drupal::jsonapi::{map_failure, RestResource};
@@ -22,6 +25,9 @@ pub enum Verdict {
     /// Drupal's user entity has no such field: SCIM requests are refused until the
     /// configuration is fixed, rather than half-applied.
     MissingField(String),
+    /// Drupal's user resources do not show the accounts' role machine names (why): account
+    /// protection cannot tell administrators apart, so SCIM requests are refused.
+    RolesUnreadable(String),
     /// Drupal refused the service account; the check is repeated.
     Refused,
     /// Drupal could not be asked, or gave an answer the check cannot read (why); the check
@@ -32,7 +38,10 @@ pub enum Verdict {
 impl Verdict {
     /// Whether the check is settled (no need to ask again).
     pub fn is_final(&self) -> bool {
-        matches!(self, Verdict::Ready | Verdict::MissingField(_))
+        matches!(
+            self,
+            Verdict::Ready | Verdict::MissingField(_) | Verdict::RolesUnreadable(_)
+        )
     }
 }
 
@@ -52,6 +61,9 @@ pub fn admission(verdict: &Verdict) -> Option<Response> {
             "The gateway is starting: its start-up check of the attribute mapping against Drupal has not completed yet.",
         ),
         Verdict::MissingField(field) => missing_field(field),
+        Verdict::RolesUnreadable(why) => ScimError::bad_gateway(format!(
+            "The gateway refuses to serve: {why} Without them it cannot tell which accounts are administrators (read-only to SCIM)."
+        )),
         // The same answer as a request Drupal refuses: the client's fix is the same.
         Verdict::Refused => ScimError::bad_gateway(format!(
             "{} (The gateway's start-up check of the attribute mapping was refused; it is repeated every {RETRY_AFTER_S} s.)",
@@ -122,6 +134,7 @@ fn encode(verdict: &Verdict) -> Option<String> {
         Verdict::Pending => None,
         Verdict::Ready => Some("ready".into()),
         Verdict::MissingField(f) => Some(format!("missing:{f}")),
+        Verdict::RolesUnreadable(why) => Some(format!("roles:{why}")),
         Verdict::Refused => Some("refused".into()),
         Verdict::Unknown(why) => Some(format!("unknown:{why}")),
     }
@@ -133,12 +146,14 @@ fn decode(bytes: &[u8]) -> Option<Verdict> {
         None if text == "ready" => Verdict::Ready,
         None if text == "refused" => Verdict::Refused,
         Some(("missing", f)) => Verdict::MissingField(f.to_string()),
+        Some(("roles", why)) => Verdict::RolesUnreadable(why.to_string()),
         Some(("unknown", why)) => Verdict::Unknown(why.to_string()),
         _ => return None,
     })
 }
 
-/// `GET /jsonapi/user/user` with an always-true condition on every mapped field.
+/// `GET /jsonapi/user/user` with a condition on every mapped field, or-ed with "holds a role",
+/// so that the answer (if any account holds a role) shows how Drupal names roles.
 pub fn call(config: &Config) -> DrupalCall {
     let mut q = DrupalQuery::new();
     q.push("filter[scim_probe][group][conjunction]", "OR");
@@ -148,9 +163,18 @@ pub fn call(config: &Config) -> DrupalCall {
             .push(&format!("{key}[operator]"), "IS NULL")
             .push(&format!("{key}[memberOf]"), "scim_probe");
     }
+    q.push("filter[scim_probe_roles][condition][path]", ROLE_ID_PATH)
+        .push(
+            "filter[scim_probe_roles][condition][operator]",
+            "IS NOT NULL",
+        )
+        .push(
+            "filter[scim_probe_roles][condition][memberOf]",
+            "scim_probe",
+        );
     // The guard makes a refused service account a 403 (the OR group alone is public).
     crate::drupal::jsonapi::push_auth_guard(&mut q);
-    q.push("fields[user--user]", "drupal_internal__uid")
+    q.push("fields[user--user]", "drupal_internal__uid,roles")
         .push("page[limit]", "1");
     DrupalCall {
         method: "GET",
@@ -160,9 +184,14 @@ pub fn call(config: &Config) -> DrupalCall {
     }
 }
 
+/// The filter path of a role's machine name (Drupal 10.3.6 answers it, transcript 030).
+const ROLE_ID_PATH: &str = "roles.meta.drupal_internal__target_id";
+
+const ROLES_HIDDEN: &str = "Drupal's user resources do not show the accounts' roles with their machine names (`roles[].meta.drupal_internal__target_id`): the `roles` field is renamed or disabled (JSON:API Extras), or this Drupal core is too old.";
+
 pub fn read(reply: &DrupalReply) -> Verdict {
     match reply {
-        DrupalReply::Answer { status: 200, .. } => Verdict::Ready,
+        DrupalReply::Answer { status: 200, body } => read_roles(body),
         DrupalReply::Answer { status: 400, body } => {
             let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             let detail = doc
@@ -171,6 +200,10 @@ pub fn read(reply: &DrupalReply) -> Verdict {
                 .unwrap_or_default();
             // "Invalid nested filtering. The field `field_x`, given in the path `field_x`, does not exist."
             match detail.split('`').nth(1) {
+                // Drupal names the first segment of the path it cannot resolve.
+                _ if detail.contains("`roles") => {
+                    Verdict::RolesUnreadable(format!("{ROLES_HIDDEN} (Drupal: {detail})"))
+                }
                 Some(field) if detail.contains("does not exist") => {
                     Verdict::MissingField(field.to_string())
                 }
@@ -184,12 +217,32 @@ pub fn read(reply: &DrupalReply) -> Verdict {
     }
 }
 
+/// A 200: every full account shown must show its roles by machine name.
+fn read_roles(body: &[u8]) -> Verdict {
+    let doc: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let hidden = doc
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|u| u.pointer("/attributes/drupal_internal__uid").is_some())
+        .any(|u| crate::config::protection::roles_of(u).is_none());
+    if hidden {
+        Verdict::RolesUnreadable(ROLES_HIDDEN.into())
+    } else {
+        Verdict::Ready
+    }
+}
+
 /// A log line for a verdict.
 pub fn describe(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Ready => "attribute mapping checked against Drupal: every mapped user field exists".into(),
         Verdict::MissingField(f) => format!(
             "invalid plugin configuration: field `attributes`: Drupal's user entity has no field `{f}`; SCIM requests are refused until it exists or the mapping is fixed"
+        ),
+        Verdict::RolesUnreadable(why) => format!(
+            "account protection cannot work: {why} SCIM requests are refused until Drupal's user resources show `roles` with `meta.drupal_internal__target_id`"
         ),
         Verdict::Refused => "Drupal refused the gateway's service account while checking the attribute mapping; check DRUPAL_USERNAME/DRUPAL_PASSWORD, the 'administer users' permission and flood control".into(),
         Verdict::Unknown(why) => format!("could not check the attribute mapping against Drupal yet: {why}"),
@@ -313,6 +366,56 @@ mod tests {
         ] {
             assert!(c.path.contains(f), "{}", c.path);
         }
+        assert!(c
+            .path
+            .contains("[path]=roles.meta.drupal_internal__target_id&"));
+        assert!(c
+            .path
+            .contains("fields[user--user]=drupal_internal__uid%2Croles&"));
+    }
+
+    #[test]
+    fn roles_without_machine_names_stop_the_gateway() {
+        let ans = |status: u16, body: serde_json::Value| DrupalReply::Answer {
+            status,
+            body: body.to_string().into_bytes(),
+        };
+        let user = |roles: serde_json::Value| {
+            serde_json::json!({"data": [{"type": "user--user", "id": "u",
+                "attributes": {"drupal_internal__uid": 1}, "relationships": roles}]})
+        };
+        let named = serde_json::json!({"roles": {"data": [
+            {"type": "user_role--user_role", "id": "r", "meta": {"drupal_internal__target_id": "administrator"}}]}});
+        assert_eq!(read(&ans(200, user(named))), Verdict::Ready);
+        assert_eq!(
+            read(&ans(200, serde_json::json!({"data": []}))),
+            Verdict::Ready
+        );
+        let unnamed =
+            serde_json::json!({"roles": {"data": [{"type": "user_role--user_role", "id": "r"}]}});
+        let renamed = serde_json::json!({"user_roles": {"data": []}});
+        for rel in [unnamed, renamed] {
+            let v = read(&ans(200, user(rel)));
+            assert!(
+                matches!(&v, Verdict::RolesUnreadable(w) if w.contains("JSON:API Extras")),
+                "{v:?}"
+            );
+            assert!(v.is_final());
+        }
+        let gone = serde_json::json!({"errors": [{"detail": "Invalid nested filtering. The field `roles`, given in the path `roles.meta.drupal_internal__target_id`, does not exist."}]});
+        let v = read(&ans(400, gone));
+        assert!(
+            matches!(&v, Verdict::RolesUnreadable(w) if w.contains("does not exist")),
+            "{v:?}"
+        );
+        let r = admission(&v).unwrap();
+        assert_eq!(r.status, 502);
+        assert!(detail(&r).contains("administrators"), "{}", detail(&r));
+        assert!(describe(&v).starts_with("account protection cannot work"));
+        // Shared with the other workers as it is.
+        let mut store = crate::runtime::store::MemoryStore::default();
+        publish(&mut store, "k", &v);
+        assert_eq!(effective(&Verdict::Pending, &store, "k"), v);
     }
 
     #[test]

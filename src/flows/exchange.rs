@@ -586,7 +586,8 @@ mod tests {
         json!({"type": "user--user", "id": uuid, "attributes": {"display_name": name, "name": name,
             "mail": mail, "status": true, "created": "2026-11-28T11:44:27+00:00",
             "changed": "2026-11-28T11:44:27+00:00", "drupal_internal__uid": uid,
-            "field_given_name": "Alice", "field_external_id": null}})
+            "field_given_name": "Alice", "field_external_id": null},
+            "relationships": {"roles": {"data": []}}})
     }
 
     fn answer(status: u16, body: Value) -> DrupalReply {
@@ -731,9 +732,12 @@ mod tests {
             (
                 answer(
                     200,
-                    json!({"data": {"type": "user--user", "id": ALICE, "attributes": {"display_name": "alice"}}}),
+                    json!({"data": {"type": "user--user", "id": ALICE, "attributes": {"display_name": "Guest"}}}),
                 ),
-                502,
+                // Drupal's anonymous user on a site that renamed it: still uid 0, no SCIM
+                // user. (A refused account's label-only view never gets here: the upstream
+                // gate confirms it with a guarded read and answers 502.)
+                404,
             ),
             (answer(403, json!({})), 502),
             (DrupalReply::Failed, 502),

@@ -49,7 +49,8 @@ pub(crate) fn live_user(reply: &DrupalReply, config: &Config) -> Result<DrupalUs
     }
     let doc = jsonapi::expect_document(reply, &[200])?;
     let data = doc.get("data").unwrap_or(&Value::Null);
-    if jsonapi::is_anonymous_label(data) {
+    // Drupal's anonymous user (uid 0) is no SCIM user, whatever its label.
+    if jsonapi::is_label_view(data) {
         return Err(ScimError::not_found("User not found."));
     }
     let user = read_user(&doc, data, config)?;
@@ -69,7 +70,7 @@ fn writable_user(
     let user = live_user(reply, config)?;
     config
         .protection
-        .check(user.uid, user.name(), &user.roles)?;
+        .check(user.uid, user.name(), user.roles.as_deref())?;
     if if_match.is_some_and(|t| !etag_matches(t, &user.version(&config.mapping))) {
         return Err(precondition_failed());
     }

@@ -39,8 +39,9 @@ def gateway_calls(emulator) -> list[dict]:
 
 
 def is_check(call: dict) -> bool:
+    """The mapping check (which also reads roles) or the gate's one-uid check of the account."""
     return call["method"] == "GET" and call["path"].startswith("/jsonapi/user/user?") and call["path"].endswith(
-        "&fields[user--user]=drupal_internal__uid&page[limit]=1"
+        ("&fields[user--user]=drupal_internal__uid%2Croles&page[limit]=1", "&fields[user--user]=drupal_internal__uid&page[limit]=1")
     )
 
 

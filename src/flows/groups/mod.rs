@@ -226,7 +226,11 @@ pub(crate) fn member_refusal(
         .pointer("/attributes/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    protection.refusal(uid, name, &crate::config::protection::roles_of(resource))
+    protection.refusal(
+        uid,
+        name,
+        crate::config::protection::roles_of(resource).as_deref(),
+    )
 }
 
 /// A membership change that would write an account SCIM may not write: refused up front.
@@ -1030,6 +1034,60 @@ mod tests {
         let (status, _) =
             answer(rig.reply(&mut flow, vec![DrupalReply::json(200, json!({"data": []}))]));
         assert_eq!(status, 502);
+    }
+
+    #[test]
+    fn a_granted_role_that_administers_users_or_permissions_is_never_granted() {
+        let role = |perms: Value, is_admin: bool| {
+            json!({"data": [{"type": "user_role--user_role", "id": "r1", "attributes": {
+                "drupal_internal__id": "developer", "is_admin": is_admin, "permissions": perms}},
+                {"type": "user_role--user_role", "id": "r2", "attributes": {
+                "drupal_internal__id": "other", "is_admin": true, "permissions": []}}]})
+        };
+        for (doc, says) in [
+            (
+                role(json!(["access content", "administer users"]), false),
+                "holds 'administer users'",
+            ),
+            (
+                role(json!(["administer permissions"]), false),
+                "holds 'administer permissions'",
+            ),
+            (role(json!([]), true), "is_admin"),
+        ] {
+            let mut rig = Rig::new(json!({"role_grants": {"Eng": ["developer"]}}));
+            let body = json!({"schemas": [crate::scim::schema::GROUP_SCHEMA], "displayName": "Eng",
+                "members": [{"value": user_id(1)}]});
+            let cfg = rig.cfg.clone();
+            let mut flow = GroupFlow::create(
+                BASE,
+                Projection::default(),
+                &cfg,
+                body.to_string().as_bytes(),
+            )
+            .unwrap();
+            let step = rig.step(&mut flow);
+            let path = &calls(&step)[0].path;
+            assert!(
+                path.contains("drupal_internal__id%2Cis_admin%2Cpermissions"),
+                "{path}"
+            );
+            let step = rig.reply(&mut flow, vec![DrupalReply::json(200, doc)]);
+            // An answer, no call: nothing is written.
+            let (status, body) = answer(step);
+            assert_eq!(status, 403);
+            let detail = body["detail"].as_str().unwrap();
+            assert!(
+                detail.contains("`developer`") && detail.contains(says),
+                "{detail}"
+            );
+        }
+        // A role of none of these kinds (`other`, an administrator role, is not granted).
+        let ok = crate::drupal::groups::dangerous_grant(
+            &role(json!(["access content"]), false),
+            &["developer"],
+        );
+        assert_eq!(ok, None);
     }
 
     #[test]

@@ -187,6 +187,17 @@ impl GroupFlow {
             Task::LoadRoles => {
                 let doc = expect_document(&first, &[200])?;
                 self.roles = parse_roles(&doc);
+                if let Some((role, why)) =
+                    crate::drupal::groups::dangerous_grant(&doc, &groups.managed_roles())
+                {
+                    return Err(ScimError::new(
+                        403,
+                        None,
+                        format!(
+                            "The role `{role}` named in the gateway's role grants {why}: granting it would let the IdP take over the site, so the gateway grants no role until it is removed from `groups.role_grants`. Nothing was changed."
+                        ),
+                    ));
+                }
                 if let Some(missing) = groups
                     .managed_roles()
                     .into_iter()

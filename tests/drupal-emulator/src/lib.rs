@@ -11,6 +11,7 @@ pub mod json;
 pub mod jsonapi;
 pub mod model;
 pub mod query;
+pub mod quirks;
 pub mod rest;
 pub mod server;
 pub mod sql;
@@ -63,6 +64,7 @@ impl Default for Options {
                     rest_user_resource: rest::RestUserResource::BasicAuthAndCookie,
                     withheld_term_permissions: Vec::new(),
                     reverse_proxy_addresses: Vec::new(),
+                    quirks: quirks::Quirks::default(),
                 },
             },
             log_limit: 100_000,

@@ -324,6 +324,8 @@ pub struct Settings {
     /// right-most entry that is not itself one of them (Symfony's `getClientIp`), and flood
     /// control counts that address.
     pub reverse_proxy_addresses: Vec<String>,
+    /// Differences from the recorded site that account protection must survive.
+    pub quirks: crate::quirks::Quirks,
 }
 
 impl Settings {
@@ -361,6 +363,7 @@ impl Settings {
             )
             .with("dynamic_page_cache", self.dynamic_page_cache)
             .with("rest_user_resource", self.rest_user_resource.as_str());
+        let out = self.quirks.to_json(out);
         // Shown only when set: the usual settings document stays as it was.
         let out = if self.reverse_proxy_addresses.is_empty() {
             out

@@ -822,7 +822,11 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
                 }
                 s.user_fields = out;
             }
+            if let Err(e) = s.quirks.update(&v) {
+                return bad(&e);
+            }
             let cache_off = !s.dynamic_page_cache;
+            s.quirks.apply_to_roles(&mut db.roles);
             db.settings = s;
             db.refresh_fields();
             let out = ok_json(200, &db.settings.to_json());

@@ -164,10 +164,14 @@ impl App {
                 .iter()
                 .filter_map(|r| db.role(r))
                 .map(|r| {
-                    J::obj()
+                    let item = J::obj()
                         .with("type", "user_role--user_role")
-                        .with("id", r.uuid.as_str())
-                        .with("meta", J::obj().with("drupal_internal__target_id", r.id))
+                        .with("id", r.uuid.as_str());
+                    if db.settings.quirks.hide_role_ids {
+                        item
+                    } else {
+                        item.with("meta", J::obj().with("drupal_internal__target_id", r.id))
+                    }
                 })
                 .collect(),
         )
@@ -240,6 +244,9 @@ impl App {
                 continue;
             }
             let v: J = match *name {
+                "display_name" if u.uid == 0 => {
+                    J::Str(db.settings.quirks.anonymous_label().to_string())
+                }
                 "display_name" => J::Str(u.display_name()),
                 "drupal_internal__uid" => J::Int(u.uid),
                 "langcode" => J::Str(u.langcode.clone()),
