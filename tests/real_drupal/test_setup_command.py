@@ -85,6 +85,8 @@ def jsonapi(env, method, path, auth, body=None):
     )
 
 
+# On 11.4.5 too (the smoke set): the README's Drupal side, proven on both releases.
+@pytest.mark.smoke
 def test_setup_twice_changes_nothing_the_second_time(env):
     first = setup(env)
     assert first.returncode == 0, first.stderr
@@ -148,6 +150,8 @@ def test_the_service_account_logs_in_and_creates_a_user_over_jsonapi(env):
         """, name)
 
 
+# On 11.4.5 too (the smoke set): the README's Drupal side, proven on both releases.
+@pytest.mark.smoke
 def test_the_role_holds_the_vocabulary_permissions(env):
     assert env["DRUPAL_SETUP_GROUPS"] != "off", "the site was brought up with --groups off; this test needs groups"
     out = site_php(env, """
