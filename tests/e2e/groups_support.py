@@ -13,15 +13,15 @@ terms of the `scim_groups` vocabulary and the users that reference a term.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 import requests
 
-from harness import PATCH_OP, Envoy
+import idp_requests
+from harness import Envoy, concurrently, jsonapi_pages  # noqa: F401  (concurrently re-exported)
+from idp_requests import CORE_GROUP, group_body  # noqa: F401  (re-exported)
 
-CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 VOCABULARY = "scim_groups"
 MEMBERSHIP_FIELD = "field_scim_groups"
 TERM_TYPE = "taxonomy_term--scim_groups"
@@ -70,14 +70,6 @@ def gscim(groups_gw):
 # ---- SCIM side ------------------------------------------------------------------------
 
 
-def group_body(name: str, members: list[str] | None = None, **extra) -> dict:
-    body: dict[str, Any] = {"schemas": [CORE_GROUP], "displayName": name}
-    if members is not None:
-        body["members"] = [{"value": m} for m in members]
-    body.update(extra)
-    return body
-
-
 def create_group(gw: Envoy, name: str, members: list[str] | None = None, **extra) -> dict:
     r = gw.scim("POST", "/Groups", json=group_body(name, members, **extra), timeout=60)
     assert r.status_code == 201, f"create group {name}: {r.status_code} {r.text[:500]}"
@@ -85,10 +77,7 @@ def create_group(gw: Envoy, name: str, members: list[str] | None = None, **extra
 
 
 def patch_group(gw: Envoy, gid: str, *ops: dict, expect: int | None = 204, timeout: float = 60) -> requests.Response:
-    r = gw.scim("PATCH", f"/Groups/{gid}", json={"schemas": [PATCH_OP], "Operations": list(ops)}, timeout=timeout)
-    if expect is not None:
-        assert r.status_code == expect, f"PATCH /Groups/{gid} {ops}: {r.status_code} {r.text[:800]}"
-    return r
+    return idp_requests.patch_group(gw.scim, gid, *ops, expect=expect, timeout=timeout)
 
 
 def get_group(gw: Envoy, gid: str, **params) -> dict:
@@ -114,27 +103,6 @@ def scim_request(gw: Envoy, method: str, path: str, json: Any = None, timeout: f
         return s.request(method, gw.base_url + path, json=json, headers=headers, timeout=timeout)
 
 
-def concurrently(calls: list) -> list:
-    """Runs the zero-argument callables at once (released together by a barrier); returns
-    their results (or raised exceptions) in order."""
-    barrier = threading.Barrier(len(calls))
-    out: list = [None] * len(calls)
-
-    def run(i, fn):
-        barrier.wait()
-        try:
-            out[i] = fn()
-        except Exception as e:  # reported by the caller
-            out[i] = e
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return out
-
-
 # ---- Drupal side ----------------------------------------------------------------------
 
 
@@ -153,19 +121,7 @@ def drupal_roles(emulator, user_uuid: str) -> set[str]:
 
 
 def _all_pages(emulator, url: str) -> list[dict]:
-    out: list[dict] = []
-    for _ in range(500):
-        r = emulator.jsonapi("GET", url)
-        assert r.status_code == 200, (r.status_code, r.text[:500])
-        body = r.json()
-        out += body["data"]
-        nxt = body.get("links", {}).get("next", {})
-        href = nxt.get("href") if isinstance(nxt, dict) else nxt
-        if not href:
-            return out
-        url = href.split("://", 1)[1]
-        url = url[url.index("/") :]
-    raise AssertionError("too many pages")
+    return jsonapi_pages(emulator.jsonapi, url)
 
 
 def drupal_terms(emulator) -> dict[str, str]:

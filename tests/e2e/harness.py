@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -609,6 +610,45 @@ def jumpcloud_user(user_name: str, email: str | None = None, **extra) -> dict:
 def patch_op(*operations: dict) -> dict:
     """A PatchOp request body with the given operations."""
     return {"schemas": [PATCH_OP], "Operations": list(operations)}
+
+
+def concurrently(calls: list, join_timeout: float = 120) -> list:
+    """Runs the zero-argument callables at once (released together by a barrier); returns
+    their results (or raised exceptions) in order."""
+    barrier = threading.Barrier(len(calls))
+    out: list = [None] * len(calls)
+
+    def run(i, fn):
+        barrier.wait()
+        try:
+            out[i] = fn()
+        except Exception as e:  # reported by the caller
+            out[i] = e
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(join_timeout)
+    return out
+
+
+def jsonapi_pages(jsonapi, path: str, most: int = 500) -> list[dict]:
+    """Every `data` item of a JSON:API collection, following `links.next` (at most `most`
+    pages); `jsonapi(method, path)` is the emulator's or the real site's request method."""
+    out: list[dict] = []
+    for _ in range(most):
+        r = jsonapi("GET", path)
+        assert r.status_code == 200, (path, r.status_code, r.text[:500])
+        body = r.json()
+        out += body["data"]
+        nxt = body.get("links", {}).get("next", {})
+        href = nxt.get("href") if isinstance(nxt, dict) else nxt
+        if not href:
+            return out
+        path = href.split("://", 1)[1]
+        path = path[path.index("/") :]
+    raise AssertionError("too many pages")
 
 
 def full_user(user_name: str, email: str | None = None, **extra) -> dict:

@@ -8,11 +8,13 @@ Drupal's state is checked after every step."""
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 
 import pytest
 
-from harness import CORE_USER, LIST_RESPONSE, PATCH_OP, assert_scim_error, jumpcloud_user
+from harness import CORE_USER, LIST_RESPONSE, assert_scim_error, jumpcloud_user
+from harness import patch_op as ops
+from idp_requests import ENTRA_GROUP_URN, entra_get
+from idp_requests import entra_form as form
 from groups_support import (  # noqa: F401  (fixtures)
     CORE_GROUP,
     create_group,
@@ -26,13 +28,6 @@ from groups_support import (  # noqa: F401  (fixtures)
     is_member_lookup,
     patch_group,
 )
-
-ENTRA_GROUP_URN = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
-
-
-def ops(*operations):
-    return {"schemas": [PATCH_OP], "Operations": list(operations)}
-
 
 # ---- JumpCloud -------------------------------------------------------------------------------
 
@@ -95,17 +90,6 @@ def test_jumpcloud_activate_with_group_management(groups_gw, gscim, emulator, or
 
 
 # ---- Entra ID ---------------------------------------------------------------------------------
-
-
-def entra_get(gw, path_and_query: str):
-    status, headers, body = gw.raw("GET", "/scim/v2" + path_and_query, headers={"Authorization": "Bearer " + gw.tokens["primary"]})
-    assert status == 200, (path_and_query, status, body[:300])
-    assert headers["content-type"].startswith("application/scim+json")
-    return json.loads(body)
-
-
-def form(text: str) -> str:
-    return quote(text, safe="").replace("%20", "+")
 
 
 def test_entra_group_flow(groups_gw, gscim, emulator, seed_user):

@@ -6,12 +6,11 @@ replace, disable, and delete. Drupal's state is checked after every step."""
 
 from __future__ import annotations
 
-import json
-from urllib.parse import quote
-
 import pytest
 
 from harness import CORE_USER, ENTERPRISE_USER, LIST_RESPONSE, PATCH_OP, assert_scim_error, mapped_fields
+from idp_requests import entra_aadopt_update_ops, entra_create, entra_matching_filters, entra_multi_replace_ops, entra_users
+from idp_requests import patch_user as patch
 
 pytestmark = pytest.mark.mapped_fields
 
@@ -21,37 +20,7 @@ EMAIL = "Test_User_11bb11bb-cc22-dd33-ee44-55ff55ff55ff@testuser.com"
 EXTERNAL_ID = "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"
 
 # §2.5-A
-CREATE = {
-    "schemas": [CORE_USER, EXT],
-    "externalId": EXTERNAL_ID,
-    "userName": USER_NAME,
-    "active": True,
-    "emails": [{"primary": True, "type": "work", "value": EMAIL}],
-    "meta": {"resourceType": "User"},
-    "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
-    "roles": [],
-}
-
-
-def entra_get(gateway, query: str):
-    """Entra form-encodes its queries (`+` for spaces)."""
-    status, headers, body = gateway.raw("GET", "/scim/v2/Users?" + query, headers={"Authorization": "Bearer " + gateway.tokens["primary"]})
-    assert status == 200, (query, status, body[:300])
-    assert headers["content-type"].startswith("application/scim+json")
-    return json.loads(body)
-
-
-def form(filter_text: str) -> str:
-    return "filter=" + quote(filter_text, safe="").replace("%20", "+")
-
-
-def patch(scim, uid, *ops, schemas=True):
-    body = {"Operations": list(ops)}
-    if schemas:
-        body = {"schemas": [PATCH_OP], **body}
-    r = scim("PATCH", f"/Users/{uid}", json=body)
-    assert r.status_code == 200, r.text
-    return r.json()
+CREATE = entra_create(USER_NAME, EMAIL, EXTERNAL_ID)
 
 
 @pytest.fixture
@@ -63,11 +32,11 @@ def created(scim, gateway, emulator):
 
 def test_entra_test_connection_and_matching(scim, gateway, emulator):
     # Test Connection: a random GUID as the matching value → 200 and an empty ListResponse.
-    body = entra_get(gateway, form('userName eq "5a8a7d29-6a04-4b42-9a73-2f2c0f3c1d11"'))
+    body = entra_users(gateway, 'userName eq "5a8a7d29-6a04-4b42-9a73-2f2c0f3c1d11"')
     assert body["schemas"] == [LIST_RESPONSE]
     assert body["totalResults"] == 0 and body["Resources"] == []
     # Find user by userName (matching attribute) before creating.
-    assert entra_get(gateway, form(f'userName eq "{USER_NAME}"'))["totalResults"] == 0
+    assert entra_users(gateway, f'userName eq "{USER_NAME}"')["totalResults"] == 0
 
     r = scim("POST", "/Users", json=CREATE)
     assert r.status_code == 201, r.text
@@ -77,17 +46,10 @@ def test_entra_test_connection_and_matching(scim, gateway, emulator):
     assert (d["field_external_id"], d["field_given_name"], d["field_family_name"]) == (EXTERNAL_ID, "givenName", "familyName")
 
     # The matching attributes an admin may choose, each finds exactly this user.
-    for flt in (
-        f'userName eq "{USER_NAME}"',
-        f'userName eq "{USER_NAME.upper()}"',
-        f'externalId eq "{EXTERNAL_ID}"',
-        f'emails[type eq "work"].value eq "{EMAIL}"',
-        f'emails[type eq "work"].value eq "{EMAIL.lower()}"',
-        f'userName eq "{USER_NAME}" and active eq true',
-    ):
-        assert [u["id"] for u in entra_get(gateway, form(flt))["Resources"]] == [uid], flt
+    for flt in entra_matching_filters(USER_NAME, EXTERNAL_ID, EMAIL):
+        assert [u["id"] for u in entra_users(gateway, flt)["Resources"]] == [uid], flt
     # externalId is case-exact: another case is another object.
-    assert entra_get(gateway, form(f'externalId eq "{EXTERNAL_ID.upper()}"'))["totalResults"] == 0
+    assert entra_users(gateway, f'externalId eq "{EXTERNAL_ID.upper()}"')["totalResults"] == 0
     # Get user; a duplicate create is a 409.
     assert scim("GET", f"/Users/{uid}").json()["externalId"] == EXTERNAL_ID
     assert_scim_error(scim("POST", "/Users", json=CREATE), 409, "uniqueness")
@@ -140,13 +102,7 @@ def test_entra_default_dialect(scim, emulator, created, drupal_requests, clear_d
 
     # §2.6 non-compliant multi-op update.
     clear_drupal_requests()
-    got = patch(scim, uid,
-                {"op": "Replace", "path": "displayName", "value": "Pvlo"},
-                {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "TestBcwqnm@test.microsoft.com"},
-                {"op": "Replace", "path": "name.givenName", "value": "Gtfd"},
-                {"op": "Replace", "path": "name.familyName", "value": "Pkqf"},
-                {"op": "Replace", "path": "externalId", "value": "Eqpj"},
-                {"op": "Replace", "path": f"{EXT}:employeeNumber", "value": "Eqpj"})
+    got = patch(scim, uid, *entra_multi_replace_ops("TestBcwqnm@test.microsoft.com", "Eqpj"))
     writes = [q for q in drupal_requests() if q["method"] != "GET"]
     assert len(writes) == 1, "six operations, one Drupal write"
     d = emulator.drupal_user(uid)
@@ -200,14 +156,7 @@ def test_entra_aadoptscim062020_dialect(scim, emulator, created, drupal_requests
     assert got["active"] is False and emulator.drupal_user(uid)["status"] is False
     assert [q["method"] for q in drupal_requests()] == ["GET", "PATCH"]
 
-    got = patch(scim, uid,
-                {"op": "replace", "path": 'emails[type eq "work"].value', "value": "TestMhvaes@test.microsoft.com"},
-                {"op": "replace", "value": {
-                    "displayName": "Bjfe",
-                    "name.givenName": "Kkom",
-                    "name.familyName": "Unua",
-                    f"{EXT}:employeeNumber": "Aklq",
-                }})
+    got = patch(scim, uid, *entra_aadopt_update_ops("TestMhvaes@test.microsoft.com"))
     d = emulator.drupal_user(uid)
     assert d["mail"] == "TestMhvaes@test.microsoft.com"
     assert (d["field_display_name"], d["field_given_name"], d["field_family_name"], d["field_employee_number"]) == ("Bjfe", "Kkom", "Unua", "Aklq")

@@ -6,40 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness import CORE_USER, LIST_RESPONSE, PATCH_OP, assert_scim_error
+from harness import LIST_RESPONSE, PATCH_OP, assert_scim_error, jumpcloud_user
+from idp_requests import DEACTIVATE, lookup
+from idp_requests import JUMPCLOUD_UPDATE as UPDATE
 
 pytestmark = pytest.mark.mapped_fields
 
 EMAIL = "jane.doe@example.com"
 
 # §1.4-A
-CREATE = {
-    "schemas": [CORE_USER],
-    "userName": EMAIL,
-    "name": {"givenName": "Jane", "familyName": "Doe"},
-    "displayName": "Jane Doe",
-    "emails": [{"value": EMAIL, "type": "work", "primary": True}],
-    "active": True,
-}
-# §1.4-B
-UPDATE = {
-    "schemas": [PATCH_OP],
-    "Operations": [
-        {"op": "replace", "path": "name.givenName", "value": "John"},
-        {"op": "replace", "path": "name.familyName", "value": "Doe"},
-        {"op": "replace", "path": "active", "value": False},
-    ],
-}
-# §1.4-C
-DEACTIVATE = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]}
-
-
-def lookup(scim, email):
-    r = scim("GET", "/Users", params={"filter": f'userName eq "{email}"'})
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["schemas"] == [LIST_RESPONSE]
-    return body
+CREATE = jumpcloud_user(EMAIL)
 
 
 def test_jumpcloud_activation_sequence(scim, emulator, drupal_requests, clear_drupal_requests):

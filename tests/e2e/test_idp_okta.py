@@ -11,38 +11,12 @@ import json
 import pytest
 
 from harness import CORE_USER, LIST_RESPONSE, PATCH_OP, assert_scim_error, basic
+from idp_requests import okta, okta_create, okta_lookup
 
 pytestmark = pytest.mark.mapped_fields
 
-OKTA_HEADERS = {
-    "Accept": "application/scim+json",
-    "Accept-Charset": "utf-8",
-    "User-Agent": "Okta SCIM Client 1.0.0",
-}
-
 # §3.4-A
-CREATE = {
-    "schemas": [CORE_USER],
-    "userName": "test.user@okta.local",
-    "name": {"givenName": "Test", "familyName": "User"},
-    "emails": [{"primary": True, "value": "test.user@okta.local", "type": "work"}],
-    "displayName": "Test User",
-    "locale": "en-US",
-    "externalId": "00ujl29u0le5T6Aj10h7",
-    "groups": [],
-    "password": "1mz050nq",
-    "active": True,
-}
-
-
-def okta(scim, method, path, body=None, **kw):
-    """Okta's headers; bodies as `application/scim+json; charset=utf-8`."""
-    headers = dict(OKTA_HEADERS)
-    data = None
-    if body is not None:
-        headers["Content-Type"] = "application/scim+json; charset=utf-8"
-        data = json.dumps(body).encode()
-    return scim(method, path, data=data, headers=headers, **kw)
+CREATE = okta_create("test.user@okta.local", "00ujl29u0le5T6Aj10h7", "1mz050nq")
 
 
 def can_log_in(emulator, name, password):
@@ -60,11 +34,7 @@ def test_okta_oin_lifecycle(scim, gateway, emulator, drupal_requests, clear_drup
     assert body["itemsPerPage"] <= 2
 
     # Assign: lookup (percent-encoded, with paging) → not found.
-    status, _, raw = gateway.raw(
-        "GET",
-        "/scim/v2/Users?filter=userName%20eq%20%22test.user%40okta.local%22&startIndex=1&count=100",
-        headers={"Authorization": "Bearer " + gateway.tokens["primary"], **OKTA_HEADERS},
-    )
+    status, raw = okta_lookup(gateway, "test.user@okta.local")
     assert status == 200
     assert json.loads(raw)["totalResults"] == 0
 

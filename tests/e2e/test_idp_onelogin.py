@@ -4,33 +4,13 @@ suspend, delete, list. The legacy SCIM 1.0 template is refused cleanly."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from harness import CORE_USER, ENTERPRISE_USER, LIST_RESPONSE, assert_scim_error
+from idp_requests import onelogin
+from idp_requests import onelogin_template as template
 
 pytestmark = pytest.mark.mapped_fields
-
-ONELOGIN_HEADERS = {"User-Agent": "OneLogin SCIM", "Content-Type": "application/scim+json"}
-
-
-def template(user_name, email, first, last, display, **extra):
-    """The typical SCIM 2.0 template SPs give their customers, filled in by OneLogin."""
-    body = {
-        "schemas": [CORE_USER],
-        "userName": user_name,
-        "name": {"givenName": first, "familyName": last},
-        "emails": [{"value": email, "type": "work", "primary": True}],
-        "displayName": display,
-    }
-    body.update(extra)
-    return body
-
-
-def onelogin(scim, method, path, body=None, **kw):
-    data = json.dumps(body).encode() if body is not None else None
-    return scim(method, path, data=data, headers=ONELOGIN_HEADERS, **kw)
 
 
 def test_onelogin_lifecycle(scim, emulator):

@@ -133,19 +133,7 @@ class Site:
         return self.request(method, path, auth=auth, headers=headers, **kw)
 
     def all_pages(self, path: str) -> list[dict]:
-        out: list[dict] = []
-        for _ in range(1000):
-            r = self.jsonapi("GET", path)
-            assert r.status_code == 200, (path, r.status_code, r.text[:500])
-            body = r.json()
-            out += body["data"]
-            nxt = body.get("links", {}).get("next", {})
-            href = nxt.get("href") if isinstance(nxt, dict) else nxt
-            if not href:
-                return out
-            path = href.split("://", 1)[1]
-            path = path[path.index("/") :]
-        raise AssertionError("too many pages")
+        return harness.jsonapi_pages(self.jsonapi, path, most=1000)
 
     def user(self, uuid: str) -> dict | None:
         """The user's JSON:API attributes plus "id" and "roles", or None (404)."""

@@ -8,31 +8,17 @@ OneLogin. Drupal's terms and field_scim_groups references are read back after ev
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 
 import pytest
 
-from harness import LIST_RESPONSE, PATCH_OP, assert_scim_error, jumpcloud_user
-
-CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ENTRA_GROUP_URN = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
-
-
-def ops(*operations):
-    return {"schemas": [PATCH_OP], "Operations": list(operations)}
-
-
-def patch_group(scim, gid, *operations, expect=204):
-    r = scim("PATCH", f"/Groups/{gid}", json=ops(*operations))
-    if expect is not None:
-        assert r.status_code == expect, f"PATCH /Groups/{gid} {operations}: {r.status_code} {r.text[:800]}"
-    return r
+from harness import LIST_RESPONSE, assert_scim_error, jumpcloud_user
+from harness import patch_op as ops
+from idp_requests import CORE_GROUP, ENTRA_GROUP_URN, entra_get, group_body, patch_group
+from idp_requests import entra_form as form
 
 
 def create_group(scim, cleanup, name, members=None, **extra):
-    body = {"schemas": [CORE_GROUP], "displayName": name, **extra}
-    if members is not None:
-        body["members"] = [{"value": m} for m in members]
+    body = group_body(name, members, **extra)
     r = scim("POST", "/Groups", json=body)
     assert r.status_code == 201, f"create group {name}: {r.status_code} {r.text[:500]}"
     cleanup.term(r.json()["id"])
@@ -88,18 +74,6 @@ def test_jumpcloud_activate_with_group_management(scim, site, uniq, cleanup, ord
     if acct is not None:
         assert acct["status"] is False and acct["mail"] != email
         assert site.group_refs(uid) == [], "the retired account keeps a reference to the deleted group"
-
-
-def entra_get(gw, path_and_query: str, timeout: float):
-    status, headers, body = gw.raw("GET", "/scim/v2" + path_and_query,
-                                   headers={"Authorization": "Bearer " + gw.tokens["primary"]}, timeout=timeout)
-    assert status == 200, (path_and_query, status, body[:300])
-    assert headers["content-type"].startswith("application/scim+json")
-    return json.loads(body)
-
-
-def form(text: str) -> str:
-    return quote(text, safe="").replace("%20", "+")
 
 
 def test_entra_group_flow(scim, gateway, site, uniq, drupal_user, cleanup):

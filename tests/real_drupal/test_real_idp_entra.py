@@ -6,55 +6,25 @@ and delete."""
 
 from __future__ import annotations
 
-import json
-from urllib.parse import quote
-
-from harness import CORE_USER, ENTERPRISE_USER, LIST_RESPONSE, PATCH_OP, assert_scim_error
+from harness import CORE_USER, ENTERPRISE_USER, LIST_RESPONSE, assert_scim_error
+from idp_requests import entra_aadopt_update_ops, entra_create, entra_matching_filters, entra_multi_replace_ops, entra_users
+from idp_requests import patch_user as patch
 
 EXT = ENTERPRISE_USER
 
 
 def create_body(uniq: str) -> dict:
     # §2.5-A
-    user_name = f"Test_User_00aa00aa-{uniq}"
-    return {
-        "schemas": [CORE_USER, EXT],
-        "externalId": f"0a21f0f2-8d2a-{uniq}",
-        "userName": user_name,
-        "active": True,
-        "emails": [{"primary": True, "type": "work", "value": f"Test_User_11bb-{uniq}@testuser.com"}],
-        "meta": {"resourceType": "User"},
-        "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
-        "roles": [],
-    }
-
-
-def entra_get(gateway, query: str, timeout: float):
-    """Entra form-encodes its queries (`+` for spaces)."""
-    status, headers, body = gateway.raw("GET", "/scim/v2/Users?" + query,
-                                        headers={"Authorization": "Bearer " + gateway.tokens["primary"]}, timeout=timeout)
-    assert status == 200, (query, status, body[:300])
-    assert headers["content-type"].startswith("application/scim+json")
-    return json.loads(body)
-
-
-def form(filter_text: str) -> str:
-    return "filter=" + quote(filter_text, safe="").replace("%20", "+")
-
-
-def patch(scim, uid, *ops):
-    r = scim("PATCH", f"/Users/{uid}", json={"schemas": [PATCH_OP], "Operations": list(ops)})
-    assert r.status_code == 200, r.text
-    return r.json()
+    return entra_create(f"Test_User_00aa00aa-{uniq}", f"Test_User_11bb-{uniq}@testuser.com", f"0a21f0f2-8d2a-{uniq}")
 
 
 def test_entra_test_connection_matching_and_default_dialect(scim, gateway, site, uniq, cleanup):
     body = create_body(uniq)
     user_name, email, ext = body["userName"], body["emails"][0]["value"], body["externalId"]
     # Test Connection: a random GUID as the matching value → an empty ListResponse.
-    got = entra_get(gateway, form(f'userName eq "5a8a7d29-6a04-4b42-{uniq}"'), site.timeout)
+    got = entra_users(gateway, f'userName eq "5a8a7d29-6a04-4b42-{uniq}"', site.timeout)
     assert got["schemas"] == [LIST_RESPONSE] and got["totalResults"] == 0 and got["Resources"] == []
-    assert entra_get(gateway, form(f'userName eq "{user_name}"'), site.timeout)["totalResults"] == 0
+    assert entra_users(gateway, f'userName eq "{user_name}"', site.timeout)["totalResults"] == 0
 
     r = scim("POST", "/Users", json=body)
     assert r.status_code == 201, r.text
@@ -64,16 +34,9 @@ def test_entra_test_connection_matching_and_default_dialect(scim, gateway, site,
     assert (d["field_external_id"], d["field_given_name"], d["field_family_name"]) == (ext, "givenName", "familyName")
 
     # The matching attributes an admin may choose each find exactly this user.
-    for flt in (
-        f'userName eq "{user_name}"',
-        f'userName eq "{user_name.upper()}"',
-        f'externalId eq "{ext}"',
-        f'emails[type eq "work"].value eq "{email}"',
-        f'emails[type eq "work"].value eq "{email.lower()}"',
-        f'userName eq "{user_name}" and active eq true',
-    ):
-        assert [u["id"] for u in entra_get(gateway, form(flt), site.timeout)["Resources"]] == [uid], flt
-    assert entra_get(gateway, form(f'externalId eq "{ext.upper()}"'), site.timeout)["totalResults"] == 0
+    for flt in entra_matching_filters(user_name, ext, email):
+        assert [u["id"] for u in entra_users(gateway, flt, site.timeout)["Resources"]] == [uid], flt
+    assert entra_users(gateway, f'externalId eq "{ext.upper()}"', site.timeout)["totalResults"] == 0
     assert_scim_error(scim("POST", "/Users", json=body), 409, "uniqueness")
 
     # §2.5-B: a multi-valued and a single-valued attribute in one request, "Replace".
@@ -89,13 +52,7 @@ def test_entra_test_connection_matching_and_default_dialect(scim, gateway, site,
     assert site.user(uid)["name"] == "renamed_" + user_name
     # §2.6: six operations, one Drupal save.
     other_mail = f"TestBcwqnm.{uniq}@test.microsoft.com"
-    got = patch(scim, uid,
-                {"op": "Replace", "path": "displayName", "value": "Pvlo"},
-                {"op": "Replace", "path": 'emails[type eq "work"].value', "value": other_mail},
-                {"op": "Replace", "path": "name.givenName", "value": "Gtfd"},
-                {"op": "Replace", "path": "name.familyName", "value": "Pkqf"},
-                {"op": "Replace", "path": "externalId", "value": f"Eqpj-{uniq}"},
-                {"op": "Replace", "path": f"{EXT}:employeeNumber", "value": "Eqpj"})
+    got = patch(scim, uid, *entra_multi_replace_ops(other_mail, f"Eqpj-{uniq}"))
     d = site.user(uid)
     assert (d["mail"], d["field_display_name"], d["field_given_name"], d["field_family_name"], d["field_external_id"],
             d["field_employee_number"]) == (other_mail, "Pvlo", "Gtfd", "Pkqf", f"Eqpj-{uniq}", "Eqpj")
@@ -128,14 +85,7 @@ def test_entra_aadoptscim062020_dialect(scim, site, uniq, cleanup):
     got = patch(scim, uid, {"op": "replace", "path": "active", "value": False})
     assert got["active"] is False and site.user(uid)["status"] is False
     mail = f"TestMhvaes.{uniq}@test.microsoft.com"
-    got = patch(scim, uid,
-                {"op": "replace", "path": 'emails[type eq "work"].value', "value": mail},
-                {"op": "replace", "value": {
-                    "displayName": "Bjfe",
-                    "name.givenName": "Kkom",
-                    "name.familyName": "Unua",
-                    f"{EXT}:employeeNumber": "Aklq",
-                }})
+    got = patch(scim, uid, *entra_aadopt_update_ops(mail))
     d = site.user(uid)
     assert (d["mail"], d["field_display_name"], d["field_given_name"], d["field_family_name"], d["field_employee_number"]) == (
         mail, "Bjfe", "Kkom", "Unua", "Aklq")

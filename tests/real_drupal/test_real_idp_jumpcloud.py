@@ -7,40 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness import CORE_USER, LIST_RESPONSE, PATCH_OP, assert_scim_error
-
-
-def create_body(email: str) -> dict:
-    # §1.4-A
-    return {
-        "schemas": [CORE_USER],
-        "userName": email,
-        "name": {"givenName": "Jane", "familyName": "Doe"},
-        "displayName": "Jane Doe",
-        "emails": [{"value": email, "type": "work", "primary": True}],
-        "active": True,
-    }
-
-
-# §1.4-B
-UPDATE = {
-    "schemas": [PATCH_OP],
-    "Operations": [
-        {"op": "replace", "path": "name.givenName", "value": "John"},
-        {"op": "replace", "path": "name.familyName", "value": "Doe"},
-        {"op": "replace", "path": "active", "value": False},
-    ],
-}
-DEACTIVATE = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]}
-ACTIVATE = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": True}]}
-
-
-def lookup(scim, email):
-    r = scim("GET", "/Users", params={"filter": f'userName eq "{email}"'})
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["schemas"] == [LIST_RESPONSE]
-    return body
+from harness import LIST_RESPONSE, PATCH_OP, assert_scim_error
+from harness import jumpcloud_user as create_body  # §1.4-A
+from idp_requests import ACTIVATE, DEACTIVATE, lookup
+from idp_requests import JUMPCLOUD_UPDATE as UPDATE
 
 
 @pytest.mark.smoke

@@ -9,34 +9,12 @@ import copy
 import json
 
 from harness import CORE_USER, LIST_RESPONSE, PATCH_OP, assert_scim_error
-
-OKTA_HEADERS = {"Accept": "application/scim+json", "Accept-Charset": "utf-8", "User-Agent": "Okta SCIM Client 1.0.0"}
+from idp_requests import okta, okta_create, okta_lookup
 
 
 def create_body(uniq: str) -> dict:
     # §3.4-A
-    email = f"test.user.{uniq}@okta.local"
-    return {
-        "schemas": [CORE_USER],
-        "userName": email,
-        "name": {"givenName": "Test", "familyName": "User"},
-        "emails": [{"primary": True, "value": email, "type": "work"}],
-        "displayName": "Test User",
-        "locale": "en-US",
-        "externalId": f"00ujl29u0le5T6Aj10h7{uniq}",
-        "groups": [],
-        "password": f"1mz050nq-{uniq}",
-        "active": True,
-    }
-
-
-def okta(scim, method, path, body=None, **kw):
-    headers = dict(OKTA_HEADERS)
-    data = None
-    if body is not None:
-        headers["Content-Type"] = "application/scim+json; charset=utf-8"
-        data = json.dumps(body).encode()
-    return scim(method, path, data=data, headers=headers, **kw)
+    return okta_create(f"test.user.{uniq}@okta.local", f"00ujl29u0le5T6Aj10h7{uniq}", f"1mz050nq-{uniq}")
 
 
 def password_hash(site, uuid: str) -> str:
@@ -56,12 +34,7 @@ def test_okta_oin_lifecycle(scim, gateway, site, uniq, cleanup):
     assert listed["itemsPerPage"] <= 2
 
     # Assign: lookup (percent-encoded, with paging) → not found.
-    status, _, raw = gateway.raw(
-        "GET",
-        f"/scim/v2/Users?filter=userName%20eq%20%22{email.replace('@', '%40')}%22&startIndex=1&count=100",
-        headers={"Authorization": "Bearer " + gateway.tokens["primary"], **OKTA_HEADERS},
-        timeout=site.timeout,
-    )
+    status, raw = okta_lookup(gateway, email, site.timeout)
     assert status == 200 and json.loads(raw)["totalResults"] == 0
 
     # Create, with Okta's password: Drupal accepts it for a login.

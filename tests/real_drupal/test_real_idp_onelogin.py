@@ -4,28 +4,9 @@ admin's SCIM 2.0 template, get, update, suspend, list, delete; the template's qu
 
 from __future__ import annotations
 
-import json
-
 from harness import CORE_USER, ENTERPRISE_USER, LIST_RESPONSE, assert_scim_error
-
-ONELOGIN_HEADERS = {"User-Agent": "OneLogin SCIM", "Content-Type": "application/scim+json"}
-
-
-def template(user_name, email, first, last, display, **extra):
-    body = {
-        "schemas": [CORE_USER],
-        "userName": user_name,
-        "name": {"givenName": first, "familyName": last},
-        "emails": [{"value": email, "type": "work", "primary": True}],
-        "displayName": display,
-    }
-    body.update(extra)
-    return body
-
-
-def onelogin(scim, method, path, body=None, **kw):
-    data = json.dumps(body).encode() if body is not None else None
-    return scim(method, path, data=data, headers=ONELOGIN_HEADERS, **kw)
+from idp_requests import onelogin
+from idp_requests import onelogin_template as template
 
 
 def test_onelogin_lifecycle(scim, site, uniq, cleanup):

@@ -3,11 +3,9 @@ resource, exact paging while users come and go, and concurrent writes."""
 
 from __future__ import annotations
 
-import threading
-
 import requests
 
-from harness import assert_scim_error, jumpcloud_user, patch_op
+from harness import assert_scim_error, concurrently, jumpcloud_user, patch_op
 
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
@@ -114,25 +112,6 @@ def test_exact_paging_while_users_are_created_and_deleted(scim, site, uniq, clea
         raise AssertionError("the site's user count never held still")
 
 
-def concurrently(calls: list) -> list:
-    barrier = threading.Barrier(len(calls))
-    out: list = [None] * len(calls)
-
-    def run(i, fn):
-        barrier.wait()
-        try:
-            out[i] = fn()
-        except Exception as e:  # reported by the caller
-            out[i] = e
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
-    return out
-
-
 def request(gateway, site, method: str, path: str, body) -> requests.Response:
     """One request on a connection of its own (for threads)."""
     with requests.Session() as s:
@@ -142,7 +121,7 @@ def request(gateway, site, method: str, path: str, body) -> requests.Response:
 
 def test_20_concurrent_creates_of_one_username_make_one_account(gateway, site, uniq, cleanup):
     name = f"racer.{uniq}@example.com"
-    answers = concurrently([lambda: request(gateway, site, "POST", "/Users", jumpcloud_user(name))] * 20)
+    answers = concurrently([lambda: request(gateway, site, "POST", "/Users", jumpcloud_user(name))] * 20, join_timeout=300)
     errors = [a for a in answers if isinstance(a, Exception)]
     assert not errors, errors[:3]
     for a in answers:
@@ -165,7 +144,7 @@ def test_20_concurrent_member_adds_to_one_group_all_land(gateway, scim, site, un
     answers = concurrently([
         (lambda m=m: request(gateway, site, "PATCH", f"/Groups/{gid}", patch_op({"op": "add", "path": "members", "value": [{"value": m}]})))
         for m in members
-    ])
+    ], join_timeout=300)
     errors = [a for a in answers if isinstance(a, Exception)]
     assert not errors, errors[:3]
     assert sorted(a.status_code for a in answers) == [204] * 20, [(a.status_code, a.text[:200]) for a in answers if a.status_code != 204]
