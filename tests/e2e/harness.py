@@ -127,6 +127,16 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = 
     raise RuntimeError(f"timed out waiting for {what}\n{tail}")
 
 
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    """True once predicate() holds, False if it did not within timeout seconds (polled every 0.1 s)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _die_with_parent() -> None:
     """preexec_fn: the child gets SIGTERM when the test process dies (Linux), so a killed
     pytest leaves no Envoy or emulator behind."""

@@ -5,9 +5,8 @@ serves nothing and says why; Drupal's anonymous user is no SCIM user whatever th
 it; and `administrator` cannot be granted through `role_grants`."""
 
 import json
-import time
 
-from harness import assert_scim_error
+from harness import assert_scim_error, wait_for
 from test_config_tool import GOOD, run
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -18,13 +17,6 @@ def deactivate():
     return {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]}
 
 
-def wait_for(predicate, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def drupal_user(emulator, uuid):

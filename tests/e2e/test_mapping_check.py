@@ -2,18 +2,13 @@
 that Drupal's user entity lacks makes every SCIM request a 503 naming it (instead of writes
 failing one by one), and Envoy's log says so."""
 
-import time
 
+import harness
 from harness import assert_scim_error
 
 
 def wait_for(predicate, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+    return harness.wait_for(predicate, timeout)
 
 
 def test_a_mapped_field_drupal_lacks_refuses_scim_requests(stack):

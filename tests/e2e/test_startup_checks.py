@@ -11,20 +11,13 @@ import time
 import pytest
 import requests
 
-from harness import DIRECT_MARKER, START_UP_PENDING, assert_scim_error
+from harness import DIRECT_MARKER, START_UP_PENDING, assert_scim_error, wait_for
 from groups_support import group_body, groups_config
 
 LOOKUP = {"filter": 'userName eq "early@example.com"'}
 CHECKING = "could not check its attribute mapping against Drupal yet"
 
 
-def wait_for(predicate, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def gateway_calls(emulator) -> list[dict]:
