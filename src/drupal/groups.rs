@@ -437,7 +437,7 @@ impl GroupCalls<'_> {
             ),
         )
         .push("filter[scim_tid][condition][value]", &tid.to_string())
-        .push("fields[user--user]", "name")
+        .push("fields[user--user]", MEMBER_FIELDS)
         .push(
             "page[limit]",
             &crate::drupal::jsonapi::DRUPAL_PAGE_MAX.to_string(),

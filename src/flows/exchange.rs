@@ -35,6 +35,9 @@ pub struct Exchange {
     pub(crate) root_search: Option<RootSearch>,
     /// Locks this request holds until it answers (names and addresses being created).
     pub(crate) held: Vec<String>,
+    /// Group membership changes left out because the accounts are read-only to SCIM (for
+    /// the site's log line and counter; the IdP sees a `Warning` header).
+    pub left_out: Option<crate::flows::groups::LeftOutReport>,
 }
 
 /// A search across both resource types: one index space, Users then Groups.
@@ -151,6 +154,7 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
         state: State::Done,
         root_search: None,
         held: Vec::new(),
+        left_out: None,
     };
     let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
         Err(e) => Step::Respond(e.into_response()),
@@ -172,6 +176,7 @@ impl Exchange {
     pub(crate) fn fail(&mut self, env: &mut Env, e: ScimError) -> Step {
         if let State::Group(flow) = &mut self.state {
             flow.abandon(env);
+            self.left_out = flow.take_left_out();
         }
         self.state = State::Done;
         Step::Respond(e.into_response())
@@ -468,6 +473,7 @@ impl Exchange {
                 .and_then(|()| flow.step(groups, &calls, env));
             return match result {
                 Ok(Step::Respond(r)) => {
+                    self.left_out = flow.take_left_out();
                     self.state = State::Done;
                     Step::Respond(r)
                 }
@@ -1535,10 +1541,107 @@ mod tests {
     }
 
     #[test]
-    fn membership_changes_of_accounts_scim_may_not_write_are_refused_up_front() {
+    fn membership_changes_of_accounts_scim_may_not_write_are_left_out_the_rest_applied() {
         let mut rig = GroupRig::new();
         let admin = || drupal_user(BOB, 1, "admin", "admin@x");
-        // Adding uid 1: refused after the member check, before any write.
+        let warning = |r: &Response| r.header("warning").unwrap_or_default().to_string();
+        // JumpCloud's batch: uid 1 and Alice. Alice is added; uid 1 is left as it is, and
+        // the IdP is told so (no error: a retry would change nothing).
+        let ops =
+            json!([{"op": "add", "path": "members", "value": [{"value": ALICE}, {"value": BOB}]}]);
+        let (mut ex, _) = rig.begin(req(
+            "PATCH",
+            &format!("/scim/v2/Groups/{ENG}"),
+            &patch_body(ops),
+        ));
+        rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        );
+        let step = rig.resume(
+            &mut ex,
+            vec![page(
+                vec![drupal_user(ALICE, 3, "alice", "a@x"), admin()],
+                false,
+            )],
+        );
+        let writes = calls(&step);
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        assert_eq!(writes[0].method, "POST");
+        assert!(writes[0].path.contains(ALICE), "{}", writes[0].path);
+        rig.resume(&mut ex, vec![answer(204, Value::Null)]);
+        let (resp, _) = response(rig.resume(&mut ex, vec![memberships(&[ENG])]));
+        assert_eq!(resp.status, 204);
+        let w = warning(&resp);
+        assert!(
+            w.starts_with("299 ") && w.contains(BOB) && !w.contains(ALICE),
+            "{w}"
+        );
+        let report = ex.left_out.clone().expect("a report for the log");
+        assert_eq!(report.group, ENG);
+        assert_eq!(report.changes.len(), 1);
+        assert_eq!(
+            (report.changes[0].member.uid, report.changes[0].change),
+            (1, crate::flows::membership::Change::Add)
+        );
+        assert!(
+            report.describe().contains("uids=1:add"),
+            "{}",
+            report.describe()
+        );
+
+        // Removing it by id: nothing to write, and the same answer.
+        let ops = json!([{"op": "remove", "path": format!("members[value eq \"{BOB}\"]")}]);
+        let (mut ex, _) = rig.begin(req(
+            "PATCH",
+            &format!("/scim/v2/Groups/{ENG}"),
+            &patch_body(ops),
+        ));
+        let step = rig.resume(
+            &mut ex,
+            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
+        );
+        assert!(calls(&step)[0].path.contains("[operator]=IN"));
+        let (resp, _) = response(rig.resume(&mut ex, vec![page(vec![admin()], false)]));
+        assert_eq!(resp.status, 204);
+        assert!(warning(&resp).contains(BOB));
+
+        // Deleting a group that holds uid 1: Alice leaves it, the term goes, uid 1 keeps
+        // everything (even its reference to the deleted term: the sweep passes it by).
+        let (mut ex, _) = rig.begin(req("DELETE", &format!("/scim/v2/Groups/{ENG}"), ""));
+        let mut with_tid = term(ENG, "Engineering");
+        with_tid["attributes"]["drupal_internal__tid"] = json!(7);
+        rig.resume(&mut ex, vec![answer(200, json!({ "data": with_tid }))]);
+        let step = rig.resume(
+            &mut ex,
+            vec![page(
+                vec![drupal_user(ALICE, 3, "alice", "a@x"), admin()],
+                false,
+            )],
+        );
+        let writes = calls(&step);
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        assert_eq!(writes[0].method, "DELETE");
+        assert!(writes[0].path.contains(ALICE));
+        rig.resume(&mut ex, vec![answer(204, Value::Null)]);
+        let step = rig.resume(&mut ex, vec![memberships(&[])]);
+        assert!(calls(&step)[0].path.ends_with(ENG), "the term is deleted");
+        let step = rig.resume(&mut ex, vec![answer(204, Value::Null)]);
+        assert!(calls(&step)[0].path.contains("scim_tid"), "the sweep");
+        let (resp, _) = response(rig.resume(&mut ex, vec![page(vec![admin()], false)]));
+        assert_eq!(resp.status, 204);
+        assert!(warning(&resp).contains(BOB));
+        assert_eq!(
+            ex.left_out.as_ref().map(|r| r.changes[0].change),
+            Some(crate::flows::membership::Change::Remove)
+        );
+    }
+
+    #[test]
+    fn a_member_whose_roles_drupal_hides_still_refuses_the_whole_request() {
+        let mut rig = GroupRig::new();
+        let mut hidden = drupal_user(BOB, 9, "bob", "b@x");
+        hidden["relationships"] = json!({});
         let ops =
             json!([{"op": "add", "path": "members", "value": [{"value": ALICE}, {"value": BOB}]}]);
         let (mut ex, _) = rig.begin(req(
@@ -1553,40 +1656,15 @@ mod tests {
         let (resp, out) = response(rig.resume(
             &mut ex,
             vec![page(
-                vec![drupal_user(ALICE, 3, "alice", "a@x"), admin()],
+                vec![drupal_user(ALICE, 3, "alice", "a@x"), hidden],
                 false,
             )],
         ));
         assert_eq!(resp.status, 403, "{out}");
-        assert!(out["detail"].as_str().unwrap().contains(BOB));
-        // Removing it by id is checked the same way.
-        let ops = json!([{"op": "remove", "path": format!("members[value eq \"{BOB}\"]")}]);
-        let (mut ex, _) = rig.begin(req(
-            "PATCH",
-            &format!("/scim/v2/Groups/{ENG}"),
-            &patch_body(ops),
-        ));
-        let step = rig.resume(
-            &mut ex,
-            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
-        );
-        assert!(calls(&step)[0].path.contains("[operator]=IN"));
-        let (resp, _) = response(rig.resume(&mut ex, vec![page(vec![admin()], false)]));
-        assert_eq!(resp.status, 403);
-        // Deleting a group that holds uid 1 would change it: refused, nothing deleted.
-        let (mut ex, _) = rig.begin(req("DELETE", &format!("/scim/v2/Groups/{ENG}"), ""));
-        rig.resume(
-            &mut ex,
-            vec![answer(200, json!({"data": term(ENG, "Engineering")}))],
-        );
-        let (resp, _) = response(rig.resume(
-            &mut ex,
-            vec![page(
-                vec![drupal_user(ALICE, 3, "alice", "a@x"), admin()],
-                false,
-            )],
-        ));
-        assert_eq!(resp.status, 403);
+        assert!(out["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing was changed"));
     }
 
     #[test]

@@ -161,6 +161,15 @@ impl Batch {
         }
     }
 
+    /// Takes the users' changes out of a batch that has not started them; returns them.
+    pub fn drop_pending(&mut self, users: &[String]) -> Vec<(String, Change)> {
+        let (dropped, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(u, _)| users.contains(u));
+        self.pending = kept.into();
+        dropped
+    }
+
     pub fn is_finished(&self) -> bool {
         self.pending.is_empty() && self.active.is_empty()
     }

@@ -89,6 +89,15 @@ impl ScimHttp {
             }
             let duration = millis(self.get_current_time()).saturating_sub(self.started_ms);
             let request_id = self.request.log_request_id().to_string();
+            if let Some(left_out) = self.exchange.as_ref().and_then(|e| e.left_out.as_ref()) {
+                for _ in &left_out.changes {
+                    metrics::count("scim.groups.protected_member_changes_left_out");
+                }
+                log::warn!(
+                    "scim request_id={request_id} token={label} groups: membership changes to accounts SCIM may not change were left out, the rest applied: {}",
+                    left_out.describe()
+                );
+            }
             // One line a request; nothing secret (no query string: filters can hold addresses).
             log::info!(
                 "scim request_id={request_id} token={label} method={} resource={resource} op={op} status={} scim_type={} drupal_calls={} duration_ms={duration}",

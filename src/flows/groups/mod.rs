@@ -209,8 +209,110 @@ pub struct GroupFlow {
     pub(crate) users_read: bool,
     /// Which accounts SCIM may not write (`None`: no check, in unit tests of other parts).
     pub(crate) protection: Option<crate::config::protection::Protection>,
-    /// Current members SCIM may not write, with the reason.
-    pub(crate) read_only: Vec<(String, String)>,
+    /// Accounts met in this request that SCIM may not write (current members, and members
+    /// the request names).
+    pub(crate) read_only: Vec<Protected>,
+    /// The membership changes the request asked for and the gateway left out, because the
+    /// account is read-only to SCIM; everything else is applied.
+    pub(crate) left_out: Vec<LeftOut>,
+}
+
+/// An account SCIM may not write, as a group request met it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Protected {
+    /// Its SCIM id (the Drupal UUID).
+    pub uuid: String,
+    pub uid: u64,
+    /// Why it is read-only (`Protection::refusal`).
+    pub why: String,
+}
+
+/// A membership change left out of a group request: the account keeps its groups and roles
+/// as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeftOut {
+    pub member: Protected,
+    pub change: Change,
+}
+
+/// What a group request left out, for the site's log and metrics: the group's id and the
+/// changes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LeftOutReport {
+    pub group: String,
+    pub changes: Vec<LeftOut>,
+}
+
+impl LeftOutReport {
+    /// One log line's worth: the uids with what was asked for each, then the reasons.
+    pub fn describe(&self) -> String {
+        let uids: Vec<String> = self
+            .changes
+            .iter()
+            .map(|l| {
+                let op = if l.change == Change::Add {
+                    "add"
+                } else {
+                    "remove"
+                };
+                format!("{}:{op}", l.member.uid)
+            })
+            .collect();
+        let mut reasons: Vec<&str> = Vec::new();
+        for l in &self.changes {
+            if !reasons.contains(&l.member.why.as_str()) {
+                reasons.push(l.member.why.as_str());
+            }
+        }
+        format!(
+            "group={} left_unchanged={} uids={} why=\"{}\"",
+            self.group,
+            self.changes.len(),
+            uids.join(","),
+            reasons.join(" | ").replace('"', "'")
+        )
+    }
+}
+
+/// Most member ids the `Warning` header names (the rest are counted).
+const WARNING_IDS: usize = 10;
+
+/// The `Warning` header of an answer whose request left protected members out: the IdP's
+/// request succeeded for everyone else, and retrying it would change nothing.
+pub(crate) fn left_out_warning(left_out: &[LeftOut]) -> Option<(String, String)> {
+    if left_out.is_empty() {
+        return None;
+    }
+    let mut ids: Vec<&str> = Vec::new();
+    for l in left_out {
+        if !ids.contains(&l.member.uuid.as_str()) {
+            ids.push(l.member.uuid.as_str());
+        }
+    }
+    let total = ids.len();
+    let mut named = ids
+        .iter()
+        .take(WARNING_IDS)
+        .map(|i| i.replace(['"', '\\'], ""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if total > WARNING_IDS {
+        named.push_str(&format!(" and {} more", total.saturating_sub(WARNING_IDS)));
+    }
+    Some((
+        "warning".to_string(),
+        format!(
+            "299 scim-gateway \"The membership of {total} account(s) that SCIM may not change (administrators, uid 1, the service account) was left as it is: {named}. Every other change was applied.\""
+        ),
+    ))
+}
+
+/// The uid of a JSON:API user resource (0 when Drupal did not show it).
+pub(crate) fn uid_of(resource: &Value) -> u64 {
+    resource
+        .pointer("/attributes/drupal_internal__uid")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 /// Why SCIM may not write the account of this JSON:API user resource, if it may not.
@@ -218,10 +320,7 @@ pub(crate) fn member_refusal(
     protection: &crate::config::protection::Protection,
     resource: &Value,
 ) -> Option<String> {
-    let uid = resource
-        .pointer("/attributes/drupal_internal__uid")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
+    let uid = uid_of(resource);
     let name = resource
         .pointer("/attributes/name")
         .and_then(Value::as_str)
@@ -233,7 +332,9 @@ pub(crate) fn member_refusal(
     )
 }
 
-/// A membership change that would write an account SCIM may not write: refused up front.
+/// A member whose roles Drupal's answer does not show: nothing tells whether it is an
+/// administrator, and that is Drupal's (or its configuration's) failure, not the site's
+/// policy about this account, so the whole request is refused rather than passing it by.
 pub(crate) fn read_only_member(id: &str, why: &str) -> ScimError {
     ScimError::new(
         403,
@@ -284,6 +385,7 @@ impl GroupFlow {
             users_read: false,
             protection: None,
             read_only: Vec::new(),
+            left_out: Vec::new(),
         }
     }
 
@@ -344,6 +446,62 @@ impl GroupFlow {
         }
     }
 
+    /// The changes this request left out (protected accounts), for the log and metrics.
+    pub fn take_left_out(&mut self) -> Option<LeftOutReport> {
+        if self.left_out.is_empty() {
+            return None;
+        }
+        Some(LeftOutReport {
+            group: term_id(&self.terms),
+            changes: std::mem::take(&mut self.left_out),
+        })
+    }
+
+    /// Notes an account SCIM may not write (once). `Err` when the reason is that Drupal did
+    /// not show its roles: that refuses the request (see `read_only_member`).
+    pub(crate) fn note_protected(&mut self, resource: &Value) -> Result<bool, ScimError> {
+        let Some(why) = self
+            .protection
+            .as_ref()
+            .and_then(|p| member_refusal(p, resource))
+        else {
+            return Ok(false);
+        };
+        let uuid = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if why == crate::config::protection::ROLES_UNREADABLE {
+            return Err(read_only_member(uuid, &why));
+        }
+        if !self.read_only.iter().any(|p| p.uuid == uuid) {
+            self.read_only.push(Protected {
+                uuid: uuid.to_string(),
+                uid: uid_of(resource),
+                why,
+            });
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn is_protected(&self, uuid: &str) -> Option<&Protected> {
+        self.read_only.iter().find(|p| p.uuid == uuid)
+    }
+
+    /// Records a change left out (once per account and kind of change).
+    pub(crate) fn leave_out(&mut self, uuid: &str, change: Change) {
+        let Some(member) = self.is_protected(uuid).cloned() else {
+            return;
+        };
+        if !self
+            .left_out
+            .iter()
+            .any(|l| l.member.uuid == uuid && l.change == change)
+        {
+            self.left_out.push(LeftOut { member, change });
+        }
+    }
+
     /// Releases what the flow holds when it ends early on an error (no call in flight).
     pub fn abandon(&mut self, env: &mut Env) {
         self.release_name(env);
@@ -386,10 +544,11 @@ impl GroupFlow {
                 .into_response(),
             );
         }
+        let warning = left_out_warning(&self.left_out);
         match self.answer {
             Answer::NoContent => Step::Respond(Response {
                 status: 204,
-                headers: Vec::new(),
+                headers: warning.into_iter().collect(),
                 body: Vec::new(),
             }),
             Answer::Created | Answer::Resource => {
@@ -404,6 +563,7 @@ impl GroupFlow {
                 let mut resource = term.to_scim(&self.base_url, members.as_deref());
                 self.projection.apply(&mut resource);
                 let mut headers = vec![("etag".to_string(), term.version())];
+                headers.extend(warning);
                 let status = if self.answer == Answer::Created {
                     headers.push((
                         "location".to_string(),

@@ -77,6 +77,27 @@ impl GroupFlow {
                 }
             }
         }
+        // Accounts SCIM may not write keep their membership as it is: a change to one of them
+        // is left out (and reported), the others go ahead; a role resync after a rename
+        // passes them by.
+        let mut kept = Vec::with_capacity(changes.len());
+        for (u, c) in changes {
+            if self.is_protected(&u).is_none() {
+                kept.push((u, c));
+                continue;
+            }
+            match c {
+                Change::Add => target.retain(|t| *t != u),
+                Change::Remove => {
+                    if !target.contains(&u) {
+                        target.push(u.clone());
+                    }
+                }
+                Change::Sync => continue,
+            }
+            self.leave_out(&u, c);
+        }
+        let changes = kept;
         if let Some(Some(list)) = self.members.first_mut() {
             list.retain(|m| target.contains(&m.uuid));
             for t in &target {
@@ -88,17 +109,6 @@ impl GroupFlow {
                 }
             }
         }
-        // Accounts SCIM may not write keep their membership as it is: a change to one of them
-        // refuses the whole request; a role resync after a rename passes them by.
-        if let Some((id, why)) = self.read_only.iter().find(|(id, _)| {
-            changes
-                .iter()
-                .any(|(u, c)| u == id && matches!(c, Change::Add | Change::Remove))
-        }) {
-            return Err(read_only_member(id, why));
-        }
-        changes
-            .retain(|(u, c)| !(*c == Change::Sync && self.read_only.iter().any(|(id, _)| id == u)));
         // Changes the request does not name (removals of current members, role re-syncs)
         // are bounded like named members, and refused whole before anything changes.
         let named: std::collections::HashSet<&str> = self

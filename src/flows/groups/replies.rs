@@ -155,6 +155,7 @@ impl GroupFlow {
                 self.tasks.pop_front();
             }
             Task::CheckUsers { adds, .. } => {
+                let adds = adds.clone();
                 let mut found: Vec<String> = Vec::new();
                 for r in replies {
                     let doc = expect_document(r, &[200])?;
@@ -165,11 +166,7 @@ impl GroupFlow {
                         .flatten()
                     {
                         if let Some(id) = d.get("id").and_then(Value::as_str) {
-                            if let Some(why) =
-                                self.protection.as_ref().and_then(|p| member_refusal(p, d))
-                            {
-                                return Err(read_only_member(id, &why));
-                            }
+                            self.note_protected(d)?;
                             found.push(id.to_string());
                         }
                     }
@@ -183,6 +180,7 @@ impl GroupFlow {
                     return Err(unknown_members(&missing));
                 }
                 self.tasks.pop_front();
+                self.leave_out_protected();
             }
             Task::LoadRoles => {
                 let doc = expect_document(&first, &[200])?;
@@ -231,6 +229,14 @@ impl GroupFlow {
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
+                    // An account SCIM may not write keeps even its reference to the
+                    // deleted term (see docs/groups.md).
+                    .filter(|d| {
+                        self.protection
+                            .as_ref()
+                            .and_then(|p| member_refusal(p, d))
+                            .is_none()
+                    })
                     .filter_map(|d| d.get("id").and_then(Value::as_str))
                     .filter(|id| crate::drupal::jsonapi::is_uuid(id))
                     .map(|id| (id.to_string(), Change::Sync))
@@ -393,11 +399,7 @@ impl GroupFlow {
                         if n.to_ascii_lowercase()
                             .starts_with(crate::scim::user::RETIRED_NAME_PREFIX) => {}
                     (Some(u), Some(n)) => {
-                        if let Some(why) =
-                            self.protection.as_ref().and_then(|p| member_refusal(p, d))
-                        {
-                            self.read_only.push((u.to_string(), why));
-                        }
+                        self.note_protected(d)?;
                         if let Some(Some(list)) = self.members.get_mut(group) {
                             list.push(Member {
                                 uuid: u.to_string(),
@@ -431,6 +433,27 @@ impl GroupFlow {
             return Err(self.too_many_members());
         }
         Ok(())
+    }
+
+    /// Takes the changes to accounts found read-only by the user check out of the batch
+    /// (before it starts): they are left out and reported, the rest goes ahead.
+    pub(crate) fn leave_out_protected(&mut self) {
+        let read_only: Vec<String> = self.read_only.iter().map(|p| p.uuid.clone()).collect();
+        let Some(batch) = self.batch.as_mut() else {
+            return;
+        };
+        let dropped = batch.drop_pending(&read_only);
+        for (u, c) in dropped {
+            if c == Change::Sync {
+                continue;
+            }
+            if c == Change::Add {
+                if let Some(Some(list)) = self.members.first_mut() {
+                    list.retain(|m| m.uuid != u);
+                }
+            }
+            self.leave_out(&u, c);
+        }
     }
 
     /// Concludes a finished membership batch: every change applied, or an answer that says
@@ -507,6 +530,12 @@ impl GroupFlow {
         }
         let mut detail =
             format!("{done} membership change(s) were applied, {failed} failed ({listed}).");
+        if !self.left_out.is_empty() {
+            detail.push_str(&format!(
+                " {} change(s) to accounts SCIM may not change were left out (they are not failures, and a retry leaves them out again).",
+                self.left_out.len()
+            ));
+        }
         if self.term_changed {
             detail.push_str(" The group's new displayName or externalId was saved.");
             if self.if_match.is_some() {
