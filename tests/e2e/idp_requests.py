@@ -61,6 +61,16 @@ JUMPCLOUD_UPDATE = {
 }
 # §1.4-C
 DEACTIVATE = patch_op({"op": "replace", "path": "active", "value": False})
+
+
+# §1.4-E/F: JumpCloud batches a group's member changes into one operation of minimal member
+# objects (just `value`).
+def jumpcloud_add_members(ids: list[str]) -> dict:
+    return {"op": "add", "path": "members", "value": [{"value": i} for i in ids]}
+
+
+def jumpcloud_remove_members(ids: list[str]) -> dict:
+    return {"op": "remove", "path": "members", "value": [{"value": i} for i in ids]}
 ACTIVATE = patch_op({"op": "replace", "path": "active", "value": True})
 
 

@@ -227,6 +227,17 @@ pub struct Protected {
     pub why: String,
 }
 
+impl Protected {
+    /// Drupal did not show its roles: a change to it refuses the request (`read_only_member`).
+    pub(crate) fn unreadable(&self) -> bool {
+        self.why == crate::config::protection::ROLES_UNREADABLE
+    }
+
+    pub(crate) fn refusal(&self) -> ScimError {
+        read_only_member(&self.uuid, &self.why)
+    }
+}
+
 /// A membership change left out of a group request: the account keeps its groups and roles
 /// as they are.
 #[derive(Debug, Clone, PartialEq)]
@@ -457,23 +468,19 @@ impl GroupFlow {
         })
     }
 
-    /// Notes an account SCIM may not write (once). `Err` when the reason is that Drupal did
-    /// not show its roles: that refuses the request (see `read_only_member`).
-    pub(crate) fn note_protected(&mut self, resource: &Value) -> Result<bool, ScimError> {
+    /// Notes an account SCIM may not write (once).
+    pub(crate) fn note_protected(&mut self, resource: &Value) {
         let Some(why) = self
             .protection
             .as_ref()
             .and_then(|p| member_refusal(p, resource))
         else {
-            return Ok(false);
+            return;
         };
         let uuid = resource
             .get("id")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if why == crate::config::protection::ROLES_UNREADABLE {
-            return Err(read_only_member(uuid, &why));
-        }
         if !self.read_only.iter().any(|p| p.uuid == uuid) {
             self.read_only.push(Protected {
                 uuid: uuid.to_string(),
@@ -481,7 +488,6 @@ impl GroupFlow {
                 why,
             });
         }
-        Ok(true)
     }
 
     pub(crate) fn is_protected(&self, uuid: &str) -> Option<&Protected> {

@@ -82,9 +82,12 @@ impl GroupFlow {
         // passes them by.
         let mut kept = Vec::with_capacity(changes.len());
         for (u, c) in changes {
-            if self.is_protected(&u).is_none() {
+            let Some(protected) = self.is_protected(&u) else {
                 kept.push((u, c));
                 continue;
+            };
+            if protected.unreadable() && c != Change::Sync {
+                return Err(protected.refusal());
             }
             match c {
                 Change::Add => target.retain(|t| *t != u),

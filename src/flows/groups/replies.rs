@@ -166,7 +166,10 @@ impl GroupFlow {
                         .flatten()
                     {
                         if let Some(id) = d.get("id").and_then(Value::as_str) {
-                            self.note_protected(d)?;
+                            self.note_protected(d);
+                            if let Some(p) = self.is_protected(id).filter(|p| p.unreadable()) {
+                                return Err(p.refusal());
+                            }
                             found.push(id.to_string());
                         }
                     }
@@ -399,7 +402,7 @@ impl GroupFlow {
                         if n.to_ascii_lowercase()
                             .starts_with(crate::scim::user::RETIRED_NAME_PREFIX) => {}
                     (Some(u), Some(n)) => {
-                        self.note_protected(d)?;
+                        self.note_protected(d);
                         if let Some(Some(list)) = self.members.get_mut(group) {
                             list.push(Member {
                                 uuid: u.to_string(),
