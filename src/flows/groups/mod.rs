@@ -1257,6 +1257,40 @@ mod tests {
     }
 
     #[test]
+    fn the_warning_names_at_most_ten_accounts_once_each() {
+        assert_eq!(left_out_warning(&[]), None);
+        let left: Vec<LeftOut> = (0..12)
+            .flat_map(|i| {
+                let member = Protected {
+                    uuid: user_id(i),
+                    uid: u64::try_from(i).unwrap(),
+                    why: "x".into(),
+                };
+                [
+                    LeftOut {
+                        member: member.clone(),
+                        change: Change::Add,
+                    },
+                    LeftOut {
+                        member,
+                        change: Change::Remove,
+                    },
+                ]
+            })
+            .collect();
+        let (name, value) = left_out_warning(&left).unwrap();
+        assert_eq!(name, "warning");
+        assert!(value.starts_with("299 scim-gateway \"The membership of 12 account(s)"));
+        assert!(value.contains(&user_id(9)) && !value.contains(&user_id(10)));
+        assert!(
+            value.ends_with("and 2 more. Every other change was applied.\""),
+            "{value}"
+        );
+        assert_eq!(value.matches(&user_id(0)).count(), 1);
+        assert!(value.is_ascii());
+    }
+
+    #[test]
     fn a_stream_that_ends_mid_flight_gives_up_the_name_lock() {
         let mut rig = Rig::new(json!({}));
         let body = json!({"schemas": [crate::scim::schema::GROUP_SCHEMA], "displayName": "Eng"});
