@@ -23,7 +23,8 @@ than 100 users those checks fail (7 of 83: the Group search too, since /.search 
 first). Every IdP pages (Okta startIndex=1&count=100, then 101, …; JumpCloud and Entra look
 users up by filter), so the runner pages for scim2-tester as they do: an unpaged list is
 answered with every page, read with `startIndex` (PagingTransport). On a site that fits one
-page this changes nothing. `--users N` seeds the emulator with N more accounts first; with
+page this changes nothing. `--users N` adds N accounts first (to the emulator directly; to a
+real Drupal through the gateway, as an IdP's first sync would); with
 `--no-paging` the runner sends scim2-tester's requests as they are, which reproduces the
 failures.
 
@@ -127,6 +128,33 @@ def paging_transport(base_path: str):
     return PagingTransport()
 
 
+def seed_through_scim(url: str, token: str, n: int, timeout: float) -> None:
+    """N more accounts on a real site, created through the gateway (4 at a time, as an IdP's
+    first sync would): a real Drupal has no control API, and its own JSON:API would need the
+    service account's password here."""
+    import secrets
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    run = secrets.token_hex(3)
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/scim+json"}
+    t0 = time.monotonic()
+
+    def create(i: int) -> int:
+        name = f"populated-{run}-{i:04d}@example.org"
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+                "emails": [{"value": name, "type": "work", "primary": True}], "active": True}
+        return requests.post(url + "/Users", json=body, headers=headers, timeout=timeout).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(create, range(n)))
+    bad = [c for c in codes if c != 201]
+    if bad:
+        raise RuntimeError(f"seeding: {len(bad)} of {n} creates were not answered 201 ({sorted(set(bad))})")
+    print(f"site seeded with {n} accounts through the gateway in {time.monotonic() - t0:.1f}s")
+
+
 def run_checks(url: str, token: str, timeout: float = 30, paging: bool = True) -> list:
     from urllib.parse import urlsplit
 
@@ -190,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-drupal", metavar="DIR", help="check a gateway in front of the real Drupal of `scripts/real-drupal up --dir DIR`")
     ap.add_argument("--auth", choices=("basic", "session"), default="basic", help="with --real-drupal: the gateway's drupal.auth")
     ap.add_argument("--min-checks", type=int, default=MIN_CHECKS, help=f"fewest checks that must run (default {MIN_CHECKS})")
-    ap.add_argument("--users", type=int, default=0, metavar="N", help="seed the emulator with N accounts first (a populated site)")
+    ap.add_argument("--users", type=int, default=0, metavar="N", help="add N accounts to the site first (a populated site)")
     ap.add_argument("--no-paging", action="store_true", help="send scim2-tester's unpaged lists as they are (no PagingTransport)")
     args = ap.parse_args(argv)
 
@@ -199,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     timeout = 30
     if args.url and args.real_drupal:
         ap.error("give --url or --real-drupal, not both")
-    if args.users and (args.url or args.real_drupal):
-        ap.error("--users seeds the emulator this script starts: not with --url or --real-drupal")
+    if args.users and args.url:
+        ap.error("--users seeds the site this script starts a gateway for: not with --url")
     if args.real_drupal:
         import tempfile
 
@@ -214,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         url, token = real_gw.base_url, tokens["primary"]
         timeout = 300 if site.slow else 60
         print(f"real Drupal {site.version} ({site.db}, {site.runtime}) at {site.url}, drupal.auth {args.auth}")
+        if args.users:
+            try:
+                seed_through_scim(url, token, args.users, timeout)
+            except BaseException:
+                real_gw.stop()
+                raise
     elif args.url:
         if not args.token:
             ap.error("--token is required with --url")
