@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import time
@@ -212,7 +213,14 @@ def test_prebuilt_module_is_checked_against_its_digest(release, tmp_path):
     assert not (tmp_path / "run" / "envoy.yaml").exists()
     # The right digest (in the environment, or the file beside it): rendered and validated.
     good = hashlib.sha256(wasm.read_bytes()).hexdigest()
-    p = run_script("--validate", env={**base, "SCIM_WASM": str(wasm), "SCIM_WASM_SHA256": good.upper()})
+    # --validate binds nothing, so it also works beside a running gateway holding the listener.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", int(base["SCIM_LISTEN"].rsplit(":", 1)[1])))
+    busy.listen()
+    try:
+        p = run_script("--validate", env={**base, "SCIM_WASM": str(wasm), "SCIM_WASM_SHA256": good.upper()})
+    finally:
+        busy.close()
     assert p.returncode == 0, p.stdout.decode()[-3000:]
     assert "(valid; module " + str(wasm) + ")" in p.stdout.decode()
 
