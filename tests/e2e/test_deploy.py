@@ -242,11 +242,13 @@ def unit_entries(path: Path) -> dict[str, list[str]]:
 
 
 def env_file(path: Path) -> dict[str, str]:
+    """The example env file's variables, but PYTHON: here .venv is the test run's own."""
     out = {}
     for line in path.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             k, _, v = line.partition("=")
             out[k.strip()] = v.strip()
+    assert out.pop("PYTHON").startswith("/usr/")
     return out
 
 
