@@ -13,6 +13,20 @@ Starts the Drupal emulator and Envoy with the filter (the e2e harness), runs
 
     .venv/bin/python tests/conformance/run_scim2_tester.py [--url URL --token TOKEN] [--min-checks N]
     .venv/bin/python tests/conformance/run_scim2_tester.py --real-drupal DIR --auth basic|session
+    .venv/bin/python tests/conformance/run_scim2_tester.py --users 150 [--no-paging]
+
+Populated sites. scim2-tester lists a collection with no `startIndex`/`count` (GET /Users,
+GET /Users?attributes=…, POST /.search) and expects the resource it has just created on that
+one answer. RFC 7644 §3.4.2.4 leaves the page size of such a request to the service provider
+(the gateway: 100, capped at 1000), and new accounts land at the end, so on a site with more
+than 100 users those checks fail (7 of 83: the Group search too, since /.search lists users
+first). Every IdP pages (Okta startIndex=1&count=100, then 101, …; JumpCloud and Entra look
+users up by filter), so the runner pages for scim2-tester as they do: an unpaged list is
+answered with every page, read with `startIndex` (PagingTransport). On a site that fits one
+page this changes nothing. `--users N` adds N accounts first (to the emulator directly; to a
+real Drupal through the gateway, as an IdP's first sync would); with
+`--no-paging` the runner sends scim2-tester's requests as they are, which reproduces the
+failures.
 
 With --url/--token it checks an already running gateway instead of starting one (pass
 --min-checks for what that gateway advertises). With --real-drupal it starts the gateway in
@@ -51,15 +65,111 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "e2e"))
 
 
-def run_checks(url: str, token: str, timeout: float = 30) -> list:
+PAGED_COLLECTIONS = ("/Users", "/Groups", "/Users/.search", "/Groups/.search", "/.search")
+
+
+def paging_transport(base_path: str):
+    """An httpx2 transport that answers an unpaged list (a GET of a collection, or a .search,
+    with neither `startIndex` nor `count`) with all its pages, read one after the other with
+    `startIndex` as an IdP reads them. Each page is a real request through the gateway;
+    `totalResults` must agree on every page, and the walk stops on an empty page."""
+    import json
+
+    import httpx2
+
+    class PagingTransport(httpx2.HTTPTransport):
+        pages_walked = 0
+
+        def handle_request(self, request):
+            path = request.url.path
+            rel = path[len(base_path):] if path.startswith(base_path) else None
+            unpaged_get = request.method == "GET" and not {"startIndex", "count"} & set(request.url.params.keys())
+            body = None
+            if request.method == "POST" and rel is not None and rel.endswith(".search"):
+                request.read()
+                try:
+                    body = json.loads(request.content or b"{}")
+                except ValueError:
+                    body = None
+            unpaged_post = isinstance(body, dict) and not {"startIndex", "count"} & set(body)
+            if rel not in PAGED_COLLECTIONS or not (unpaged_get or unpaged_post):
+                return super().handle_request(request)
+            first = super().handle_request(request)
+            first.read()
+            if first.status_code != 200:
+                return first
+            listing = first.json()
+            resources = list(listing.get("Resources") or [])
+            total = listing.get("totalResults")
+            # The next pages' requests: the same headers, but httpx2 sets their own length.
+            same = [(k, v) for k, v in request.headers.items() if k.lower() != "content-length"]
+            while isinstance(total, int) and len(resources) < total:
+                start = len(resources) + 1
+                if body is not None:
+                    nxt = httpx2.Request("POST", request.url, headers=same,
+                                         content=json.dumps({**body, "startIndex": start}).encode())
+                else:
+                    nxt = httpx2.Request("GET", request.url.copy_merge_params({"startIndex": start}), headers=same)
+                page = super().handle_request(nxt)
+                page.read()
+                if page.status_code != 200:
+                    return page
+                more = page.json()
+                if more.get("totalResults") != total:
+                    raise AssertionError(f"totalResults changed while paging {path}: {total} then {more.get('totalResults')}")
+                if not more.get("Resources"):
+                    break
+                resources.extend(more["Resources"])
+                PagingTransport.pages_walked += 1
+            listing.update(Resources=resources, startIndex=1, itemsPerPage=len(resources))
+            headers = [(k, v) for k, v in first.headers.items() if k.lower() not in ("content-length", "content-encoding")]
+            return httpx2.Response(200, headers=headers, content=json.dumps(listing).encode(), request=request)
+
+    return PagingTransport()
+
+
+def seed_through_scim(url: str, token: str, n: int, timeout: float) -> None:
+    """N more accounts on a real site, created through the gateway (4 at a time, as an IdP's
+    first sync would): a real Drupal has no control API, and its own JSON:API would need the
+    service account's password here."""
+    import secrets
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    run = secrets.token_hex(3)
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/scim+json"}
+    t0 = time.monotonic()
+
+    def create(i: int) -> int:
+        name = f"populated-{run}-{i:04d}@example.org"
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+                "emails": [{"value": name, "type": "work", "primary": True}], "active": True}
+        return requests.post(url + "/Users", json=body, headers=headers, timeout=timeout).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(create, range(n)))
+    bad = [c for c in codes if c != 201]
+    if bad:
+        raise RuntimeError(f"seeding: {len(bad)} of {n} creates were not answered 201 ({sorted(set(bad))})")
+    print(f"site seeded with {n} accounts through the gateway in {time.monotonic() - t0:.1f}s")
+
+
+def run_checks(url: str, token: str, timeout: float = 30, paging: bool = True) -> list:
+    from urllib.parse import urlsplit
+
     from httpx2 import Client
     from scim2_client.engines.httpx2 import SyncSCIMClient
     from scim2_tester import check_server
 
+    transport = paging_transport(urlsplit(url).path.rstrip("/")) if paging else None
     client = SyncSCIMClient(
-        Client(base_url=url, headers={"Authorization": "Bearer " + token}, trust_env=False, timeout=timeout)
+        Client(base_url=url, headers={"Authorization": "Bearer " + token}, trust_env=False, timeout=timeout, transport=transport)
     )
-    return check_server(client)
+    results = check_server(client)
+    if transport is not None:
+        print(f"(unpaged lists answered with every page: {type(transport).pages_walked} further page(s) read)")
+    return results, (type(transport).pages_walked if transport is not None else 0)
 
 
 def report(results) -> tuple[int, int, int]:
@@ -108,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-drupal", metavar="DIR", help="check a gateway in front of the real Drupal of `scripts/real-drupal up --dir DIR`")
     ap.add_argument("--auth", choices=("basic", "session"), default="basic", help="with --real-drupal: the gateway's drupal.auth")
     ap.add_argument("--min-checks", type=int, default=MIN_CHECKS, help=f"fewest checks that must run (default {MIN_CHECKS})")
+    ap.add_argument("--users", type=int, default=0, metavar="N", help="add N accounts to the site first (a populated site)")
+    ap.add_argument("--no-paging", action="store_true", help="send scim2-tester's unpaged lists as they are (no PagingTransport)")
     args = ap.parse_args(argv)
 
     stack = None
@@ -115,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     timeout = 30
     if args.url and args.real_drupal:
         ap.error("give --url or --real-drupal, not both")
+    if args.users and args.url:
+        ap.error("--users seeds the site this script starts a gateway for: not with --url")
     if args.real_drupal:
         import tempfile
 
@@ -128,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         url, token = real_gw.base_url, tokens["primary"]
         timeout = 300 if site.slow else 60
         print(f"real Drupal {site.version} ({site.db}, {site.runtime}) at {site.url}, drupal.auth {args.auth}")
+        if args.users:
+            try:
+                seed_through_scim(url, token, args.users, timeout)
+            except BaseException:
+                real_gw.stop()
+                raise
     elif args.url:
         if not args.token:
             ap.error("--token is required with --url")
@@ -138,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         harness.ensure_built()
         stack = harness.Stack(timeout_ms=5000)
         stack.start()
+        if args.users:
+            # People who were there before provisioning: usernames unlike their mails, as on a
+            # site that had accounts before its IdP.
+            stack.emulator.seed_users([{"name": f"member{i:04d}", "mail": f"m{i:04d}@existing.example"} for i in range(args.users)])
+            print(f"emulator seeded with {args.users} accounts")
         # Users (with the attribute mapping) and Groups (taxonomy terms), as scripts/run serves them.
         gw = stack.new_envoy(plugin_overrides={"groups": {"vocabulary": "scim_groups", "membership_field": "field_scim_groups"}})
         url, token = gw.base_url, stack.tokens["primary"]
@@ -146,10 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"scim2-tester 0.5.2 against {url}")
         try:
-            results = run_checks(url, token, timeout)
+            results, pages_walked = run_checks(url, token, timeout, paging=not args.no_paging)
         except Exception as e:  # discovery failures raise inside the client
             print(f"scim2-tester could not run: {type(e).__name__}: {e}")
-            results = []
+            results, pages_walked = [], 0
         passed, failed, skipped = report(results)
     finally:
         if stack is not None:
@@ -163,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"({len(results)} results in {time.monotonic() - t0:.1f}s; at least {args.min_checks} required)")
     print(f"scim2-tester: {passed} passed, {failed} failed, {skipped} skipped")
     problems = verdict(results, passed, failed, args.min_checks)
+    if args.users > 100 and not args.no_paging and results and not pages_walked:
+        # A populated run that never needed a second page proves nothing about them.
+        problems.append(f"with {args.users} seeded accounts no list needed a second page")
     for p in problems:
         print(f"FAIL: {p}")
     return 1 if problems else 0

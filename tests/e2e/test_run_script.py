@@ -27,6 +27,8 @@ RUN_VARIABLES = (
     "SCIM_GROUPS",
     "SCIM_PUBLIC_URL",
     "SCIM_PUBLIC_JSONAPI",
+    "SCIM_STATE_DIR",
+    "SCIM_WASM",
 )
 
 
@@ -35,6 +37,8 @@ def start_run(env_extra: dict, log_path, cwd=None):
     for k in RUN_VARIABLES:
         if k not in env_extra:
             env.pop(k, None)
+    # A state directory of its own: a first start, which generates and prints the token.
+    env.setdefault("SCIM_STATE_DIR", str(log_path.parent / "scim-state"))
     log = open(log_path, "wb")
     proc = subprocess.Popen(
         ["bash", str(REPO_ROOT / "scripts" / "run")],
@@ -50,13 +54,17 @@ def start_run(env_extra: dict, log_path, cwd=None):
 
 
 def wait_banner(proc, log_path, timeout=180):
+    """(the base URL to reach the gateway from here, the printed token or None, the output)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = log_path.read_text(errors="replace")
         base = re.search(r"^SCIM base URL: (\S+)$", text, re.M)
-        token = re.search(r"^Token: (\S+)$", text, re.M)
+        # With SCIM_PUBLIC_URL the base URL is the public one, and the local one follows.
+        local = re.search(r"^Local URL: (\S+)$", text, re.M)
+        token = re.search(r"^Token: (.+)$", text, re.M)
         if base and token:
-            return base.group(1), token.group(1), text
+            printed = re.fullmatch(r"\S+", token.group(1))
+            return (local or base).group(1), printed and printed.group(0), text
         if proc.poll() is not None:
             raise AssertionError(f"scripts/run exited with {proc.returncode}:\n{text[-3000:]}")
         time.sleep(0.2)
@@ -157,8 +165,10 @@ def test_run_against_a_given_drupal_url_with_a_chosen_token(tmp_path, emulator):
         tmp_path / "run.log",
     )
     try:
-        base, token, _ = wait_banner(proc, tmp_path / "run.log")
-        assert token == "my-chosen-token-0123456789"
+        base, printed, text = wait_banner(proc, tmp_path / "run.log")
+        # A token the operator chose is not printed.
+        assert printed is None and "Token: from SCIM_TOKEN" in text and "my-chosen-token-0123456789" not in text
+        token = "my-chosen-token-0123456789"
         emulator.seed_user("given@example.com", mail="given@example.com")
         r = requests.get(
             base + "/Users",
@@ -228,6 +238,8 @@ def test_run_serves_a_given_drupal_with_its_own_mapping_and_groups(tmp_path):
     try:
         base, token, text = wait_banner(proc, tmp_path / "run.log")
         assert "site-attributes.json" in text and '"vocabulary":"scim_groups"' in text
+        # The IdP is given the public base URL.
+        assert "SCIM base URL: https://sso.example.org/scim/v2\n" in text
         h = {"Authorization": "Bearer " + token}
         hj = {**h, "Content-Type": "application/scim+json"}
         schema = requests.get(base + "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", headers=h, timeout=10).json()
