@@ -35,6 +35,8 @@ pub struct Exchange {
     pub(crate) root_search: Option<RootSearch>,
     /// Locks this request holds until it answers (names and addresses being created).
     pub(crate) held: Vec<String>,
+    /// What the request was about and did, for the host's log line.
+    pub outcome: crate::flows::audit::Outcome,
 }
 
 /// A search across both resource types: one index space, Users then Groups.
@@ -151,6 +153,7 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
         state: State::Done,
         root_search: None,
         held: Vec::new(),
+        outcome: crate::flows::audit::Outcome::for_path(&config.base_path, &req.path),
     };
     let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
         Err(e) => Step::Respond(e.into_response()),
@@ -445,6 +448,7 @@ impl Exchange {
     }
 
     pub(crate) fn release_if_answered(&mut self, env: &mut Env, step: &Step) {
+        self.outcome.answered(step);
         if matches!(step, Step::Respond(_)) {
             for key in self.held.drain(..) {
                 env.locks.unlock(&key, env.owner);
@@ -561,6 +565,7 @@ mod tests {
             wait_cluster: None,
             rate_limits: Vec::new(),
             limits: crate::config::Limits::default(),
+            log_format: crate::config::LogFormat::Text,
             mapping: crate::scim::mapping::UserMapping::from_config(Some(&json!([
                 {"scim": "name.givenName", "drupal": "field_given_name"},
                 {"scim": "externalId", "drupal": "field_external_id"}
