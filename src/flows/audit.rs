@@ -2,8 +2,10 @@
 //! was about and the Drupal accounts it touched, as values the host prints) and the tracing
 //! context its Drupal calls carry, so Drupal's logs and Envoy's tracing tie to the IdP event.
 
+use crate::config::LogFormat;
 use crate::drupal::jsonapi::is_uuid;
 use crate::http::{Request, Step};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// What one request did, for the log line; never an address, a name or a query string.
@@ -151,6 +153,81 @@ pub fn user_agent(label: &str) -> String {
     )
 }
 
+/// The request log line, as `key=value` text or one JSON object (`log_format`). Every value
+/// is from a fixed vocabulary, a number, or checked (`log_request_id`, UUIDs, trace ids):
+/// never an address, a query string or a secret. The host decides when to log it.
+pub struct RequestLine<'a> {
+    pub request_id: &'a str,
+    pub trace_id: &'a str,
+    pub token: &'a str,
+    pub method: &'a str,
+    pub resource: &'a str,
+    pub op: &'a str,
+    pub outcome: &'a Outcome,
+    pub status: u16,
+    pub scim_type: Option<&'a str>,
+    pub drupal_calls: usize,
+    pub duration_ms: u64,
+}
+
+impl RequestLine<'_> {
+    pub fn render(&self, format: LogFormat) -> String {
+        match format {
+            LogFormat::Text => self.text(),
+            LogFormat::Json => self.json(),
+        }
+    }
+
+    fn text(&self) -> String {
+        let uids = if self.outcome.uids.is_empty() {
+            "-".to_string()
+        } else {
+            self.outcome
+                .uids
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            "scim request_id={} trace_id={} token={} method={} resource={} op={} id={} uids={uids} adopted={} status={} scim_type={} drupal_calls={} duration_ms={}",
+            self.request_id,
+            self.trace_id,
+            self.token,
+            self.method,
+            self.resource,
+            self.op,
+            self.outcome.resource_id.as_deref().unwrap_or("-"),
+            u8::from(self.outcome.adopted),
+            self.status,
+            self.scim_type.unwrap_or("-"),
+            self.drupal_calls,
+            self.duration_ms
+        )
+    }
+
+    fn json(&self) -> String {
+        let dash_null = |v: &str| (v != "-").then(|| v.to_string());
+        json!({
+            "msg": "scim request",
+            "request_id": dash_null(self.request_id),
+            "trace_id": dash_null(self.trace_id),
+            "token": dash_null(self.token),
+            "method": self.method,
+            "resource": self.resource,
+            "op": self.op,
+            "id": self.outcome.resource_id,
+            "uids": self.outcome.uids,
+            "adopted": self.outcome.adopted,
+            "status": self.status,
+            "scim_type": self.scim_type,
+            "drupal_calls": self.drupal_calls,
+            "duration_ms": self.duration_ms,
+        })
+        .to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +327,59 @@ mod tests {
         assert!(ua.ends_with(" (token=jumpcloud)"));
         assert!(user_agent("").ends_with("(token=-)"));
         assert!(user_agent("a b").ends_with("(token=-)"));
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn line(outcome: &Outcome) -> RequestLine<'_> {
+        RequestLine {
+            request_id: "req-1",
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+            token: "jumpcloud",
+            method: "PATCH",
+            resource: "users",
+            op: "patch",
+            outcome,
+            status: 200,
+            scim_type: None,
+            drupal_calls: 2,
+            duration_ms: 64,
+        }
+    }
+
+    #[test]
+    fn text_and_json_carry_the_same_fields() {
+        let outcome = Outcome {
+            resource_id: Some("7724f730-7aca-4819-aaee-90673a0141a4".into()),
+            uids: vec![7, 9],
+            adopted: false,
+        };
+        assert_eq!(
+            line(&outcome).render(LogFormat::Text),
+            "scim request_id=req-1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 token=jumpcloud method=PATCH resource=users op=patch id=7724f730-7aca-4819-aaee-90673a0141a4 uids=7,9 adopted=0 status=200 scim_type=- drupal_calls=2 duration_ms=64"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&line(&outcome).render(LogFormat::Json)).unwrap();
+        assert_eq!(v["id"], "7724f730-7aca-4819-aaee-90673a0141a4");
+        assert_eq!(v["uids"], json!([7, 9]));
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["scim_type"], serde_json::Value::Null);
+        assert_eq!(v["request_id"], "req-1");
+    }
+
+    #[test]
+    fn nothing_known_reads_as_dash_or_null() {
+        let outcome = Outcome::default();
+        let mut l = line(&outcome);
+        l.request_id = "-";
+        assert!(l.render(LogFormat::Text).contains(" id=- uids=- "));
+        let v: serde_json::Value = serde_json::from_str(&l.render(LogFormat::Json)).unwrap();
+        assert_eq!(v["id"], serde_json::Value::Null);
+        assert_eq!(v["request_id"], serde_json::Value::Null);
+        assert_eq!(v["uids"], json!([]));
     }
 }

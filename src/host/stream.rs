@@ -136,7 +136,7 @@ impl ScimHttp {
                 u64::from(self.backoff_active(&shared)),
             );
             // One line a request; nothing secret (no query string: filters can hold addresses).
-            let line = super::logline::RequestLine {
+            let line = audit::RequestLine {
                 request_id: self.request.log_request_id(),
                 trace_id: self.trace.as_ref().map_or("-", |t| t.trace_id.as_str()),
                 token: &label,
