@@ -190,9 +190,8 @@ impl RequestLine<'_> {
                 .join(",")
         };
         format!(
-            "scim request_id={} trace_id={} token={} method={} resource={} op={} id={} uids={uids} adopted={} status={} scim_type={} drupal_calls={} duration_ms={}",
+            "scim request_id={} token={} method={} resource={} op={} id={} uids={uids} adopted={} status={} scim_type={} drupal_calls={} duration_ms={} trace_id={}",
             self.request_id,
-            self.trace_id,
             self.token,
             self.method,
             self.resource,
@@ -202,7 +201,8 @@ impl RequestLine<'_> {
             self.status,
             self.scim_type.unwrap_or("-"),
             self.drupal_calls,
-            self.duration_ms
+            self.duration_ms,
+            self.trace_id
         )
     }
 
@@ -360,7 +360,7 @@ mod line_tests {
         };
         assert_eq!(
             line(&outcome).render(LogFormat::Text),
-            "scim request_id=req-1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 token=jumpcloud method=PATCH resource=users op=patch id=7724f730-7aca-4819-aaee-90673a0141a4 uids=7,9 adopted=0 status=200 scim_type=- drupal_calls=2 duration_ms=64"
+            "scim request_id=req-1 token=jumpcloud method=PATCH resource=users op=patch id=7724f730-7aca-4819-aaee-90673a0141a4 uids=7,9 adopted=0 status=200 scim_type=- drupal_calls=2 duration_ms=64 trace_id=4bf92f3577b34da6a3ce929d0e0e4736"
         );
         let v: serde_json::Value =
             serde_json::from_str(&line(&outcome).render(LogFormat::Json)).unwrap();

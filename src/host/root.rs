@@ -65,6 +65,7 @@ impl ScimRoot {
                 self.round_complete(shared);
             }
             Next::Deliver(replies) => {
+                shared.report(millis(self.get_current_time()));
                 let checks = std::mem::take(&mut self.in_flight);
                 let mut ready = false;
                 for (check, reply) in checks.into_iter().zip(replies) {

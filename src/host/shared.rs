@@ -99,6 +99,17 @@ impl Shared {
         )
     }
 
+    /// Brings the VM's counters into Envoy's stats: the events the core counted, and whether
+    /// Drupal's refusal of the service account holds calls back now.
+    pub(super) fn report(&self, now_ms: u64) {
+        use crate::runtime::session::SessionStore;
+        super::metrics::drain_tally();
+        let backoff = StoreSession(HostStore).read().is_some_and(|s| {
+            s.account == self.credentials.account_tag && s.refusals > 0 && now_ms < s.retry_at_ms
+        });
+        super::metrics::gauge(super::metrics::BACKOFF_ACTIVE, u64::from(backoff));
+    }
+
     /// Runs one step of `owner`'s upstream gate against the stores shared by all workers.
     pub(super) fn with_gate_env<T>(
         &self,

@@ -72,17 +72,6 @@ impl ScimHttp {
         tags
     }
 
-    /// Whether Drupal's refusal of the service account keeps calls from going out now.
-    fn backoff_active(&self, shared: &Shared) -> bool {
-        use crate::runtime::session::SessionStore;
-        let now = millis(self.get_current_time());
-        crate::runtime::session::StoreSession(HostStore)
-            .read()
-            .is_some_and(|s| {
-                s.account == shared.credentials.account_tag && s.refusals > 0 && now < s.retry_at_ms
-            })
-    }
-
     fn respond(&mut self, response: Response) {
         if self.answered {
             return;
@@ -130,11 +119,7 @@ impl ScimHttp {
             if outcome.adopted {
                 metrics::count(metrics::ADOPTIONS);
             }
-            metrics::drain_tally();
-            metrics::gauge(
-                metrics::BACKOFF_ACTIVE,
-                u64::from(self.backoff_active(&shared)),
-            );
+            shared.report(millis(self.get_current_time()));
             // One line a request; nothing secret (no query string: filters can hold addresses).
             let line = audit::RequestLine {
                 request_id: self.request.log_request_id(),
