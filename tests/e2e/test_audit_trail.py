@@ -187,3 +187,31 @@ def test_a_refused_service_account_shows_as_back_off_and_refusal(emulator, new_e
     stats = gw.stats()
     assert stat(stats, "scim.upstream_refusals") >= 1
     assert stat(stats, "scim.upstream_backoff_active") == 1
+
+
+def test_a_write_waiting_for_another_is_a_lock_wait(gateway, emulator, seed_user):
+    """Two PATCHes of one user at once: one holds the user's lock through its read and write
+    (each slowed to 300 ms by the emulator), the other pauses until it is free."""
+    from harness import concurrently
+
+    jo = seed_user("jo@example.com", mail="jo@example.com")
+    before = stat(gateway.stats(), "scim.lock_waits")
+    emulator.settings(latency_ms=300)
+    try:
+        body = patch_op({"op": "replace", "path": "displayName", "value": "Jo"})
+        results = concurrently([lambda: gateway.scim("PATCH", f"/Users/{jo['uuid']}", json=body)] * 2)
+    finally:
+        emulator.settings(latency_ms=0)
+    assert [r.status_code for r in results] == [200, 200], results
+    assert stat(gateway.stats(), "scim.lock_waits") > before
+
+
+def test_scim_config_check_knows_log_format():
+    from test_config_tool import GOOD, run
+
+    for fmt in ("text", "json"):
+        r = run("check", "-", stdin=json.dumps({**GOOD, "log_format": fmt}))
+        assert r.returncode == 0, r.stdout + r.stderr
+    r = run("check", "-", stdin=json.dumps({**GOOD, "log_format": "xml"}))
+    assert r.returncode != 0
+    assert "field `log_format`: `xml` is not one of `text`, `json`" in r.stdout, r.stdout
