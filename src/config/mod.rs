@@ -27,6 +27,16 @@ pub enum UserDelete {
     HardDelete,
 }
 
+/// How the request log line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `scim request_id=… token=… …`: key=value pairs.
+    #[default]
+    Text,
+    /// One JSON object, for log pipelines.
+    Json,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenDigest {
     pub label: String,
@@ -66,6 +76,7 @@ pub struct Config {
     /// Request budgets per token label.
     pub rate_limits: Vec<crate::runtime::rate::RateLimit>,
     pub limits: Limits,
+    pub log_format: LogFormat,
 }
 
 /// Bounds on what one request may make the gateway do (each protects Drupal or the VM).
@@ -219,6 +230,7 @@ pub fn parse(
             "rate_limits",
             "limits",
             "allowed_roles",
+            "log_format",
         ],
     )?;
 
@@ -352,6 +364,16 @@ pub fn parse(
     let rate_limits = crate::runtime::rate::from_config(root.get("rate_limits"), &labels)
         .map_err(|(field, reason)| err(&field, reason))?;
     let limits = parse_limits(root.get("limits"))?;
+    let log_format = match opt_str(root, "", "log_format")?.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(err(
+                "log_format",
+                format!("`{other}` is not one of `text`, `json`"),
+            ))
+        }
+    };
     let allowed_roles = parse_allowed_roles(root.get("allowed_roles"))?;
     let managed_roles = groups
         .as_ref()
@@ -390,6 +412,7 @@ pub fn parse(
             wait_cluster,
             rate_limits,
             limits,
+            log_format,
         },
         Credentials {
             username,
@@ -680,6 +703,16 @@ mod tests {
         v["attributes"] =
             serde_json::json!([{"scim": "displayName", "drupal": "field_display_name"}]);
         assert_eq!(parse_value(&v).unwrap().0.mapping.fields.len(), 4);
+    }
+
+    #[test]
+    fn log_format_is_text_or_json() {
+        let mut v = minimal();
+        assert_eq!(parse_value(&v).unwrap().0.log_format, LogFormat::Text);
+        v["log_format"] = serde_json::json!("json");
+        assert_eq!(parse_value(&v).unwrap().0.log_format, LogFormat::Json);
+        v["log_format"] = serde_json::json!("xml");
+        assert_eq!(parse_value(&v).unwrap_err().field, "log_format");
     }
 
     #[test]

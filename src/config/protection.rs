@@ -21,6 +21,14 @@ impl Protection {
     /// Why SCIM may not write this account, or `None` when it may.
     /// `roles` is `None` when Drupal's answer did not say which roles the account holds.
     pub fn refusal(&self, uid: u64, name: &str, roles: Option<&[String]>) -> Option<String> {
+        let reason = self.reason(uid, name, roles);
+        if reason.is_some() {
+            crate::runtime::tally::note(crate::runtime::tally::Event::ProtectedRefusal);
+        }
+        reason
+    }
+
+    fn reason(&self, uid: u64, name: &str, roles: Option<&[String]>) -> Option<String> {
         if uid == 1 {
             return Some("Drupal's first account (uid 1) is read-only to SCIM.".into());
         }

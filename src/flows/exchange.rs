@@ -38,6 +38,8 @@ pub struct Exchange {
     /// Group membership changes left out because the accounts are read-only to SCIM (for
     /// the site's log line and counter; the IdP sees a `Warning` header).
     pub left_out: Option<crate::flows::groups::LeftOutReport>,
+    /// What the request was about and did, for the host's log line.
+    pub outcome: crate::flows::audit::Outcome,
 }
 
 /// A search across both resource types: one index space, Users then Groups.
@@ -155,6 +157,7 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
         root_search: None,
         held: Vec::new(),
         left_out: None,
+        outcome: crate::flows::audit::Outcome::for_path(&config.base_path, &req.path),
     };
     let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
         Err(e) => Step::Respond(e.into_response()),
@@ -450,6 +453,7 @@ impl Exchange {
     }
 
     pub(crate) fn release_if_answered(&mut self, env: &mut Env, step: &Step) {
+        self.outcome.answered(step);
         if matches!(step, Step::Respond(_)) {
             for key in self.held.drain(..) {
                 env.locks.unlock(&key, env.owner);
@@ -567,6 +571,7 @@ mod tests {
             wait_cluster: None,
             rate_limits: Vec::new(),
             limits: crate::config::Limits::default(),
+            log_format: crate::config::LogFormat::Text,
             mapping: crate::scim::mapping::UserMapping::from_config(Some(&json!([
                 {"scim": "name.givenName", "drupal": "field_given_name"},
                 {"scim": "externalId", "drupal": "field_external_id"}

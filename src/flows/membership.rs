@@ -259,6 +259,7 @@ impl Batch {
                     };
                 } else {
                     job.waits = job.waits.saturating_add(1);
+                    crate::runtime::tally::note(crate::runtime::tally::Event::LockWait);
                     let since = *job.waiting_since.get_or_insert(env.now_ms);
                     if env.now_ms.saturating_sub(since) > env.lock_ttl_ms {
                         // Longer than any lock can be held: give up (reported per user).

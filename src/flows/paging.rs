@@ -173,6 +173,7 @@ impl Pager {
 
     /// Takes what a round of reads found and says what to read next, or the total.
     pub fn learn(&mut self, round: &[(Read, Found)]) -> Next {
+        crate::runtime::tally::note(crate::runtime::tally::Event::PagerRound);
         self.merge(Bounds::of(round));
         // The rest of the window, where results exist (or may), a few pages a round; with
         // the first of them the check of a remembered total if the count is still open.
@@ -205,6 +206,7 @@ impl Pager {
         }
         self.rounds = self.rounds.saturating_add(1);
         if self.rounds > MAX_ROUNDS {
+            crate::runtime::tally::note(crate::runtime::tally::Event::PagerGaveUp);
             return Next::GaveUp;
         }
         Next::Read(self.probes())

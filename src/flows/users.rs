@@ -3,6 +3,7 @@
 
 use crate::config::{Config, UserDelete};
 use crate::drupal::jsonapi::{self, DrupalUser};
+use crate::flows::audit::Outcome;
 use crate::flows::exchange::*;
 use crate::flows::membership::Env;
 use crate::flows::request::*;
@@ -25,6 +26,7 @@ pub(crate) fn lock_pause(
     if env.now_ms.saturating_sub(since) > env.lock_ttl_ms || waits > 10_000 {
         return Err(ScimError::new(503, None, busy).with_header("retry-after", "1"));
     }
+    crate::runtime::tally::note(crate::runtime::tally::Event::LockWait);
     Ok(match &config.wait_cluster {
         Some(_) => DrupalCall::wait(),
         None => Exchange::calls(config).count_users(&[], 0, 1),
@@ -66,8 +68,10 @@ fn writable_user(
     reply: &DrupalReply,
     config: &Config,
     if_match: Option<&str>,
+    outcome: &mut Outcome,
 ) -> Result<DrupalUser, ScimError> {
     let user = live_user(reply, config)?;
+    outcome.touched(&user.uuid, user.uid);
     config
         .protection
         .check(user.uid, user.name(), user.roles.as_deref())?;
@@ -274,6 +278,7 @@ impl Exchange {
             State::Done => Err(ScimError::internal("The request was already answered.")),
             State::GetUser { if_none_match } => {
                 let user = live_user(&first, config)?;
+                self.outcome.touched(&user.uuid, user.uid);
                 let version = user.version(mapping);
                 if if_none_match
                     .as_deref()
@@ -286,6 +291,7 @@ impl Exchange {
             State::Written { status } => {
                 let doc = jsonapi::expect_document(&first, &[status])?;
                 let written = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
+                self.outcome.touched(&written.uuid, written.uid);
                 if written.is_retired() {
                     return self.call(State::Reretired, vec![calls.retire_user(&written.uuid)]);
                 }
@@ -293,12 +299,12 @@ impl Exchange {
                 Ok(self.user_response(status, &user, mapping))
             }
             State::PutLookup { write, if_match } => {
-                let user = writable_user(&first, config, if_match.as_deref())?;
+                let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
                 let call = calls.update_user(&user.uuid, &write.fields, write.password.as_deref());
                 self.call(State::Written { status: 200 }, vec![call])
             }
             State::PatchLookup { ops, if_match } => {
-                let user = writable_user(&first, config, if_match.as_deref())?;
+                let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
                 let mut resource = user.attributes(mapping);
                 let applied = patch::apply(&mut resource, &ops, mapping)?;
                 let target = mapping.from_scim(&resource)?;
@@ -344,7 +350,7 @@ impl Exchange {
                 self.call(State::Written { status: 200 }, vec![call])
             }
             State::DeleteLookup { uuid, if_match } => {
-                let user = writable_user(&first, config, if_match.as_deref())?;
+                let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
                 match config.drupal.user_delete {
                     UserDelete::Cancel => self.call(
                         State::DeleteCancelled { uuid: uuid.clone() },

@@ -28,8 +28,41 @@ pub fn count(name: &str) {
     }
 }
 
+pub fn count_by(name: &str, n: u32) {
+    if let Some(id) = id(MetricType::Counter, name) {
+        let _ = proxy_wasm::hostcalls::increment_metric(id, i64::from(n));
+    }
+}
+
+/// Stats for whether a request did something: defined at start-up so they read 0 until it
+/// happens.
+pub const BACKOFF_ACTIVE: &str = "scim.upstream_backoff_active";
+pub const ADOPTIONS: &str = "scim.adoptions";
+
+pub fn declare() {
+    let _ = id(MetricType::Gauge, BACKOFF_ACTIVE);
+    let _ = id(MetricType::Counter, ADOPTIONS);
+    for event in crate::runtime::tally::EVENTS {
+        let _ = id(MetricType::Counter, event.metric());
+    }
+}
+
+/// Turns the events the core counted since the last call into Envoy counters.
+pub fn drain_tally() {
+    for (event, n) in crate::runtime::tally::drain() {
+        count_by(event.metric(), n);
+    }
+}
+
 pub fn record(name: &str, value: u64) {
     if let Some(id) = id(MetricType::Histogram, name) {
+        let _ = proxy_wasm::hostcalls::record_metric(id, value);
+    }
+}
+
+/// Sets a gauge (every worker's VM sets the one Envoy stat).
+pub fn gauge(name: &str, value: u64) {
+    if let Some(id) = id(MetricType::Gauge, name) {
         let _ = proxy_wasm::hostcalls::record_metric(id, value);
     }
 }

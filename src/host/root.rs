@@ -59,11 +59,13 @@ impl ScimRoot {
         match next {
             Next::Send(round) => {
                 let mut flight = std::mem::take(&mut self.flight);
-                flight.launch(self, shared, &round);
+                let tags = [("user-agent", crate::flows::audit::user_agent("-"))];
+                flight.launch(self, shared, &round, &tags);
                 self.flight = flight;
                 self.round_complete(shared);
             }
             Next::Deliver(replies) => {
+                shared.report(millis(self.get_current_time()));
                 let checks = std::mem::take(&mut self.in_flight);
                 let mut ready = false;
                 for (check, reply) in checks.into_iter().zip(replies) {
@@ -205,6 +207,7 @@ impl RootContext for ScimRoot {
                     .unwrap_or_default()
                     .to_string();
                 crate::runtime::locks::ensure_table(&mut HostStore);
+                super::metrics::declare();
                 let startup_key = probe::shared_key(&config, &credentials.username);
                 self.shared = Some(Rc::new(Shared {
                     config,

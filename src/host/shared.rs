@@ -56,10 +56,12 @@ impl Shared {
         verdict
     }
 
+    /// `tags` (request id, trace context, user agent) go on every call to Drupal.
     pub(super) fn dispatch(
         &self,
         ctx: &dyn Context,
         outbound: &Outbound,
+        tags: &[(&'static str, String)],
     ) -> Result<u32, proxy_wasm::types::Status> {
         let call = &outbound.call;
         if let (true, Some(cluster)) = (call.is_wait(), &self.config.wait_cluster) {
@@ -84,6 +86,7 @@ impl Shared {
             ("accept", crate::drupal::jsonapi::JSONAPI_CONTENT_TYPE),
         ];
         headers.extend(outbound.headers.iter().map(|(n, v)| (*n, v.as_str())));
+        headers.extend(tags.iter().map(|(n, v)| (*n, v.as_str())));
         if let Some(ct) = call.content_type {
             headers.push(("content-type", ct));
         }
@@ -94,6 +97,17 @@ impl Shared {
             vec![],
             Duration::from_millis(self.config.drupal.timeout_ms),
         )
+    }
+
+    /// Brings the VM's counters into Envoy's stats: the events the core counted, and whether
+    /// Drupal's refusal of the service account holds calls back now.
+    pub(super) fn report(&self, now_ms: u64) {
+        use crate::runtime::session::SessionStore;
+        super::metrics::drain_tally();
+        let backoff = StoreSession(HostStore).read().is_some_and(|s| {
+            s.account == self.credentials.account_tag && s.refusals > 0 && now_ms < s.retry_at_ms
+        });
+        super::metrics::gauge(super::metrics::BACKOFF_ACTIVE, u64::from(backoff));
     }
 
     /// Runs one step of `owner`'s upstream gate against the stores shared by all workers.
@@ -169,12 +183,13 @@ impl Flight {
         ctx: &dyn Context,
         shared: &Shared,
         round: &[Outbound],
+        tags: &[(&'static str, String)],
     ) -> Vec<Option<u32>> {
         self.out.clear();
         self.arrivals = vec![None; round.len()];
         let mut tokens = Vec::new();
         for (index, outbound) in round.iter().enumerate() {
-            match shared.dispatch(ctx, outbound) {
+            match shared.dispatch(ctx, outbound, tags) {
                 Ok(token) => {
                     self.out.push((token, index));
                     tokens.push(Some(token));

@@ -4,6 +4,7 @@ use super::metrics;
 use super::shared::{lock_ttl_ms, log_notices, millis, Flight, Shared};
 use super::store::HostStore;
 use crate::drupal::upstream::{Gate, Next, Purpose};
+use crate::flows::audit::{self, Outcome, Trace};
 use crate::flows::exchange::{self, Exchange};
 use crate::flows::membership::Env;
 use crate::flows::request;
@@ -29,6 +30,8 @@ pub(super) struct ScimHttp {
     scim: bool,
     answered: bool,
     drupal_calls: usize,
+    /// The trace context this request's Drupal calls carry (also on the log line).
+    trace: Option<Trace>,
 }
 
 impl ScimHttp {
@@ -45,7 +48,28 @@ impl ScimHttp {
             scim: false,
             answered: false,
             drupal_calls: 0,
+            trace: None,
         }
+    }
+
+    /// What every Drupal call of this request carries so that Drupal's logs and Envoy's
+    /// tracing tie to the IdP event: the request id the log line shows (only a checked one),
+    /// the trace context, and who calls. Nothing else of the client's headers goes out.
+    fn call_tags(&self) -> Vec<(&'static str, String)> {
+        let mut tags = Vec::new();
+        let request_id = self.request.log_request_id();
+        if request_id != "-" {
+            tags.push(("x-request-id", request_id.to_string()));
+        }
+        if let Some(trace) = &self.trace {
+            tags.push(("traceparent", trace.traceparent.clone()));
+        }
+        let label = self
+            .exchange
+            .as_ref()
+            .map_or("", |e| e.token_label.as_str());
+        tags.push(("user-agent", audit::user_agent(label)));
+        tags
     }
 
     fn respond(&mut self, response: Response) {
@@ -98,14 +122,29 @@ impl ScimHttp {
                     left_out.describe()
                 );
             }
+            let outcome = match &self.exchange {
+                Some(e) => e.outcome.clone(),
+                None => Outcome::for_path(&shared.config.base_path, &self.request.path),
+            };
+            if outcome.adopted {
+                metrics::count(metrics::ADOPTIONS);
+            }
+            shared.report(millis(self.get_current_time()));
             // One line a request; nothing secret (no query string: filters can hold addresses).
-            log::info!(
-                "scim request_id={request_id} token={label} method={} resource={resource} op={op} status={} scim_type={} drupal_calls={} duration_ms={duration}",
-                self.request.method,
-                response.status,
-                scim_type.as_deref().unwrap_or("-"),
-                self.drupal_calls
-            );
+            let line = audit::RequestLine {
+                request_id: self.request.log_request_id(),
+                trace_id: self.trace.as_ref().map_or("-", |t| t.trace_id.as_str()),
+                token: &label,
+                method: &self.request.method,
+                resource,
+                op,
+                outcome: &outcome,
+                status: response.status,
+                scim_type: scim_type.as_deref(),
+                drupal_calls: self.drupal_calls,
+                duration_ms: duration,
+            };
+            log::info!("{}", line.render(shared.config.log_format));
         }
         let headers: Vec<(&str, &str)> = response
             .headers
@@ -197,7 +236,8 @@ impl ScimHttp {
             Next::Deliver(replies) => self.resume(shared, replies),
             Next::Send(round) => {
                 let mut flight = std::mem::take(&mut self.flight);
-                let tokens = flight.launch(self, shared, &round);
+                let tags = self.call_tags();
+                let tokens = flight.launch(self, shared, &round, &tags);
                 self.flight = flight;
                 let now = millis(self.get_current_time());
                 for (outbound, token) in round.iter().zip(tokens) {
@@ -339,6 +379,14 @@ impl HttpContext for ScimHttp {
             headers: self.get_http_request_headers(),
             body: Vec::new(),
         };
+        let seed = format!(
+            "{}:{}:{:?}:{}",
+            shared.vm_tag,
+            self.context_id,
+            self.get_current_time(),
+            self.request.log_request_id()
+        );
+        self.trace = Some(Trace::for_request(&self.request, seed.as_bytes()));
         // Nothing is served before the startup check has passed. A client without a valid
         // token learns nothing about the gateway's state.
         if let Some(refusal) = shared.admission() {

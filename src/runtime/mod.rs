@@ -6,4 +6,5 @@ pub mod locks;
 pub mod rate;
 pub mod session;
 pub mod store;
+pub mod tally;
 pub mod totals;

@@ -44,6 +44,7 @@ where
             Err(StoreError::Failed) => return None,
         }
     }
+    crate::runtime::tally::note(crate::runtime::tally::Event::CasGaveUp);
     None
 }
 

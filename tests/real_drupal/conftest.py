@@ -14,7 +14,7 @@ fixture). Drupal is arranged and inspected as uid 1 through JSON:API and core RE
 (`site` fixture) and read in its database (`site.sql`).
 
 Markers: `smoke` is the set for the slow 11.4.5 (`-m smoke`); `db("mariadb")` tests run only
-on that database (deselected elsewhere); `flood` tests get their scenario run in a background
+on that database (deselected elsewhere), `runtime("native")` only on that PHP runtime; `flood` tests get their scenario run in a background
 thread from the session's start (it needs a minute of wall time, not of the machine).
 A site or gateway that cannot be reached fails the session; nothing here skips.
 """
@@ -39,13 +39,14 @@ def pytest_collection_modifyitems(config, items):
     if not site_dir:
         return  # the session fixture fails with the reason
     try:
-        db = rd.read_env_file(Path(site_dir) / "real-drupal.env").get("DRUPAL_DB", "sqlite")
+        env = rd.read_env_file(Path(site_dir) / "real-drupal.env")
     except OSError:
         return
+    db, runtime = env.get("DRUPAL_DB", "sqlite"), env.get("DRUPAL_RUNTIME", "native")
     keep, drop = [], []
     for item in items:
-        m = item.get_closest_marker("db")
-        (drop if m and db not in m.args else keep).append(item)
+        m, r = item.get_closest_marker("db"), item.get_closest_marker("runtime")
+        (drop if (m and db not in m.args) or (r and runtime not in r.args) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -382,6 +382,7 @@ impl Gate {
             return;
         };
         *env.cache_epoch = epoch;
+        crate::runtime::tally::note(crate::runtime::tally::Event::UpstreamRefusal);
         let backoff = backoff_s(refusals);
         let line = format!(
             "Drupal refused the gateway's {what} as {}: {reason} (refusal {refusals}; next attempt in {backoff} s, to stay within Drupal's flood control)",

@@ -32,6 +32,7 @@ impl GroupFlow {
                         self.name_locked = Some(name.clone());
                     } else {
                         *waits = waits.saturating_add(1);
+                        crate::runtime::tally::note(crate::runtime::tally::Event::LockWait);
                         let started = *since.get_or_insert(env.now_ms);
                         if *waits > MAX_NAME_WAITS
                             || env.now_ms.saturating_sub(started) > env.lock_ttl_ms
