@@ -35,6 +35,10 @@ pub struct Exchange {
     pub(crate) root_search: Option<RootSearch>,
     /// Locks this request holds until it answers (names and addresses being created).
     pub(crate) held: Vec<String>,
+    /// An existing account this request adopted (`adopt: "mail"`), for metrics and logs.
+    pub adopted: Option<crate::flows::adopt::Adoption>,
+    /// `adopt: "mail"`: users show their e-mail address as userName.
+    pub(crate) adopt_view: bool,
 }
 
 /// A search across both resource types: one index space, Users then Groups.
@@ -92,6 +96,7 @@ pub(crate) enum State {
     ListWindow(Box<ListWindow>),
     ListWalk(Box<ListWalk>),
     Group(Box<GroupFlow>),
+    Adopt(Box<crate::flows::adopt::AdoptFlow>),
 }
 
 /// A write to an existing user, before its lookup.
@@ -151,6 +156,8 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
         state: State::Done,
         root_search: None,
         held: Vec::new(),
+        adopted: None,
+        adopt_view: config.adopt.by_mail,
     };
     let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
         Err(e) => Step::Respond(e.into_response()),
@@ -489,6 +496,7 @@ impl Exchange {
                 since,
             } => self.edit_when_free(config, id, edit, waits, since, env),
             State::ListWindow(w) => self.continue_window(config, w, &replies, env),
+            State::Adopt(flow) => self.continue_adopt(config, flow, &replies, env),
             state => self.advance(config, state, replies),
         };
         match result {
@@ -559,6 +567,7 @@ mod tests {
             },
             groups: None,
             wait_cluster: None,
+            adopt: Default::default(),
             rate_limits: Vec::new(),
             limits: crate::config::Limits::default(),
             mapping: crate::scim::mapping::UserMapping::from_config(Some(&json!([

@@ -97,6 +97,14 @@ impl ScimHttp {
                 scim_type.as_deref().unwrap_or("-"),
                 self.drupal_calls
             );
+            if let Some(a) = self.exchange.as_ref().and_then(|e| e.adopted) {
+                metrics::count(&format!("scim.adoptions.on.{}", a.on.as_str()));
+                log::info!(
+                    "scim adopted request_id={request_id} token={label} uid={} on={}",
+                    a.uid,
+                    a.on.as_str()
+                );
+            }
         }
         let headers: Vec<(&str, &str)> = response
             .headers
