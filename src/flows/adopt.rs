@@ -1,12 +1,12 @@
 //! Adopting existing accounts (`adopt: "mail"`): an IdP's lookup or create of a person
 //! resolves, by e-mail, to the Drupal account the person already has (`drupal::adopt`
-//! decides which), and every user's SCIM userName is its e-mail address, so the IdP keeps
-//! seeing its own userName while the Drupal login name stays what it was.
+//! decides which; `adoption` holds the flow's state and how users are shown and written).
 
 use crate::config::Config;
 use crate::drupal::adopt::{self, Verdict};
-use crate::drupal::jsonapi::{self, DrupalUser, DRUPAL_PAGE_MAX};
+use crate::drupal::jsonapi::{self, DRUPAL_PAGE_MAX};
 use crate::drupal::user_filter;
+use crate::flows::adoption::{AdoptFlow, AdoptedOn, Adoption, Purpose};
 use crate::flows::discovery;
 use crate::flows::exchange::{Exchange, State};
 use crate::flows::lists::read_page;
@@ -17,129 +17,7 @@ use crate::http::{scim_json as json_response, DrupalReply, Step};
 use crate::scim::error::ScimError;
 use crate::scim::filter::parse_filter;
 use crate::scim::user::UserWrite;
-use serde_json::{Map, Value};
-
-/// Where a request resolved an IdP identity to an existing account by e-mail: what the host
-/// counts and logs as an adoption.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Adoption {
-    pub uid: u64,
-    pub on: AdoptedOn,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdoptedOn {
-    /// A lookup answered with an account whose login name is not the IdP's userName.
-    Lookup,
-    /// A create landed on an existing account and wrote the IdP's attributes to it.
-    Create,
-}
-
-impl AdoptedOn {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdoptedOn::Lookup => "lookup",
-            AdoptedOn::Create => "create",
-        }
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct AdoptFlow {
-    identity: String,
-    purpose: Purpose,
-    conditions: Vec<(String, String)>,
-    next_offset: usize,
-    candidates: Vec<DrupalUser>,
-}
-
-#[derive(Debug)]
-enum Purpose {
-    Lookup {
-        start_index: usize,
-        count: usize,
-    },
-    Create {
-        write: UserWrite,
-    },
-    /// The create's attributes are being written to the existing account.
-    Writing {
-        uid: u64,
-    },
-}
-
-/// The SCIM userName of a user while adopting is on: its e-mail address (its login name
-/// when it has none).
-pub fn user_name_of(user: &DrupalUser) -> &str {
-    user.fields
-        .get("mail")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| user.name())
-}
-
-/// Shows the userName the IdP knows (`scim_user`, PATCH's starting point).
-pub(crate) fn present(user: &DrupalUser, resource: &mut Map<String, Value>) {
-    if resource.contains_key("userName") {
-        resource.insert("userName".into(), Value::String(user_name_of(user).into()));
-    }
-}
-
-/// A PUT: the address is the identity, and the login name is kept (or follows, with
-/// `adopt_rename`).
-pub(crate) fn shape_put(config: &Config, write: &mut UserWrite) -> Result<(), ScimError> {
-    if !config.adopt.by_mail {
-        return Ok(());
-    }
-    let identity = adopt::write_identity(&mut write.fields)?;
-    adopt::keep_login_name(&mut write.fields, identity.as_deref(), config.adopt.rename);
-    Ok(())
-}
-
-/// A PATCH applied to the view (`present`): a changed userName or e-mail moves the address,
-/// both changed must agree, and the login name stays unless renaming is on.
-pub(crate) fn shape_patch(
-    config: &Config,
-    user: &DrupalUser,
-    target: &mut Map<String, Value>,
-) -> Result<(), ScimError> {
-    if !config.adopt.by_mail {
-        return Ok(());
-    }
-    let text =
-        |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
-    let old_mail = text(&user.fields, "mail").filter(|m| !m.is_empty());
-    let new_name = text(target, "name");
-    let new_mail = text(target, "mail");
-    let name_changed = new_name.as_deref() != Some(user_name_of(user));
-    let mail_changed = new_mail != old_mail;
-    let keep = |target: &mut Map<String, Value>| {
-        target.insert("name".into(), Value::String(user.name().into()));
-    };
-    if !name_changed && !mail_changed {
-        keep(target);
-        return Ok(());
-    }
-    let mut fields = Map::new();
-    if let Some(n) = new_name.filter(|_| name_changed) {
-        fields.insert("name".into(), Value::String(n));
-    }
-    if let Some(m) = new_mail.filter(|_| mail_changed) {
-        fields.insert("mail".into(), Value::String(m));
-    }
-    let identity = adopt::write_identity(&mut fields)?;
-    if let Some(id) = &identity {
-        target.insert("mail".into(), Value::String(id.clone()));
-    }
-    if config.adopt.rename {
-        if let Some(id) = identity {
-            target.insert("name".into(), Value::String(id));
-            return Ok(());
-        }
-    }
-    keep(target);
-    Ok(())
-}
+use serde_json::Value;
 
 impl Exchange {
     /// With adopting on, a lookup by identity resolves like a create would (`Some`: the
@@ -304,5 +182,326 @@ impl Exchange {
                 Err(ScimError::internal("The adoption was already written."))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::exchange::begin;
+    use crate::http::{DrupalCall, Request, Response};
+    use crate::runtime::locks::MemoryLocks;
+    use serde_json::json;
+    use sha2::{Digest, Sha256};
+
+    const JSMITH: &str = "7724f730-7aca-4819-aaee-90673a0141a4";
+    const BOSS: &str = "8824f730-7aca-4819-aaee-90673a0141a5";
+
+    fn config(rename: bool) -> Config {
+        let digest: [u8; 32] = Sha256::digest(b"secret").into();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let cfg = json!({"tokens": [{"label": "jc", "sha256": hex}],
+            "drupal": {"cluster": "drupal", "authority": "drupal.local"},
+            "adopt": "mail", "adopt_rename": rename,
+            "attributes": [{"scim": "name.givenName", "drupal": "field_given_name"}]});
+        let env = |n: &str| {
+            Some(
+                if n.contains("USER") {
+                    "scim-service"
+                } else {
+                    "pw"
+                }
+                .to_string(),
+            )
+        };
+        crate::config::parse(cfg.to_string().as_bytes(), &env)
+            .unwrap()
+            .0
+    }
+
+    fn req(method: &str, path: &str, body: Value) -> Request {
+        Request {
+            method: method.into(),
+            path: path.into(),
+            headers: vec![
+                (":authority".into(), "gw.example".into()),
+                (":scheme".into(), "http".into()),
+                ("authorization".into(), "Bearer secret".into()),
+                ("content-type".into(), "application/scim+json".into()),
+            ],
+            body: if body.is_null() {
+                Vec::new()
+            } else {
+                body.to_string().into_bytes()
+            },
+        }
+    }
+
+    fn user(uuid: &str, uid: u64, name: &str, mail: &str, roles: &[&str]) -> Value {
+        let roles: Vec<Value> = roles
+            .iter()
+            .map(|r| json!({"type": "user_role--user_role", "id": "r", "meta": {"drupal_internal__target_id": r}}))
+            .collect();
+        json!({"type": "user--user", "id": uuid, "attributes": {"display_name": name, "name": name,
+            "mail": mail, "status": true, "created": "2026-11-28T11:44:27+00:00",
+            "changed": "2026-11-28T11:44:27+00:00", "drupal_internal__uid": uid,
+            "field_given_name": "Old"},
+            "relationships": {"roles": {"data": roles}}})
+    }
+
+    fn page(users: Vec<Value>) -> DrupalReply {
+        DrupalReply::json(
+            200,
+            json!({"data": users, "links": {"self": {"href": "x"}}}),
+        )
+    }
+
+    struct Rig {
+        config: Config,
+        locks: MemoryLocks,
+    }
+
+    impl Rig {
+        fn new(rename: bool) -> Self {
+            Rig {
+                config: config(rename),
+                locks: MemoryLocks::default(),
+            }
+        }
+        fn env(&mut self) -> Env<'_> {
+            Env {
+                locks: &mut self.locks,
+                now_ms: 1,
+                owner: "test",
+                lock_ttl_ms: 1000,
+            }
+        }
+        fn begin(&mut self, r: Request) -> (Exchange, Step) {
+            let config = self.config.clone();
+            begin(&config, &r, &mut self.env()).unwrap()
+        }
+        fn resume(&mut self, ex: &mut Exchange, replies: Vec<DrupalReply>) -> Step {
+            let config = self.config.clone();
+            ex.resume(&config, replies, &mut self.env())
+        }
+    }
+
+    fn calls(step: &Step) -> Vec<DrupalCall> {
+        match step {
+            Step::Call(c) => c.clone(),
+            Step::Respond(r) => panic!("{} {}", r.status, String::from_utf8_lossy(&r.body)),
+        }
+    }
+
+    fn response(step: Step) -> (Response, Value) {
+        match step {
+            Step::Respond(r) => {
+                let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+                (r, v)
+            }
+            Step::Call(c) => panic!("expected a response, got {c:?}"),
+        }
+    }
+
+    fn create(mail: &str) -> Value {
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": mail,
+            "emails": [{"value": mail, "type": "work", "primary": true}], "active": true,
+            "password": "Idp-Sent-1!", "name": {"givenName": "Jane"}})
+    }
+
+    #[test]
+    fn a_lookup_finds_the_account_with_the_address_and_shows_it_as_user_name() {
+        let mut rig = Rig::new(false);
+        let (mut ex, step) = rig.begin(req(
+            "GET",
+            "/scim/v2/Users?filter=userName%20eq%20%22jsmith%40corp.example%22",
+            Value::Null,
+        ));
+        let c = calls(&step);
+        assert_eq!(c.len(), 1);
+        assert!(
+            c[0].path.contains("mail") && c[0].path.contains("name"),
+            "{}",
+            c[0].path
+        );
+        let step = rig.resume(
+            &mut ex,
+            vec![page(vec![user(
+                JSMITH,
+                5,
+                "jsmith",
+                "JSmith@Corp.example",
+                &[],
+            )])],
+        );
+        let (r, v) = response(step);
+        assert_eq!(r.status, 200);
+        assert_eq!(v["totalResults"], 1);
+        assert_eq!(v["Resources"][0]["id"], JSMITH);
+        assert_eq!(v["Resources"][0]["userName"], "JSmith@Corp.example");
+        assert_eq!(
+            ex.adopted,
+            Some(Adoption {
+                uid: 5,
+                on: AdoptedOn::Lookup
+            })
+        );
+    }
+
+    #[test]
+    fn a_create_adopts_without_renaming_or_setting_the_password() {
+        let mut rig = Rig::new(false);
+        let (mut ex, step) =
+            rig.begin(req("POST", "/scim/v2/Users", create("jsmith@corp.example")));
+        assert_eq!(calls(&step)[0].method, "GET");
+        let step = rig.resume(
+            &mut ex,
+            vec![page(vec![user(
+                JSMITH,
+                5,
+                "jsmith",
+                "JSmith@Corp.example",
+                &[],
+            )])],
+        );
+        let c = calls(&step);
+        assert_eq!((c[0].method, c[0].path.ends_with(JSMITH)), ("PATCH", true));
+        let body: Value = serde_json::from_slice(c[0].body.as_deref().unwrap()).unwrap();
+        let attrs = &body["data"]["attributes"];
+        assert!(
+            attrs.get("name").is_none() && attrs.get("pass").is_none(),
+            "{attrs}"
+        );
+        assert_eq!(attrs["mail"], "jsmith@corp.example");
+        assert_eq!(attrs["field_given_name"], "Jane");
+        let written = user(JSMITH, 5, "jsmith", "jsmith@corp.example", &[]);
+        let step = rig.resume(
+            &mut ex,
+            vec![DrupalReply::json(200, json!({"data": written}))],
+        );
+        let (r, v) = response(step);
+        assert_eq!(r.status, 201);
+        assert_eq!(v["id"], JSMITH);
+        assert_eq!(v["userName"], "jsmith@corp.example");
+        assert_eq!(
+            ex.adopted.map(|a| (a.uid, a.on)),
+            Some((5, AdoptedOn::Create))
+        );
+        // Every lock was released.
+        let (_, step) = rig.begin(req("POST", "/scim/v2/Users", create("jsmith@corp.example")));
+        assert_eq!(calls(&step)[0].method, "GET");
+    }
+
+    #[test]
+    fn renaming_is_opt_in() {
+        let mut rig = Rig::new(true);
+        let (mut ex, _) = rig.begin(req("POST", "/scim/v2/Users", create("jsmith@corp.example")));
+        let step = rig.resume(
+            &mut ex,
+            vec![page(vec![user(
+                JSMITH,
+                5,
+                "jsmith",
+                "JSmith@Corp.example",
+                &[],
+            )])],
+        );
+        let body: Value = serde_json::from_slice(calls(&step)[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(body["data"]["attributes"]["name"], "jsmith@corp.example");
+    }
+
+    #[test]
+    fn a_new_person_is_created_and_protected_or_shared_addresses_are_409() {
+        let mut rig = Rig::new(false);
+        let (mut ex, _) = rig.begin(req("POST", "/scim/v2/Users", create("new@corp.example")));
+        let step = rig.resume(&mut ex, vec![page(vec![])]);
+        let c = calls(&step);
+        assert_eq!(c[0].method, "POST");
+        let body: Value = serde_json::from_slice(c[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(body["data"]["attributes"]["name"], "new@corp.example");
+
+        let (mut ex, _) = rig.begin(req("POST", "/scim/v2/Users", create("boss@corp.example")));
+        let step = rig.resume(
+            &mut ex,
+            vec![page(vec![user(
+                BOSS,
+                3,
+                "site-boss",
+                "Boss@Corp.example",
+                &["administrator"],
+            )])],
+        );
+        let (r, v) = response(step);
+        assert_eq!(r.status, 409);
+        assert!(v["detail"].as_str().unwrap().contains("uid 3"), "{v}");
+        assert!(ex.adopted.is_none());
+
+        let (mut ex, _) = rig.begin(req(
+            "GET",
+            "/scim/v2/Users?filter=emails%20eq%20%22twin%40corp.example%22",
+            Value::Null,
+        ));
+        let step = rig.resume(
+            &mut ex,
+            vec![page(vec![
+                user(JSMITH, 7, "a", "twin@corp.example", &[]),
+                user(BOSS, 8, "b", "TWIN@corp.example", &[]),
+            ])],
+        );
+        let (r, v) = response(step);
+        assert_eq!(r.status, 409);
+        let d = v["detail"].as_str().unwrap();
+        assert!(d.contains("uid 7") && d.contains("uid 8"), "{d}");
+    }
+
+    #[test]
+    fn patches_move_the_address_and_keep_the_login_name() {
+        let mut rig = Rig::new(false);
+        let ops = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "userName", "value": "j.smith@corp.example"}]});
+        let (mut ex, _) = rig.begin(req("PATCH", &format!("/scim/v2/Users/{JSMITH}"), ops));
+        let step = rig.resume(
+            &mut ex,
+            vec![DrupalReply::json(
+                200,
+                json!({"data": user(JSMITH, 5, "jsmith", "jsmith@corp.example", &[])}),
+            )],
+        );
+        let c = calls(&step);
+        let body: Value = serde_json::from_slice(c[0].body.as_deref().unwrap()).unwrap();
+        let attrs = &body["data"]["attributes"];
+        assert_eq!(attrs["mail"], "j.smith@corp.example");
+        assert!(attrs.get("name").is_none(), "{attrs}");
+
+        // Replacing with what the IdP already sees changes nothing.
+        let ops = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "userName", "value": "jsmith@corp.example"}]});
+        let (mut ex, _) = rig.begin(req("PATCH", &format!("/scim/v2/Users/{JSMITH}"), ops));
+        let step = rig.resume(
+            &mut ex,
+            vec![DrupalReply::json(
+                200,
+                json!({"data": user(JSMITH, 5, "jsmith", "jsmith@corp.example", &[])}),
+            )],
+        );
+        let (r, v) = response(step);
+        assert_eq!(r.status, 200);
+        assert_eq!(v["userName"], "jsmith@corp.example");
+    }
+
+    #[test]
+    fn other_user_name_filters_are_about_the_address() {
+        let mut rig = Rig::new(false);
+        let (_, step) = rig.begin(req(
+            "GET",
+            "/scim/v2/Users?filter=userName%20sw%20%22js%22",
+            Value::Null,
+        ));
+        let c = calls(&step);
+        assert!(
+            c.iter().all(|c| !c.path.contains("%5Bpath%5D=name")),
+            "{c:?}"
+        );
+        assert!(c.iter().any(|c| c.path.contains("mail")), "{c:?}");
     }
 }

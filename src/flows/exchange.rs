@@ -36,7 +36,7 @@ pub struct Exchange {
     /// Locks this request holds until it answers (names and addresses being created).
     pub(crate) held: Vec<String>,
     /// An existing account this request adopted (`adopt: "mail"`), for metrics and logs.
-    pub adopted: Option<crate::flows::adopt::Adoption>,
+    pub adopted: Option<crate::flows::adoption::Adoption>,
     /// `adopt: "mail"`: users show their e-mail address as userName.
     pub(crate) adopt_view: bool,
 }
@@ -96,7 +96,7 @@ pub(crate) enum State {
     ListWindow(Box<ListWindow>),
     ListWalk(Box<ListWalk>),
     Group(Box<GroupFlow>),
-    Adopt(Box<crate::flows::adopt::AdoptFlow>),
+    Adopt(Box<crate::flows::adoption::AdoptFlow>),
 }
 
 /// A write to an existing user, before its lookup.

@@ -2,6 +2,7 @@
 //! that plans Drupal calls and turns the answers into the SCIM response.
 
 pub mod adopt;
+pub mod adoption;
 pub mod auth;
 pub mod discovery;
 pub mod exchange;

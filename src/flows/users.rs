@@ -167,7 +167,7 @@ impl Exchange {
         env: &mut Env,
     ) -> Result<Step, ScimError> {
         let mut write = user::parse_user_body(&req.body, &config.mapping, true)?;
-        crate::flows::adopt::shape_put(config, &mut write)?;
+        crate::flows::adoption::shape_put(config, &mut write)?;
         let if_match = req.header("if-match").map(str::to_string);
         let edit = UserEdit::Put { write, if_match };
         self.edit_when_free(config, id.to_string(), edit, 0, env.now_ms, env)
@@ -308,11 +308,11 @@ impl Exchange {
                 let user = writable_user(&first, config, if_match.as_deref())?;
                 let mut resource = user.attributes(mapping);
                 if self.adopt_view {
-                    crate::flows::adopt::present(&user, &mut resource);
+                    crate::flows::adoption::present(&user, &mut resource);
                 }
                 let applied = patch::apply(&mut resource, &ops, mapping)?;
                 let mut target = mapping.from_scim(&resource)?;
-                crate::flows::adopt::shape_patch(config, &user, &mut target)?;
+                crate::flows::adoption::shape_patch(config, &user, &mut target)?;
                 let mut changes = Map::new();
                 for field in mapping.drupal_fields() {
                     let new = target.get(field).cloned().unwrap_or(Value::Null);
@@ -404,7 +404,7 @@ impl Exchange {
     pub(crate) fn scim_user(&self, user: &DrupalUser, mapping: &UserMapping) -> Value {
         let mut resource = user.to_scim(mapping, &self.base_url);
         if self.adopt_view {
-            crate::flows::adopt::present(user, &mut resource);
+            crate::flows::adoption::present(user, &mut resource);
         }
         self.projection.apply(&mut resource);
         Value::Object(resource)
