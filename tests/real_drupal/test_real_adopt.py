@@ -148,3 +148,15 @@ def test_adopt_preview_against_the_site(site, uniq, existing, tmp_path):
         f"new.{uniq}@corp.example": "create",
     }, report
     assert report["counts"]["adopt"] == 2 and report["counts"]["create"] == 1
+
+
+@pytest.mark.db("mariadb")
+def test_accents_are_not_case_on_mariadb(adopt_gw, site, uniq, drupal_user):
+    """MariaDB's utf8mb4_general_ci finds `josé…` for `jose…`: adoption compares without case
+    only, so the account named `josé…@…` is no candidate for the IdP's `jose…@…`."""
+    jose = drupal_user(f"josé.{uniq}@corp.example", f"other.{uniq}@corp.example")
+    r = adopt_gw.scim("GET", "/Users", params={"filter": f'userName eq "jose.{uniq}@corp.example"'}, timeout=site.timeout)
+    assert r.status_code == 200 and r.json()["totalResults"] == 0, r.text
+    r = adopt_gw.scim("GET", "/Users", params={"filter": f'userName eq "other.{uniq}@corp.example"'}, timeout=site.timeout)
+    assert [u["id"] for u in r.json()["Resources"]] == [jose["id"]], r.text
+    assert site.user(jose["id"])["name"] == f"josé.{uniq}@corp.example"
