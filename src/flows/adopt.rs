@@ -37,7 +37,9 @@ impl Exchange {
         let Ok(parsed) = parse_filter(text) else {
             return Ok(None);
         };
-        if let Some(identity) = adopt::identity_lookup(&parsed) {
+        // Only an address can be an identity; `userName eq "bob"` is about addresses as any
+        // other userName filter is (and finds nobody with the address "bob").
+        if let Some(identity) = adopt::identity_lookup(&parsed).filter(|i| i.contains('@')) {
             let purpose = Purpose::Lookup {
                 start_index: list.start_index,
                 count: list.count,
@@ -303,6 +305,15 @@ mod tests {
         }
     }
 
+    /// Whether the call has a condition of the SCIM filter (not the gateway's own guards) on
+    /// this Drupal field.
+    fn on_field(call: &DrupalCall, field: &str) -> bool {
+        call.path.split(['?', '&']).any(|pair| {
+            pair.starts_with("filter[scim_c")
+                && pair.ends_with(&format!("[condition][path]={field}"))
+        })
+    }
+
     fn create(mail: &str) -> Value {
         json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": mail,
             "emails": [{"value": mail, "type": "work", "primary": true}], "active": true,
@@ -320,7 +331,7 @@ mod tests {
         let c = calls(&step);
         assert_eq!(c.len(), 1);
         assert!(
-            c[0].path.contains("mail") && c[0].path.contains("name"),
+            on_field(&c[0], "mail") && on_field(&c[0], "name"),
             "{}",
             c[0].path
         );
@@ -490,6 +501,19 @@ mod tests {
     }
 
     #[test]
+    fn a_user_name_that_is_no_address_finds_nobody_by_address() {
+        let mut rig = Rig::new(false);
+        let (_, step) = rig.begin(req(
+            "GET",
+            "/scim/v2/Users?filter=userName%20eq%20%22jsmith%22",
+            Value::Null,
+        ));
+        let c = calls(&step);
+        assert!(c.iter().all(|c| !on_field(c, "name")), "{c:?}");
+        assert!(c.iter().any(|c| on_field(c, "mail")), "{c:?}");
+    }
+
+    #[test]
     fn other_user_name_filters_are_about_the_address() {
         let mut rig = Rig::new(false);
         let (_, step) = rig.begin(req(
@@ -498,10 +522,7 @@ mod tests {
             Value::Null,
         ));
         let c = calls(&step);
-        assert!(
-            c.iter().all(|c| !c.path.contains("%5Bpath%5D=name")),
-            "{c:?}"
-        );
-        assert!(c.iter().any(|c| c.path.contains("mail")), "{c:?}");
+        assert!(c.iter().all(|c| !on_field(c, "name")), "{c:?}");
+        assert!(c.iter().any(|c| on_field(c, "mail")), "{c:?}");
     }
 }
