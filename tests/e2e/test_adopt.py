@@ -18,7 +18,7 @@ import pytest
 
 import harness
 from groups_support import drupal_group_refs, groups_config
-from harness import LIST_RESPONSE, PATCH_OP, Emulator, Envoy, assert_scim_error, jumpcloud_user
+from harness import LIST_RESPONSE, PATCH_OP, Emulator, Envoy, assert_scim_error, concurrently, jumpcloud_user
 from idp_requests import DEACTIVATE, lookup
 from idp_requests import JUMPCLOUD_UPDATE as UPDATE
 from idp_requests import group_body
@@ -167,6 +167,31 @@ def test_protected_accounts_and_ambiguities_are_409_naming_the_accounts(gw, site
     # Protected accounts stay read-only by id as well.
     r = scim("PATCH", f"/Users/{boss['id']}", json={"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]})
     assert_scim_error(r, 403)
+
+
+def test_concurrent_creates_of_one_address_end_on_one_account(gw, site):
+    mary = account(site, "mary.k")
+    results = concurrently([lambda: gw.scim("POST", "/Users", json=jumpcloud_user("mary.kaye@corp.example"))] * 4)
+    assert [r.status_code for r in results] == [201] * 4, [r.text for r in results]
+    assert {r.json()["id"] for r in results} == {mary["id"]}
+    results = concurrently([lambda: gw.scim("POST", "/Users", json=jumpcloud_user("brand.new@corp.example"))] * 4)
+    assert [r.status_code for r in results] == [201] * 4, [r.text for r in results]
+    assert len({r.json()["id"] for r in results}) == 1, "the later creates adopt the first one's account"
+    assert len([u for u in site.drupal_users() if (u.get("mail") or "").lower() == "brand.new@corp.example"]) == 1
+
+
+def test_scim_config_check_knows_the_settings(tmp_path):
+    tool = harness.REPO_ROOT / "target" / "release" / "scim-config"
+    cfg = {"tokens": [{"label": "jc", "sha256": "ab" * 32}], "drupal": {"cluster": "d", "authority": "d.example"},
+           "adopt": "username", "adopt_rename": True}
+    path = tmp_path / "plugin.json"
+    path.write_text(json.dumps(cfg))
+    out = subprocess.run([str(tool), "check", str(path)], capture_output=True, text=True, timeout=60).stdout
+    assert "field `adopt`: `username` is not one of `off`, `mail`" in out, out
+    cfg["adopt"] = "mail"
+    path.write_text(json.dumps(cfg))
+    r = subprocess.run([str(tool), "check", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r.stdout
 
 
 def test_user_name_must_be_the_address(gw):
