@@ -3,6 +3,7 @@
 //!
 //!     scim-config check FILE|-     every problem of a plugin configuration (JSON), one a line
 //!     scim-config token [LABEL]    a new token, and its `tokens` entry for the configuration
+//!     scim-config adopt-preview …  who an `adopt: "mail"` gateway would adopt (`adopt_preview`)
 //!
 //! For an Envoy config (YAML), `scripts/check-config` extracts the plugin configuration and
 //! runs `check` on it, then Envoy's own `--mode validate`.
@@ -21,8 +22,9 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("check") => check(args.get(1).map(String::as_str).unwrap_or("-")),
         Some("token") => token(args.get(1).map(String::as_str).unwrap_or("default")),
+        Some("adopt-preview") => adopt_preview(args.get(1..).unwrap_or_default()),
         _ => {
-            eprintln!("usage: scim-config check FILE|-   |   scim-config token [LABEL]");
+            eprintln!("usage: scim-config check FILE|-   |   scim-config token [LABEL]   |   scim-config adopt-preview --help");
             ExitCode::from(2)
         }
     }
@@ -160,5 +162,103 @@ fn token(label: &str) -> ExitCode {
         "{}",
         serde_json::json!({"label": label, "sha256": sha256_hex(&token)})
     );
+    ExitCode::SUCCESS
+}
+
+const PREVIEW_USAGE: &str = "usage: scim-config adopt-preview --site-users FILE --idp-export FILE [--config PLUGIN.json] [--service-username NAME] [--json]
+  --site-users   the site's JSON:API user list pages (a JSON array of documents), as scripts/adopt-preview reads them
+  --idp-export   the IdP's users: a CSV export with an `email` column (JumpCloud's), or a JSON array of SCIM users
+  --config       the gateway's plugin configuration (its allowed_roles and role_grants decide which accounts are protected)
+  --service-username  the service account (default: $DRUPAL_USERNAME, else scim-service)";
+
+/// Who an `adopt: "mail"` gateway would adopt, create, refuse as protected, or see collide;
+/// the rules are the filter's own (`drupal::adopt`). Reads files only; writes nothing.
+fn adopt_preview(args: &[String]) -> ExitCode {
+    use envoy_scim_drupal::drupal::adopt_preview as preview;
+    let mut opts = std::collections::HashMap::new();
+    let mut json = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => json = true,
+            "--site-users" | "--idp-export" | "--config" | "--service-username" => {
+                let Some(v) = it.next() else {
+                    eprintln!("{a} needs a value\n{PREVIEW_USAGE}");
+                    return ExitCode::from(2);
+                };
+                opts.insert(a.trim_start_matches('-').to_string(), v.clone());
+            }
+            _ => {
+                eprintln!("{PREVIEW_USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(site), Some(export)) = (opts.get("site-users"), opts.get("idp-export")) else {
+        eprintln!("{PREVIEW_USAGE}");
+        return ExitCode::from(2);
+    };
+    let service = opts
+        .get("service-username")
+        .cloned()
+        .or_else(|| {
+            std::env::var("DRUPAL_USERNAME")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| "scim-service".into());
+    let protection = match opts.get("config") {
+        None => config::protection::Protection {
+            service_username: service.clone(),
+            writable_roles: config::protection::writable_roles(&[], &[]),
+        },
+        Some(path) => {
+            let env = |name: &str| {
+                Some(if name.contains("USER") {
+                    service.clone()
+                } else {
+                    "unused".to_string()
+                })
+            };
+            let parsed = read_input(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| config::parse(t.as_bytes(), &env).map_err(|e| e.to_string()));
+            match parsed {
+                Ok((c, _)) => c.protection,
+                Err(e) => {
+                    eprintln!("{path}: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let site_doc = read_input(site)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+        .and_then(|v| preview::site_accounts(&v));
+    let accounts = match site_doc {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{site}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let people = match read_input(export)
+        .map_err(|e| e.to_string())
+        .and_then(|t| preview::parse_export(&t))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{export}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rows = preview::preview(&people, &accounts, &protection);
+    let report = preview::report_json(&rows, &accounts);
+    if json {
+        println!("{report:#}");
+    } else {
+        print!("{}", preview::report_text(&report));
+    }
     ExitCode::SUCCESS
 }

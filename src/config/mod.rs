@@ -77,6 +77,18 @@ pub struct Config {
     pub rate_limits: Vec<crate::runtime::rate::RateLimit>,
     pub limits: Limits,
     pub log_format: LogFormat,
+    /// Adopting existing accounts by e-mail (`adopt`, `adopt_rename`); off by default.
+    pub adopt: Adopt,
+}
+
+/// `adopt: "mail"`: the IdP identifies people by e-mail, and an account that already has the
+/// address is the person's account (see docs/existing-accounts.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Adopt {
+    pub by_mail: bool,
+    /// `adopt_rename: true`: the Drupal login name follows the IdP's userName; otherwise SCIM
+    /// never renames an account while adopting is on.
+    pub rename: bool,
 }
 
 /// Bounds on what one request may make the gateway do (each protects Drupal or the VM).
@@ -231,6 +243,8 @@ pub fn parse(
             "limits",
             "allowed_roles",
             "log_format",
+            "adopt",
+            "adopt_rename",
         ],
     )?;
 
@@ -375,6 +389,7 @@ pub fn parse(
         }
     };
     let allowed_roles = parse_allowed_roles(root.get("allowed_roles"))?;
+    let adopt = parse_adopt(root)?;
     let managed_roles = groups
         .as_ref()
         .map(GroupsConfig::managed_roles)
@@ -413,6 +428,7 @@ pub fn parse(
             rate_limits,
             limits,
             log_format,
+            adopt,
         },
         Credentials {
             username,
@@ -514,6 +530,28 @@ fn parse_allowed_roles(value: Option<&Value>) -> Result<Vec<String>, ConfigError
         out.push(role.to_string());
     }
     Ok(out)
+}
+
+fn parse_adopt(root: &Map<String, Value>) -> Result<Adopt, ConfigError> {
+    let by_mail = match opt_str(root, "", "adopt")?.as_deref() {
+        None | Some("off") => false,
+        Some("mail") => true,
+        Some(other) => {
+            return Err(err(
+                "adopt",
+                format!("`{other}` is not one of `off`, `mail`"),
+            ))
+        }
+    };
+    let rename = match root.get("adopt_rename") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(err("adopt_rename", "must be true or false")),
+    };
+    if rename && !by_mail {
+        return Err(err("adopt_rename", "only applies with `adopt: \"mail\"`"));
+    }
+    Ok(Adopt { by_mail, rename })
 }
 
 fn check_path(field: &str, path: &str) -> Result<(), ConfigError> {
@@ -643,6 +681,25 @@ mod tests {
                 .field
                 .starts_with("allowed_roles"));
         }
+    }
+
+    #[test]
+    fn adopting_is_off_by_default_and_renaming_needs_it() {
+        let (c, _) = parse_value(&minimal()).unwrap();
+        assert_eq!(c.adopt, Adopt::default());
+        let mut v = minimal();
+        v["adopt"] = "mail".into();
+        let (c, _) = parse_value(&v).unwrap();
+        assert!(c.adopt.by_mail && !c.adopt.rename);
+        v["adopt_rename"] = true.into();
+        assert!(parse_value(&v).unwrap().0.adopt.rename);
+        v["adopt"] = "off".into();
+        assert_eq!(parse_value(&v).unwrap_err().field, "adopt_rename");
+        v["adopt"] = "username".into();
+        assert_eq!(parse_value(&v).unwrap_err().field, "adopt");
+        let mut v = minimal();
+        v["adopt_rename"] = "yes".into();
+        assert_eq!(parse_value(&v).unwrap_err().field, "adopt_rename");
     }
 
     #[test]

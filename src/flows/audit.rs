@@ -16,7 +16,7 @@ pub struct Outcome {
     /// Drupal uids of the accounts read by id, written, or refused as protected.
     pub uids: Vec<u64>,
     /// Set by a flow that linked an existing Drupal account instead of creating one
-    /// (adoption); the host counts `scim.adoptions` and logs `adopted=1`.
+    /// (adoption); the host counts `scim.adoptions.on.<create|lookup>` and logs `adopted=1`.
     pub adopted: bool,
 }
 
@@ -44,6 +44,14 @@ impl Outcome {
     /// A Drupal account this request read by id or wrote (uid 0 is nobody).
     pub(crate) fn touched(&mut self, uuid: &str, uid: u64) {
         self.target(uuid);
+        if uid != 0 && !self.uids.contains(&uid) {
+            self.uids.push(uid);
+        }
+    }
+
+    /// The existing account a request adopted (`adopt: "mail"`) instead of creating one.
+    pub fn adopted_account(&mut self, uid: u64) {
+        self.adopted = true;
         if uid != 0 && !self.uids.contains(&uid) {
             self.uids.push(uid);
         }

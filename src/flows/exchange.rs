@@ -40,6 +40,10 @@ pub struct Exchange {
     pub left_out: Option<crate::flows::groups::LeftOutReport>,
     /// What the request was about and did, for the host's log line.
     pub outcome: crate::flows::audit::Outcome,
+    /// An existing account this request adopted (`adopt: "mail"`), for metrics and logs.
+    pub adopted: Option<crate::flows::adoption::Adoption>,
+    /// `adopt: "mail"`: users show their e-mail address as userName.
+    pub(crate) adopt_view: bool,
 }
 
 /// A search across both resource types: one index space, Users then Groups.
@@ -97,6 +101,7 @@ pub(crate) enum State {
     ListWindow(Box<ListWindow>),
     ListWalk(Box<ListWalk>),
     Group(Box<GroupFlow>),
+    Adopt(Box<crate::flows::adoption::AdoptFlow>),
 }
 
 /// A write to an existing user, before its lookup.
@@ -158,6 +163,8 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
         held: Vec::new(),
         left_out: None,
         outcome: crate::flows::audit::Outcome::for_path(&config.base_path, &req.path),
+        adopted: None,
+        adopt_view: config.adopt.by_mail,
     };
     let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
         Err(e) => Step::Respond(e.into_response()),
@@ -499,6 +506,7 @@ impl Exchange {
                 since,
             } => self.edit_when_free(config, id, edit, waits, since, env),
             State::ListWindow(w) => self.continue_window(config, w, &replies, env),
+            State::Adopt(flow) => self.continue_adopt(config, flow, &replies, env),
             state => self.advance(config, state, replies),
         };
         match result {
@@ -569,6 +577,7 @@ mod tests {
             },
             groups: None,
             wait_cluster: None,
+            adopt: Default::default(),
             rate_limits: Vec::new(),
             limits: crate::config::Limits::default(),
             log_format: crate::config::LogFormat::Text,

@@ -108,9 +108,12 @@ impl Exchange {
     pub(crate) fn start_list(
         &mut self,
         config: &Config,
-        list: ListRequest,
+        mut list: ListRequest,
         env: &mut Env,
     ) -> Result<Step, ScimError> {
+        if let Some(step) = self.start_adopt_lookup(config, &mut list)? {
+            return Ok(step);
+        }
         let query = match &list.filter {
             None => UserQuery::default(),
             Some(f) => user_filter::translate(f, &config.mapping)?,

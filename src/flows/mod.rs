@@ -1,6 +1,8 @@
 //! The request flows: authenticate, route, and run each endpoint as a sans-IO state machine
 //! that plans Drupal calls and turns the answers into the SCIM response.
 
+pub mod adopt;
+pub mod adoption;
 pub mod audit;
 pub mod auth;
 pub mod discovery;

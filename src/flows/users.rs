@@ -121,7 +121,10 @@ impl Exchange {
         body: &[u8],
         env: &mut Env,
     ) -> Result<Step, ScimError> {
-        let write = user::parse_user_body(body, &config.mapping, false)?;
+        let mut write = user::parse_user_body(body, &config.mapping, false)?;
+        if config.adopt.by_mail {
+            crate::drupal::adopt::write_identity(&mut write.fields)?;
+        }
         self.create_when_free(config, write, 0, env.now_ms, env)
     }
 
@@ -135,6 +138,9 @@ impl Exchange {
         env: &mut Env,
     ) -> Result<Step, ScimError> {
         if self.try_create_locks(&write, env) {
+            if config.adopt.by_mail {
+                return self.start_adopt_create(config, write);
+            }
             let call = Self::calls(config).create_user(&write.fields, write.password.as_deref());
             return self.call(State::Written { status: 201 }, vec![call]);
         }
@@ -164,7 +170,8 @@ impl Exchange {
         req: &Request,
         env: &mut Env,
     ) -> Result<Step, ScimError> {
-        let write = user::parse_user_body(&req.body, &config.mapping, true)?;
+        let mut write = user::parse_user_body(&req.body, &config.mapping, true)?;
+        crate::flows::adoption::shape_put(config, &mut write)?;
         let if_match = req.header("if-match").map(str::to_string);
         let edit = UserEdit::Put { write, if_match };
         self.edit_when_free(config, id.to_string(), edit, 0, env.now_ms, env)
@@ -306,8 +313,12 @@ impl Exchange {
             State::PatchLookup { ops, if_match } => {
                 let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
                 let mut resource = user.attributes(mapping);
+                if self.adopt_view {
+                    crate::flows::adoption::present(&user, &mut resource);
+                }
                 let applied = patch::apply(&mut resource, &ops, mapping)?;
-                let target = mapping.from_scim(&resource)?;
+                let mut target = mapping.from_scim(&resource)?;
+                crate::flows::adoption::shape_patch(config, &user, &mut target)?;
                 let mut changes = Map::new();
                 for field in mapping.drupal_fields() {
                     let new = target.get(field).cloned().unwrap_or(Value::Null);
@@ -392,11 +403,15 @@ impl Exchange {
             State::Group(_) => Err(ScimError::internal(
                 "Group requests are resumed separately.",
             )),
+            State::Adopt(_) => Err(ScimError::internal("Adoptions are resumed separately.")),
         }
     }
 
     pub(crate) fn scim_user(&self, user: &DrupalUser, mapping: &UserMapping) -> Value {
         let mut resource = user.to_scim(mapping, &self.base_url);
+        if self.adopt_view {
+            crate::flows::adoption::present(user, &mut resource);
+        }
         self.projection.apply(&mut resource);
         Value::Object(resource)
     }

@@ -2,6 +2,7 @@
 //! envoy.yaml turns their `token.`, `resource.`, `op.`, `status.`, `method.` and `scim_type.`
 //! parts into tags (Prometheus labels). Ids are defined once per VM and name.
 
+use crate::flows::adoption::AdoptedOn;
 use proxy_wasm::types::MetricType;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -37,11 +38,12 @@ pub fn count_by(name: &str, n: u32) {
 /// Stats for whether a request did something: defined at start-up so they read 0 until it
 /// happens.
 pub const BACKOFF_ACTIVE: &str = "scim.upstream_backoff_active";
-pub const ADOPTIONS: &str = "scim.adoptions";
 
 pub fn declare() {
     let _ = id(MetricType::Gauge, BACKOFF_ACTIVE);
-    let _ = id(MetricType::Counter, ADOPTIONS);
+    for on in [AdoptedOn::Create, AdoptedOn::Lookup] {
+        let _ = id(MetricType::Counter, on.metric());
+    }
     for event in crate::runtime::tally::EVENTS {
         let _ = id(MetricType::Counter, event.metric());
     }

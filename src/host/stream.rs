@@ -122,12 +122,13 @@ impl ScimHttp {
                     left_out.describe()
                 );
             }
-            let outcome = match &self.exchange {
+            let mut outcome = match &self.exchange {
                 Some(e) => e.outcome.clone(),
                 None => Outcome::for_path(&shared.config.base_path, &self.request.path),
             };
-            if outcome.adopted {
-                metrics::count(metrics::ADOPTIONS);
+            if let Some(a) = self.exchange.as_ref().and_then(|e| e.adopted) {
+                outcome.adopted_account(a.uid);
+                metrics::count(a.on.metric());
             }
             shared.report(millis(self.get_current_time()));
             // One line a request; nothing secret (no query string: filters can hold addresses).

@@ -29,6 +29,9 @@ RUN_VARIABLES = (
     "SCIM_PUBLIC_JSONAPI",
     "SCIM_STATE_DIR",
     "SCIM_WASM",
+    "SCIM_ADOPT",
+    "SCIM_ADOPT_RENAME",
+    "DRUPAL_EMULATOR_SEED_USERS",
 )
 
 
@@ -191,6 +194,37 @@ def test_run_against_a_given_drupal_url_with_a_chosen_token(tmp_path, emulator):
             stop_and_check(proc, [scim_port, admin_port])
 
 
+def test_run_adopts_existing_accounts_of_a_seeded_emulator(tmp_path):
+    """SCIM_ADOPT=mail with DRUPAL_EMULATOR_SEED_USERS (relative to where scripts/run starts):
+    the lookup JumpCloud sends finds `jsmith` by its address (docs/existing-accounts.md)."""
+    scim_port, admin_port, emu_port = free_port(), free_port(), free_port()
+    proc = start_run(
+        {
+            "SCIM_LISTEN": f"127.0.0.1:{scim_port}",
+            "ENVOY_ADMIN": f"127.0.0.1:{admin_port}",
+            "DRUPAL_EMULATOR_LISTEN": f"127.0.0.1:{emu_port}",
+            "SCIM_ADOPT": "mail",
+            "DRUPAL_EMULATOR_SEED_USERS": "tests/e2e/data/existing-accounts.json",
+        },
+        tmp_path / "run.log",
+        cwd=REPO_ROOT,
+    )
+    try:
+        base, token, text = wait_banner(proc, tmp_path / "run.log")
+        assert "Existing accounts: adopt = mail" in text
+        r = requests.get(
+            base + "/Users",
+            params={"filter": 'userName eq "jsmith@corp.example"'},
+            headers={"Authorization": "Bearer " + token},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        assert [u["userName"] for u in r.json()["Resources"]] == ["JSmith@Corp.example"]
+    finally:
+        if proc.poll() is None:
+            stop_and_check(proc, [scim_port, admin_port, emu_port])
+
+
 def test_run_refuses_an_unknown_drupal_auth(tmp_path):
     proc = start_run({"DRUPAL_AUTH": "digest"}, tmp_path / "run.log")
     assert proc.wait(timeout=120) != 0
@@ -310,6 +344,9 @@ def test_run_serves_a_given_drupal_with_its_own_mapping_and_groups(tmp_path):
         ({"SCIM_GROUPS": '{"vocabulary": "teams"}'}, "SCIM_GROUPS: the Drupal emulator has only the vocabulary"),
         ({"SCIM_PUBLIC_URL": "sso.example.org"}, "SCIM_PUBLIC_URL: must be http(s)://host[:port] without a path"),
         ({"SCIM_PUBLIC_URL": "https://sso.example.org/scim"}, "SCIM_PUBLIC_URL: must be http(s)://host[:port] without a path"),
+        ({"SCIM_ADOPT": "username"}, "SCIM_ADOPT: must be off or mail"),
+        ({"SCIM_ADOPT_RENAME": "on"}, "SCIM_ADOPT_RENAME: on needs SCIM_ADOPT=mail"),
+        ({"DRUPAL_EMULATOR_SEED_USERS": "no-such-seed.json"}, "DRUPAL_EMULATOR_SEED_USERS: "),
     ],
 )
 def test_run_refuses_bad_mapping_groups_or_public_url_before_building(tmp_path, env, message):

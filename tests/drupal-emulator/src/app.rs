@@ -321,7 +321,7 @@ impl App {
     pub fn new(cfg: Config, log_limit: usize) -> App {
         let db = Db::seed(&cfg, None);
         let seed_ids = db.seed_ids();
-        App {
+        let app = App {
             cfg,
             page_cache: Mutex::new(HashMap::new()),
             seed_ids,
@@ -331,7 +331,9 @@ impl App {
             log_limit,
             faults: Mutex::new(Vec::new()),
             workers: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
-        }
+        };
+        app.seed_site_users();
+        app
     }
 
     pub fn reset(&self) {
@@ -347,6 +349,16 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.seed_site_users();
+    }
+
+    /// The accounts of `--seed-users`, as the control API would create them.
+    fn seed_site_users(&self) {
+        for u in &self.cfg.seed_users {
+            if let Err(e) = self.upsert_user(u) {
+                eprintln!("drupal-emulator: --seed-users: {e}");
+            }
+        }
     }
 
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Db> {

@@ -36,6 +36,7 @@ pub const USAGE: &str = "usage: drupal-emulator --listen 127.0.0.1:8080 [--admin
        [--admin-pass-env VAR | --admin-pass-file PATH | --admin-pass admin-pass (shows in ps)]
        [--cancel-method user_cancel_block|user_cancel_block_unpublish|user_cancel_reassign|user_cancel_delete]
        [--mail-case-insensitive] [--read-only] [--latency-ms N] [--cost-model none|drupal] [--seed-limited]
+       [--seed-users FILE (JSON array of {name, mail, roles, status, field_…})]
        [--site-name NAME] [--request-log-limit N]
        [--user-field NAME[:string|boolean|integer]]... [--second-run-fields] [--race-window-ms N]
        [--dynamic-page-cache] [--rest-user-resource basic_auth,cookie|basic_auth|cookie|off]
@@ -50,6 +51,7 @@ impl Default for Options {
                 admin_user: "admin".into(),
                 admin_pass: "admin".into(),
                 seed_limited: false,
+                seed_users: Vec::new(),
                 site_name: "RealDrupal".into(),
                 settings: Settings {
                     cancel_method: "user_cancel_block".into(),
@@ -124,6 +126,19 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
                     .ok_or(format!("unknown cost model {v} (none or drupal)"))?
             }
             "--seed-limited" => o.config.seed_limited = true,
+            "--seed-users" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("--seed-users {path}: {e}"))?;
+                o.config.seed_users = match serde_json::from_str(&text) {
+                    Ok(serde_json::Value::Array(a)) => a,
+                    _ => {
+                        return Err(format!(
+                            "--seed-users {path}: a JSON array of users expected"
+                        ))
+                    }
+                };
+            }
             "--user-field" => {
                 let f = fields::UserField::parse_spec(&value()?)?;
                 if f.is_ref() {

@@ -474,6 +474,9 @@ pub struct Config {
     pub admin_user: String,
     pub admin_pass: String,
     pub seed_limited: bool,
+    /// Accounts a site already has (`--seed-users FILE`), in the `/_emulator/users` format;
+    /// created at start and again on every reset.
+    pub seed_users: Vec<serde_json::Value>,
     pub settings: Settings,
     /// Site name, used in the Basic realm and HTML titles.
     pub site_name: String,

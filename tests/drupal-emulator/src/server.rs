@@ -452,7 +452,7 @@ impl App {
     }
 
     /// Creates or updates (by name) one account from a control-API document.
-    fn upsert_user(&self, v: &Value) -> Result<J, String> {
+    pub(crate) fn upsert_user(&self, v: &Value) -> Result<J, String> {
         let name = v
             .get("name")
             .and_then(|n| n.as_str())
