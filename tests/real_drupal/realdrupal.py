@@ -291,9 +291,10 @@ class _DrupalRef:
 
 def gateway(site: Site, workdir: Path, tokens: dict[str, str], auth: str, *, name: str = "envoy",
             username: str | None = None, password: str | None = None, source_ip: str | None = None,
-            concurrency: int = 2, **overrides) -> Envoy:
+            concurrency: int = 2, public_jsonapi: bool = False, **overrides) -> Envoy:
     """A started Envoy with the filter in front of the site. source_ip: the loopback address
-    its calls to Drupal come from (Drupal's flood control counts failed logins per IP)."""
+    its calls to Drupal come from (Drupal's flood control counts failed logins per IP);
+    public_jsonapi: the public side opened (render_envoy_config --public-jsonapi on)."""
     workdir.mkdir(parents=True, exist_ok=True)
     last: Exception | None = None
     for attempt in range(3):
@@ -304,6 +305,7 @@ def gateway(site: Site, workdir: Path, tokens: dict[str, str], auth: str, *, nam
             plugin_overrides=plugin_overrides(site, auth, **overrides),
             concurrency=concurrency,
             name=f"{name}-{attempt}" if attempt else name,
+            public_jsonapi=public_jsonapi,
         )
         if source_ip:
             bind_source(env.config_path, source_ip)

@@ -57,6 +57,8 @@ def setup(env: dict[str, str], *args: str, root: str | None = None, **override) 
         "--groups": env["DRUPAL_SETUP_GROUPS"],
         "--user-delete": env["DRUPAL_SETUP_USER_DELETE"],
     }
+    if env.get("DRUPAL_SETUP_REVERSE_PROXY", "none") != "none":
+        opts["--reverse-proxy"] = env["DRUPAL_SETUP_REVERSE_PROXY"]
     opts.update({f"--{k.replace('_', '-')}": v for k, v in override.items()})
     argv = [str(SETUP), "--root", root or env["DRUPAL_DOCROOT"], "--php", env["DRUPAL_PHP"], "--uri", env["DRUPAL_URL"]]
     for k, v in opts.items():
@@ -99,6 +101,32 @@ def test_setup_twice_changes_nothing_the_second_time(env):
     assert "ok: module jsonapi enabled" in lines
     assert "ok: JSON:API accepts writes (jsonapi.settings read_only false)" in lines
     assert any(ln.startswith(f"ok: service account {env['DRUPAL_USERNAME']} ") for ln in lines), second.stdout
+    if env.get("DRUPAL_SETUP_REVERSE_PROXY", "none") != "none":
+        assert f"ok: settings.php trusts the reverse proxy {env['DRUPAL_SETUP_REVERSE_PROXY']} for X-Forwarded-For and -Proto only" in lines
+
+
+def test_reverse_proxy_settings_are_written_once_and_replaced(env, tmp_path):
+    """--reverse-proxy writes one marked block at the end of settings.php; other addresses
+    replace it; an address that is none is refused before anything changes."""
+    want = env.get("DRUPAL_SETUP_REVERSE_PROXY", "none")
+    assert want != "none", "the site was brought up with --reverse-proxy none"
+    settings = Path(env["DRUPAL_DOCROOT"]) / "sites" / "default" / "settings.php"
+    bad = setup(env, reverse_proxy="10.0.0.5,not-an-address")
+    assert bad.returncode == 2 and "not-an-address" in bad.stderr, (bad.returncode, bad.stderr)
+    try:
+        other = setup(env, reverse_proxy=f"{want},10.0.0.0/8")
+        assert other.returncode == 0, other.stderr
+        assert f"did: settings.php trusts the reverse proxy {want}, 10.0.0.0/8 for X-Forwarded-For and -Proto only" in other.stdout
+        text = settings.read_text()
+        assert text.count("// BEGIN envoy-scim-drupal reverse proxy") == 1
+        assert text.rstrip().endswith("// END envoy-scim-drupal reverse proxy")
+        got = site_php(env, 'echo json_encode([\\Drupal\\Core\\Site\\Settings::get("reverse_proxy"), \\Drupal\\Core\\Site\\Settings::get("reverse_proxy_addresses")]);')
+        assert json.loads(got) == [True, [want, "10.0.0.0/8"]]
+    finally:
+        back = setup(env)
+        assert back.returncode == 0, back.stderr
+    assert settings.read_text().count("// BEGIN envoy-scim-drupal reverse proxy") == 1
+    assert f"did: settings.php trusts the reverse proxy {want} for" in back.stdout
 
 
 def test_refuses_a_field_of_the_same_name_with_another_type(env, tmp_path):
