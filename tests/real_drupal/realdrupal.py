@@ -247,6 +247,22 @@ class Site:
         finally:
             con.close()
 
+    def php(self, code: str, *args: str) -> str:
+        """PHP run in the bootstrapped site (`scripts/real-drupal php -r CODE ARGS…`); its output."""
+        p = subprocess.run([str(REAL_DRUPAL), "php", "--dir", str(self.dir), "-r", code, *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"real-drupal php failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
+        return p.stdout.decode()
+
+    def set_permission(self, role: str, permission: str, granted: bool) -> None:
+        """Grants or revokes a permission of a role (Drupal's own API; JSON:API cannot write roles)."""
+        self.php(
+            '$r = \\Drupal\\user\\Entity\\Role::load($args[0]); '
+            '$args[2] === "1" ? $r->grantPermission($args[1]) : $r->revokePermission($args[1]); $r->save();',
+            role, permission, "1" if granted else "0",
+        )
+
     def sql_count(self, query: str) -> int:
         rows = self.sql(query)
         return int(rows[0][0])
