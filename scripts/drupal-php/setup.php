@@ -8,7 +8,7 @@
  *
  * Usage: php setup.php --root=DOCROOT --attributes=FILE|none --groups=on|off|JSON
  *          --user-delete=cancel|hard_delete --rest-resource=YML [--uri=URL]
- *          [--reverse-proxy=ADDR[,ADDR…]]
+ *          [--reverse-proxy=ADDR[,ADDR…]] [--allowed-roles=ROLE[,ROLE…]]
  * Environment: DRUPAL_USERNAME, DRUPAL_PASSWORD (never on the command line: `ps` shows argv
  * to every local user).
  *
@@ -83,7 +83,7 @@ function ok(string $what): void {
   echo "ok: $what\n";
 }
 
-$opts = getopt('', ['root:', 'attributes:', 'groups:', 'user-delete:', 'rest-resource:', 'uri:', 'reverse-proxy:']);
+$opts = getopt('', ['root:', 'attributes:', 'groups:', 'user-delete:', 'rest-resource:', 'uri:', 'reverse-proxy:', 'allowed-roles:']);
 $root = rtrim($opts['root'] ?? '', '/');
 if ($root === '' || !is_dir($root)) {
   refuse("no such docroot: {$root}");
@@ -97,6 +97,19 @@ if (!in_array($user_delete, ['cancel', 'hard_delete'], TRUE)) {
 }
 
 // ------------------------------------------------------------------ what is wanted
+// The plugin's allowed_roles: the gateway reads their permissions at start-up, which takes
+// 'administer permissions'; each must exist and must not let its holders take over the site.
+$allowed_roles = [];
+foreach (explode(',', (string) ($opts['allowed-roles'] ?? '')) as $r) {
+  $r = trim($r);
+  if ($r === '') {
+    continue;
+  }
+  if (!preg_match('/^[a-z0-9_]{1,32}$/', $r) || in_array($r, ['administrator', 'anonymous', 'authenticated'], TRUE)) {
+    refuse("--allowed-roles: '$r' is not a role the gateway may make writable (a role machine name other than administrator, anonymous, authenticated)");
+  }
+  $allowed_roles[] = $r;
+}
 // Envoy's address(es) as Drupal sees them: Drupal then takes the client's address from the
 // X-Forwarded-For Envoy writes, so visitors' failed logins never land on the address the
 // gateway's own calls (which carry no X-Forwarded-For) come from.
@@ -282,6 +295,19 @@ if ($account && (int) $account->id() === 1) {
   refuse("DRUPAL_USERNAME '$service_name' is uid 1; the gateway needs an account of its own");
 }
 
+foreach ($allowed_roles as $r) {
+  $allowed = $etm->getStorage('user_role')->load($r);
+  if (!$allowed) {
+    refuse("--allowed-roles: the site has no role '$r'");
+  }
+  $takeover = array_values(array_filter(['administer users', 'administer permissions'], fn($p) => $allowed->hasPermission($p)));
+  if ($allowed->isAdmin() || $takeover) {
+    refuse("--allowed-roles: the role '$r' " . ($allowed->isAdmin() ? 'is an administrator role' : "holds '" . implode("' and '", $takeover) . "'")
+      . ": its holders would be writable through SCIM, so a SCIM token would be enough to take over the site (the gateway refuses such a configuration)");
+  }
+  ok("role $r may be made writable (no administrator role, no 'administer users' or 'administer permissions')");
+}
+
 // A user field that exists must have the wanted type (base fields too, e.g. `timezone`).
 $field_manager = \Drupal::service('entity_field.manager');
 $existing = $field_manager->getFieldStorageDefinitions('user');
@@ -431,6 +457,10 @@ if ($groups !== NULL) {
     $wanted_permissions[] = 'administer permissions';
   }
 }
+if ($allowed_roles) {
+  $wanted_permissions[] = 'administer permissions';
+}
+$wanted_permissions = array_values(array_unique($wanted_permissions));
 $all_permissions = \Drupal::service('user.permissions')->getPermissions();
 foreach ($wanted_permissions as $p) {
   if (!isset($all_permissions[$p])) {

@@ -129,6 +129,31 @@ def test_reverse_proxy_settings_are_written_once_and_replaced(env, tmp_path):
     assert f"did: settings.php trusts the reverse proxy {want} for" in back.stdout
 
 
+def test_allowed_roles_are_checked_and_made_readable(env):
+    """--allowed-roles (the plugin's allowed_roles): a role that holds 'administer users' is
+    refused before anything changes; a harmless one gets the gateway's role 'administer
+    permissions', which it needs to read the role's permissions at start-up."""
+    perms = 'echo json_encode(\\Drupal\\user\\Entity\\Role::load($args[0])->getPermissions());'
+    toggle = ('$r = \\Drupal\\user\\Entity\\Role::load($args[0]); '
+              '$args[2] === "1" ? $r->grantPermission($args[1]) : $r->revokePermission($args[1]); $r->save();')
+    assert "administer permissions" not in json.loads(site_php(env, perms, "scim_gateway"))
+    site_php(env, toggle, "content_editor", "administer users", "1")
+    try:
+        r = setup(env, "--allowed-roles", "content_editor")
+        assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+        assert "'content_editor' holds 'administer users'" in r.stderr, r.stderr
+        assert not [ln for ln in r.stdout.splitlines() if ln.startswith("did:")], r.stdout
+    finally:
+        site_php(env, toggle, "content_editor", "administer users", "0")
+    try:
+        r = setup(env, "--allowed-roles", "content_editor")
+        assert r.returncode == 0, r.stderr
+        assert "did: granted 'administer permissions' to role scim_gateway" in r.stdout, r.stdout
+        assert "administer permissions" in json.loads(site_php(env, perms, "scim_gateway"))
+    finally:
+        site_php(env, toggle, "scim_gateway", "administer permissions", "0")
+
+
 def test_refuses_a_field_of_the_same_name_with_another_type(env, tmp_path):
     field = f"field_probe_{secrets.token_hex(4)}"
     site_php(env, """
