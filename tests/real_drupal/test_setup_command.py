@@ -111,6 +111,9 @@ def test_reverse_proxy_settings_are_written_once_and_replaced(env, tmp_path):
     want = env.get("DRUPAL_SETUP_REVERSE_PROXY", "none")
     assert want != "none", "the site was brought up with --reverse-proxy none"
     settings = Path(env["DRUPAL_DOCROOT"]) / "sites" / "default" / "settings.php"
+    # Drupal's installer leaves it read-only (PHP in WebAssembly honours that even for root).
+    mode = settings.stat().st_mode
+    settings.chmod(mode | 0o200)
     bad = setup(env, reverse_proxy="10.0.0.5,not-an-address")
     assert bad.returncode == 2 and "not-an-address" in bad.stderr, (bad.returncode, bad.stderr)
     try:
@@ -124,6 +127,7 @@ def test_reverse_proxy_settings_are_written_once_and_replaced(env, tmp_path):
         assert json.loads(got) == [True, [want, "10.0.0.0/8"]]
     finally:
         back = setup(env)
+        settings.chmod(mode)
         assert back.returncode == 0, back.stderr
     assert settings.read_text().count("// BEGIN envoy-scim-drupal reverse proxy") == 1
     assert f"did: settings.php trusts the reverse proxy {want} for" in back.stdout
