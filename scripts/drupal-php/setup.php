@@ -8,6 +8,7 @@
  *
  * Usage: php setup.php --root=DOCROOT --attributes=FILE|none --groups=on|off|JSON
  *          --user-delete=cancel|hard_delete --rest-resource=YML [--uri=URL]
+ *          [--reverse-proxy=ADDR[,ADDR…]] [--allowed-roles=ROLE[,ROLE…]]
  * Environment: DRUPAL_USERNAME, DRUPAL_PASSWORD (never on the command line: `ps` shows argv
  * to every local user).
  *
@@ -32,6 +33,46 @@ function refuse(string $why): never {
   exit(2);
 }
 
+// ------------------------------------------------------------------ reverse proxy (settings.php)
+const PROXY_BEGIN = '// BEGIN envoy-scim-drupal reverse proxy (scripts/drupal-setup --reverse-proxy)';
+const PROXY_END = '// END envoy-scim-drupal reverse proxy';
+// A function, not a constant: Symfony's Request is autoloadable only once Drupal's autoloader is.
+function proxy_headers(): int {
+  return Request::HEADER_X_FORWARDED_FOR | Request::HEADER_X_FORWARDED_PROTO;
+}
+
+/** Whether the settings in force already trust exactly these proxies, for these headers only. */
+function proxy_settings_match(array $proxies): bool {
+  $have = Settings::get('reverse_proxy_addresses', []);
+  return Settings::get('reverse_proxy', FALSE) === TRUE
+    && is_array($have) && array_values($have) == $proxies
+    && Settings::get('reverse_proxy_trusted_headers') === proxy_headers();
+}
+
+/** The $settings a settings.php file leaves, read in a scope of its own. */
+function settings_in_file(string $file, string $app_root, string $site_path): array {
+  $settings = [];
+  $databases = [];
+  $config = [];
+  $class_loader = $GLOBALS['autoloader'];
+  include $file;
+  return $settings;
+}
+
+function proxy_block(array $proxies): string {
+  $list = implode(', ', array_map(fn($a) => var_export($a, TRUE), $proxies));
+  return PROXY_BEGIN . "\n"
+    . "// Drupal takes the client's address from Envoy's X-Forwarded-For, so visitors' failed\n"
+    . "// logins are counted against them, never against the gateway (docs/security.md). Only the\n"
+    . "// client's address and scheme are trusted: X-Forwarded-Host, -Port and Forwarded are\n"
+    . "// whatever the caller sent.\n"
+    . "\$settings['reverse_proxy'] = TRUE;\n"
+    . "\$settings['reverse_proxy_addresses'] = [$list];\n"
+    . "\$settings['reverse_proxy_trusted_headers'] = \\Symfony\\Component\\HttpFoundation\\Request::HEADER_X_FORWARDED_FOR\n"
+    . "  | \\Symfony\\Component\\HttpFoundation\\Request::HEADER_X_FORWARDED_PROTO;\n"
+    . PROXY_END . "\n";
+}
+
 $changes = 0;
 function did(string $what): void {
   global $changes;
@@ -42,7 +83,7 @@ function ok(string $what): void {
   echo "ok: $what\n";
 }
 
-$opts = getopt('', ['root:', 'attributes:', 'groups:', 'user-delete:', 'rest-resource:', 'uri:']);
+$opts = getopt('', ['root:', 'attributes:', 'groups:', 'user-delete:', 'rest-resource:', 'uri:', 'reverse-proxy:', 'allowed-roles:']);
 $root = rtrim($opts['root'] ?? '', '/');
 if ($root === '' || !is_dir($root)) {
   refuse("no such docroot: {$root}");
@@ -56,6 +97,43 @@ if (!in_array($user_delete, ['cancel', 'hard_delete'], TRUE)) {
 }
 
 // ------------------------------------------------------------------ what is wanted
+// The plugin's allowed_roles: the gateway reads their permissions at start-up, which takes
+// 'administer permissions'; each must exist and must not let its holders take over the site.
+$allowed_roles = [];
+foreach (explode(',', (string) ($opts['allowed-roles'] ?? '')) as $r) {
+  $r = trim($r);
+  if ($r === '') {
+    continue;
+  }
+  if (!preg_match('/^[a-z0-9_]{1,32}$/', $r) || in_array($r, ['administrator', 'anonymous', 'authenticated'], TRUE)) {
+    refuse("--allowed-roles: '$r' is not a role the gateway may make writable (a role machine name other than administrator, anonymous, authenticated)");
+  }
+  $allowed_roles[] = $r;
+}
+// Envoy's address(es) as Drupal sees them: Drupal then takes the client's address from the
+// X-Forwarded-For Envoy writes, so visitors' failed logins never land on the address the
+// gateway's own calls (which carry no X-Forwarded-For) come from.
+$proxies = NULL;
+if (isset($opts['reverse-proxy'])) {
+  $proxies = [];
+  foreach (explode(',', (string) $opts['reverse-proxy']) as $a) {
+    $a = trim($a);
+    if ($a === '') {
+      continue;
+    }
+    [$ip, $bits] = array_pad(explode('/', $a, 2), 2, NULL);
+    $max = str_contains((string) $ip, ':') ? 128 : 32;
+    if (filter_var($ip, FILTER_VALIDATE_IP) === FALSE
+      || ($bits !== NULL && (!ctype_digit($bits) || (int) $bits > $max))) {
+      refuse("--reverse-proxy: '$a' is not an IP address or CIDR range (Envoy's address as Drupal sees it, e.g. 127.0.0.1)");
+    }
+    $proxies[] = $a;
+  }
+  if (!$proxies) {
+    refuse('--reverse-proxy needs at least one address (Envoy\'s address as Drupal sees it)');
+  }
+}
+
 $service_name = (string) getenv('DRUPAL_USERNAME');
 $service_pass = (string) getenv('DRUPAL_PASSWORD');
 if ($service_name === '' || $service_pass === '') {
@@ -188,6 +266,11 @@ catch (\Throwable $e) {
   refuse("the site's configuration cannot be written: " . preg_replace('/:\s*(INSERT|UPDATE|DELETE|MERGE|UPSERT)\b.*$/s', '', $e->getMessage()));
 }
 
+$settings_file = "$root/$site_path/settings.php";
+if ($proxies !== NULL && !proxy_settings_match($proxies) && !is_writable($settings_file)) {
+  refuse("--reverse-proxy: $settings_file is not writable by this user (Drupal makes it read-only after installing): chmod u+w it for this run, or add the settings of docs/security.md yourself");
+}
+
 $available = \Drupal::service('extension.list.module')->getList();
 $wanted_modules = ['jsonapi', 'basic_auth'];
 if ($fields || $groups !== NULL) {
@@ -210,6 +293,19 @@ $found = $account_storage->loadByProperties(['name' => $service_name]);
 $account = $found ? reset($found) : NULL;
 if ($account && (int) $account->id() === 1) {
   refuse("DRUPAL_USERNAME '$service_name' is uid 1; the gateway needs an account of its own");
+}
+
+foreach ($allowed_roles as $r) {
+  $allowed = $etm->getStorage('user_role')->load($r);
+  if (!$allowed) {
+    refuse("--allowed-roles: the site has no role '$r'");
+  }
+  $takeover = array_values(array_filter(['administer users', 'administer permissions'], fn($p) => $allowed->hasPermission($p)));
+  if ($allowed->isAdmin() || $takeover) {
+    refuse("--allowed-roles: the role '$r' " . ($allowed->isAdmin() ? 'is an administrator role' : "holds '" . implode("' and '", $takeover) . "'")
+      . ": its holders would be writable through SCIM, so a SCIM token would be enough to take over the site (the gateway refuses such a configuration)");
+  }
+  ok("role $r may be made writable (no administrator role, no 'administer users' or 'administer permissions')");
 }
 
 // A user field that exists must have the wanted type (base fields too, e.g. `timezone`).
@@ -361,6 +457,10 @@ if ($groups !== NULL) {
     $wanted_permissions[] = 'administer permissions';
   }
 }
+if ($allowed_roles) {
+  $wanted_permissions[] = 'administer permissions';
+}
+$wanted_permissions = array_values(array_unique($wanted_permissions));
 $all_permissions = \Drupal::service('user.permissions')->getPermissions();
 foreach ($wanted_permissions as $p) {
   if (!isset($all_permissions[$p])) {
@@ -468,6 +568,31 @@ if ($rest_resource !== NULL) {
       $resource->save();
       did('REST resource entity.user now allows DELETE in json over basic_auth and cookie');
     }
+  }
+}
+
+// ------------------------------------------------------------------ 8. reverse proxy
+if ($proxies !== NULL) {
+  $what = 'settings.php trusts the reverse proxy ' . implode(', ', $proxies) . ' for X-Forwarded-For and -Proto only';
+  if (proxy_settings_match($proxies)) {
+    ok($what);
+  }
+  else {
+    $text = file_get_contents($settings_file);
+    $block = proxy_block($proxies);
+    $pattern = '/^' . preg_quote(PROXY_BEGIN, '/') . '\n.*?^' . preg_quote(PROXY_END, '/') . '\n?/ms';
+    // An earlier block goes; the new one goes last, so no later assignment in the file
+    // (an included settings.local.php, say) can override it.
+    $new = rtrim(preg_replace($pattern, '', $text), "\n") . "\n\n" . $block;
+    if (file_put_contents($settings_file, $new, LOCK_EX) !== strlen($new)) {
+      refuse("cannot write $settings_file");
+    }
+    $after = settings_in_file($settings_file, $root, $site_path);
+    if (($after['reverse_proxy'] ?? NULL) !== TRUE || array_values($after['reverse_proxy_addresses'] ?? []) != $proxies
+      || ($after['reverse_proxy_trusted_headers'] ?? NULL) !== proxy_headers()) {
+      refuse("wrote the reverse-proxy settings at the end of $settings_file, but reading it back gives others");
+    }
+    did($what);
   }
 }
 

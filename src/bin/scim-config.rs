@@ -211,6 +211,7 @@ fn adopt_preview(args: &[String]) -> ExitCode {
         None => config::protection::Protection {
             service_username: service.clone(),
             writable_roles: config::protection::writable_roles(&[], &[]),
+            service_uid: Default::default(),
         },
         Some(path) => {
             let env = |name: &str| {

@@ -397,6 +397,7 @@ pub fn parse(
     let protection = crate::config::protection::Protection {
         service_username: username.clone(),
         writable_roles: crate::config::protection::writable_roles(&allowed_roles, &managed_roles),
+        service_uid: Default::default(),
     };
 
     let authorization = format!(

@@ -4,6 +4,8 @@
 
 use crate::scim::error::ScimError;
 use serde_json::Value;
+use std::cell::Cell;
+use std::rc::Rc;
 
 /// The role every logged-in account has; Drupal does not list it in `roles`.
 const AUTHENTICATED: &str = "authenticated";
@@ -15,6 +17,24 @@ pub struct Protection {
     /// Roles an account may hold and still be written through SCIM: `authenticated`, the
     /// roles `groups.role_grants` manages, and the configured `allowed_roles`.
     pub writable_roles: Vec<String>,
+    /// The service account's uid, once the start-up check has learnt it: a name can be
+    /// spelt in ways an ASCII comparison misses (`ǅ` / `ǆ`), a uid cannot.
+    pub service_uid: ServiceUid,
+}
+
+/// The service account's uid as the start-up check learnt it, shared by every copy of the
+/// configuration in a VM (the configuration is parsed before Drupal can be asked).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceUid(Rc<Cell<Option<u64>>>);
+
+impl ServiceUid {
+    pub fn get(&self) -> Option<u64> {
+        self.0.get()
+    }
+
+    pub fn set(&self, uid: u64) {
+        self.0.set(Some(uid));
+    }
 }
 
 impl Protection {
@@ -32,7 +52,10 @@ impl Protection {
         if uid == 1 {
             return Some("Drupal's first account (uid 1) is read-only to SCIM.".into());
         }
-        if !name.is_empty() && name.eq_ignore_ascii_case(&self.service_username) {
+        if uid == 0 {
+            return Some("Drupal's anonymous user (uid 0) is read-only to SCIM.".into());
+        }
+        if self.service_uid.get() == Some(uid) || self.is_service_name(name) {
             return Some("The gateway's own Drupal service account is read-only to SCIM.".into());
         }
         // An administrator whose roles are hidden would otherwise look role-less: fail closed.
@@ -50,6 +73,13 @@ impl Protection {
                 foreign.join("`, `")
             )
         })
+    }
+
+    /// Drupal compares user names case-insensitively, beyond ASCII too.
+    fn is_service_name(&self, name: &str) -> bool {
+        !name.is_empty()
+            && (name.eq_ignore_ascii_case(&self.service_username)
+                || name.to_lowercase() == self.service_username.to_lowercase())
     }
 
     /// The same as an error: 403, nothing changed.
@@ -105,7 +135,27 @@ mod tests {
         Protection {
             service_username: "scim-service".into(),
             writable_roles: writable_roles(&["content_editor".into()], &["developer"]),
+            service_uid: ServiceUid::default(),
         }
+    }
+
+    #[test]
+    fn the_service_account_is_known_by_uid_once_learnt_and_uid_0_by_its_uid() {
+        let p = protection();
+        // Before the start-up check: by name only (any case, beyond ASCII too).
+        assert_eq!(p.refusal(7, "renamed-svc", Some(&[])), None);
+        let q = Protection {
+            service_username: "Ærøskøbing-svc".into(),
+            ..protection()
+        };
+        assert!(q.refusal(9, "ærøskøbing-SVC", Some(&[])).is_some());
+        // Learnt: every copy of the configuration knows it.
+        let copy = p.clone();
+        p.service_uid.set(7);
+        let why = copy.refusal(7, "renamed-svc", Some(&[])).unwrap();
+        assert!(why.contains("service account"), "{why}");
+        assert_eq!(copy.refusal(8, "alice", Some(&[])), None);
+        assert!(p.refusal(0, "Gast", Some(&[])).unwrap().contains("uid 0"));
     }
 
     #[test]

@@ -310,6 +310,7 @@ mod tests {
         Protection {
             service_username: "scim-service".into(),
             writable_roles: vec!["authenticated".into()],
+            service_uid: Default::default(),
         }
     }
 

@@ -340,6 +340,7 @@ mod tests {
         let protection = Protection {
             service_username: "scim-service".into(),
             writable_roles: vec!["authenticated".into()],
+            service_uid: Default::default(),
         };
         let people = [
             Person {

@@ -5,7 +5,10 @@
 //! authentication. The same query asks for accounts holding a role, with their roles: account
 //! protection reads each account's roles, so a Drupal that hides them (JSON:API Extras
 //! renaming or disabling `roles`, a core without `meta.drupal_internal__target_id`) stops the
-//! gateway rather than making every administrator look role-less.
+//! gateway rather than making every administrator look role-less. In the same round: the
+//! permissions of the roles the configuration makes writable (`groups.role_grants`,
+//! `allowed_roles`), refused when one lets its holders take over the site, and the service
+//! account's uid, which account protection then matches besides its name.
 
 use crate::config::Config;
 use crate::drupal::jsonapi::{map_failure, RestResource};
@@ -28,6 +31,10 @@ pub enum Verdict {
     /// Drupal's user resources do not show the accounts' role machine names (why): account
     /// protection cannot tell administrators apart, so SCIM requests are refused.
     RolesUnreadable(String),
+    /// A role the configuration makes writable is an administrator role or holds a
+    /// take-over permission, or its permissions cannot be read (why): SCIM requests are
+    /// refused, as a token would otherwise be enough to take over the site.
+    UnsafeRoles(String),
     /// Drupal refused the service account; the check is repeated.
     Refused,
     /// Drupal could not be asked, or gave an answer the check cannot read (why); the check
@@ -40,7 +47,10 @@ impl Verdict {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            Verdict::Ready | Verdict::MissingField(_) | Verdict::RolesUnreadable(_)
+            Verdict::Ready
+                | Verdict::MissingField(_)
+                | Verdict::RolesUnreadable(_)
+                | Verdict::UnsafeRoles(_)
         )
     }
 }
@@ -64,6 +74,9 @@ pub fn admission(verdict: &Verdict) -> Option<Response> {
         Verdict::RolesUnreadable(why) => ScimError::bad_gateway(format!(
             "The gateway refuses to serve: {why} Without them it cannot tell which accounts are administrators (read-only to SCIM)."
         )),
+        Verdict::UnsafeRoles(why) => {
+            ScimError::bad_gateway(format!("The gateway refuses to serve: {why}"))
+        }
         // The same answer as a request Drupal refuses: the client's fix is the same.
         Verdict::Refused => ScimError::bad_gateway(format!(
             "{} (The gateway's start-up check of the attribute mapping was refused; it is repeated every {RETRY_AFTER_S} s.)",
@@ -135,6 +148,7 @@ fn encode(verdict: &Verdict) -> Option<String> {
         Verdict::Ready => Some("ready".into()),
         Verdict::MissingField(f) => Some(format!("missing:{f}")),
         Verdict::RolesUnreadable(why) => Some(format!("roles:{why}")),
+        Verdict::UnsafeRoles(why) => Some(format!("unsafe:{why}")),
         Verdict::Refused => Some("refused".into()),
         Verdict::Unknown(why) => Some(format!("unknown:{why}")),
     }
@@ -147,6 +161,7 @@ fn decode(bytes: &[u8]) -> Option<Verdict> {
         None if text == "refused" => Verdict::Refused,
         Some(("missing", f)) => Verdict::MissingField(f.to_string()),
         Some(("roles", why)) => Verdict::RolesUnreadable(why.to_string()),
+        Some(("unsafe", why)) => Verdict::UnsafeRoles(why.to_string()),
         Some(("unknown", why)) => Verdict::Unknown(why.to_string()),
         _ => return None,
     })
@@ -244,6 +259,9 @@ pub fn describe(verdict: &Verdict) -> String {
         Verdict::RolesUnreadable(why) => format!(
             "account protection cannot work: {why} SCIM requests are refused until Drupal's user resources show `roles` with `meta.drupal_internal__target_id`"
         ),
+        Verdict::UnsafeRoles(why) => format!(
+            "account protection refuses the configuration: {why} SCIM requests are refused until it is fixed (a restart is needed)"
+        ),
         Verdict::Refused => "Drupal refused the gateway's service account while checking the attribute mapping; check DRUPAL_USERNAME/DRUPAL_PASSWORD, the 'administer users' permission and flood control".into(),
         Verdict::Unknown(why) => format!("could not check the attribute mapping against Drupal yet: {why}"),
         Verdict::Pending => "the attribute mapping has not been checked against Drupal yet".into(),
@@ -333,6 +351,159 @@ pub fn describe_vocabulary(access: &TermAccess, vocabulary: &str) -> Option<(log
             format!("groups: Drupal has no vocabulary `{vocabulary}` (JSON:API answered 404); create it or fix `groups.vocabulary`"),
         )),
     }
+}
+
+/// The roles the configuration makes writable besides `authenticated`, each with the setting
+/// that names it.
+pub fn named_roles(config: &Config) -> Vec<(&str, &'static str)> {
+    let granted = config
+        .groups
+        .as_ref()
+        .map(crate::config::groups::GroupsConfig::managed_roles)
+        .unwrap_or_default();
+    config
+        .protection
+        .writable_roles
+        .iter()
+        .map(String::as_str)
+        .filter(|r| *r != "authenticated")
+        .map(|r| {
+            let setting = if granted.contains(&r) {
+                "groups.role_grants"
+            } else {
+                "allowed_roles"
+            };
+            (r, setting)
+        })
+        .collect()
+}
+
+/// `GET /jsonapi/user_role/user_role` with each role's machine name, `is_admin` and
+/// `permissions` (config entities: readable with 'administer permissions' only; without it
+/// Drupal 10.6.15 and 11.4.5 answer 200 with no data and every role under `meta.omitted`).
+pub fn roles_call(config: &Config) -> DrupalCall {
+    DrupalCall {
+        method: "GET",
+        path: format!(
+            "{}/user_role/user_role?fields[user_role--user_role]=drupal_internal__id%2Cis_admin%2Cpermissions",
+            config.drupal.jsonapi_prefix
+        ),
+        content_type: None,
+        body: None,
+    }
+}
+
+/// The verdict on the named roles: `Ready`, `UnsafeRoles` (settled) or `Unknown` (asked again).
+pub fn read_roles_check(reply: &DrupalReply, config: &Config) -> Verdict {
+    let named = named_roles(config);
+    let doc = match reply {
+        DrupalReply::Answer { status: 200, body } => {
+            serde_json::from_slice::<Value>(body).unwrap_or(Value::Null)
+        }
+        DrupalReply::Answer {
+            status: 403 | 404, ..
+        } => {
+            return Verdict::UnsafeRoles(unreadable_roles(
+                &named,
+                "JSON:API has no readable `user_role` resource",
+            ));
+        }
+        _ => return Verdict::Unknown(map_failure(reply).detail),
+    };
+    let names: Vec<&str> = named.iter().map(|(r, _)| *r).collect();
+    if let Some((role, why)) = crate::drupal::groups::dangerous_grant(&doc, &names) {
+        let setting = named
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map_or("allowed_roles", |(_, s)| *s);
+        return Verdict::UnsafeRoles(format!(
+            "the Drupal role `{role}` named in `{setting}` {why}: accounts holding it would be writable through SCIM{}, so a SCIM token would be enough to take over the site. Remove it from `{setting}`, or take the permission from the role.",
+            if setting == "groups.role_grants" { " and the IdP could grant it" } else { "" }
+        ));
+    }
+    let data = doc.get("data").and_then(Value::as_array);
+    let shown = |role: &str| {
+        data.into_iter().flatten().find(|r| {
+            r.pointer("/attributes/drupal_internal__id")
+                .and_then(Value::as_str)
+                == Some(role)
+        })
+    };
+    let withheld = doc.pointer("/meta/omitted").is_some();
+    let unreadable: Vec<(&str, &'static str)> = named
+        .iter()
+        .copied()
+        .filter(|(role, _)| match shown(role) {
+            // Shown: both answers must be there to clear it.
+            Some(r) => {
+                r.pointer("/attributes/is_admin")
+                    .and_then(Value::as_bool)
+                    .is_none()
+                    || r.pointer("/attributes/permissions")
+                        .and_then(Value::as_array)
+                        .is_none()
+            }
+            // Not shown: a role Drupal does not have holds nothing, unless Drupal withheld
+            // roles from the service account.
+            None => withheld,
+        })
+        .collect();
+    if unreadable.is_empty() {
+        Verdict::Ready
+    } else {
+        Verdict::UnsafeRoles(unreadable_roles(
+            &unreadable,
+            "Drupal withholds them from the service account ('administer permissions' is required)",
+        ))
+    }
+}
+
+fn unreadable_roles(roles: &[(&str, &'static str)], why: &str) -> String {
+    let list: Vec<String> = roles.iter().map(|(r, s)| format!("`{r}` ({s})")).collect();
+    format!(
+        "the gateway cannot read the permissions of the role(s) {} that its configuration makes writable: {why}. It must check that none lets its holders take over the site (is_admin, 'administer users', 'administer permissions'): give the service account's role 'administer permissions' (scripts/drupal-setup does with role grants), or remove the roles from the configuration.",
+        list.join(", ")
+    )
+}
+
+/// `GET /jsonapi/user/user?filter[name]=…` for the service account's uid.
+pub fn service_call(config: &Config) -> DrupalCall {
+    let mut q = DrupalQuery::new();
+    q.push("filter[name]", &config.protection.service_username)
+        .push("fields[user--user]", "drupal_internal__uid,name");
+    DrupalCall {
+        method: "GET",
+        path: format!("{}/user/user{}", config.drupal.jsonapi_prefix, q.build()),
+        content_type: None,
+        body: None,
+    }
+}
+
+/// The service account's uid: the one account of the answer whose name is the configured
+/// one (Drupal compares names case-insensitively; the database's collation may match more).
+pub fn read_service_uid(reply: &DrupalReply, username: &str) -> Option<u64> {
+    let DrupalReply::Answer { status: 200, body } = reply else {
+        return None;
+    };
+    let doc: Value = serde_json::from_slice(body).ok()?;
+    let want = username.to_lowercase();
+    let mut found = doc
+        .get("data")?
+        .as_array()?
+        .iter()
+        .filter(|u| {
+            u.pointer("/attributes/name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.to_lowercase() == want)
+        })
+        .filter_map(|u| u.pointer("/attributes/drupal_internal__uid")?.as_u64());
+    let uid = found.next()?;
+    found.next().is_none().then_some(uid)
+}
+
+/// The shared-data key of the service account's uid, beside the verdict's.
+pub fn service_uid_key(startup_key: &str) -> String {
+    format!("{startup_key}.service_uid")
 }
 
 fn missing_field(field: &str) -> ScimError {
@@ -564,5 +735,203 @@ mod tests {
             .1
             .contains("`cookie`"));
         assert!(describe_rest(RestResource::Unknown).is_none());
+    }
+
+    fn config_with(more: serde_json::Value) -> Config {
+        let mut json = serde_json::json!({"tokens": [{"label": "a", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}],
+            "drupal": {"cluster": "d", "authority": "a"}});
+        for (k, v) in more.as_object().unwrap() {
+            json[k] = v.clone();
+        }
+        let env = |n: &str| {
+            Some(
+                if n == "DRUPAL_USERNAME" {
+                    "scim-service"
+                } else {
+                    "x"
+                }
+                .to_string(),
+            )
+        };
+        parse(&serde_json::to_vec(&json).unwrap(), &env).unwrap().0
+    }
+
+    fn roles_doc(roles: serde_json::Value, omitted: bool) -> DrupalReply {
+        let mut doc = serde_json::json!({"data": roles});
+        if omitted {
+            doc["meta"] = serde_json::json!({"omitted": {"detail": "Some resources have been omitted because of insufficient authorization."}});
+        }
+        DrupalReply::Answer {
+            status: 200,
+            body: doc.to_string().into_bytes(),
+        }
+    }
+
+    fn role(id: &str, is_admin: bool, perms: &[&str]) -> serde_json::Value {
+        serde_json::json!({"type": "user_role--user_role", "id": format!("u-{id}"),
+            "attributes": {"drupal_internal__id": id, "is_admin": is_admin, "permissions": perms}})
+    }
+
+    #[test]
+    fn the_roles_the_configuration_names_are_checked_with_the_setting_that_names_them() {
+        assert!(named_roles(&config()).is_empty());
+        let c = config_with(serde_json::json!({"allowed_roles": ["content_editor"],
+            "groups": {"role_grants": {"Eng": ["developer"]}}}));
+        assert_eq!(
+            named_roles(&c),
+            [
+                ("developer", "groups.role_grants"),
+                ("content_editor", "allowed_roles")
+            ]
+        );
+        assert!(roles_call(&c).path.starts_with(
+            "/jsonapi/user_role/user_role?fields[user_role--user_role]=drupal_internal__id%2Cis_admin%2Cpermissions"
+        ));
+    }
+
+    #[test]
+    fn a_writable_role_that_can_take_over_the_site_stops_the_gateway() {
+        let c = config_with(serde_json::json!({"allowed_roles": ["content_editor"],
+            "groups": {"role_grants": {"Eng": ["developer"]}}}));
+        let safe = serde_json::json!([
+            role("developer", false, &["access content"]),
+            role("content_editor", false, &["edit any article content"]),
+            role("administrator", true, &[])
+        ]);
+        assert_eq!(
+            read_roles_check(&roles_doc(safe, false), &c),
+            Verdict::Ready
+        );
+        for (roles, role_name, setting, why) in [
+            (
+                serde_json::json!([
+                    role("developer", false, &["administer users"]),
+                    role("content_editor", false, &[])
+                ]),
+                "developer",
+                "groups.role_grants",
+                "holds 'administer users'",
+            ),
+            (
+                serde_json::json!([
+                    role("developer", false, &[]),
+                    role("content_editor", false, &["administer permissions"])
+                ]),
+                "content_editor",
+                "allowed_roles",
+                "holds 'administer permissions'",
+            ),
+            (
+                serde_json::json!([
+                    role("developer", false, &[]),
+                    role("content_editor", true, &[])
+                ]),
+                "content_editor",
+                "allowed_roles",
+                "is_admin",
+            ),
+        ] {
+            let v = read_roles_check(&roles_doc(roles, false), &c);
+            let Verdict::UnsafeRoles(text) = &v else {
+                panic!("{v:?}")
+            };
+            assert!(
+                text.contains(&format!("`{role_name}` named in `{setting}`")) && text.contains(why),
+                "{text}"
+            );
+            assert!(v.is_final());
+            let answer = admission(&v).unwrap();
+            assert_eq!(answer.status, 502);
+        }
+    }
+
+    #[test]
+    fn roles_whose_permissions_cannot_be_read_stop_the_gateway_too() {
+        let c = config_with(serde_json::json!({"allowed_roles": ["content_editor"]}));
+        // Drupal 10.6.15 / 11.4.5 without 'administer permissions': no data, all omitted.
+        let v = read_roles_check(&roles_doc(serde_json::json!([]), true), &c);
+        assert!(
+            matches!(&v, Verdict::UnsafeRoles(t) if t.contains("`content_editor` (allowed_roles)") && t.contains("'administer permissions' is required")),
+            "{v:?}"
+        );
+        // Shown without its permissions (a sparse fieldset Drupal ignored, an override).
+        let bare = serde_json::json!([{"type": "user_role--user_role", "id": "r",
+            "attributes": {"drupal_internal__id": "content_editor"}}]);
+        assert!(matches!(
+            read_roles_check(&roles_doc(bare, false), &c),
+            Verdict::UnsafeRoles(_)
+        ));
+        // No user_role resource at all.
+        let gone = DrupalReply::Answer {
+            status: 404,
+            body: b"{}".to_vec(),
+        };
+        assert!(matches!(
+            read_roles_check(&gone, &c),
+            Verdict::UnsafeRoles(_)
+        ));
+        // A role the site does not have holds nothing; a failed call is asked again.
+        assert_eq!(
+            read_roles_check(&roles_doc(serde_json::json!([]), false), &c),
+            Verdict::Ready
+        );
+        assert!(matches!(
+            read_roles_check(&DrupalReply::Failed, &c),
+            Verdict::Unknown(_)
+        ));
+        // Shared with the other workers as it is.
+        let mut store = crate::runtime::store::MemoryStore::default();
+        let v = Verdict::UnsafeRoles("the role `x` …".into());
+        publish(&mut store, "k", &v);
+        assert_eq!(effective(&Verdict::Pending, &store, "k"), v);
+    }
+
+    #[test]
+    fn the_service_accounts_uid_is_the_one_account_of_that_name() {
+        let c = config_with(serde_json::json!({}));
+        let call = service_call(&c);
+        assert!(
+            call.path.contains("filter[name]=scim-service&"),
+            "{}",
+            call.path
+        );
+        let ans = |users: serde_json::Value| DrupalReply::Answer {
+            status: 200,
+            body: serde_json::json!({"data": users}).to_string().into_bytes(),
+        };
+        let user = |uid: u64, name: &str| {
+            serde_json::json!({"type": "user--user", "id": "u",
+            "attributes": {"drupal_internal__uid": uid, "name": name}})
+        };
+        assert_eq!(
+            read_service_uid(
+                &ans(serde_json::json!([user(7, "SCIM-Service")])),
+                "scim-service"
+            ),
+            Some(7)
+        );
+        // An accent-insensitive collation's extra match is no match.
+        assert_eq!(
+            read_service_uid(
+                &ans(serde_json::json!([
+                    user(8, "scim-sérvice"),
+                    user(7, "scim-service")
+                ])),
+                "scim-service"
+            ),
+            Some(7)
+        );
+        assert_eq!(
+            read_service_uid(&ans(serde_json::json!([])), "scim-service"),
+            None
+        );
+        // Label-only (refused) or two of the name: not known.
+        let label = serde_json::json!([{"type": "user--user", "id": "u", "attributes": {"display_name": "x"}}]);
+        assert_eq!(read_service_uid(&ans(label), "scim-service"), None);
+        assert_eq!(
+            read_service_uid(&ans(serde_json::json!([user(7, "a"), user(9, "A")])), "a"),
+            None
+        );
+        assert_eq!(read_service_uid(&DrupalReply::Failed, "a"), None);
     }
 }

@@ -574,6 +574,7 @@ mod tests {
             protection: crate::config::protection::Protection {
                 service_username: "scim-service".into(),
                 writable_roles: crate::config::protection::writable_roles(&[], &[]),
+                service_uid: Default::default(),
             },
             groups: None,
             wait_cluster: None,

@@ -26,6 +26,10 @@ const FIRST_CHECK_DELAY: Duration = Duration::from_millis(10);
 #[derive(Clone, Copy, PartialEq)]
 enum StartupCheck {
     Mapping,
+    /// The permissions of the roles the configuration makes writable (part of the verdict).
+    Roles,
+    /// The service account's uid (for account protection).
+    ServiceUid,
     RestDelete,
     Vocabulary,
 }
@@ -67,14 +71,27 @@ impl ScimRoot {
             Next::Deliver(replies) => {
                 shared.report(millis(self.get_current_time()));
                 let checks = std::mem::take(&mut self.in_flight);
-                let mut ready = false;
-                for (check, reply) in checks.into_iter().zip(replies) {
+                let round: Vec<(StartupCheck, DrupalReply)> =
+                    checks.into_iter().zip(replies).collect();
+                let reply_of =
+                    |check: StartupCheck| round.iter().find(|(c, _)| *c == check).map(|(_, r)| r);
+                let Some(mapping) = reply_of(StartupCheck::Mapping) else {
+                    return;
+                };
+                let mut verdict = probe::read(mapping);
+                // Only an account Drupal accepted gets answers worth reading.
+                let accepted = verdict == Verdict::Ready;
+                if let (true, Some(reply)) = (accepted, reply_of(StartupCheck::Roles)) {
+                    verdict = probe::read_roles_check(reply, &shared.config);
+                }
+                if let (true, Some(reply)) = (accepted, reply_of(StartupCheck::ServiceUid)) {
+                    learn_service_uid(shared, reply);
+                }
+                self.conclude(shared, verdict);
+                for (check, reply) in &round {
                     match check {
-                        StartupCheck::Mapping => ready = self.conclude(shared, &reply),
-                        // Only an account Drupal accepted gets answers worth reading (the
-                        // mapping's call comes first in the round).
-                        StartupCheck::RestDelete if ready => conclude_rest(shared, &reply),
-                        StartupCheck::Vocabulary if ready => conclude_vocabulary(shared, &reply),
+                        StartupCheck::RestDelete if accepted => conclude_rest(shared, reply),
+                        StartupCheck::Vocabulary if accepted => conclude_vocabulary(shared, reply),
                         _ => {}
                     }
                 }
@@ -93,9 +110,8 @@ impl ScimRoot {
         self.follow(shared, next);
     }
 
-    /// Records the mapping check's verdict; true when it passed.
-    fn conclude(&mut self, shared: &Shared, reply: &DrupalReply) -> bool {
-        let verdict = probe::read(reply);
+    /// Records the start-up check's verdict (the mapping's, and the roles' once it passed).
+    fn conclude(&mut self, shared: &Shared, verdict: Verdict) {
         let line = probe::describe(&verdict);
         // The check is repeated every 2 s until it is settled: a verdict already logged is
         // not logged again at warning level.
@@ -105,19 +121,17 @@ impl ScimRoot {
             .is_ok_and(|previous| *previous == verdict);
         match &verdict {
             Verdict::Ready => log::info!("{line}"),
-            Verdict::MissingField(_) => log::error!("{line}"),
+            Verdict::MissingField(_) | Verdict::UnsafeRoles(_) => log::error!("{line}"),
             _ if repeated => log::debug!("{line}"),
             _ => log::warn!("{line}"),
         }
         probe::publish(&mut HostStore, &shared.startup_key, &verdict);
-        let passed = verdict == Verdict::Ready;
         if let Ok(mut slot) = shared.mapping_check.try_borrow_mut() {
             // Another worker's settled verdict (adopted meanwhile) is not undone by a blip.
             if !slot.is_final() || verdict.is_final() {
                 *slot = verdict;
             }
         };
-        passed
     }
 
     /// The checks due: none once the mapping's verdict is settled (here or, adopted, on
@@ -127,7 +141,10 @@ impl ScimRoot {
         if shared.verdict().is_final() {
             return Vec::new();
         }
-        let mut checks = vec![StartupCheck::Mapping];
+        let mut checks = vec![StartupCheck::Mapping, StartupCheck::ServiceUid];
+        if !probe::named_roles(&shared.config).is_empty() {
+            checks.push(StartupCheck::Roles);
+        }
         if shared.config.drupal.user_delete == UserDelete::HardDelete
             && shared.rest_check.get() == RestResource::Unknown
         {
@@ -147,6 +164,34 @@ impl ScimRoot {
         if Self::due_checks(shared).is_empty() {
             self.set_tick_period(Duration::ZERO);
         }
+    }
+}
+
+/// Keeps the service account's uid for account protection, and publishes it (before the
+/// verdict, so a worker that adopts the verdict finds it).
+fn learn_service_uid(shared: &Shared, reply: &DrupalReply) {
+    let protection = &shared.config.protection;
+    match probe::read_service_uid(reply, &protection.service_username) {
+        Some(uid) => {
+            if protection.service_uid.get() != Some(uid) {
+                log::info!(
+                    "account protection: the service account {} is uid {uid}",
+                    protection.service_username
+                );
+            }
+            protection.service_uid.set(uid);
+            let key = probe::service_uid_key(&shared.startup_key);
+            let _ = crate::runtime::store::SharedStore::set(
+                &mut HostStore,
+                &key,
+                uid.to_string().as_bytes(),
+                None,
+            );
+        }
+        None => log::warn!(
+            "account protection: could not learn the service account's uid (no single account named {} in Drupal's answer); it is recognised by name only",
+            protection.service_username
+        ),
     }
 }
 
@@ -256,6 +301,8 @@ impl RootContext for ScimRoot {
             .iter()
             .map(|check| match (check, &shared.config.groups) {
                 (StartupCheck::RestDelete, _) => probe::rest_call(),
+                (StartupCheck::Roles, _) => probe::roles_call(&shared.config),
+                (StartupCheck::ServiceUid, _) => probe::service_call(&shared.config),
                 (StartupCheck::Vocabulary, Some(groups)) => {
                     probe::vocabulary_call(&shared.config, &groups.vocabulary)
                 }

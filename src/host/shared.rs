@@ -49,11 +49,27 @@ impl Shared {
         }
         let verdict = probe::effective(&local, &HostStore, &self.startup_key);
         if verdict.is_final() {
+            self.adopt_service_uid();
             if let Ok(mut slot) = self.mapping_check.try_borrow_mut() {
                 *slot = verdict.clone();
             }
         }
         verdict
+    }
+
+    /// The service account's uid the worker that checked published before its verdict.
+    fn adopt_service_uid(&self) {
+        use crate::runtime::store::SharedStore;
+        let key = probe::service_uid_key(&self.startup_key);
+        let uid = HostStore
+            .get(&key)
+            .ok()
+            .and_then(|(bytes, _)| bytes)
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.parse::<u64>().ok());
+        if let Some(uid) = uid {
+            self.config.protection.service_uid.set(uid);
+        }
     }
 
     /// `tags` (request id, trace context, user agent) go on every call to Drupal.

@@ -94,12 +94,13 @@ def test_a_granted_role_that_administers_users_is_never_granted(new_envoy, emula
     from groups_support import drupal_roles, group_body, groups_config
 
     ann = seed_user("ann@example.com", mail="ann@example.com")["uuid"]
-    # The site gave the granted role a take-over permission after the gateway was configured.
+    # The gateway started while the role was harmless (its start-up check read the role);
+    # then the site gave the granted role a take-over permission.
+    gw = new_envoy(plugin_overrides={"groups": groups_config(role_grants={"Engineering": ["content_editor"]})})
     emulator.settings(grant_permissions={"content_editor": ["administer users"]})
     listed = emulator.jsonapi("GET", "/jsonapi/user_role/user_role").json()["data"]
     editor = next(r for r in listed if r["attributes"]["drupal_internal__id"] == "content_editor")
     assert "administer users" in editor["attributes"]["permissions"]
-    gw = new_envoy(plugin_overrides={"groups": groups_config(role_grants={"Engineering": ["content_editor"]})})
     err = assert_scim_error(gw.scim("POST", "/Groups", json=group_body("Engineering", [ann])), 403)
     assert "`content_editor`" in err["detail"] and "holds 'administer users'" in err["detail"], err["detail"]
     assert gw.scim("GET", "/Groups").json()["totalResults"] == 0

@@ -247,6 +247,22 @@ class Site:
         finally:
             con.close()
 
+    def php(self, code: str, *args: str) -> str:
+        """PHP run in the bootstrapped site (`scripts/real-drupal php -r CODE ARGS…`); its output."""
+        p = subprocess.run([str(REAL_DRUPAL), "php", "--dir", str(self.dir), "-r", code, *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"real-drupal php failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
+        return p.stdout.decode()
+
+    def set_permission(self, role: str, permission: str, granted: bool) -> None:
+        """Grants or revokes a permission of a role (Drupal's own API; JSON:API cannot write roles)."""
+        self.php(
+            '$r = \\Drupal\\user\\Entity\\Role::load($args[0]); '
+            '$args[2] === "1" ? $r->grantPermission($args[1]) : $r->revokePermission($args[1]); $r->save();',
+            role, permission, "1" if granted else "0",
+        )
+
     def sql_count(self, query: str) -> int:
         rows = self.sql(query)
         return int(rows[0][0])
@@ -291,9 +307,10 @@ class _DrupalRef:
 
 def gateway(site: Site, workdir: Path, tokens: dict[str, str], auth: str, *, name: str = "envoy",
             username: str | None = None, password: str | None = None, source_ip: str | None = None,
-            concurrency: int = 2, **overrides) -> Envoy:
+            concurrency: int = 2, public_jsonapi: bool = False, **overrides) -> Envoy:
     """A started Envoy with the filter in front of the site. source_ip: the loopback address
-    its calls to Drupal come from (Drupal's flood control counts failed logins per IP)."""
+    its calls to Drupal come from (Drupal's flood control counts failed logins per IP);
+    public_jsonapi: the public side opened (render_envoy_config --public-jsonapi on)."""
     workdir.mkdir(parents=True, exist_ok=True)
     last: Exception | None = None
     for attempt in range(3):
@@ -304,6 +321,7 @@ def gateway(site: Site, workdir: Path, tokens: dict[str, str], auth: str, *, nam
             plugin_overrides=plugin_overrides(site, auth, **overrides),
             concurrency=concurrency,
             name=f"{name}-{attempt}" if attempt else name,
+            public_jsonapi=public_jsonapi,
         )
         if source_ip:
             bind_source(env.config_path, source_ip)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import assert_scim_error, jumpcloud_user, patch_op
+from harness import assert_scim_error, basic, jumpcloud_user, patch_op
 
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
@@ -31,10 +31,12 @@ def record(site, uuid: str) -> dict:
 
 
 @pytest.mark.smoke
-def test_an_idp_token_cannot_take_over_the_site(scim, site, uniq, drupal_user, cleanup):
+def test_an_idp_token_cannot_take_over_the_site(scim, gateway, site, uniq, drupal_user, cleanup):
     admin = site.user_by_name("admin")
     service = site.user_by_name(site.service_user)
     assert admin["drupal_internal__uid"] == 1
+    # The gateway learnt its account's uid at start-up (it protects it by uid, not only by name).
+    assert f"the service account {site.service_user} is uid {service['drupal_internal__uid']}" in gateway.log_text()
     boss = drupal_user(f"boss.{uniq}@example.com", roles=["administrator"])
     editor = drupal_user(f"editor.{uniq}@example.com", roles=["content_editor"])
     targets = {
@@ -72,13 +74,33 @@ def test_an_idp_token_cannot_take_over_the_site(scim, site, uniq, drupal_user, c
 
 def test_allowed_roles_make_content_editors_writable(new_gateway, site, uniq, drupal_user):
     """What the site allows is configurable: content editors may be managed by SCIM, never
-    administrators."""
+    administrators. The gateway first checks the allowed role: it must be able to read its
+    permissions ('administer permissions'; Drupal withholds roles from the service account
+    without it) and they must not let its holders take over the site."""
     editor = drupal_user(f"ed.{uniq}@example.com", roles=["content_editor"])
     boss = drupal_user(f"bo.{uniq}@example.com", roles=["administrator"])
-    gw = new_gateway("allowed-roles", allowed_roles=["content_editor"])
-    r = gw.scim("PATCH", f"/Users/{editor['id']}", json=WRITES[0][1], timeout=site.timeout)
-    assert r.status_code == 200 and r.json()["active"] is False, r.text
-    assert site.user(editor["id"])["status"] is False
-    before = record(site, boss["id"])
-    assert_scim_error(gw.scim("PATCH", f"/Users/{boss['id']}", json=WRITES[0][1], timeout=site.timeout), 403)
-    assert record(site, boss["id"]) == before
+    plain = site.request("GET", "/jsonapi/user_role/user_role", auth=basic(site.service_user, site.service_pass),
+                         headers={"Accept": "application/vnd.api+json"}).json()
+    assert plain["data"] == [] and "omitted" in plain["meta"], "the service account reads no role by default"
+    gw = new_gateway(f"allowed-roles-unread-{uniq}", allowed_roles=["content_editor"])
+    err = assert_scim_error(gw.scim("GET", "/Users", timeout=site.timeout), 502)
+    assert "`content_editor` (allowed_roles)" in err["detail"] and "'administer permissions' is required" in err["detail"], err["detail"]
+    site.set_permission("scim_gateway", "administer permissions", True)
+    try:
+        gw = new_gateway(f"allowed-roles-{uniq}", allowed_roles=["content_editor"])
+        r = gw.scim("PATCH", f"/Users/{editor['id']}", json=WRITES[0][1], timeout=site.timeout)
+        assert r.status_code == 200 and r.json()["active"] is False, r.text
+        assert site.user(editor["id"])["status"] is False
+        before = record(site, boss["id"])
+        assert_scim_error(gw.scim("PATCH", f"/Users/{boss['id']}", json=WRITES[0][1], timeout=site.timeout), 403)
+        assert record(site, boss["id"]) == before
+        # A site that lets content editors administer users: the gateway refuses to serve.
+        site.set_permission("content_editor", "administer users", True)
+        try:
+            gw = new_gateway(f"allowed-roles-unsafe-{uniq}", allowed_roles=["content_editor"])
+            err = assert_scim_error(gw.scim("GET", "/Users", timeout=site.timeout), 502)
+            assert "`content_editor` named in `allowed_roles` holds 'administer users'" in err["detail"], err["detail"]
+        finally:
+            site.set_permission("content_editor", "administer users", False)
+    finally:
+        site.set_permission("scim_gateway", "administer permissions", False)

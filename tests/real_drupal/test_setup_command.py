@@ -57,6 +57,8 @@ def setup(env: dict[str, str], *args: str, root: str | None = None, **override) 
         "--groups": env["DRUPAL_SETUP_GROUPS"],
         "--user-delete": env["DRUPAL_SETUP_USER_DELETE"],
     }
+    if env.get("DRUPAL_SETUP_REVERSE_PROXY", "none") != "none":
+        opts["--reverse-proxy"] = env["DRUPAL_SETUP_REVERSE_PROXY"]
     opts.update({f"--{k.replace('_', '-')}": v for k, v in override.items()})
     argv = [str(SETUP), "--root", root or env["DRUPAL_DOCROOT"], "--php", env["DRUPAL_PHP"], "--uri", env["DRUPAL_URL"]]
     for k, v in opts.items():
@@ -99,6 +101,61 @@ def test_setup_twice_changes_nothing_the_second_time(env):
     assert "ok: module jsonapi enabled" in lines
     assert "ok: JSON:API accepts writes (jsonapi.settings read_only false)" in lines
     assert any(ln.startswith(f"ok: service account {env['DRUPAL_USERNAME']} ") for ln in lines), second.stdout
+    if env.get("DRUPAL_SETUP_REVERSE_PROXY", "none") != "none":
+        assert f"ok: settings.php trusts the reverse proxy {env['DRUPAL_SETUP_REVERSE_PROXY']} for X-Forwarded-For and -Proto only" in lines
+
+
+def test_reverse_proxy_settings_are_written_once_and_replaced(env, tmp_path):
+    """--reverse-proxy writes one marked block at the end of settings.php; other addresses
+    replace it; an address that is none is refused before anything changes."""
+    want = env.get("DRUPAL_SETUP_REVERSE_PROXY", "none")
+    assert want != "none", "the site was brought up with --reverse-proxy none"
+    settings = Path(env["DRUPAL_DOCROOT"]) / "sites" / "default" / "settings.php"
+    # Drupal's installer leaves it read-only (PHP in WebAssembly honours that even for root).
+    mode = settings.stat().st_mode
+    settings.chmod(mode | 0o200)
+    bad = setup(env, reverse_proxy="10.0.0.5,not-an-address")
+    assert bad.returncode == 2 and "not-an-address" in bad.stderr, (bad.returncode, bad.stderr)
+    try:
+        other = setup(env, reverse_proxy=f"{want},10.0.0.0/8")
+        assert other.returncode == 0, other.stderr
+        assert f"did: settings.php trusts the reverse proxy {want}, 10.0.0.0/8 for X-Forwarded-For and -Proto only" in other.stdout
+        text = settings.read_text()
+        assert text.count("// BEGIN envoy-scim-drupal reverse proxy") == 1
+        assert text.rstrip().endswith("// END envoy-scim-drupal reverse proxy")
+        got = site_php(env, 'echo json_encode([\\Drupal\\Core\\Site\\Settings::get("reverse_proxy"), \\Drupal\\Core\\Site\\Settings::get("reverse_proxy_addresses")]);')
+        assert json.loads(got) == [True, [want, "10.0.0.0/8"]]
+    finally:
+        back = setup(env)
+        settings.chmod(mode)
+        assert back.returncode == 0, back.stderr
+    assert settings.read_text().count("// BEGIN envoy-scim-drupal reverse proxy") == 1
+    assert f"did: settings.php trusts the reverse proxy {want} for" in back.stdout
+
+
+def test_allowed_roles_are_checked_and_made_readable(env):
+    """--allowed-roles (the plugin's allowed_roles): a role that holds 'administer users' is
+    refused before anything changes; a harmless one gets the gateway's role 'administer
+    permissions', which it needs to read the role's permissions at start-up."""
+    perms = 'echo json_encode(\\Drupal\\user\\Entity\\Role::load($args[0])->getPermissions());'
+    toggle = ('$r = \\Drupal\\user\\Entity\\Role::load($args[0]); '
+              '$args[2] === "1" ? $r->grantPermission($args[1]) : $r->revokePermission($args[1]); $r->save();')
+    assert "administer permissions" not in json.loads(site_php(env, perms, "scim_gateway"))
+    site_php(env, toggle, "content_editor", "administer users", "1")
+    try:
+        r = setup(env, "--allowed-roles", "content_editor")
+        assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+        assert "'content_editor' holds 'administer users'" in r.stderr, r.stderr
+        assert not [ln for ln in r.stdout.splitlines() if ln.startswith("did:")], r.stdout
+    finally:
+        site_php(env, toggle, "content_editor", "administer users", "0")
+    try:
+        r = setup(env, "--allowed-roles", "content_editor")
+        assert r.returncode == 0, r.stderr
+        assert "did: granted 'administer permissions' to role scim_gateway" in r.stdout, r.stdout
+        assert "administer permissions" in json.loads(site_php(env, perms, "scim_gateway"))
+    finally:
+        site_php(env, toggle, "scim_gateway", "administer permissions", "0")
 
 
 def test_refuses_a_field_of_the_same_name_with_another_type(env, tmp_path):
