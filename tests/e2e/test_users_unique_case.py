@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from groups_support import gscim, groups_gw  # noqa: F401  (fixtures)
 from harness import assert_scim_error, jumpcloud_user, patch_op
 
 
@@ -90,3 +91,66 @@ def test_a_new_name_or_address_costs_one_read_before_the_write(scim, create_user
     r = scim("PATCH", f"/Users/{pat['id']}", json=patch_op({"op": "replace", "path": "userName", "value": "patricia@example.com"}))
     assert r.status_code == 200, r.text
     assert [q["method"] for q in drupal_requests()] == ["GET", "GET", "PATCH"]
+
+
+# ---- MariaDB's collation (emulator `collation: general_ci`) ------------------------------------
+# Drupal's default MySQL collation, utf8mb4_general_ci, compares text without case and without
+# accents (and ß as s): every `=`, LIKE and IN Drupal sends, and the unique key on the name.
+# Drupal's own check then compares with PHP's ASCII strtolower, so `jose` beside `José` passes
+# it and meets the unique key (a 500). The gateway must answer as SCIM says on this database too.
+
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+@pytest.fixture
+def mariadb(emulator_settings):
+    emulator_settings(collation="general_ci")
+
+
+def test_mariadb_lookups_never_return_the_accent_variant(scim, create_user, mariadb):
+    create_user("José.Núñez", "josé@example.com")
+    assert lookup(scim, 'userName eq "jose.nunez"') == []
+    assert lookup(scim, 'userName eq "JOSÉ.NÚÑEZ"') == ["José.Núñez"]
+    assert lookup(scim, 'emails eq "jose@example.com"') == []
+    assert lookup(scim, 'emails[type eq "work"].value eq "JOSÉ@example.com"') == ["José.Núñez"]
+    assert lookup(scim, 'userName sw "jose"') == []
+    r = scim("GET", "/Users", params={"filter": 'userName eq "jose.nunez"', "count": "0"})
+    assert r.json()["totalResults"] == 0
+
+
+def test_mariadb_an_accent_variant_of_a_name_is_409_naming_the_database(scim, emulator, create_user, drupal_writes, mariadb):
+    create_user("José.Núñez", "a@example.com")
+    err = assert_scim_error(scim("POST", "/Users", json=jumpcloud_user("jose.nunez", "b@example.com")), 409, "uniqueness")
+    assert "accents" in err["detail"] and "database" in err["detail"], err["detail"]
+    assert "same time" not in err["detail"] and "José" not in err["detail"], err["detail"]
+    assert [w for w in drupal_writes() if "jose.nunez" in w["body"]] == []
+    # A rename onto it: the same, and nothing changes.
+    pat = create_user("pat@example.com")
+    r = scim("PATCH", f"/Users/{pat['id']}", json=patch_op({"op": "replace", "path": "userName", "value": "JOSE.NUNEZ"}))
+    assert_scim_error(r, 409, "uniqueness")
+    assert emulator.drupal_user(pat["id"])["name"] == "pat@example.com"
+
+
+def test_mariadb_a_name_the_table_does_not_know_still_gets_a_clear_409(scim, create_user, mariadb, fault):
+    """Should the gateway's read miss the clash (here: Drupal answers it with an empty page),
+    Drupal's unique key answers 500 and the 409 says that the database refused the name."""
+    create_user("José.Núñez", "a@example.com")
+    fault(status=200, body='{"data": []}', path_prefix="/jsonapi/user/user", method="GET", count=1)
+    err = assert_scim_error(scim("POST", "/Users", json=jumpcloud_user("jose.nunez", "b@example.com")), 409, "uniqueness")
+    assert "accents" in err["detail"], err["detail"]
+
+
+def test_mariadb_accent_variants_of_the_retired_prefix_are_refused(scim, mariadb):
+    for name in ["scïmretired1", "ſcimretired2", "SCÍMRETIRED3"]:
+        err = assert_scim_error(scim("POST", "/Users", json=jumpcloud_user(name, "x@example.com")), 400, "invalidValue")
+        assert "scimretired" in err["detail"], err["detail"]
+
+
+def test_mariadb_a_group_lookup_does_not_return_the_accent_variant(gscim, mariadb):
+    for name in ("Équipe", "Equipe"):
+        r = gscim("POST", "/Groups", json={"schemas": [CORE_GROUP], "displayName": name})
+        assert r.status_code == 201, r.text
+    r = gscim("GET", "/Groups", params={"filter": 'displayName eq "equipe"'})
+    assert r.status_code == 200, r.text
+    assert [g["displayName"] for g in r.json()["Resources"]] == ["Equipe"]
+    assert r.json()["totalResults"] == 1

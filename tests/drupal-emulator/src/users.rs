@@ -953,9 +953,7 @@ impl App {
                 // MariaDB), then PHP's ASCII `strtolower` on what it found. A name equal only
                 // in non-ASCII case or accents passes, and meets the unique key on save.
                 let taken = db.users.values().any(|u| {
-                    u.uid != cand.uid
-                        && u.uid != 0
-                        && u.name.to_ascii_lowercase() == cand.name.to_ascii_lowercase()
+                    u.uid != cand.uid && u.uid != 0 && u.name.eq_ignore_ascii_case(&cand.name)
                 });
                 if taken {
                     v.push(Violation::new(
@@ -1000,7 +998,7 @@ impl App {
                             && u.mail.as_deref().is_some_and(|m| {
                                 if self.cfg.drupal_version >= DrupalVersion::V10_6 {
                                     // LIKE, then PHP's ASCII `strtolower`.
-                                    m.to_ascii_lowercase() == mail.to_ascii_lowercase()
+                                    m.eq_ignore_ascii_case(mail)
                                 } else if crate::filter::general_ci() {
                                     crate::filter::general_ci_key(m)
                                         == crate::filter::general_ci_key(mail)
