@@ -566,21 +566,50 @@ fn field_to_drupal(
             }
         }
         (Kind::String, CompValue::Str(v)) => {
-            // Every text comparison in Drupal follows the database's collation: ASCII-only
-            // case folding on SQLite (LIKE), case- and accent-insensitive on MariaDB
-            // (utf8mb4_general_ci), case-sensitive `=` on `mail` outside MySQL. So Drupal is
-            // asked for a superset under every one of them and the gateway applies SCIM's rule
-            // (case-insensitive unless `caseExact`, never accent-insensitive) to each row.
-            *exact = false;
+            // Drupal compares text under the database's collation: LIKE folds ASCII case only
+            // on SQLite, MariaDB's utf8mb4_general_ci ignores case and accents, `=` on `mail`
+            // is case-sensitive outside MySQL. Lookups (`eq`) must follow SCIM on every one
+            // (case-insensitive unless `caseExact`, never accent-insensitive), so Drupal is
+            // asked for a superset and the gateway checks each row. `co`/`sw`/`ew`/`ne` with
+            // an ASCII value stay Drupal's answer (exact on SQLite, accent-insensitive on
+            // MariaDB), so that they page over any number of users.
+            let folds_case_on_equal = path != "mail";
             match op {
-                Op::Eq if !f.case_exact => Ok(equal_ignoring_case(path, v)),
-                Op::Eq => Ok(like_superset(path, v, true, true)),
-                Op::Sw => Ok(like_superset(path, v, true, false)),
-                Op::Ew => Ok(like_superset(path, v, false, true)),
-                Op::Co => Ok(like_superset(path, v, false, false)),
-                // `<>` is `NOT LIKE` or the collation's `<>`: it drops values that differ only
-                // in case or accents, and Drupal has no negated LIKE: ask for everything.
-                Op::Ne | Op::NotCo | Op::NotSw | Op::NotEw => Ok(Drupal::True),
+                Op::Eq if !f.case_exact => {
+                    *exact = false;
+                    Ok(equal_ignoring_case(path, v))
+                }
+                Op::Eq => {
+                    *exact = false;
+                    Ok(like_superset(path, v, true, true))
+                }
+                Op::Ne if !f.case_exact && folds_case_on_equal && v.is_ascii() => {
+                    Ok(not_equal(path, v.clone()))
+                }
+                Op::Ne if !f.case_exact => {
+                    // `<>` keeps at least every value that differs ignoring case (`mail`'s
+                    // `<>` is exact on SQLite, NOT LIKE folds ASCII case only).
+                    *exact = false;
+                    Ok(not_equal(path, v.clone()))
+                }
+                Op::Ne => {
+                    // Drupal's `<>` on a text field ignores case (NOT LIKE), which would drop
+                    // values that differ only in case: ask for everything, check here.
+                    *exact = false;
+                    Ok(Drupal::True)
+                }
+                Op::Co | Op::Sw | Op::Ew if !f.case_exact && v.is_ascii() => {
+                    Ok(cond(path, drupal_operator(op), Some(v.clone())))
+                }
+                Op::Co | Op::Sw | Op::Ew => {
+                    *exact = false;
+                    Ok(like_superset(path, v, op == Op::Sw, op == Op::Ew))
+                }
+                Op::NotCo | Op::NotSw | Op::NotEw => {
+                    // Drupal has no negated LIKE: ask for everything, check here.
+                    *exact = false;
+                    Ok(Drupal::True)
+                }
                 Op::Gt | Op::Ge | Op::Lt | Op::Le => Err(unsupported(
                     "text has no database-independent order in Drupal; compare with eq, co, sw or ew",
                 )),
@@ -803,7 +832,8 @@ mod tests {
             assert!(q(f).needs_post_filter(), "{f}");
         }
         assert!(pairs(r#"emails eq "A@B.org""#).contains("[operator]=STARTS_WITH"));
-        assert!(q(r#"emails co "b.org""#).needs_post_filter());
+        assert!(!q(r#"emails co "b.org""#).needs_post_filter());
+        assert!(q(r#"emails co "ü.org""#).needs_post_filter());
         assert!(pairs(r#"emails eq "A@B.org""#).contains("[operator]=ENDS_WITH"));
     }
 
@@ -830,9 +860,9 @@ mod tests {
             p.contains("[operator]=ENDS_WITH&filter[scim_c2][condition][value]=ller@firma.de"),
             "{p}"
         );
-        // Negations have no Drupal form that keeps accent variants: everything, checked here.
-        let ne = q(r#"userName ne "jose""#);
-        assert!(ne.needs_post_filter() && ne.conditions.is_empty());
+        // NOT LIKE keeps `José` for `ne "JOSÉ"` on SQLite: a superset, checked here.
+        assert!(!q(r#"userName ne "jose""#).needs_post_filter());
+        assert!(q(r#"userName ne "JOSÉ""#).needs_post_filter());
     }
 
     #[test]
