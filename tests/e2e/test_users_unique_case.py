@@ -70,6 +70,10 @@ def test_accent_variants_are_other_values(scim, emulator, create_user):
     assert lookup(scim, 'emails eq "JOSÉ@EXAMPLE.COM"') == ["José.Núñez"]
     assert lookup(scim, 'emails eq "jose@example.com"') == ["Jose.Nunez"]
     assert emulator.drupal_user(other["id"])["mail"] == "jose@example.com"
+    # Substrings with non-ASCII letters too: Drupal's LIKE compares those exactly on SQLite.
+    assert lookup(scim, 'userName co "ÚÑ"') == ["José.Núñez"]
+    assert lookup(scim, 'userName sw "JOSÉ"') == ["José.Núñez"]
+    assert lookup(scim, 'userName ne "JOSÉ.NÚÑEZ" and userName co "nunez"') == ["Jose.Nunez"]
 
 
 def test_changing_the_case_of_ones_own_values_is_no_clash(scim, emulator, create_user, drupal_requests, clear_drupal_requests):
