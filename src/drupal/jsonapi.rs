@@ -523,7 +523,11 @@ pub fn map_failure(reply: &DrupalReply) -> ScimError {
         409 => ScimError::conflict("Drupal reports a conflict with an existing resource."),
         422 => validation_error(&details),
         500 if details.iter().any(|d| d.contains("Integrity constraint violation")) => {
-            ScimError::conflict("Another account with this userName was created at the same time.")
+            ScimError::conflict(
+                "Drupal's database refused the userName as a duplicate: it equals another account's \
+in the database's comparison (which may ignore case and accents), or another account was created \
+with it at the same time. Choose another userName, or retry.",
+            )
         }
         503 if body.starts_with(b"upstream connect error") || body.starts_with(b"no healthy upstream") => {
             ScimError::new(503, None, "Drupal is unreachable.")

@@ -7,5 +7,6 @@ pub mod groups;
 pub mod jsonapi;
 pub mod probe;
 pub mod query;
+pub mod unique;
 pub mod upstream;
 pub mod user_filter;

@@ -566,20 +566,29 @@ fn field_to_drupal(
             }
         }
         (Kind::String, CompValue::Str(v)) => {
-            // Drupal's LIKE (used for `=` on `name` and on string fields, and for
-            // CONTAINS/STARTS_WITH/ENDS_WITH everywhere) ignores case on every database;
-            // `=` on `mail` follows the collation. Anything that is not an exact match for
-            // SCIM's rule is sent as a superset and checked by the gateway.
+            // Drupal compares text under the database's collation: LIKE folds ASCII case only
+            // on SQLite, MariaDB's utf8mb4_general_ci ignores case and accents, `=` on `mail`
+            // is case-sensitive outside MySQL. Lookups (`eq`) must follow SCIM on every one
+            // (case-insensitive unless `caseExact`, never accent-insensitive), so Drupal is
+            // asked for a superset and the gateway checks each row. `co`/`sw`/`ew`/`ne` with
+            // an ASCII value stay Drupal's answer (exact on SQLite, accent-insensitive on
+            // MariaDB), so that they page over any number of users.
             let folds_case_on_equal = path != "mail";
             match op {
-                Op::Eq if !f.case_exact && folds_case_on_equal => Ok(cond(path, "=", Some(v.clone()))),
+                Op::Eq if !f.case_exact => {
+                    *exact = false;
+                    Ok(equal_ignoring_case(path, v))
+                }
                 Op::Eq => {
                     *exact = false;
-                    Ok(cond(path, "STARTS_WITH", Some(v.clone())))
+                    Ok(like_superset(path, v, true, true))
                 }
-                Op::Ne if !f.case_exact && folds_case_on_equal => Ok(not_equal(path, v.clone())),
+                Op::Ne if !f.case_exact && folds_case_on_equal && v.is_ascii() => {
+                    Ok(not_equal(path, v.clone()))
+                }
                 Op::Ne if !f.case_exact => {
-                    // `mail`: `<>` keeps at least every address that differs without case.
+                    // `<>` keeps at least every value that differs ignoring case (`mail`'s
+                    // `<>` is exact on SQLite, NOT LIKE folds ASCII case only).
                     *exact = false;
                     Ok(not_equal(path, v.clone()))
                 }
@@ -589,11 +598,12 @@ fn field_to_drupal(
                     *exact = false;
                     Ok(Drupal::True)
                 }
-                Op::Co | Op::Sw | Op::Ew => {
-                    if f.case_exact {
-                        *exact = false;
-                    }
+                Op::Co | Op::Sw | Op::Ew if !f.case_exact && v.is_ascii() => {
                     Ok(cond(path, drupal_operator(op), Some(v.clone())))
+                }
+                Op::Co | Op::Sw | Op::Ew => {
+                    *exact = false;
+                    Ok(like_superset(path, v, op == Op::Sw, op == Op::Ew))
                 }
                 Op::NotCo | Op::NotSw | Op::NotEw => {
                     // Drupal has no negated LIKE: ask for everything, check here.
@@ -610,6 +620,68 @@ fn field_to_drupal(
         (Kind::Boolean, _) => Err(unsupported("the value must be true or false")),
         (Kind::Integer, _) => Err(unsupported("the value must be an integer")),
     }
+}
+
+/// A Drupal condition that keeps at least every row whose `path` equals `v` ignoring case
+/// (Unicode), on SQLite, MariaDB and PostgreSQL alike. `=` on a case-insensitive field is
+/// LIKE, which SQLite folds for ASCII only; `IN` compares with the column's collation, which
+/// for such fields is NOCASE_UTF8 (Unicode case) on SQLite and the table's on MySQL. `mail`
+/// has no case-insensitive column anywhere, so it is matched with LIKE patterns.
+fn equal_ignoring_case(path: &str, v: &str) -> Drupal {
+    if path == "mail" {
+        return like_superset(path, v, true, true);
+    }
+    if v.is_ascii() {
+        return cond(path, "=", Some(v.to_string()));
+    }
+    Drupal::Or(vec![
+        cond(path, "=", Some(v.to_string())),
+        cond(path, "IN", Some(v.to_string())),
+    ])
+}
+
+/// LIKE conditions (`STARTS_WITH`, `CONTAINS`, `ENDS_WITH`: case-insensitive on every
+/// database, for ASCII at least) that every value containing `v` ignoring case satisfies,
+/// anchored at the start and/or end. Non-ASCII characters are left out (SQLite's LIKE
+/// compares them exactly), so each ASCII run of `v` is a condition of its own; a value
+/// without any is everything.
+fn like_superset(path: &str, v: &str, at_start: bool, at_end: bool) -> Drupal {
+    let runs: Vec<&str> = v.split(|c: char| !c.is_ascii()).collect();
+    let last = runs.len().saturating_sub(1);
+    let mut parts = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        if run.is_empty() {
+            continue;
+        }
+        let operator = match (at_start && i == 0, at_end && i == last) {
+            // The whole value is ASCII: its prefix is selective enough, and the value then
+            // travels in one Drupal parameter only.
+            (true, _) => "STARTS_WITH",
+            (false, true) => "ENDS_WITH",
+            (false, false) => "CONTAINS",
+        };
+        parts.push(cond(path, operator, Some(run.to_string())));
+    }
+    match parts.len() {
+        0 => Drupal::True,
+        1 => parts.pop().unwrap_or(Drupal::True),
+        _ => Drupal::And(parts),
+    }
+}
+
+/// The `filter[…]` pairs of a query for every account whose `path` equals its value
+/// ignoring case, for any of `pairs` (a superset: the caller compares each row).
+pub fn any_equal_ignoring_case(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let parts = pairs
+        .iter()
+        .map(|(path, v)| equal_ignoring_case(path, v))
+        .collect();
+    let mut out = Vec::new();
+    match fold(Drupal::Or(parts)) {
+        Drupal::True | Drupal::False => {}
+        d => emit(&d, None, &mut out, &mut 0),
+    }
+    out
 }
 
 /// Removes constant parts and needless nesting.
@@ -671,8 +743,13 @@ fn emit(d: &Drupal, parent: Option<&str>, out: &mut Vec<(String, String)>, count
                 format!("filter[{key}][condition][operator]"),
                 (*operator).to_string(),
             ));
-            if let Some(v) = value {
-                out.push((format!("filter[{key}][condition][value]"), v.clone()));
+            match value {
+                // Drupal takes IN's operand as a list.
+                Some(v) if *operator == "IN" => {
+                    out.push((format!("filter[{key}][condition][value][0]"), v.clone()))
+                }
+                Some(v) => out.push((format!("filter[{key}][condition][value]"), v.clone())),
+                None => {}
             }
             if let Some(p) = parent {
                 out.push((format!("filter[{key}][condition][memberOf]"), p.to_string()));
@@ -734,9 +811,10 @@ mod tests {
     }
 
     #[test]
-    fn username_eq_is_exact_in_drupal() {
+    fn username_eq_is_a_superset_checked_by_the_gateway() {
+        // MariaDB's `=` is accent-insensitive: Drupal's answer is a superset on every database.
         let query = q(r#"userName eq "Jane""#);
-        assert!(!query.needs_post_filter());
+        assert!(query.needs_post_filter());
         assert_eq!(pairs(r#"userName eq "Jane""#), "filter[scim_c0][condition][path]=name&filter[scim_c0][condition][operator]==&filter[scim_c0][condition][value]=Jane");
     }
 
@@ -752,6 +830,35 @@ mod tests {
         }
         assert!(pairs(r#"emails eq "A@B.org""#).contains("[operator]=STARTS_WITH"));
         assert!(!q(r#"emails co "b.org""#).needs_post_filter());
+        assert!(q(r#"emails co "ü.org""#).needs_post_filter());
+    }
+
+    #[test]
+    fn non_ascii_values_ask_for_a_superset_under_every_collation() {
+        // SQLite's LIKE folds ASCII only: `IN` uses the column's NOCASE_UTF8 collation.
+        let p = pairs(r#"userName eq "JOSÉ.x""#);
+        assert!(
+            p.contains("[group][conjunction]=OR")
+                && p.contains("[operator]=IN&filter[scim_c2][condition][value][0]=JOSÉ.x"),
+            "{p}"
+        );
+        // `mail` has no case-insensitive column: its ASCII runs, with LIKE.
+        let p = pairs(r#"emails eq "jürgen.müller@firma.de""#);
+        assert!(
+            p.contains("[operator]=STARTS_WITH&filter[scim_c0][condition][value]=j&"),
+            "{p}"
+        );
+        assert!(
+            p.contains("[operator]=CONTAINS&filter[scim_c1][condition][value]=rgen.m&"),
+            "{p}"
+        );
+        assert!(
+            p.contains("[operator]=ENDS_WITH&filter[scim_c2][condition][value]=ller@firma.de"),
+            "{p}"
+        );
+        // NOT LIKE keeps `José` for `ne "JOSÉ"` on SQLite: a superset, checked here.
+        assert!(!q(r#"userName ne "jose""#).needs_post_filter());
+        assert!(q(r#"userName ne "JOSÉ""#).needs_post_filter());
     }
 
     #[test]

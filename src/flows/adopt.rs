@@ -157,8 +157,10 @@ impl Exchange {
             Purpose::Create { write } => {
                 let calls = Self::calls(config);
                 let Some(user) = found else {
+                    // The candidates' read folds case as the database does; the uniqueness
+                    // read also catches non-ASCII case variants (`drupal::unique`).
                     let call = calls.create_user(&write.fields, write.password.as_deref());
-                    return self.call(State::Written { status: 201 }, vec![call]);
+                    return self.write_when_unique(config, &write.fields, None, call, 201);
                 };
                 let key = user_lock_key(&user.uuid);
                 if !env
@@ -426,6 +428,9 @@ mod tests {
         let mut rig = Rig::new(false);
         let (mut ex, _) = rig.begin(req("POST", "/scim/v2/Users", create("new@corp.example")));
         let step = rig.resume(&mut ex, vec![page(vec![])]);
+        // Nobody to adopt: the uniqueness read (non-ASCII case too), then the create.
+        assert_eq!(calls(&step)[0].method, "GET");
+        let step = rig.resume(&mut ex, vec![page(vec![])]);
         let c = calls(&step);
         assert_eq!(c[0].method, "POST");
         let body: Value = serde_json::from_slice(c[0].body.as_deref().unwrap()).unwrap();
@@ -478,6 +483,9 @@ mod tests {
                 json!({"data": user(JSMITH, 5, "jsmith", "jsmith@corp.example", &[])}),
             )],
         );
+        // A new address: the uniqueness read, then the write.
+        assert_eq!(calls(&step)[0].method, "GET");
+        let step = rig.resume(&mut ex, vec![page(vec![])]);
         let c = calls(&step);
         let body: Value = serde_json::from_slice(c[0].body.as_deref().unwrap()).unwrap();
         let attrs = &body["data"]["attributes"];

@@ -81,6 +81,12 @@ pub(crate) enum State {
     Written {
         status: u16,
     },
+    /// A write waits for the read of the accounts whose name or address could clash.
+    UniqueCheck {
+        claim: crate::drupal::unique::Claim,
+        write: DrupalCall,
+        status: u16,
+    },
     PutLookup {
         write: UserWrite,
         if_match: Option<String>,
@@ -645,6 +651,12 @@ mod tests {
         }
     }
 
+    /// The read of the accounts a write's new name or address could clash with (`unique`).
+    fn unique_read(step: &Step) -> bool {
+        let c = &calls(step)[0];
+        c.method == "GET" && c.path.contains("name%2Cmail%2Cdrupal_internal__uid")
+    }
+
     fn run(request: Request) -> (Exchange, Step) {
         begin_t(&config(), &request).expect("a SCIM path")
     }
@@ -796,6 +808,8 @@ mod tests {
         let body = json!({"schemas": [crate::scim::schema::USER_SCHEMA], "userName": "alice",
             "emails": [{"value": "a@x.org", "primary": true}], "password": "S3cret!"});
         let (mut ex, step) = run(req("POST", "/scim/v2/Users", &body.to_string()));
+        assert!(unique_read(&step));
+        let step = ex.resume_t(&config(), vec![page(vec![], false)]);
         let call = &calls(&step)[0];
         assert_eq!(
             (call.method, call.path.as_str(), call.content_type),
@@ -1112,6 +1126,8 @@ mod tests {
         ));
         assert_eq!(calls(&step)[0].method, "GET");
         let step = ex.resume_t(&config(), vec![answer(200, alice_doc())]);
+        assert!(unique_read(&step), "the new address is checked first");
+        let step = ex.resume_t(&config(), vec![page(vec![], false)]);
         let sent: Value = serde_json::from_slice(calls(&step)[0].body.as_ref().unwrap()).unwrap();
         assert_eq!(
             sent["data"]["attributes"],
@@ -1247,6 +1263,8 @@ mod tests {
         ));
         assert_eq!(calls(&step)[0].method, "GET");
         let step = ex.resume_t(&config(), vec![answer(200, alice_doc())]);
+        assert!(unique_read(&step));
+        let step = ex.resume_t(&config(), vec![page(vec![], false)]);
         let c = &calls(&step)[0];
         assert_eq!(
             (c.method, c.path.as_str()),
@@ -1798,6 +1816,8 @@ mod tests {
         let (mut ex, step) = run(req("PATCH", &format!("/scim/v2/Users/{ALICE}"), &body));
         assert_eq!(calls(&step)[0].method, "GET");
         let step = ex.resume_t(&config(), vec![answer(200, alice_doc())]);
+        assert!(unique_read(&step));
+        let step = ex.resume_t(&config(), vec![page(vec![], false)]);
         assert_eq!(calls(&step)[0].method, "PATCH");
         let mut doc = alice_doc();
         doc["data"]["attributes"]["init"] = json!(crate::drupal::jsonapi::RETIRED_MARKER);
@@ -1923,6 +1943,8 @@ mod tests {
             &mut env1,
         )
         .unwrap();
+        assert!(unique_read(&step));
+        let step = first.resume(&c, vec![page(vec![], false)], &mut env1);
         assert_eq!(calls(&step)[0].method, "POST");
         let mut env2 = Env {
             locks: &mut locks,
@@ -1963,11 +1985,12 @@ mod tests {
             lock_ttl_ms: 1000,
         };
         let step = second.resume(&c, vec![page(vec![], false)], &mut env2);
-        assert_eq!(
-            calls(&step)[0].method,
-            "POST",
+        assert!(
+            unique_read(&step),
             "the first answered: the second goes ahead"
         );
+        let step = second.resume(&c, vec![page(vec![], false)], &mut env2);
+        assert_eq!(calls(&step)[0].method, "POST");
         let mut env2 = Env {
             locks: &mut locks,
             now_ms: 5,
@@ -2013,7 +2036,7 @@ mod tests {
                 "content-type",
                 ct,
             ));
-            assert_eq!(calls(&step)[0].method, "POST", "{ct}");
+            assert!(unique_read(&step), "{ct}");
         }
     }
 }

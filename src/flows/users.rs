@@ -3,6 +3,7 @@
 
 use crate::config::{Config, UserDelete};
 use crate::drupal::jsonapi::{self, DrupalUser};
+use crate::drupal::unique::Claim;
 use crate::flows::audit::Outcome;
 use crate::flows::exchange::*;
 use crate::flows::membership::Env;
@@ -142,7 +143,7 @@ impl Exchange {
                 return self.start_adopt_create(config, write);
             }
             let call = Self::calls(config).create_user(&write.fields, write.password.as_deref());
-            return self.call(State::Written { status: 201 }, vec![call]);
+            return self.write_when_unique(config, &write.fields, None, call, 201);
         }
         let pause = lock_pause(
             config,
@@ -305,10 +306,18 @@ impl Exchange {
                 let user = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
                 Ok(self.user_response(status, &user, mapping))
             }
+            State::UniqueCheck {
+                claim,
+                write,
+                status,
+            } => {
+                claim.verdict(&first)?;
+                self.call(State::Written { status }, vec![write])
+            }
             State::PutLookup { write, if_match } => {
                 let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
                 let call = calls.update_user(&user.uuid, &write.fields, write.password.as_deref());
-                self.call(State::Written { status: 200 }, vec![call])
+                self.write_when_unique(config, &write.fields, Some(&user), call, 200)
             }
             State::PatchLookup { ops, if_match } => {
                 let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
@@ -358,7 +367,7 @@ impl Exchange {
                     return Ok(self.user_response(200, &user, mapping));
                 }
                 let call = calls.update_user(&user.uuid, &changes, applied.password.as_deref());
-                self.call(State::Written { status: 200 }, vec![call])
+                self.write_when_unique(config, &changes, Some(&user), call, 200)
             }
             State::DeleteLookup { uuid, if_match } => {
                 let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
@@ -405,6 +414,30 @@ impl Exchange {
             )),
             State::Adopt(_) => Err(ScimError::internal("Adoptions are resumed separately.")),
         }
+    }
+
+    /// Sends `write` once no other account holds the name or address it sets, ignoring case
+    /// (`drupal::unique`): one read first when a create or update sets a new one.
+    pub(crate) fn write_when_unique(
+        &mut self,
+        config: &Config,
+        fields: &Map<String, Value>,
+        current: Option<&DrupalUser>,
+        write: DrupalCall,
+        status: u16,
+    ) -> Result<Step, ScimError> {
+        let Some(claim) = Claim::of(fields, current) else {
+            return self.call(State::Written { status }, vec![write]);
+        };
+        let read = claim.candidates(&config.drupal.jsonapi_prefix);
+        self.call(
+            State::UniqueCheck {
+                claim,
+                write,
+                status,
+            },
+            vec![read],
+        )
     }
 
     pub(crate) fn scim_user(&self, user: &DrupalUser, mapping: &UserMapping) -> Value {

@@ -119,13 +119,25 @@ pub fn check_user_name(user_name: &str) -> Result<(), ScimError> {
             "`userName` must not contain control characters.",
         ));
     }
-    let folded = user_name.to_ascii_lowercase();
-    if folded.starts_with(RETIRED_NAME_PREFIX) {
+    if may_collate_as_retired(user_name) {
         return Err(ScimError::invalid_value(format!(
-            "`userName` may not start with `{RETIRED_NAME_PREFIX}`: the gateway reserves it for deleted accounts."
+            "`userName` may not start with `{RETIRED_NAME_PREFIX}` (in any case, or with accented letters): the gateway reserves it for deleted accounts."
         )));
     }
     Ok(())
+}
+
+/// Whether a database collation could sort `name` among the retired accounts, which lists
+/// leave out by a name range: MariaDB's `utf8mb4_general_ci` equates `ï` with `i`, SQLite's
+/// NOCASE_UTF8 `ſ` with `s`. Any non-ASCII character in the prefix's places counts as a
+/// possible equal, so no collation can hide an account SCIM created.
+pub fn may_collate_as_retired(name: &str) -> bool {
+    let mut chars = name.chars();
+    RETIRED_NAME_PREFIX.chars().all(|p| {
+        chars
+            .next()
+            .is_some_and(|c| !c.is_ascii() || c.eq_ignore_ascii_case(&p))
+    })
 }
 
 pub fn check_password(password: &Option<String>) -> Result<(), ScimError> {
@@ -241,6 +253,22 @@ mod tests {
             Value::Object(u.fields),
             json!({"name": "a", "field_given_name": null})
         );
+    }
+
+    #[test]
+    fn the_retired_prefix_is_reserved_under_any_collation() {
+        for n in [
+            "scimretired1",
+            "SCIMRetiredX",
+            "scïmretired",
+            "ſcimretiredabc",
+            "scimretired",
+        ] {
+            assert!(may_collate_as_retired(n), "{n}");
+        }
+        for n in ["scimretire", "scim-retired", "jose", "scimretirex1", ""] {
+            assert!(!may_collate_as_retired(n), "{n}");
+        }
     }
 
     #[test]

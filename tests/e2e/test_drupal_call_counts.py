@@ -23,7 +23,7 @@ OPERATIONS = [
         "POST",
         "/Users",
         jumpcloud_user("new@example.com", name={"givenName": "New", "familyName": "User"}),
-        ["POST list"],
+        ["GET list", "POST list"],
     ),
     (
         "create (Entra, enterprise extension)",
@@ -38,8 +38,10 @@ OPERATIONS = [
             "name": {"familyName": "F", "givenName": "G"},
             ENTERPRISE_USER: {"employeeNumber": "E-2", "department": "Eng"},
         },
-        ["POST list"],
+        ["GET list", "POST list"],
     ),
+    # A create reads the accounts whose name or address could clash ignoring case first, as does
+    # an update that sets a new name or address (docs/users.md "Uniqueness").
     # Every write reads the account first: SCIM may not write uid 1, the service account or
     # accounts holding roles the gateway does not manage (docs/security.md "Account safety").
     ("PUT (Okta)", "PUT", "/Users/{id}", jumpcloud_user("pat@example.com", displayName="Pat P"), ["GET user", "PATCH user"]),
@@ -69,7 +71,7 @@ OPERATIONS = [
         "PATCH",
         "/Users/{id}",
         {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": 'emails[type eq "work"].value', "value": "pat2@example.com"}]},
-        ["GET user", "PATCH user"],
+        ["GET user", "GET list", "PATCH user"],
     ),
     (
         "remove one phone number by value (read, then write)",
@@ -89,7 +91,7 @@ def kind(request: dict) -> str:
 
 @pytest.mark.parametrize("name,method,path,body,expected", OPERATIONS, ids=[o[0] for o in OPERATIONS])
 def test_drupal_calls_per_operation(scim, seed_user, set_fields, drupal_requests, clear_drupal_requests, name, method, path, body, expected):
-    pat = seed_user("pat@example.com")
+    pat = seed_user("pat@example.com", mail="pat@example.com")
     set_fields(pat["uuid"], field_phone_work="+1 555 0111")
     clear_drupal_requests()
     r = scim(method, path.replace("{id}", pat["uuid"]), json=body)

@@ -3,8 +3,8 @@
 MariaDB (Drupal's default utf8mb4_general_ci) compares case- AND accent-insensitively, and
 folds ß to s: `jose…` = `José…` for the unique key on users_field_data.name and for every `=`
 or LIKE Drupal sends. SQLite (Drupal's driver) folds ASCII case only. These tests pin what the
-gateway does on each; the `xfail(strict=True)` ones document a gap (they fail once it is fixed,
-so the marker goes with the fix)."""
+gateway does on each: SCIM's rule (case-insensitive, never accent-insensitive) on both, and a
+409 naming what clashed before Drupal's unique key answers 500 (issue 18 item 6)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,6 @@ import pytest
 from harness import CORE_USER, PATCH_OP, assert_scim_error, jumpcloud_user
 
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ISSUE_18_6 = ("issue 18 item 6: on MariaDB (utf8mb4_general_ci) the gateway trusts Drupal's accent-insensitive `=`: "
-              "a userName lookup returns the accent-different account, so an IdP would update José's account for jose")
-ISSUE_18_6_DETAIL = ("issue 18 item 6: a create (or rename) that collides with an accent-different name is answered "
-                     "409 'Another account with this userName was created at the same time.' (Drupal's unique key answered "
-                     "500; no concurrent create happened)")
 PAIRS = [("José", "jose"), ("straße", "strase")]
 
 
@@ -56,15 +51,16 @@ def test_mariadb_a_name_equal_under_the_collation_is_409_and_drupal_keeps_one_ac
 
 
 @pytest.mark.db("mariadb")
-@pytest.mark.xfail(strict=True, reason=ISSUE_18_6_DETAIL)
 def test_mariadb_the_409_names_the_existing_account_not_a_concurrent_create(scim, uniq, cleanup):
     assert create(scim, cleanup, f"José.{uniq}", f"a.{uniq}@example.com").status_code == 201
     err = assert_scim_error(create(scim, cleanup, f"jose.{uniq}", f"b.{uniq}@example.com"), 409, "uniqueness")
     assert "at the same time" not in err["detail"], err["detail"]
+    assert "accents" in err["detail"] and "database" in err["detail"], err["detail"]
+    # Nothing of the other account but what the IdP sent.
+    assert f"José.{uniq}" not in err["detail"], err["detail"]
 
 
 @pytest.mark.db("mariadb")
-@pytest.mark.xfail(strict=True, reason=ISSUE_18_6)
 @pytest.mark.parametrize("first,second", PAIRS)
 def test_mariadb_a_lookup_does_not_return_the_accent_different_account(scim, uniq, cleanup, first, second):
     assert create(scim, cleanup, f"{first}.{uniq}", f"a.{uniq}@example.com").status_code == 201
@@ -89,13 +85,10 @@ def test_mariadb_a_retired_account_frees_its_name_for_the_accent_variant(scim, s
     r = create(scim, cleanup, f"jose.{uniq}", f"b.{uniq}@example.com")
     assert r.status_code == 201, r.text
     assert lookup(scim, f"jose.{uniq}") == [f"jose.{uniq}"]
-    assert lookup(scim, f"José.{uniq}") == [f"jose.{uniq}"], "the collation matches the live account, never the retired one"
+    assert lookup(scim, f"José.{uniq}") == [], "SCIM's rule, not the collation's: never the accent variant, never the retired one"
 
 
 @pytest.mark.db("mariadb")
-@pytest.mark.xfail(strict=True, reason="issue 18 item 6 (retired-account rule): `scïmretired…` passes the gateway's "
-                   "reserved-prefix check (accent-sensitive) but Drupal's `NOT LIKE 'scimretired%'` (accent-insensitive) "
-                   "hides it: the account is created and never found again by a lookup")
 def test_mariadb_an_accent_variant_of_the_retired_prefix_is_refused_or_findable(scim, uniq, cleanup):
     name = f"scïmretired{uniq}"
     r = create(scim, cleanup, name, f"x.{uniq}@example.com")
@@ -106,7 +99,6 @@ def test_mariadb_an_accent_variant_of_the_retired_prefix_is_refused_or_findable(
 
 
 @pytest.mark.db("mariadb")
-@pytest.mark.xfail(strict=True, reason="issue 18 item 6 (groups): a displayName lookup returns accent-different groups too")
 def test_mariadb_a_group_lookup_does_not_return_the_accent_different_group(scim, uniq, cleanup):
     for name in (f"Équipe {uniq}", f"Equipe {uniq}"):
         r = scim("POST", "/Groups", json={"schemas": [CORE_GROUP], "displayName": name})
@@ -130,11 +122,36 @@ def test_sqlite_accent_variants_are_two_accounts(scim, site, uniq, cleanup):
 
 
 @pytest.mark.db("sqlite")
-@pytest.mark.xfail(strict=True, reason="non-ASCII case (sibling of issue 18 item 6): Drupal's SQLite `=`/LIKE folds ASCII "
-                   "case only, so `userName eq \"JOSÉ…\"` misses `José…` although userName is caseExact false")
 def test_sqlite_a_lookup_in_another_non_ascii_case_finds_the_account(scim, uniq, cleanup):
-    assert create(scim, cleanup, f"José.{uniq}", f"a.{uniq}@example.com").status_code == 201
+    """Drupal's SQLite `=`/LIKE folds ASCII case only; the gateway also asks with `IN`, which
+    compares with the column's NOCASE_UTF8 collation."""
+    assert create(scim, cleanup, f"José.{uniq}", f"zoë.{uniq}@example.com").status_code == 201
     assert lookup(scim, f"JOSÉ.{uniq}") == [f"José.{uniq}"]
+    r = scim("GET", "/Users", params={"filter": f'emails eq "ZOË.{uniq}@EXAMPLE.COM"'})
+    assert [u["userName"] for u in r.json()["Resources"]] == [f"José.{uniq}"]
+
+
+@pytest.mark.db("sqlite")
+def test_sqlite_non_ascii_case_variants_are_409_before_drupal_sees_them(scim, site, uniq, cleanup):
+    """Drupal's own check lets both through on SQLite (LIKE and PHP's strtolower fold ASCII
+    only): the address would be taken twice, and the name would meet the unique key's 500."""
+    assert create(scim, cleanup, f"José.{uniq}", f"zoë.{uniq}@example.com").status_code == 201
+    err = assert_scim_error(create(scim, cleanup, f"JOSÉ.{uniq}", f"b.{uniq}@example.com"), 409, "uniqueness")
+    assert err["detail"].startswith("userName") and "another case" in err["detail"], err["detail"]
+    err = assert_scim_error(create(scim, cleanup, f"b.{uniq}", f"ZOË.{uniq}@example.com"), 409, "uniqueness")
+    assert err["detail"].startswith("emails") and "another case" in err["detail"], err["detail"]
+    r = create(scim, cleanup, f"c.{uniq}", f"c.{uniq}@example.com")
+    assert r.status_code == 201, r.text
+    r_c = r.json()["id"]
+    r = scim("PATCH", f"/Users/{r_c}", json={"schemas": [PATCH_OP], "Operations": [
+        {"op": "replace", "path": "emails[type eq \"work\"].value", "value": f"Zoë.{uniq}@Example.com"}]})
+    assert_scim_error(r, 409, "uniqueness")
+    assert site.user(r_c)["mail"] == f"c.{uniq}@example.com"
+
+
+def test_a_case_variant_of_the_admins_mail_is_409(scim, uniq, cleanup):
+    err = assert_scim_error(create(scim, cleanup, f"m.{uniq}", "ADMIN@EXAMPLE.COM"), 409, "uniqueness")
+    assert "emails" in err["detail"], err["detail"]
 
 
 def test_an_accent_variant_of_the_reserved_prefix_in_ascii_case_is_refused(scim, uniq, cleanup):

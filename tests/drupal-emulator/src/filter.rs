@@ -277,7 +277,58 @@ fn sql_error(near: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Evaluation.
 
+/// Whether text compares as under MariaDB's `utf8mb4_general_ci` (the `collation` setting).
+/// Process-wide: the comparisons below are free functions, and one emulator runs per process.
+static GENERAL_CI: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_general_ci(on: bool) {
+    GENERAL_CI.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn general_ci() -> bool {
+    GENERAL_CI.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The weight string of `utf8mb4_general_ci`: one weight per character, the upper case
+/// without accent for Latin letters (`é` = `E`, `ß` = `S`), no expansions.
+pub fn general_ci_key(s: &str) -> String {
+    const TABLE: &[(&str, char)] = &[
+        ("àáâãäåāăą", 'a'),
+        ("çćĉċč", 'c'),
+        ("ďđ", 'd'),
+        ("èéêëēĕėęě", 'e'),
+        ("ĝğġģ", 'g'),
+        ("ĥħ", 'h'),
+        ("ìíîïĩīĭįı", 'i'),
+        ("ĵ", 'j'),
+        ("ķ", 'k'),
+        ("ĺļľŀł", 'l'),
+        ("ñńņňŉ", 'n'),
+        ("òóôõöøōŏő", 'o'),
+        ("ŕŗř", 'r'),
+        ("śŝşšſß", 's'),
+        ("ţťŧ", 't'),
+        ("ùúûüũūŭůűų", 'u'),
+        ("ŵ", 'w'),
+        ("ýÿŷ", 'y'),
+        ("źżž", 'z'),
+    ];
+    s.chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .map(|c| {
+            TABLE
+                .iter()
+                .find(|(accented, _)| accented.contains(c))
+                .map_or(c, |(_, base)| *base)
+        })
+        .collect()
+}
+
+/// How LIKE folds text: ASCII case on SQLite, case and accents under `general_ci`.
 fn ascii_fold(s: &str) -> String {
+    if general_ci() {
+        return general_ci_key(s);
+    }
     s.to_ascii_lowercase()
 }
 
@@ -298,6 +349,7 @@ fn cmp(v: &Val, operand: &str, mode: Mode) -> Option<Ordering> {
             // SQLite: an INTEGER is less than any TEXT.
             None => Ordering::Less,
         }),
+        Val::Str(x) if general_ci() => Some(general_ci_key(x).cmp(&general_ci_key(operand))),
         Val::Str(x) => Some(match mode {
             // NOCASE_UTF8 collation (Unicode::strcasecmp).
             Mode::Ci => x.to_lowercase().cmp(&operand.to_lowercase()),

@@ -1102,11 +1102,13 @@ impl App {
             drop(db);
             std::thread::sleep(Duration::from_millis(req.race_ms));
             db = self.write();
-            u.uid = db.next_uid;
-            if let Some(detail) = insert_conflict(&db, &u) {
-                drop(db);
-                return self.jerr(ctx, req, 500, &detail);
-            }
+        }
+        // The unique key also refuses a name equal under the column's collation that
+        // validation let through (`JOSÉ` beside `José` on SQLite, `jose` on MariaDB).
+        u.uid = db.next_uid;
+        if let Some(detail) = insert_conflict(&db, &u) {
+            drop(db);
+            return self.jerr(ctx, req, 500, &detail);
         }
         u.saved();
         let uuid = u.uuid.clone();
@@ -1205,6 +1207,18 @@ impl App {
             return self.violations_resp(&violations);
         }
         u.roles = clean_roles(&u.roles);
+        if u.name != orig.name
+            && db.users.values().any(|o| {
+                o.uid != u.uid && o.uid != 0 && crate::model::eq_name_key(&o.name, &u.name)
+            })
+        {
+            drop(db);
+            let detail = format!(
+                "SQLSTATE[23000]: Integrity constraint violation: {}",
+                name_key_violation(&u.name, "UPDATE")
+            );
+            return self.jerr(ctx, req, 500, &detail);
+        }
         let activated = !orig.status && u.status;
         if req.race_ms > 0 {
             // Drupal saves the whole entity it loaded at the start of the request.
@@ -1832,7 +1846,7 @@ impl App {
 /// The 500 a concurrent INSERT gets from SQLite's UNIQUE indexes (record 347).
 fn insert_conflict(db: &Db, u: &User) -> Option<String> {
     let name_taken = db.users.values().any(|o| {
-        o.uid != 0 && o.langcode == u.langcode && crate::model::eq_nocase_utf8(&o.name, &u.name)
+        o.uid != 0 && o.langcode == u.langcode && crate::model::eq_name_key(&o.name, &u.name)
     });
     if db.user_by_uuid(&u.uuid).is_some() {
         return Some(format!(
@@ -1842,6 +1856,12 @@ fn insert_conflict(db: &Db, u: &User) -> Option<String> {
     }
     if !name_taken {
         return None;
+    }
+    if crate::filter::general_ci() {
+        return Some(format!(
+            "SQLSTATE[23000]: Integrity constraint violation: {}",
+            name_key_violation(&u.name, "INSERT")
+        ));
     }
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let pass = if u.pass.is_some() {
@@ -1874,6 +1894,16 @@ fn insert_conflict(db: &Db, u: &User) -> Option<String> {
     Some(format!(
         "SQLSTATE[23000]: Integrity constraint violation: 19 UNIQUE constraint failed: users_field_data.name, users_field_data.langcode: INSERT INTO \"users_field_data\" (\"uid\", \"langcode\", \"preferred_langcode\", \"preferred_admin_langcode\", \"name\", \"pass\", \"mail\", \"timezone\", \"status\", \"created\", \"changed\", \"access\", \"login\", \"init\", \"default_langcode\") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?); {args}"
     ))
+}
+
+/// The database's words for a duplicate on the `user__name` unique key (MariaDB's, under
+/// `general_ci`; SQLite's otherwise).
+fn name_key_violation(name: &str, statement: &str) -> String {
+    if crate::filter::general_ci() {
+        format!("1062 Duplicate entry '{name}-en' for key 'user__name': {statement} INTO \"users_field_data\" (emulated)")
+    } else {
+        format!("19 UNIQUE constraint failed: users_field_data.name, users_field_data.langcode: {statement} \"users_field_data\" (emulated)")
+    }
 }
 
 /// A relationship item resolved from a request document.

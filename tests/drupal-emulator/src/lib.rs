@@ -35,7 +35,7 @@ pub struct Options {
 pub const USAGE: &str = "usage: drupal-emulator --listen 127.0.0.1:8080 [--admin-user admin]
        [--admin-pass-env VAR | --admin-pass-file PATH | --admin-pass admin-pass (shows in ps)]
        [--cancel-method user_cancel_block|user_cancel_block_unpublish|user_cancel_reassign|user_cancel_delete]
-       [--mail-case-insensitive] [--read-only] [--latency-ms N] [--cost-model none|drupal] [--seed-limited]
+       [--mail-case-insensitive] [--collation sqlite|general_ci] [--read-only] [--latency-ms N] [--cost-model none|drupal] [--seed-limited]
        [--seed-users FILE (JSON array of {name, mail, roles, status, field_…})]
        [--site-name NAME] [--request-log-limit N]
        [--user-field NAME[:string|boolean|integer]]... [--second-run-fields] [--race-window-ms N]
@@ -66,6 +66,7 @@ impl Default for Options {
                     rest_user_resource: rest::RestUserResource::BasicAuthAndCookie,
                     withheld_term_permissions: Vec::new(),
                     reverse_proxy_addresses: Vec::new(),
+                    general_ci: false,
                     quirks: quirks::Quirks::default(),
                 },
             },
@@ -114,6 +115,11 @@ pub fn parse_args(args: &[String]) -> Result<Options, String> {
                 o.config.settings.cancel_method = v;
             }
             "--mail-case-insensitive" => o.config.settings.mail_case_insensitive = true,
+            "--collation" => match value()?.as_str() {
+                "sqlite" => o.config.settings.general_ci = false,
+                "general_ci" => o.config.settings.general_ci = true,
+                v => return Err(format!("unknown collation {v} (sqlite, general_ci)")),
+            },
             "--read-only" => o.config.settings.read_only = true,
             "--latency-ms" => {
                 o.config.settings.latency_ms = value()?

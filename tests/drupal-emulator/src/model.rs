@@ -324,6 +324,11 @@ pub struct Settings {
     /// right-most entry that is not itself one of them (Symfony's `getClientIp`), and flood
     /// control counts that address.
     pub reverse_proxy_addresses: Vec<String>,
+    /// MariaDB's `utf8mb4_general_ci` (Drupal's default on MySQL) instead of SQLite: every
+    /// text comparison of a filter ignores case and accents (`jose` = `José`, `ß` = `s`), and
+    /// the unique key on `name` refuses such an equal with a 500 once Drupal's own check
+    /// (LIKE, then PHP's ASCII `strtolower`) let it through.
+    pub general_ci: bool,
     /// Differences from the recorded site that account protection must survive.
     pub quirks: crate::quirks::Quirks,
 }
@@ -365,6 +370,11 @@ impl Settings {
             .with("rest_user_resource", self.rest_user_resource.as_str());
         let out = self.quirks.to_json(out);
         // Shown only when set: the usual settings document stays as it was.
+        let out = if self.general_ci {
+            out.with("collation", "general_ci")
+        } else {
+            out
+        };
         let out = if self.reverse_proxy_addresses.is_empty() {
             out
         } else {
@@ -548,7 +558,10 @@ impl Db {
             next_uid: 1,
             roles,
             sessions: HashMap::new(),
-            settings: cfg.settings.clone(),
+            settings: {
+                crate::filter::set_general_ci(cfg.settings.general_ci);
+                cfg.settings.clone()
+            },
             fields: Vec::new(),
             terms: BTreeMap::new(),
             term_by_uuid: HashMap::new(),
@@ -855,6 +868,16 @@ pub fn mail_is_valid(mail: &str) -> bool {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || (c as u32) >= 0x80)
     })
+}
+
+/// Equality under the unique key of `users_field_data.name`: the column's collation,
+/// NOCASE_UTF8 on SQLite, `utf8mb4_general_ci` on MariaDB.
+pub fn eq_name_key(a: &str, b: &str) -> bool {
+    if crate::filter::general_ci() {
+        crate::filter::general_ci_key(a) == crate::filter::general_ci_key(b)
+    } else {
+        eq_nocase_utf8(a, b)
+    }
 }
 
 /// Unicode case-insensitive equality (SQLite's NOCASE_UTF8 collation = `mb_strtolower`).

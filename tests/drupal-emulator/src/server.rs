@@ -755,6 +755,12 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
             if let Some(b) = v.get("mail_case_insensitive").and_then(|b| b.as_bool()) {
                 s.mail_case_insensitive = b;
             }
+            match v.get("collation").map(|c| c.as_str()) {
+                None => {}
+                Some(Some("sqlite")) => s.general_ci = false,
+                Some(Some("general_ci")) => s.general_ci = true,
+                Some(_) => return bad("unknown collation (sqlite, general_ci)"),
+            }
             if let Some(b) = v.get("read_only").and_then(|b| b.as_bool()) {
                 s.read_only = b;
             }
@@ -827,6 +833,7 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
             }
             let cache_off = !s.dynamic_page_cache;
             s.quirks.apply_to_roles(&mut db.roles);
+            crate::filter::set_general_ci(s.general_ci);
             db.settings = s;
             db.refresh_fields();
             let out = ok_json(200, &db.settings.to_json());

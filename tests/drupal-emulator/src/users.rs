@@ -949,8 +949,11 @@ impl App {
                 for m in name_format_violations(&cand.name) {
                     v.push(Violation::new("name", "name", m));
                 }
+                // UniqueFieldValueValidator: LIKE (ASCII case on SQLite, the collation on
+                // MariaDB), then PHP's ASCII `strtolower` on what it found. A name equal only
+                // in non-ASCII case or accents passes, and meets the unique key on save.
                 let taken = db.users.values().any(|u| {
-                    u.uid != cand.uid && u.uid != 0 && eq_nocase_utf8(&u.name, &cand.name)
+                    u.uid != cand.uid && u.uid != 0 && u.name.eq_ignore_ascii_case(&cand.name)
                 });
                 if taken {
                     v.push(Violation::new(
@@ -993,7 +996,13 @@ impl App {
                     let taken = db.users.values().any(|u| {
                         u.uid != cand.uid
                             && u.mail.as_deref().is_some_and(|m| {
-                                if ci {
+                                if self.cfg.drupal_version >= DrupalVersion::V10_6 {
+                                    // LIKE, then PHP's ASCII `strtolower`.
+                                    m.eq_ignore_ascii_case(mail)
+                                } else if crate::filter::general_ci() {
+                                    crate::filter::general_ci_key(m)
+                                        == crate::filter::general_ci_key(mail)
+                                } else if ci {
                                     eq_nocase_utf8(m, mail)
                                 } else {
                                     m == mail
