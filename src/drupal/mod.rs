@@ -1,6 +1,7 @@
 //! Drupal's side: the JSON:API and core REST dialect (calls, documents, error mapping), group
 //! terms, filter translation, the startup probe and the authentication gate to Drupal.
 
+pub mod delivery;
 pub mod groups;
 pub mod jsonapi;
 pub mod probe;
