@@ -9,7 +9,9 @@
 //! Envoy never sent (overflow, no host), proves Drupal did not see it; a reset of a reused
 //! connection (`connection termination`, the keep-alive race) or a time-out does not.
 
+use crate::drupal::jsonapi::DrupalUser;
 use crate::http::{DrupalCall, DrupalReply};
+use serde_json::{Map, Value};
 
 /// What the reply says about the call's fate in Drupal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,30 @@ pub fn outcome_unknown(reply: &DrupalReply) -> bool {
         delivery(reply),
         Delivery::Reset | Delivery::TimedOut | Delivery::Lost
     )
+}
+
+/// What a write was to leave in Drupal, read back when its reply did not say whether Drupal
+/// made it (a reset, a time-out: `delivery::outcome_unknown`).
+#[derive(Debug)]
+pub enum Expect {
+    /// A new account with these fields (found by name).
+    Created(Map<String, Value>),
+    /// This account holds these fields.
+    Updated(String, Map<String, Value>),
+    /// This account is deleted or retired.
+    Gone(String),
+}
+
+/// Drupal holds every written value (an empty string reads as no value).
+pub fn holds(user: &DrupalUser, fields: &Map<String, Value>) -> bool {
+    let norm = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => Value::Null,
+        Some(Value::String(s)) if s.is_empty() => Value::Null,
+        Some(v) => v.clone(),
+    };
+    fields
+        .iter()
+        .all(|(k, v)| norm(user.fields.get(k)) == norm(Some(v)))
 }
 
 #[cfg(test)]
