@@ -64,6 +64,7 @@ impl Default for Options {
                     rest_user_resource: rest::RestUserResource::BasicAuthAndCookie,
                     withheld_term_permissions: Vec::new(),
                     reverse_proxy_addresses: Vec::new(),
+                    idle_close_ms: 0,
                     quirks: quirks::Quirks::default(),
                 },
             },
