@@ -54,14 +54,19 @@ class SlowFront:
                         status, reason, out = resp.status, resp.reason, resp.getheaders()
                     finally:
                         conn.close()
-                self.send_response(status, reason)
-                for k, v in out:
-                    if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                try:
+                    self.send_response(status, reason)
+                    for k, v in out:
+                        if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                except OSError:
+                    # The client gave up (Envoy's timeout) while Drupal worked: as with PHP,
+                    # the work is done and the answer is lost.
+                    self.close_connection = True
 
             do_GET = do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = _relay
 

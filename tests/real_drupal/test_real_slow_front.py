@@ -57,6 +57,7 @@ def test_twenty_member_adds_in_one_patch_on_a_slow_small_pool(slow_gw, site, uni
     assert {m["value"] for m in got["members"]} == set(users)
 
 
+@pytest.mark.db("sqlite")  # 24 s of waiting: once per mode is enough
 def test_requests_spread_over_the_fronts_keep_alive_are_never_unreachable(slow_gw, front, uniq, cleanup):
     r = slow_gw.scim("POST", "/Users", json=jumpcloud_user(f"keepalive.{uniq}@example.com"), timeout=60)
     assert r.status_code == 201, r.text
