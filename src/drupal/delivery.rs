@@ -97,16 +97,18 @@ pub enum Expect {
     Gone(String),
 }
 
-/// Drupal holds every written value (an empty string reads as no value).
+/// Drupal holds every written value (an empty string reads as no value). A write of nothing
+/// but a password proves nothing: Drupal never shows one.
 pub fn holds(user: &DrupalUser, fields: &Map<String, Value>) -> bool {
     let norm = |v: Option<&Value>| match v {
         None | Some(Value::Null) => Value::Null,
         Some(Value::String(s)) if s.is_empty() => Value::Null,
         Some(v) => v.clone(),
     };
-    fields
-        .iter()
-        .all(|(k, v)| norm(user.fields.get(k)) == norm(Some(v)))
+    !fields.is_empty()
+        && fields
+            .iter()
+            .all(|(k, v)| norm(user.fields.get(k)) == norm(Some(v)))
 }
 
 #[cfg(test)]
@@ -154,6 +156,29 @@ mod tests {
         for (reply, want) in cases {
             assert_eq!(delivery(&reply), want, "{reply:?}");
         }
+    }
+
+    #[test]
+    fn a_read_back_confirms_written_values_and_never_a_password_alone() {
+        let mut user = DrupalUser {
+            uuid: "u".into(),
+            uid: 2,
+            created: String::new(),
+            changed: String::new(),
+            fields: Map::new(),
+            groups: None,
+            retired_marker: false,
+            roles: Some(Vec::new()),
+        };
+        user.fields
+            .insert("field_given_name".into(), Value::String(String::new()));
+        let mut written = Map::new();
+        written.insert("status".into(), Value::Bool(false));
+        written.insert("field_given_name".into(), Value::Null);
+        assert!(!holds(&user, &written));
+        user.fields.insert("status".into(), Value::Bool(false));
+        assert!(holds(&user, &written), "an empty string reads as no value");
+        assert!(!holds(&user, &Map::new()), "a password-only write");
     }
 
     #[test]
