@@ -24,7 +24,10 @@ pub struct GroupsConfig {
     pub max_members_read: usize,
 }
 
-pub const DEFAULT_CONCURRENCY: usize = 32;
+/// Below a small PHP-FPM pool (Debian's `pm.max_children` is 5): one group request never
+/// queues calls in PHP, so none waits past `timeout_ms` behind its own siblings, and a worker
+/// stays free for the IdP's other requests and the site. A larger Drupal can take more.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const DEFAULT_MAX_MEMBERS_READ: usize = 10_000;
 
 impl GroupsConfig {
@@ -192,7 +195,7 @@ mod tests {
                 g.membership_field.as_str(),
                 g.concurrency
             ),
-            ("scim_groups", "field_scim_groups", 32)
+            ("scim_groups", "field_scim_groups", DEFAULT_CONCURRENCY)
         );
         assert_eq!(g.max_members_read, DEFAULT_MAX_MEMBERS_READ);
         assert!(GroupsConfig::from_config(None).unwrap().is_none());

@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod adopt_preview;
+pub mod delivery;
 pub mod groups;
 pub mod jsonapi;
 pub mod probe;

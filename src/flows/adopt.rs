@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::drupal::adopt::{self, Verdict};
+use crate::drupal::delivery::Expect;
 use crate::drupal::jsonapi::{self, DRUPAL_PAGE_MAX};
 use crate::drupal::user_filter;
 use crate::flows::adoption::{AdoptFlow, AdoptedOn, Adoption, Purpose};
@@ -160,7 +161,8 @@ impl Exchange {
                     // The candidates' read folds case as the database does; the uniqueness
                     // read also catches non-ASCII case variants (`drupal::unique`).
                     let call = calls.create_user(&write.fields, write.password.as_deref());
-                    return self.write_when_unique(config, &write.fields, None, call, 201);
+                    let expect = Expect::Created(write.fields.clone());
+                    return self.write_when_unique(config, &write.fields, None, call, 201, expect);
                 };
                 let key = user_lock_key(&user.uuid);
                 if !env

@@ -80,12 +80,19 @@ pub(crate) enum State {
     Reretired,
     Written {
         status: u16,
+        expect: Box<crate::drupal::delivery::Expect>,
+    },
+    /// A write's reply did not say whether Drupal made it: Drupal is read back.
+    ReadBack {
+        expect: Box<crate::drupal::delivery::Expect>,
+        failure: DrupalReply,
     },
     /// A write waits for the read of the accounts whose name or address could clash.
     UniqueCheck {
         claim: crate::drupal::unique::Claim,
         write: DrupalCall,
         status: u16,
+        expect: Box<crate::drupal::delivery::Expect>,
     },
     PutLookup {
         write: UserWrite,
@@ -102,8 +109,12 @@ pub(crate) enum State {
     DeleteCancelled {
         uuid: String,
     },
-    DeleteRetired,
-    DeleteHard,
+    DeleteRetired {
+        uuid: String,
+    },
+    DeleteHard {
+        uuid: String,
+    },
     ListWindow(Box<ListWindow>),
     ListWalk(Box<ListWalk>),
     Group(Box<GroupFlow>),
@@ -899,6 +910,67 @@ mod tests {
             )],
         );
         ex.resume_t(&config(), vec![answer(204, Value::Null)]);
+        let (resp, _) = response(ex.resume_t(&config(), vec![answer(404, json!({"errors": []}))]));
+        assert_eq!(resp.status, 204);
+    }
+
+    #[test]
+    fn writes_whose_fate_is_unknown_are_read_back_before_the_answer() {
+        let timeout = DrupalReply::Answer {
+            status: 504,
+            body: b"upstream request timeout".to_vec(),
+        };
+        let reset = DrupalReply::Answer {
+            status: 503,
+            body: b"upstream connect error or disconnect/reset before headers. reset reason: connection termination".to_vec(),
+        };
+        // A create that timed out but landed: found by name, holding what was sent.
+        let body = json!({"schemas": [crate::scim::schema::USER_SCHEMA], "userName": "alice",
+            "emails": [{"value": "a@x.org", "primary": true}]});
+        let (mut ex, _) = run(req("POST", "/scim/v2/Users", &body.to_string()));
+        ex.resume_t(&config(), vec![page(vec![], false)]); // the uniqueness read
+        let step = ex.resume_t(&config(), vec![timeout.clone()]);
+        assert!(calls(&step)[0].path.contains("filter[name]=alice"));
+        let found = page(vec![drupal_user(ALICE, 3, "alice", "a@x.org")], false);
+        let (resp, out) = response(ex.resume_t(&config(), vec![found]));
+        assert_eq!((resp.status, out["id"].as_str()), (201, Some(ALICE)));
+        // Not there (or another account of that name): the write's own error, saying so.
+        let (mut ex, _) = run(req("POST", "/scim/v2/Users", &body.to_string()));
+        ex.resume_t(&config(), vec![page(vec![], false)]);
+        ex.resume_t(&config(), vec![timeout.clone()]);
+        let other = page(vec![drupal_user(ALICE, 3, "alice", "other@x.org")], false);
+        let (resp, out) = response(ex.resume_t(&config(), vec![other]));
+        assert_eq!(resp.status, 504);
+        assert!(out["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not show the change"));
+
+        // A PATCH reset after it was sent: the read shows it made, or not.
+        let deactivate = patch_body(json!([{"op": "replace", "path": "active", "value": false}]));
+        for (shown, status) in [(false, 200), (true, 503)] {
+            let (mut ex, _) = run(req(
+                "PATCH",
+                &format!("/scim/v2/Users/{ALICE}"),
+                &deactivate,
+            ));
+            ex.resume_t(&config(), vec![answer(200, alice_doc())]);
+            let step = ex.resume_t(&config(), vec![reset.clone()]);
+            assert_eq!(calls(&step)[0].method, "GET");
+            let mut after = alice_doc();
+            after["data"]["attributes"]["status"] = json!(shown);
+            let (resp, _) = response(ex.resume_t(&config(), vec![answer(200, after)]));
+            assert_eq!(resp.status, status, "status shown as {shown}");
+        }
+
+        // DELETE: a cancel of unknown fate goes on to the retirement; a retirement of
+        // unknown fate is done when the account reads as gone.
+        let (mut ex, _) = run(req("DELETE", &format!("/scim/v2/Users/{ALICE}"), ""));
+        ex.resume_t(&config(), vec![answer(200, alice_doc())]);
+        let step = ex.resume_t(&config(), vec![timeout.clone()]);
+        assert_eq!(calls(&step)[0].method, "PATCH");
+        let step = ex.resume_t(&config(), vec![reset.clone()]);
+        assert_eq!(calls(&step)[0].method, "GET");
         let (resp, _) = response(ex.resume_t(&config(), vec![answer(404, json!({"errors": []}))]));
         assert_eq!(resp.status, 204);
     }

@@ -359,6 +359,17 @@ impl Batch {
                 Change::Add => Outcome::NoSuchUser,
             });
         }
+        if job.writing() && crate::drupal::delivery::outcome_unknown(reply) {
+            // Reset or timed out: Drupal may have made the change (it often has, behind a
+            // queue of PHP workers). The confirming read tells, and a change it does not
+            // show is written again (adds and removes are idempotent).
+            job.attempts = job.attempts.saturating_add(1);
+            if job.attempts > MAX_ATTEMPTS {
+                return Step::Finish(Outcome::Failed(map_failure(reply).detail));
+            }
+            job.phase = Phase::Verifying;
+            return Step::Continue;
+        }
         match job.phase.clone() {
             Phase::Waiting => {
                 if job.waits > MAX_WAITS {
@@ -793,6 +804,58 @@ mod tests {
         assert!(b.is_finished());
         assert_eq!(b.results, [("u1".into(), Change::Add, Outcome::Done)]);
         assert!(rig.locks.held().is_empty(), "the lock is released");
+    }
+
+    #[test]
+    fn a_timed_out_or_reset_write_is_read_back_before_it_is_reported() {
+        let envoy = |status: u16, body: &str| DrupalReply::Answer {
+            status,
+            body: body.as_bytes().to_vec(),
+        };
+        let timeout = envoy(504, "upstream request timeout");
+        let reset = envoy(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+        );
+        let mut rig = Rig::new(json!({}));
+        let calls = calls_for(&rig.cfg);
+        let changes = vec![("u1".into(), Change::Add), ("u2".into(), Change::Remove)];
+        let mut b = Batch::new("eng", changes, vec![]);
+        let mut env = Rig::env(&mut rig.locks, "req1");
+        b.next_calls(&rig.cfg, &calls, &mut env);
+        b.on_replies(&rig.cfg, &calls, &mut env, &[timeout.clone(), reset]);
+        // Both read back (one shared read): u1's add landed, u2's removal did not.
+        let c = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].method, "GET");
+        let both = json!({"data": [
+            {"type": "user--user", "id": "u1", "relationships": {"field_scim_groups": {"data": [{"type": "taxonomy_term--scim_groups", "id": "eng"}]}, "roles": {"data": []}}},
+            {"type": "user--user", "id": "u2", "relationships": {"field_scim_groups": {"data": [{"type": "taxonomy_term--scim_groups", "id": "eng"}]}, "roles": {"data": []}}}
+        ], "included": [{"type": "taxonomy_term--scim_groups", "id": "eng", "attributes": {"name": "Eng"}}]});
+        b.on_replies(&rig.cfg, &calls, &mut env, &[ans(200, both)]);
+        assert_eq!(
+            b.results,
+            [("u1".into(), Change::Add, Outcome::Done)],
+            "a write Drupal made is no failure"
+        );
+        let again = b.next_calls(&rig.cfg, &calls, &mut env);
+        assert_eq!(
+            again[0].method, "DELETE",
+            "what did not land is written again"
+        );
+        // A Drupal that never answers in time: reported after the attempts.
+        for _ in 0..MAX_ATTEMPTS {
+            b.on_replies(&rig.cfg, &calls, &mut env, std::slice::from_ref(&timeout));
+            b.next_calls(&rig.cfg, &calls, &mut env);
+            b.on_replies(&rig.cfg, &calls, &mut env, &[memberships(&["eng"], &[])]);
+            b.next_calls(&rig.cfg, &calls, &mut env);
+        }
+        assert!(b.is_finished());
+        assert!(
+            matches!(&b.results[1], (_, Change::Remove, Outcome::Failed(_))),
+            "{:?}",
+            b.results
+        );
     }
 
     #[test]

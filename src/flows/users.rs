@@ -2,6 +2,7 @@
 //! for the locks it needs and answering with the user as Drupal stored it.
 
 use crate::config::{Config, UserDelete};
+use crate::drupal::delivery::{holds, outcome_unknown, Expect};
 use crate::drupal::jsonapi::{self, DrupalUser};
 use crate::drupal::unique::Claim;
 use crate::flows::audit::Outcome;
@@ -143,7 +144,8 @@ impl Exchange {
                 return self.start_adopt_create(config, write);
             }
             let call = Self::calls(config).create_user(&write.fields, write.password.as_deref());
-            return self.write_when_unique(config, &write.fields, None, call, 201);
+            let expect = Expect::Created(write.fields.clone());
+            return self.write_when_unique(config, &write.fields, None, call, 201, expect);
         }
         let pause = lock_pause(
             config,
@@ -296,7 +298,10 @@ impl Exchange {
                 }
                 Ok(self.user_response(200, &user, mapping))
             }
-            State::Written { status } => {
+            State::Written { status, expect } => {
+                if outcome_unknown(&first) {
+                    return self.read_back(config, *expect, first);
+                }
                 let doc = jsonapi::expect_document(&first, &[status])?;
                 let written = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
                 self.outcome.touched(&written.uuid, written.uid);
@@ -310,14 +315,16 @@ impl Exchange {
                 claim,
                 write,
                 status,
+                expect,
             } => {
                 claim.verdict(&first)?;
-                self.call(State::Written { status }, vec![write])
+                self.call(State::Written { status, expect }, vec![write])
             }
             State::PutLookup { write, if_match } => {
                 let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
                 let call = calls.update_user(&user.uuid, &write.fields, write.password.as_deref());
-                self.write_when_unique(config, &write.fields, Some(&user), call, 200)
+                let expect = Expect::Updated(user.uuid.clone(), write.fields.clone());
+                self.write_when_unique(config, &write.fields, Some(&user), call, 200, expect)
             }
             State::PatchLookup { ops, if_match } => {
                 let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
@@ -367,7 +374,8 @@ impl Exchange {
                     return Ok(self.user_response(200, &user, mapping));
                 }
                 let call = calls.update_user(&user.uuid, &changes, applied.password.as_deref());
-                self.write_when_unique(config, &changes, Some(&user), call, 200)
+                let expect = Expect::Updated(user.uuid.clone(), changes.clone());
+                self.write_when_unique(config, &changes, Some(&user), call, 200, expect)
             }
             State::DeleteLookup { uuid, if_match } => {
                 let user = writable_user(&first, config, if_match.as_deref(), &mut self.outcome)?;
@@ -376,34 +384,49 @@ impl Exchange {
                         State::DeleteCancelled { uuid: uuid.clone() },
                         vec![calls.delete_user(&uuid)],
                     ),
-                    UserDelete::HardDelete => {
-                        self.call(State::DeleteHard, vec![jsonapi::rest_delete_user(user.uid)])
-                    }
+                    UserDelete::HardDelete => self.call(
+                        State::DeleteHard { uuid },
+                        vec![jsonapi::rest_delete_user(user.uid)],
+                    ),
                 }
             }
             State::DeleteCancelled { uuid } => {
-                jsonapi::expect_document(&first, &[204, 200])?;
+                // A cancel whose fate is unknown needs no read-back: retiring comes next
+                // either way.
+                if !outcome_unknown(&first) {
+                    jsonapi::expect_document(&first, &[204, 200])?;
+                }
                 // The site's cancel method may have kept the account (it only blocks by
                 // default): retire it. If the account is gone, the PATCH answers 404.
-                self.call(State::DeleteRetired, vec![calls.retire_user(&uuid)])
+                let call = calls.retire_user(&uuid);
+                self.call(State::DeleteRetired { uuid }, vec![call])
             }
             State::Reretired => Err(ScimError::not_found("User not found.")),
             State::CreateWaiting { .. } | State::EditWaiting { .. } => Err(ScimError::internal(
                 "A waiting write is resumed separately.",
             )),
-            State::DeleteRetired => match &first {
+            State::DeleteRetired { uuid } => match &first {
                 DrupalReply::Answer { status: 404, .. } => Ok(empty_response(204, vec![])),
+                other if outcome_unknown(other) => {
+                    self.read_back(config, Expect::Gone(uuid), first)
+                }
                 other => {
                     jsonapi::expect_document(other, &[200])?;
                     Ok(empty_response(204, vec![]))
                 }
             },
-            State::DeleteHard => {
+            State::DeleteHard { uuid } => {
+                if outcome_unknown(&first) {
+                    return self.read_back(config, Expect::Gone(uuid), first);
+                }
                 if let Some(fix) = jsonapi::rest_resource_fix(jsonapi::rest_resource(&first)) {
                     return Err(ScimError::bad_gateway(fix));
                 }
                 jsonapi::expect_document(&first, &[204, 200])?;
                 Ok(empty_response(204, vec![]))
+            }
+            State::ReadBack { expect, failure } => {
+                self.judge_read_back(config, *expect, &failure, &first)
             }
             State::ListWindow(_) => {
                 Err(ScimError::internal("A list window is resumed separately."))
@@ -425,9 +448,11 @@ impl Exchange {
         current: Option<&DrupalUser>,
         write: DrupalCall,
         status: u16,
+        expect: Expect,
     ) -> Result<Step, ScimError> {
         let Some(claim) = Claim::of(fields, current) else {
-            return self.call(State::Written { status }, vec![write]);
+            let expect = Box::new(expect);
+            return self.call(State::Written { status, expect }, vec![write]);
         };
         let read = claim.candidates(&config.drupal.jsonapi_prefix);
         self.call(
@@ -435,9 +460,77 @@ impl Exchange {
                 claim,
                 write,
                 status,
+                expect: Box::new(expect),
             },
             vec![read],
         )
+    }
+
+    /// Reads Drupal back after a write whose reply did not say whether Drupal made it.
+    fn read_back(
+        &mut self,
+        config: &Config,
+        expect: Expect,
+        failure: DrupalReply,
+    ) -> Result<Step, ScimError> {
+        let calls = Self::calls(config);
+        let call = match &expect {
+            Expect::Created(fields) => {
+                let name = fields.get("name").and_then(Value::as_str).unwrap_or("");
+                calls.list_users(&[("filter[name]".into(), name.into())], None, 0, 50)
+            }
+            Expect::Updated(uuid, _) | Expect::Gone(uuid) => calls.get_user(uuid),
+        };
+        let expect = Box::new(expect);
+        self.call(State::ReadBack { expect, failure }, vec![call])
+    }
+
+    /// The answer once Drupal was read back: the write's success if Drupal holds what it
+    /// wrote, else the write's own error, saying that the change is not there.
+    fn judge_read_back(
+        &mut self,
+        config: &Config,
+        expect: Expect,
+        failure: &DrupalReply,
+        reply: &DrupalReply,
+    ) -> Result<Step, ScimError> {
+        let mapping = &config.mapping;
+        let done = match expect {
+            Expect::Gone(_) => match live_user(reply, config) {
+                Err(e) if e.status == 404 => Some(empty_response(204, vec![])),
+                _ => None,
+            },
+            Expect::Updated(_, fields) => live_user(reply, config)
+                .ok()
+                .filter(|user| holds(user, &fields))
+                .map(|user| self.user_response(200, &user, mapping)),
+            Expect::Created(fields) => {
+                let doc = jsonapi::expect_document(reply, &[200]).unwrap_or(Value::Null);
+                let rows = doc.get("data").and_then(Value::as_array);
+                // Only an account SCIM may write, holding every value sent: on a
+                // case-insensitive database the lookup also finds near-namesakes.
+                rows.into_iter()
+                    .flatten()
+                    .filter_map(|row| read_user(&doc, row, config).ok())
+                    .find(|u| {
+                        !u.is_retired()
+                            && holds(u, &fields)
+                            && config
+                                .protection
+                                .check(u.uid, u.name(), u.roles.as_deref())
+                                .is_ok()
+                    })
+                    .map(|user| self.user_response(201, &user, mapping))
+            }
+        };
+        done.ok_or_else(|| {
+            let mut e = jsonapi::map_failure(failure);
+            e.detail = format!(
+                "{} Reading Drupal back does not show the change: it was not made (or not yet); sending the request again is safe.",
+                e.detail
+            );
+            e
+        })
     }
 
     pub(crate) fn scim_user(&self, user: &DrupalUser, mapping: &UserMapping) -> Value {

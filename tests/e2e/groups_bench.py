@@ -110,7 +110,7 @@ def lifecycle(args) -> int:
         print(
             f"group of {n} members; emulator cost model {args.cost_model}, latency {args.latency_ms} ms, "
             f"upstream auth {args.auth}, drupal.timeout_ms 5000, groups.concurrency "
-            f"{cfg.get('concurrency', '32 (default)')}, Envoy --concurrency {gw.concurrency}, "
+            f"{cfg.get('concurrency', '4 (default)')}, Envoy --concurrency {gw.concurrency}, "
             f"stream timeout {limit:.0f} s"
         )
         # A first call logs in (session mode): not counted.
@@ -152,7 +152,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=None, help="500 (1000 with --lifecycle)")
     ap.add_argument("--latency-ms", type=int, default=None, help="20 (0 with --lifecycle)")
-    ap.add_argument("--concurrency", type=int, default=None, help="groups.concurrency (default: the gateway's, 32)")
+    ap.add_argument("--concurrency", type=int, default=None, help="groups.concurrency (default: the gateway's, 4)")
     ap.add_argument("--lifecycle", action="store_true", help="read, replace and delete a group of --users members")
     ap.add_argument("--cost-model", default="drupal", choices=["drupal", "none"], help="with --lifecycle")
     ap.add_argument("--auth", default="session", choices=["session", "basic"], help="with --lifecycle")
@@ -182,7 +182,7 @@ def main() -> int:
         em.settings(latency_ms=args.latency_ms)
         print(
             f"{args.users} users, emulator latency {args.latency_ms} ms per Drupal call, "
-            f"groups.concurrency {cfg.get('concurrency', '32 (default)')}, Envoy --concurrency {gw.concurrency}"
+            f"groups.concurrency {cfg.get('concurrency', '4 (default)')}, Envoy --concurrency {gw.concurrency}"
         )
         # The unit of the fan-out figures: one SCIM read that makes exactly one Drupal call.
         one = measure("GET /Users/{id} (one Drupal call)", em, lambda: gw.scim("GET", f"/Users/{ids[0]}", timeout=60).status_code)

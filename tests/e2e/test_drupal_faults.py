@@ -79,7 +79,9 @@ def test_drupal_slower_than_timeout_is_504(scim, jane, fault, method, path, body
     elapsed = time.monotonic() - t
     assert_scim_error(r, 504)
     no_drupal_body(r)
-    assert elapsed < 2.9, f"answered after {elapsed:.2f}s, not at timeout_ms (1.5 s)"
+    # A write that timed out is read back once before the answer (one more timeout_ms here).
+    most = 2.9 if method == "GET" else 4.4
+    assert elapsed < most, f"answered after {elapsed:.2f}s, not at timeout_ms (1.5 s)"
 
 
 @pytest.mark.parametrize("method,path,body", REQUESTS, ids=IDS)

@@ -2,6 +2,7 @@
 //! or a pause), and what each of Drupal's replies means for the session and the back-off.
 
 use crate::config::UpstreamAuth;
+use crate::drupal::delivery::retry_once;
 use crate::drupal::query::DrupalQuery;
 use crate::drupal::upstream::*;
 use crate::http::{DrupalCall, DrupalReply};
@@ -18,6 +19,7 @@ impl Gate {
             pending: Vec::new(),
             cookie_used: None,
             renewed: false,
+            retried: false,
             pauses: 0,
             trial: false,
             sent_step: 0,
@@ -53,6 +55,7 @@ impl Gate {
         self.pending = (0..calls.len()).collect();
         self.batch = calls;
         self.renewed = false;
+        self.retried = false;
         self.pauses = 0;
         self.proceed(env)
     }
@@ -220,7 +223,7 @@ impl Gate {
             return self.basic_answered(env);
         }
         if self.renewed || self.cookie_used.is_none() {
-            return self.finish();
+            return self.retry_or_finish(env);
         }
         if session_ended {
             self.warn("Drupal ended the gateway's session: logging in again");
@@ -242,7 +245,40 @@ impl Gate {
                 }]);
             }
         }
-        self.finish()
+        self.retry_or_finish(env)
+    }
+
+    /// Sends once more, at once, the calls of this round that a reset or a refused
+    /// connection spoiled (`delivery::retry_once`: what Drupal never saw, and reads), once
+    /// per batch; then delivers.
+    pub(crate) fn retry_or_finish(&mut self, env: &mut GateEnv) -> Next {
+        let again: Vec<usize> = self
+            .pending
+            .iter()
+            .copied()
+            .filter(|i| match (self.batch.get(*i), self.kept.get(*i)) {
+                (Some(call), Some(Some(reply))) => !call.is_wait() && retry_once(call, reply),
+                _ => false,
+            })
+            .collect();
+        if self.retried || again.is_empty() {
+            return self.finish();
+        }
+        self.retried = true;
+        self.notices.push((
+            log::Level::Info,
+            format!(
+                "{} Drupal call(s) failed before an answer (refused connection, or a reset read): sent once more",
+                again.len()
+            ),
+        ));
+        for i in &again {
+            if let Some(slot) = self.kept.get_mut(*i) {
+                *slot = None;
+            }
+        }
+        self.pending = again;
+        self.proceed(env)
     }
 
     /// Calls of this round that a dead session spoiled: reads (answered as anonymous) and
@@ -458,7 +494,7 @@ impl Gate {
             return self.settle_suspect(env);
         }
         self.basic_accepted(env);
-        self.finish()
+        self.retry_or_finish(env)
     }
 
     /// Basic mode: answers that look anonymous are confirmed by one guarded read, sent by one

@@ -149,6 +149,9 @@ pub struct Gate {
     pub(crate) cookie_used: Option<String>,
     /// This batch was already replayed after a dead session: never twice.
     pub(crate) renewed: bool,
+    /// This batch's calls that a reset or a refused connection spoiled were sent again
+    /// (`delivery::retry_once`): never twice.
+    pub(crate) retried: bool,
     pub(crate) pauses: u32,
     /// Basic mode: this request holds the login lock to try the credentials again.
     pub(crate) trial: bool,
@@ -603,6 +606,52 @@ mod tests {
             sent(&next)[0].call.path,
             "/u",
             "then everyone sends at once"
+        );
+    }
+
+    #[test]
+    fn reset_reads_and_unsent_writes_go_once_more_and_unknown_writes_do_not() {
+        let reset = |reason: &str| {
+            Arrival::plain(DrupalReply::Answer {
+                status: 503,
+                body: format!("upstream connect error or disconnect/reset before headers. reset reason: {reason}").into_bytes(),
+            })
+        };
+        let mut w = World::new(UpstreamAuth::Basic);
+        basic_ok(&mut w);
+        let mut gate = Gate::new();
+        let calls = vec![get("/a"), patch("/b"), patch("/c"), get("/d")];
+        gate.send(calls, &mut w.env("a"));
+        let next = gate.receive(
+            vec![
+                reset("connection termination"),
+                reset("connection failure"),
+                reset("connection termination"),
+                ok("{}"),
+            ],
+            &mut w.env("a"),
+        );
+        let again: Vec<&str> = sent(&next).iter().map(|o| o.call.path.as_str()).collect();
+        assert_eq!(
+            again,
+            ["/a", "/b"],
+            "the read, and the write Drupal never saw"
+        );
+        assert!(sent(&next).iter().all(|o| o.headers.len() == 1));
+        // Once per batch: a second reset is delivered as it is.
+        let next = gate.receive(
+            vec![reset("connection termination"), ok("{}")],
+            &mut w.env("a"),
+        );
+        let Next::Deliver(replies) = next else {
+            panic!("expected the replies, got {next:?}");
+        };
+        assert_eq!(replies.len(), 4);
+        assert!(crate::drupal::delivery::outcome_unknown(&replies[0]));
+        assert_eq!(replies[1], ok("{}").reply);
+        assert!(
+            crate::drupal::delivery::outcome_unknown(&replies[2]),
+            "a write that may have landed is the exchange's to resolve"
         );
     }
 

@@ -67,6 +67,7 @@ impl Default for Options {
                     withheld_term_permissions: Vec::new(),
                     reverse_proxy_addresses: Vec::new(),
                     general_ci: false,
+                    idle_close_ms: 0,
                     quirks: quirks::Quirks::default(),
                 },
             },

@@ -329,6 +329,11 @@ pub struct Settings {
     /// the unique key on `name` refuses such an equal with a 500 once Drupal's own check
     /// (LIKE, then PHP's ASCII `strtolower`) let it through.
     pub general_ci: bool,
+    /// A fault switch, 0 = off: the server closes a keep-alive connection idle this long
+    /// (Apache's `KeepAliveTimeout` is 5 s), taken at its worst: the close crosses the next
+    /// request, which is dropped unanswered and unseen, as when a proxy reuses a connection
+    /// the server has just closed.
+    pub idle_close_ms: u64,
     /// Differences from the recorded site that account protection must survive.
     pub quirks: crate::quirks::Quirks,
 }
@@ -369,6 +374,11 @@ impl Settings {
             .with("dynamic_page_cache", self.dynamic_page_cache)
             .with("rest_user_resource", self.rest_user_resource.as_str());
         let out = self.quirks.to_json(out);
+        let out = if self.idle_close_ms == 0 {
+            out
+        } else {
+            out.with("idle_close_ms", self.idle_close_ms)
+        };
         // Shown only when set: the usual settings document stays as it was.
         let out = if self.general_ci {
             out.with("collation", "general_ci")

@@ -34,7 +34,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                 let app = app.clone();
                 tokio::spawn(async move {
                     let io = TokioIo::new(Lenient::new(stream));
-                    let svc = service_fn(move |req| handle(app.clone(), req, peer));
+                    let idle_since = Arc::new(std::sync::Mutex::new(None));
+                    let svc = service_fn(move |req| {
+                        handle_on_connection(app.clone(), req, peer, idle_since.clone())
+                    });
                     let _ = http1::Builder::new()
                         .keep_alive(true)
                         .serve_connection(io, svc)
@@ -240,6 +243,28 @@ fn to_hyper(resp: Resp, head: bool) -> Response<Body> {
     let body = if head { Vec::new() } else { resp.body };
     b.body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// One request on a connection; with `idle_close_ms` set, a request arriving on a
+/// connection idle that long is dropped unseen (the server closed it as it came).
+async fn handle_on_connection(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    idle_since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+) -> Result<Response<Body>, DropConnection> {
+    let idle_close_ms = app.read().settings.idle_close_ms;
+    let idle = *idle_since.lock().unwrap_or_else(|e| e.into_inner());
+    let control = req.uri().path().starts_with("/_emulator");
+    if idle_close_ms > 0
+        && !control
+        && idle.is_some_and(|t| t.elapsed() >= Duration::from_millis(idle_close_ms))
+    {
+        return Err(DropConnection);
+    }
+    let out = handle(app, req, peer).await;
+    *idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    out
 }
 
 async fn handle(
@@ -773,6 +798,9 @@ fn control(app: &App, method: &str, path: &str, body: &[u8]) -> Resp {
                     Some(m) => s.cost_model = m,
                     None => return bad(&format!("unknown cost_model {c} (none or drupal)")),
                 }
+            }
+            if let Some(n) = v.get("idle_close_ms").and_then(|b| b.as_u64()) {
+                s.idle_close_ms = n;
             }
             if let Some(n) = v.get("race_window_ms").and_then(|b| b.as_u64()) {
                 s.race_window_ms = n;
