@@ -571,14 +571,7 @@ impl GroupCalls<'_> {
     }
 
     pub fn list_roles(&self) -> DrupalCall {
-        call(
-            "GET",
-            format!(
-                "{}/user_role/user_role?fields[user_role--user_role]=drupal_internal__id%2Cis_admin%2Cpermissions",
-                self.jsonapi
-            ),
-            None,
-        )
+        call("GET", roles_path(self.jsonapi), None)
     }
 
     pub fn add_roles(&self, user: &str, role_uuids: &[String]) -> DrupalCall {
@@ -668,6 +661,14 @@ pub fn parse_memberships(doc: &Value, field: &str) -> Memberships {
 }
 
 /// Role machine name → uuid, from `list_roles`.
+/// Every role with what decides whether granting it is safe: its machine name, `is_admin`
+/// and `permissions` (the grant-time check and the start-up check read the same answer).
+pub fn roles_path(jsonapi_prefix: &str) -> String {
+    format!(
+        "{jsonapi_prefix}/user_role/user_role?fields[user_role--user_role]=drupal_internal__id%2Cis_admin%2Cpermissions"
+    )
+}
+
 /// Permissions that let a role's holders take over the site: Drupal's own "restrict access"
 /// permissions over accounts and roles.
 const TAKEOVER_PERMISSIONS: [&str; 2] = ["administer users", "administer permissions"];

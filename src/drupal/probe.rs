@@ -384,10 +384,7 @@ pub fn named_roles(config: &Config) -> Vec<(&str, &'static str)> {
 pub fn roles_call(config: &Config) -> DrupalCall {
     DrupalCall {
         method: "GET",
-        path: format!(
-            "{}/user_role/user_role?fields[user_role--user_role]=drupal_internal__id%2Cis_admin%2Cpermissions",
-            config.drupal.jsonapi_prefix
-        ),
+        path: crate::drupal::groups::roles_path(&config.drupal.jsonapi_prefix),
         content_type: None,
         body: None,
     }
