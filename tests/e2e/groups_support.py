@@ -38,7 +38,10 @@ def groups_config(role_grants: dict | None = None, **more) -> dict:
 
 def start_groups_envoy(stack, role_grants: dict | None = None, **more) -> Envoy:
     """An Envoy on the session emulator with `groups` enabled. Starting one can fail when
-    two free ports collide; try again then."""
+    two free ports collide; try again then. A module's gateway starts before its first
+    test's reset: reset first, so its start-up checks (which settle) read the recorded site,
+    not what the previous test left (e.g. a role given 'administer users')."""
+    stack.emulator.reset()
     last: Exception | None = None
     for _ in range(3):
         try:
