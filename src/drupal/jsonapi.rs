@@ -61,15 +61,13 @@ impl DrupalUser {
     /// A weak ETag: Drupal's `changed` has one-second resolution, so a digest of what SCIM
     /// shows is added to tell apart two changes within the same second.
     pub fn version(&self, mapping: &UserMapping) -> String {
-        let mut h = Sha256::new();
+        let mut h = Digesting(Sha256::new());
         for field in mapping.drupal_fields() {
-            h.update(
-                serde_json::to_vec(self.fields.get(field).unwrap_or(&Value::Null))
-                    .unwrap_or_default(),
-            );
-            h.update([0u8]);
+            // Serialised straight into the digest: the same bytes as `to_vec`, no buffer.
+            let _ = serde_json::to_writer(&mut h, self.fields.get(field).unwrap_or(&Value::Null));
+            h.0.update([0u8]);
         }
-        weak_etag(&self.changed, &h.finalize())
+        weak_etag(&self.changed, &h.0.finalize())
     }
 
     /// The SCIM view of the mapped attributes, without `id`, `meta` and `schemas`.
@@ -78,6 +76,17 @@ impl DrupalUser {
     }
 
     pub fn to_scim(&self, mapping: &UserMapping, base_url: &str) -> Map<String, Value> {
+        self.to_scim_at(mapping, base_url, self.version(mapping))
+    }
+
+    /// `to_scim` with the `version` the caller computed already (it is a digest of every
+    /// mapped field, and the `ETag` header of a single user carries it too).
+    pub fn to_scim_at(
+        &self,
+        mapping: &UserMapping,
+        base_url: &str,
+        version: String,
+    ) -> Map<String, Value> {
         let attrs = self.attributes(mapping);
         let mut obj = Map::new();
         let mut schemas = vec![json!(USER_SCHEMA)];
@@ -109,7 +118,7 @@ impl DrupalUser {
                 "created": self.created,
                 "lastModified": self.changed,
                 "location": format!("{base_url}/Users/{}", self.uuid),
-                "version": self.version(mapping),
+                "version": version,
             }),
         );
         obj
@@ -204,6 +213,19 @@ pub(crate) fn service_account_refused() -> ScimError {
          given to the gateway, that the account is active and has the 'administer users' \
          permission, and that Drupal's flood control has not locked it.",
     )
+}
+
+/// Feeds what is written into a digest.
+struct Digesting(Sha256);
+
+impl std::io::Write for Digesting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A weak ETag from Drupal's `changed` (one-second resolution) and a digest of what SCIM

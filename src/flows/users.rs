@@ -296,7 +296,7 @@ impl Exchange {
                 {
                     return Ok(empty_response(304, vec![("etag".to_string(), version)]));
                 }
-                Ok(self.user_response(200, &user, mapping))
+                Ok(self.user_response_at(200, &user, mapping, version))
             }
             State::Written { status, expect } => {
                 if outcome_unknown(&first) {
@@ -534,7 +534,11 @@ impl Exchange {
     }
 
     pub(crate) fn scim_user(&self, user: &DrupalUser, mapping: &UserMapping) -> Value {
-        let mut resource = user.to_scim(mapping, &self.base_url);
+        self.scim_user_at(user, mapping, user.version(mapping))
+    }
+
+    fn scim_user_at(&self, user: &DrupalUser, mapping: &UserMapping, version: String) -> Value {
+        let mut resource = user.to_scim_at(mapping, &self.base_url, version);
         if self.adopt_view {
             crate::flows::adoption::present(user, &mut resource);
         }
@@ -548,13 +552,24 @@ impl Exchange {
         user: &DrupalUser,
         mapping: &UserMapping,
     ) -> Step {
-        let mut headers = vec![("etag".to_string(), user.version(mapping))];
+        self.user_response_at(status, user, mapping, user.version(mapping))
+    }
+
+    /// `user_response` with the user's version computed already.
+    pub(crate) fn user_response_at(
+        &self,
+        status: u16,
+        user: &DrupalUser,
+        mapping: &UserMapping,
+        version: String,
+    ) -> Step {
+        let mut headers = vec![("etag".to_string(), version.clone())];
         if status == 201 {
             headers.push((
                 "location".to_string(),
                 format!("{}/Users/{}", self.base_url, user.uuid),
             ));
         }
-        json_response(status, &self.scim_user(user, mapping), headers)
+        json_response(status, &self.scim_user_at(user, mapping, version), headers)
     }
 }
