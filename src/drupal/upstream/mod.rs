@@ -318,16 +318,25 @@ pub(crate) fn current_step(env: &mut GateEnv) -> u64 {
 
 /// The call with its auth guard named after the cache epoch.
 pub(crate) fn stamped(call: &DrupalCall, epoch: u64) -> DrupalCall {
-    let plain = format!("filter[{AUTH_GUARD}]");
-    if !call.path.contains(&plain) {
+    if !has_guard(call) {
         return call.clone();
     }
     DrupalCall {
+        method: call.method,
         path: call
             .path
-            .replace(&plain, &format!("filter[{AUTH_GUARD}_{epoch}]")),
-        ..call.clone()
+            .replace(GUARD_KEY, &format!("filter[{AUTH_GUARD}_{epoch}]")),
+        content_type: call.content_type,
+        body: call.body.clone(),
     }
+}
+
+/// `filter[{AUTH_GUARD}]`, the group `stamped` renames.
+const GUARD_KEY: &str = "filter[scim_auth]";
+
+/// The call carries the auth guard (a user list): it needs the cache epoch.
+pub(crate) fn has_guard(call: &DrupalCall) -> bool {
+    call.path.contains(GUARD_KEY)
 }
 
 /// Drupal refused a `status` condition: only an account without `administer users` (the
@@ -478,6 +487,11 @@ mod tests {
     use crate::config::UpstreamAuth;
     use crate::runtime::locks::MemoryLocks;
     use crate::runtime::session::MemorySession;
+
+    #[test]
+    fn the_guard_key_names_the_auth_guard() {
+        assert_eq!(GUARD_KEY, format!("filter[{AUTH_GUARD}]"));
+    }
 
     pub(super) const COOKIE: &str = "SESS12ca17b49af2289436f303e0166030a2=abc";
 
