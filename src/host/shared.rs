@@ -8,10 +8,13 @@ use crate::drupal::probe::{self, TermAccess, Verdict};
 use crate::drupal::upstream::{Arrival, Gate, GateEnv, Outbound};
 use crate::http::{DrupalReply, Response};
 use crate::runtime::locks::StoreLocks;
-use crate::runtime::session::StoreSession;
+use crate::runtime::session::{ReadOnce, SessionSlot, StoreSession};
 use proxy_wasm::traits::Context;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// When the back-off a request saw in the session slot ends (`None`: none runs).
+pub(super) type BackoffSeen = Option<u64>;
 
 pub(super) struct Shared {
     pub(super) config: Config,
@@ -116,24 +119,35 @@ impl Shared {
     }
 
     /// Brings the VM's counters into Envoy's stats: the events the core counted, and whether
-    /// Drupal's refusal of the service account holds calls back now.
-    pub(super) fn report(&self, now_ms: u64) {
+    /// Drupal's refusal of the service account holds calls back now. `seen`: what this
+    /// request's last gate step read of the shared slot (`with_gate_env`), if it did.
+    pub(super) fn report(&self, now_ms: u64, seen: Option<BackoffSeen>) {
         use crate::runtime::session::SessionStore;
         super::metrics::drain_tally();
-        let backoff = StoreSession(HostStore).read().is_some_and(|s| {
-            s.account == self.credentials.account_tag && s.refusals > 0 && now_ms < s.retry_at_ms
-        });
+        let until = match seen {
+            Some(seen) => seen,
+            None => self.backoff_until(StoreSession(HostStore).read().as_ref()),
+        };
+        let backoff = until.is_some_and(|t| now_ms < t);
         super::metrics::gauge(super::metrics::BACKOFF_ACTIVE, u64::from(backoff));
     }
 
+    /// When a refusal's back-off recorded in `slot` for these credentials ends.
+    fn backoff_until(&self, slot: Option<&SessionSlot>) -> Option<u64> {
+        slot.filter(|s| s.account == self.credentials.account_tag && s.refusals > 0)
+            .map(|s| s.retry_at_ms)
+    }
+
     /// Runs one step of `owner`'s upstream gate against the stores shared by all workers.
+    /// Also returns what the step last read of the session slot, for `report`.
     pub(super) fn with_gate_env<T>(
         &self,
         now_ms: u64,
         owner: &str,
         step: impl FnOnce(&mut GateEnv) -> T,
-    ) -> T {
-        let (mut locks, mut store) = (StoreLocks(HostStore), StoreSession(HostStore));
+    ) -> (T, Option<BackoffSeen>) {
+        let (mut locks, mut shared_store) = (StoreLocks(HostStore), StoreSession(HostStore));
+        let mut store = ReadOnce::new(&mut shared_store);
         let mut cache_epoch = self.cache_epoch.get();
         let result = step(&mut GateEnv {
             credentials: &self.credentials,
@@ -147,7 +161,8 @@ impl Shared {
             jsonapi: &self.config.drupal.jsonapi_prefix,
         });
         self.cache_epoch.set(cache_epoch);
-        result
+        let seen = store.seen().map(|slot| self.backoff_until(slot));
+        (result, seen)
     }
 
     /// Reads a reply; in session mode with its `Set-Cookie` headers (one per line).
