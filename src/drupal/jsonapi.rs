@@ -324,6 +324,14 @@ impl Calls<'_> {
         get(format!("{}/{uuid}{}", self.users(), q.build()))
     }
 
+    /// The least a write must know of the user it changes (`fields`: a sparse fieldset),
+    /// without group memberships: Drupal loads and serialises only these.
+    pub fn get_user_fields(&self, uuid: &str, fields: &str) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        q.push("fields[user--user]", fields);
+        get(format!("{}/{uuid}{}", self.users(), q.build()))
+    }
+
     /// One page of users in a stable order (the requested sort, then uid), never including
     /// the anonymous user or retired accounts. `conditions` are extra `filter[…]` pairs;
     /// `sort` is Drupal's `sort` value without the uid tie-breaker.

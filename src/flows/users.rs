@@ -226,7 +226,10 @@ impl Exchange {
             .try_lock(&key, env.owner, env.now_ms, env.lock_ttl_ms)
         {
             self.held.push(key);
-            let read = Self::calls(config).get_user(&id);
+            let read = match edit.read_fields() {
+                Some(fields) => Self::calls(config).get_user_fields(&id, fields),
+                None => Self::calls(config).get_user(&id),
+            };
             let state = match edit {
                 UserEdit::Put { write, if_match } => State::PutLookup { write, if_match },
                 UserEdit::Patch { ops, if_match } => State::PatchLookup { ops, if_match },
