@@ -21,7 +21,7 @@ const BASE_FIELDS: &str = "display_name,drupal_internal__uid,created,changed,ini
 /// retires an account: it marks the account as deleted whatever a later write did to it.
 pub const RETIRED_MARKER: &str = "retired@scim-retired.invalid";
 /// Drupal's default label for uid 0 (`user.settings:anonymous`).
-const ANONYMOUS_LABEL: &str = "Anonymous";
+pub(crate) const ANONYMOUS_LABEL: &str = "Anonymous";
 
 /// A Drupal user as the gateway needs it: identity, timestamps and the mapped fields.
 #[derive(Debug, Clone, PartialEq)]
