@@ -179,7 +179,10 @@ pub(crate) struct ListWalk {
     pub(crate) start_index: usize,
     pub(crate) count: usize,
     pub(crate) next_offset: usize,
-    pub(crate) matches: Vec<DrupalUser>,
+    /// How many users matched so far.
+    pub(crate) matched: usize,
+    /// The matches inside the window, with the resource the filter was checked on.
+    pub(crate) window: Vec<(DrupalUser, serde_json::Map<String, Value>)>,
 }
 
 /// Takes up a complete request. `None`: not under the SCIM base path, so not ours.

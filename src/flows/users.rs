@@ -541,7 +541,11 @@ impl Exchange {
     }
 
     fn scim_user_at(&self, user: &DrupalUser, mapping: &UserMapping, version: String) -> Value {
-        let mut resource = user.to_scim_at(mapping, &self.base_url, version);
+        self.finish_user(user, user.to_scim_at(mapping, &self.base_url, version))
+    }
+
+    /// The answer's resource from the user's `to_scim` view.
+    pub(crate) fn finish_user(&self, user: &DrupalUser, mut resource: Map<String, Value>) -> Value {
         if self.adopt_view {
             crate::flows::adoption::present(user, &mut resource);
         }
