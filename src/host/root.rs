@@ -63,7 +63,8 @@ impl ScimRoot {
         match next {
             Next::Send(round) => {
                 let mut flight = std::mem::take(&mut self.flight);
-                let tags = [("user-agent", crate::flows::audit::user_agent("-"))];
+                let agent = crate::flows::audit::user_agent("-");
+                let tags = [("user-agent", agent.as_str())];
                 flight.launch(self, shared, &round, &tags);
                 self.flight = flight;
                 self.round_complete(shared);

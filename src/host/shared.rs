@@ -80,7 +80,7 @@ impl Shared {
         &self,
         ctx: &dyn Context,
         outbound: &Outbound,
-        tags: &[(&'static str, String)],
+        tags: &[(&'static str, &str)],
     ) -> Result<u32, proxy_wasm::types::Status> {
         let call = &outbound.call;
         if let (true, Some(cluster)) = (call.is_wait(), &self.config.wait_cluster) {
@@ -98,14 +98,16 @@ impl Shared {
                 Duration::from_secs(5),
             );
         }
-        let mut headers: Vec<(&str, &str)> = vec![
+        let mut headers: Vec<(&str, &str)> =
+            Vec::with_capacity(5 + outbound.headers.len() + tags.len());
+        headers.extend([
             (":method", call.method),
             (":path", call.path.as_str()),
             (":authority", self.config.drupal.authority.as_str()),
             ("accept", crate::drupal::jsonapi::JSONAPI_CONTENT_TYPE),
-        ];
+        ]);
         headers.extend(outbound.headers.iter().map(|(n, v)| (*n, v.as_str())));
-        headers.extend(tags.iter().map(|(n, v)| (*n, v.as_str())));
+        headers.extend(tags.iter().copied());
         if let Some(ct) = call.content_type {
             headers.push(("content-type", ct));
         }
@@ -214,7 +216,7 @@ impl Flight {
         ctx: &dyn Context,
         shared: &Shared,
         round: &[Outbound],
-        tags: &[(&'static str, String)],
+        tags: &[(&'static str, &str)],
     ) -> Vec<Option<u32>> {
         self.out.clear();
         self.arrivals = vec![None; round.len()];

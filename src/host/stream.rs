@@ -36,6 +36,8 @@ pub(super) struct ScimHttp {
     owner: String,
     /// What the last gate step read of the shared session slot (`Shared::report`).
     slot_seen: Option<BackoffSeen>,
+    /// The `User-Agent` of this request's Drupal calls (names the token), made once.
+    user_agent: String,
 }
 
 impl ScimHttp {
@@ -47,6 +49,7 @@ impl ScimHttp {
         ScimHttp {
             owner,
             slot_seen: None,
+            user_agent: String::new(),
             context_id,
             started_ms: 0,
             sent_ms: Vec::new(),
@@ -65,20 +68,16 @@ impl ScimHttp {
     /// What every Drupal call of this request carries so that Drupal's logs and Envoy's
     /// tracing tie to the IdP event: the request id the log line shows (only a checked one),
     /// the trace context, and who calls. Nothing else of the client's headers goes out.
-    fn call_tags(&self) -> Vec<(&'static str, String)> {
-        let mut tags = Vec::new();
+    fn call_tags(&self) -> Vec<(&'static str, &str)> {
+        let mut tags = Vec::with_capacity(3);
         let request_id = self.request.log_request_id();
         if request_id != "-" {
-            tags.push(("x-request-id", request_id.to_string()));
+            tags.push(("x-request-id", request_id));
         }
         if let Some(trace) = &self.trace {
-            tags.push(("traceparent", trace.traceparent.clone()));
+            tags.push(("traceparent", trace.traceparent.as_str()));
         }
-        let label = self
-            .exchange
-            .as_ref()
-            .map_or("", |e| e.token_label.as_str());
-        tags.push(("user-agent", audit::user_agent(label)));
+        tags.push(("user-agent", self.user_agent.as_str()));
         tags
     }
 
@@ -214,6 +213,7 @@ impl ScimHttp {
             // practice, but answering is safer than letting the request through.
             None => self.respond(ScimError::not_found("Not a SCIM path.").into_response()),
             Some((exchange, step)) => {
+                self.user_agent = audit::user_agent(&exchange.token_label);
                 self.exchange = Some(exchange);
                 self.act(shared, step);
             }
