@@ -98,8 +98,13 @@ impl Shared {
                 Duration::from_secs(5),
             );
         }
-        let mut headers: Vec<(&str, &str)> =
-            Vec::with_capacity(5 + outbound.headers.len() + tags.len());
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(
+            outbound
+                .headers
+                .len()
+                .saturating_add(tags.len())
+                .saturating_add(5),
+        );
         headers.extend([
             (":method", call.method),
             (":path", call.path.as_str()),
