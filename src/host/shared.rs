@@ -8,13 +8,23 @@ use crate::drupal::probe::{self, TermAccess, Verdict};
 use crate::drupal::upstream::{Arrival, Gate, GateEnv, Outbound};
 use crate::http::{DrupalReply, Response};
 use crate::runtime::locks::StoreLocks;
-use crate::runtime::session::{ReadOnce, SessionSlot, StoreSession};
+use crate::runtime::session::{ReadOnce, SessionSlot, SlotView, StoreSession};
 use proxy_wasm::traits::Context;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// When the back-off a request saw in the session slot ends (`None`: none runs).
 pub(super) type BackoffSeen = Option<u64>;
+
+/// What a gate step tells `report` of the shared slot.
+#[derive(Clone, Copy)]
+pub(super) enum SlotSeen {
+    /// Nothing: what an earlier step saw still stands.
+    Unread,
+    Read(BackoffSeen),
+    /// The step changed the slot: `report` reads it.
+    Changed,
+}
 
 pub(super) struct Shared {
     pub(super) config: Config,
@@ -152,7 +162,7 @@ impl Shared {
         now_ms: u64,
         owner: &str,
         step: impl FnOnce(&mut GateEnv) -> T,
-    ) -> (T, Option<BackoffSeen>) {
+    ) -> (T, SlotSeen) {
         let (mut locks, mut shared_store) = (StoreLocks(HostStore), StoreSession(HostStore));
         let mut store = ReadOnce::new(&mut shared_store);
         let mut cache_epoch = self.cache_epoch.get();
@@ -168,7 +178,11 @@ impl Shared {
             jsonapi: &self.config.drupal.jsonapi_prefix,
         });
         self.cache_epoch.set(cache_epoch);
-        let seen = store.seen().map(|slot| self.backoff_until(slot));
+        let seen = match store.view() {
+            SlotView::Unread => SlotSeen::Unread,
+            SlotView::Read(slot) => SlotSeen::Read(self.backoff_until(slot)),
+            SlotView::Changed => SlotSeen::Changed,
+        };
         (result, seen)
     }
 

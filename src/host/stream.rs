@@ -1,7 +1,7 @@
 //! The HTTP context: one SCIM request, from Envoy to the exchange and back.
 
 use super::metrics;
-use super::shared::{lock_ttl_ms, log_notices, millis, BackoffSeen, Flight, Shared};
+use super::shared::{lock_ttl_ms, log_notices, millis, BackoffSeen, Flight, Shared, SlotSeen};
 use super::store::HostStore;
 use crate::drupal::upstream::{Gate, Next, Purpose};
 use crate::flows::audit::{self, Outcome, Trace};
@@ -34,7 +34,8 @@ pub(super) struct ScimHttp {
     trace: Option<Trace>,
     /// Who holds this request's locks (VM tag and context id), made once.
     owner: String,
-    /// What the last gate step read of the shared session slot (`Shared::report`).
+    /// What this request's gate steps last read of the shared session slot
+    /// (`Shared::report`); `None` once a step changed it, or before any read it.
     slot_seen: Option<BackoffSeen>,
     /// The `User-Agent` of this request's Drupal calls (names the token), made once.
     user_agent: String,
@@ -232,7 +233,7 @@ impl ScimHttp {
         let (now_ms, _) = self.env_parts(shared);
         let (next, seen) =
             shared.with_gate_env(now_ms, &self.owner, |env| self.gate.send(calls, env));
-        self.slot_seen = seen;
+        self.saw_slot(seen);
         self.follow(shared, next);
     }
 
@@ -265,6 +266,14 @@ impl ScimHttp {
         }
     }
 
+    fn saw_slot(&mut self, seen: SlotSeen) {
+        match seen {
+            SlotSeen::Unread => {}
+            SlotSeen::Read(until) => self.slot_seen = Some(until),
+            SlotSeen::Changed => self.slot_seen = None,
+        }
+    }
+
     fn gate_round_complete(&mut self, shared: &Shared) {
         let Some(arrivals) = self.flight.complete() else {
             return;
@@ -272,7 +281,7 @@ impl ScimHttp {
         let (now_ms, _) = self.env_parts(shared);
         let (next, seen) =
             shared.with_gate_env(now_ms, &self.owner, |env| self.gate.receive(arrivals, env));
-        self.slot_seen = seen;
+        self.saw_slot(seen);
         self.follow(shared, next);
     }
 

@@ -84,16 +84,35 @@ impl<S: SharedStore> SessionStore for StoreSession<S> {
 pub struct ReadOnce<'a> {
     inner: &'a mut dyn SessionStore,
     seen: Option<Option<SessionSlot>>,
+    changed: bool,
+}
+
+/// What a step learnt of the slot.
+#[derive(Debug, PartialEq)]
+pub enum SlotView<'a> {
+    /// It neither read nor changed it.
+    Unread,
+    /// It read it last as this.
+    Read(Option<&'a SessionSlot>),
+    /// It changed it after its last read: only a new read tells what it holds.
+    Changed,
 }
 
 impl<'a> ReadOnce<'a> {
     pub fn new(inner: &'a mut dyn SessionStore) -> Self {
-        ReadOnce { inner, seen: None }
+        ReadOnce {
+            inner,
+            seen: None,
+            changed: false,
+        }
     }
 
-    /// The slot as last read in this step, if it was read and not changed since.
-    pub fn seen(&self) -> Option<Option<&SessionSlot>> {
-        self.seen.as_ref().map(Option::as_ref)
+    pub fn view(&self) -> SlotView<'_> {
+        match (&self.seen, self.changed) {
+            (Some(seen), _) => SlotView::Read(seen.as_ref()),
+            (None, true) => SlotView::Changed,
+            (None, false) => SlotView::Unread,
+        }
     }
 }
 
@@ -109,6 +128,7 @@ impl SessionStore for ReadOnce<'_> {
 
     fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
         self.seen = None;
+        self.changed = true;
         self.inner.update(change);
     }
 }
@@ -135,16 +155,17 @@ mod tests {
     fn read_once_reads_again_only_after_a_change() {
         let mut store = Counting(MemorySession::default(), 0);
         let mut once = ReadOnce::new(&mut store);
-        assert_eq!(once.seen(), None);
+        assert_eq!(once.view(), SlotView::Unread);
         assert_eq!(once.read(), None);
         assert_eq!(once.read(), None);
-        assert_eq!(once.seen(), Some(None));
+        assert_eq!(once.view(), SlotView::Read(None));
         once.update(&|_| SessionSlot {
             step: 3,
             ..SessionSlot::default()
         });
-        assert_eq!(once.seen(), None, "a change forgets the copy");
+        assert_eq!(once.view(), SlotView::Changed, "a change forgets the copy");
         assert_eq!(once.read().map(|s| s.step), Some(3));
+        assert!(matches!(once.view(), SlotView::Read(Some(s)) if s.step == 3));
         assert_eq!(once.read().map(|s| s.step), Some(3));
         assert_eq!(store.1, 2, "one read before the change, one after");
     }
