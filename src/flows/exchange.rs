@@ -140,15 +140,18 @@ pub(crate) enum UserEdit {
 impl UserEdit {
     /// What the read before the write needs of the user, where that is less than all of it:
     /// who the account is (uid, `name`, `init` for the retired mark, `roles` for
-    /// `protection`), and for a PUT the address too (only a changed name or address takes the
+    /// `protection`, the label that tells Drupal's anonymous view of an account and its
+    /// anonymous user apart), and for a PUT the address too (only a changed name or address takes the
     /// uniqueness read). With `If-Match` the version needs every mapped field, and a PATCH
     /// applies its operations to the whole resource.
     pub(crate) fn read_fields(&self) -> Option<&'static str> {
         match self {
             UserEdit::Put { if_match: None, .. } => {
-                Some("drupal_internal__uid,name,mail,init,roles")
+                Some("display_name,drupal_internal__uid,name,mail,init,roles")
             }
-            UserEdit::Delete { if_match: None } => Some("drupal_internal__uid,name,init,roles"),
+            UserEdit::Delete { if_match: None } => {
+                Some("display_name,drupal_internal__uid,name,init,roles")
+            }
             _ => None,
         }
     }
@@ -1309,9 +1312,14 @@ mod tests {
                 "PUT",
                 put.as_str(),
                 None,
-                "drupal_internal__uid,name,mail,init,roles",
+                "display_name,drupal_internal__uid,name,mail,init,roles",
             ),
-            ("DELETE", "", None, "drupal_internal__uid,name,init,roles"),
+            (
+                "DELETE",
+                "",
+                None,
+                "display_name,drupal_internal__uid,name,init,roles",
+            ),
             // The version needs every mapped field; a PATCH works on the whole resource.
             ("PUT", put.as_str(), Some("W/\"x\""), full.as_str()),
             ("DELETE", "", Some("W/\"x\""), full.as_str()),
