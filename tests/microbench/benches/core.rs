@@ -159,9 +159,16 @@ fn whole_requests(c: &mut Criterion) {
             ..SessionSlot::default()
         }));
         let mut epoch = 7;
-        let mut env = Env { locks: &mut locks, now_ms: 1_000_000, owner: "vm:1", lock_ttl_ms: 21_000 };
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms: 1_000_000,
+            owner: "vm:1",
+            lock_ttl_ms: 21_000,
+        };
         let (mut ex, step) = exchange::begin(&config, req, &mut env).expect("a SCIM path");
-        let Step::Call(calls) = step else { panic!("expected a Drupal call") };
+        let Step::Call(calls) = step else {
+            panic!("expected a Drupal call")
+        };
         let mut gate = Gate::new();
         let mut gate_env = GateEnv {
             credentials: &credentials,
@@ -174,15 +181,27 @@ fn whole_requests(c: &mut Criterion) {
             cache_epoch: &mut epoch,
             jsonapi: "/jsonapi",
         };
-        let Next::Send(round) = gate.send(calls, &mut gate_env) else { panic!("expected a send") };
+        let Next::Send(round) = gate.send(calls, &mut gate_env) else {
+            panic!("expected a send")
+        };
         let arrivals = round
             .iter()
-            .map(|_| Arrival::plain(DrupalReply::Answer { status: 200, body: body.to_vec() }))
+            .map(|_| {
+                Arrival::plain(DrupalReply::Answer {
+                    status: 200,
+                    body: body.to_vec(),
+                })
+            })
             .collect();
         let Next::Deliver(replies) = gate.receive(arrivals, &mut gate_env) else {
             panic!("expected replies")
         };
-        let mut env = Env { locks: &mut locks, now_ms: 1_000_001, owner: "vm:1", lock_ttl_ms: 21_000 };
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms: 1_000_001,
+            owner: "vm:1",
+            lock_ttl_ms: 21_000,
+        };
         match ex.resume(&config, replies, &mut env) {
             Step::Respond(r) => {
                 assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
