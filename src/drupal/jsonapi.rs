@@ -21,7 +21,7 @@ const BASE_FIELDS: &str = "display_name,drupal_internal__uid,created,changed,ini
 /// retires an account: it marks the account as deleted whatever a later write did to it.
 pub const RETIRED_MARKER: &str = "retired@scim-retired.invalid";
 /// Drupal's default label for uid 0 (`user.settings:anonymous`).
-const ANONYMOUS_LABEL: &str = "Anonymous";
+pub(crate) const ANONYMOUS_LABEL: &str = "Anonymous";
 
 /// A Drupal user as the gateway needs it: identity, timestamps and the mapped fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,15 +61,13 @@ impl DrupalUser {
     /// A weak ETag: Drupal's `changed` has one-second resolution, so a digest of what SCIM
     /// shows is added to tell apart two changes within the same second.
     pub fn version(&self, mapping: &UserMapping) -> String {
-        let mut h = Sha256::new();
+        let mut h = Digesting(Sha256::new());
         for field in mapping.drupal_fields() {
-            h.update(
-                serde_json::to_vec(self.fields.get(field).unwrap_or(&Value::Null))
-                    .unwrap_or_default(),
-            );
-            h.update([0u8]);
+            // Serialised straight into the digest: the same bytes as `to_vec`, no buffer.
+            let _ = serde_json::to_writer(&mut h, self.fields.get(field).unwrap_or(&Value::Null));
+            h.0.update([0u8]);
         }
-        weak_etag(&self.changed, &h.finalize())
+        weak_etag(&self.changed, &h.0.finalize())
     }
 
     /// The SCIM view of the mapped attributes, without `id`, `meta` and `schemas`.
@@ -78,6 +76,17 @@ impl DrupalUser {
     }
 
     pub fn to_scim(&self, mapping: &UserMapping, base_url: &str) -> Map<String, Value> {
+        self.to_scim_at(mapping, base_url, self.version(mapping))
+    }
+
+    /// `to_scim` with the `version` the caller computed already (it is a digest of every
+    /// mapped field, and the `ETag` header of a single user carries it too).
+    pub fn to_scim_at(
+        &self,
+        mapping: &UserMapping,
+        base_url: &str,
+        version: String,
+    ) -> Map<String, Value> {
         let attrs = self.attributes(mapping);
         let mut obj = Map::new();
         let mut schemas = vec![json!(USER_SCHEMA)];
@@ -109,7 +118,7 @@ impl DrupalUser {
                 "created": self.created,
                 "lastModified": self.changed,
                 "location": format!("{base_url}/Users/{}", self.uuid),
-                "version": self.version(mapping),
+                "version": version,
             }),
         );
         obj
@@ -206,6 +215,19 @@ pub(crate) fn service_account_refused() -> ScimError {
     )
 }
 
+/// Feeds what is written into a digest.
+struct Digesting(Sha256);
+
+impl std::io::Write for Digesting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A weak ETag from Drupal's `changed` (one-second resolution) and a digest of what SCIM
 /// shows (which tells apart two changes within the same second).
 pub fn weak_etag(changed: &str, digest: &[u8]) -> String {
@@ -299,6 +321,14 @@ impl Calls<'_> {
         let mut q = DrupalQuery::new();
         q.push("fields[user--user]", &self.fieldset());
         self.include_groups(&mut q);
+        get(format!("{}/{uuid}{}", self.users(), q.build()))
+    }
+
+    /// The least a write must know of the user it changes (`fields`: a sparse fieldset),
+    /// without group memberships: Drupal loads and serialises only these.
+    pub fn get_user_fields(&self, uuid: &str, fields: &str) -> DrupalCall {
+        let mut q = DrupalQuery::new();
+        q.push("fields[user--user]", fields);
         get(format!("{}/{uuid}{}", self.users(), q.build()))
     }
 

@@ -137,6 +137,26 @@ pub(crate) enum UserEdit {
     },
 }
 
+impl UserEdit {
+    /// What the read before the write needs of the user, where that is less than all of it:
+    /// who the account is (uid, `name`, `init` for the retired mark, `roles` for
+    /// `protection`, the label that tells Drupal's anonymous view of an account and its
+    /// anonymous user apart), and for a PUT the address too (only a changed name or address takes the
+    /// uniqueness read). With `If-Match` the version needs every mapped field, and a PATCH
+    /// applies its operations to the whole resource.
+    pub(crate) fn read_fields(&self) -> Option<&'static str> {
+        match self {
+            UserEdit::Put { if_match: None, .. } => {
+                Some("display_name,drupal_internal__uid,name,mail,init,roles")
+            }
+            UserEdit::Delete { if_match: None } => {
+                Some("display_name,drupal_internal__uid,name,init,roles")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A window of a list that Drupal can answer exactly: its pages are read concurrently, and
 /// the total is counted exactly alongside (`paging`).
 #[derive(Debug)]
@@ -162,7 +182,10 @@ pub(crate) struct ListWalk {
     pub(crate) start_index: usize,
     pub(crate) count: usize,
     pub(crate) next_offset: usize,
-    pub(crate) matches: Vec<DrupalUser>,
+    /// How many users matched so far.
+    pub(crate) matched: usize,
+    /// The matches inside the window, with the resource the filter was checked on.
+    pub(crate) window: Vec<(DrupalUser, serde_json::Map<String, Value>)>,
 }
 
 /// Takes up a complete request. `None`: not under the SCIM base path, so not ours.
@@ -1264,6 +1287,71 @@ mod tests {
                 .status,
             412
         );
+    }
+
+    #[test]
+    fn reads_before_a_write_ask_drupal_for_what_the_write_needs() {
+        let fieldset = |step: &Step| {
+            let path = calls(step)[0].path.clone();
+            let (_, query) = path.split_once('?').unwrap();
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix("fields[user--user]="))
+                .map(|f| f.replace("%2C", ","))
+                .unwrap()
+        };
+        let put = json!({"schemas": [crate::scim::schema::USER_SCHEMA], "userName": "x",
+            "emails": [{"value": "x@x.org"}]})
+        .to_string();
+        let patch = patch_body(json!([{"op": "replace", "path": "active", "value": false}]));
+        let user = format!("/scim/v2/Users/{ALICE}");
+        let full = fieldset(&run(req("GET", &user, "")).1);
+        assert!(full.contains("field_given_name") && full.contains("changed"));
+        let cases = [
+            (
+                "PUT",
+                put.as_str(),
+                None,
+                "display_name,drupal_internal__uid,name,mail,init,roles",
+            ),
+            (
+                "DELETE",
+                "",
+                None,
+                "display_name,drupal_internal__uid,name,init,roles",
+            ),
+            // The version needs every mapped field; a PATCH works on the whole resource.
+            ("PUT", put.as_str(), Some("W/\"x\""), full.as_str()),
+            ("DELETE", "", Some("W/\"x\""), full.as_str()),
+            ("PATCH", patch.as_str(), None, full.as_str()),
+        ];
+        for (method, body, if_match, expected) in cases {
+            let mut request = req(method, &user, body);
+            if let Some(tag) = if_match {
+                request = with_header(request, "if-match", tag);
+            }
+            let (_, step) = run(request);
+            assert_eq!(fieldset(&step), expected, "{method} if-match={if_match:?}");
+        }
+        // What the narrow read brings back is enough for the write.
+        let narrow = |mail: &str| {
+            answer(
+                200,
+                json!({"data": {"type": "user--user", "id": ALICE,
+                "attributes": {"name": "x", "mail": mail, "drupal_internal__uid": 7, "init": "x@x.org"},
+                "relationships": {"roles": {"data": []}}}}),
+            )
+        };
+        let (mut ex, _) = run(req("PUT", &user, &put));
+        let step = ex.resume_t(&config(), vec![narrow("x@x.org")]);
+        assert_eq!(
+            (calls(&step).len(), calls(&step)[0].method),
+            (1, "PATCH"),
+            "same name and address: no uniqueness read"
+        );
+        let (mut ex, _) = run(req("DELETE", &user, ""));
+        let step = ex.resume_t(&config(), vec![narrow("x@x.org")]);
+        assert_eq!(calls(&step)[0].method, "DELETE");
     }
 
     #[test]

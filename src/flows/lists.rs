@@ -138,7 +138,8 @@ impl Exchange {
                     start_index: list.start_index,
                     count: list.count,
                     next_offset: DRUPAL_PAGE_MAX,
-                    matches: Vec::new(),
+                    matched: 0,
+                    window: Vec::new(),
                 })),
                 vec![call],
             );
@@ -233,10 +234,15 @@ impl Exchange {
     ) -> Result<Step, ScimError> {
         let mapping = &config.mapping;
         let page = read_page(reply, config)?;
+        let first = walk.start_index.saturating_sub(1);
         for u in page.users {
             let resource = u.to_scim(mapping, &self.base_url);
             if filter_eval::matches(&walk.post_filter, &resource, mapping) {
-                walk.matches.push(u);
+                // The resource checked is the one answered: made once.
+                if walk.matched >= first && walk.window.len() < walk.count {
+                    walk.window.push((u, resource));
+                }
+                walk.matched = walk.matched.saturating_add(1);
             }
         }
         if page.has_next {
@@ -261,13 +267,11 @@ impl Exchange {
             walk.next_offset = walk.next_offset.saturating_add(DRUPAL_PAGE_MAX);
             return self.call(State::ListWalk(walk), vec![call]);
         }
-        let total = walk.matches.len();
+        let total = walk.matched;
         let resources = walk
-            .matches
-            .iter()
-            .skip(walk.start_index.saturating_sub(1))
-            .take(walk.count)
-            .map(|u| self.scim_user(u, mapping))
+            .window
+            .into_iter()
+            .map(|(u, resource)| self.finish_user(&u, resource))
             .collect();
         Ok(json_response(
             200,

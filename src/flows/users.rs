@@ -226,7 +226,10 @@ impl Exchange {
             .try_lock(&key, env.owner, env.now_ms, env.lock_ttl_ms)
         {
             self.held.push(key);
-            let read = Self::calls(config).get_user(&id);
+            let read = match edit.read_fields() {
+                Some(fields) => Self::calls(config).get_user_fields(&id, fields),
+                None => Self::calls(config).get_user(&id),
+            };
             let state = match edit {
                 UserEdit::Put { write, if_match } => State::PutLookup { write, if_match },
                 UserEdit::Patch { ops, if_match } => State::PatchLookup { ops, if_match },
@@ -296,7 +299,7 @@ impl Exchange {
                 {
                     return Ok(empty_response(304, vec![("etag".to_string(), version)]));
                 }
-                Ok(self.user_response(200, &user, mapping))
+                Ok(self.user_response_at(200, &user, mapping, version))
             }
             State::Written { status, expect } => {
                 if outcome_unknown(&first) {
@@ -534,7 +537,15 @@ impl Exchange {
     }
 
     pub(crate) fn scim_user(&self, user: &DrupalUser, mapping: &UserMapping) -> Value {
-        let mut resource = user.to_scim(mapping, &self.base_url);
+        self.scim_user_at(user, mapping, user.version(mapping))
+    }
+
+    fn scim_user_at(&self, user: &DrupalUser, mapping: &UserMapping, version: String) -> Value {
+        self.finish_user(user, user.to_scim_at(mapping, &self.base_url, version))
+    }
+
+    /// The answer's resource from the user's `to_scim` view.
+    pub(crate) fn finish_user(&self, user: &DrupalUser, mut resource: Map<String, Value>) -> Value {
         if self.adopt_view {
             crate::flows::adoption::present(user, &mut resource);
         }
@@ -548,13 +559,24 @@ impl Exchange {
         user: &DrupalUser,
         mapping: &UserMapping,
     ) -> Step {
-        let mut headers = vec![("etag".to_string(), user.version(mapping))];
+        self.user_response_at(status, user, mapping, user.version(mapping))
+    }
+
+    /// `user_response` with the user's version computed already.
+    pub(crate) fn user_response_at(
+        &self,
+        status: u16,
+        user: &DrupalUser,
+        mapping: &UserMapping,
+        version: String,
+    ) -> Step {
+        let mut headers = vec![("etag".to_string(), version.clone())];
         if status == 201 {
             headers.push((
                 "location".to_string(),
                 format!("{}/Users/{}", self.base_url, user.uuid),
             ));
         }
-        json_response(status, &self.scim_user(user, mapping), headers)
+        json_response(status, &self.scim_user_at(user, mapping, version), headers)
     }
 }

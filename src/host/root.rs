@@ -63,13 +63,14 @@ impl ScimRoot {
         match next {
             Next::Send(round) => {
                 let mut flight = std::mem::take(&mut self.flight);
-                let tags = [("user-agent", crate::flows::audit::user_agent("-"))];
+                let agent = crate::flows::audit::user_agent("-");
+                let tags = [("user-agent", agent.as_str())];
                 flight.launch(self, shared, &round, &tags);
                 self.flight = flight;
                 self.round_complete(shared);
             }
             Next::Deliver(replies) => {
-                shared.report(millis(self.get_current_time()));
+                shared.report(millis(self.get_current_time()), None);
                 let checks = std::mem::take(&mut self.in_flight);
                 let round: Vec<(StartupCheck, DrupalReply)> =
                     checks.into_iter().zip(replies).collect();
@@ -106,7 +107,7 @@ impl ScimRoot {
         };
         let owner = Self::owner(shared);
         let now = millis(self.get_current_time());
-        let next = shared.with_gate_env(now, &owner, |env| self.gate.receive(arrivals, env));
+        let (next, _) = shared.with_gate_env(now, &owner, |env| self.gate.receive(arrivals, env));
         self.follow(shared, next);
     }
 
@@ -310,7 +311,7 @@ impl RootContext for ScimRoot {
             })
             .collect();
         self.in_flight = due;
-        let next = shared.with_gate_env(now, &owner, |env| self.gate.send(calls, env));
+        let (next, _) = shared.with_gate_env(now, &owner, |env| self.gate.send(calls, env));
         self.follow(&shared, next);
     }
 

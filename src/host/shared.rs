@@ -8,10 +8,23 @@ use crate::drupal::probe::{self, TermAccess, Verdict};
 use crate::drupal::upstream::{Arrival, Gate, GateEnv, Outbound};
 use crate::http::{DrupalReply, Response};
 use crate::runtime::locks::StoreLocks;
-use crate::runtime::session::StoreSession;
+use crate::runtime::session::{ReadOnce, SessionSlot, SlotView, StoreSession};
 use proxy_wasm::traits::Context;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// When the back-off a request saw in the session slot ends (`None`: none runs).
+pub(super) type BackoffSeen = Option<u64>;
+
+/// What a gate step tells `report` of the shared slot.
+#[derive(Clone, Copy)]
+pub(super) enum SlotSeen {
+    /// Nothing: what an earlier step saw still stands.
+    Unread,
+    Read(BackoffSeen),
+    /// The step changed the slot: `report` reads it.
+    Changed,
+}
 
 pub(super) struct Shared {
     pub(super) config: Config,
@@ -77,7 +90,7 @@ impl Shared {
         &self,
         ctx: &dyn Context,
         outbound: &Outbound,
-        tags: &[(&'static str, String)],
+        tags: &[(&'static str, &str)],
     ) -> Result<u32, proxy_wasm::types::Status> {
         let call = &outbound.call;
         if let (true, Some(cluster)) = (call.is_wait(), &self.config.wait_cluster) {
@@ -95,14 +108,21 @@ impl Shared {
                 Duration::from_secs(5),
             );
         }
-        let mut headers: Vec<(&str, &str)> = vec![
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(
+            outbound
+                .headers
+                .len()
+                .saturating_add(tags.len())
+                .saturating_add(5),
+        );
+        headers.extend([
             (":method", call.method),
             (":path", call.path.as_str()),
             (":authority", self.config.drupal.authority.as_str()),
             ("accept", crate::drupal::jsonapi::JSONAPI_CONTENT_TYPE),
-        ];
+        ]);
         headers.extend(outbound.headers.iter().map(|(n, v)| (*n, v.as_str())));
-        headers.extend(tags.iter().map(|(n, v)| (*n, v.as_str())));
+        headers.extend(tags.iter().copied());
         if let Some(ct) = call.content_type {
             headers.push(("content-type", ct));
         }
@@ -116,24 +136,35 @@ impl Shared {
     }
 
     /// Brings the VM's counters into Envoy's stats: the events the core counted, and whether
-    /// Drupal's refusal of the service account holds calls back now.
-    pub(super) fn report(&self, now_ms: u64) {
+    /// Drupal's refusal of the service account holds calls back now. `seen`: what this
+    /// request's last gate step read of the shared slot (`with_gate_env`), if it did.
+    pub(super) fn report(&self, now_ms: u64, seen: Option<BackoffSeen>) {
         use crate::runtime::session::SessionStore;
         super::metrics::drain_tally();
-        let backoff = StoreSession(HostStore).read().is_some_and(|s| {
-            s.account == self.credentials.account_tag && s.refusals > 0 && now_ms < s.retry_at_ms
-        });
+        let until = match seen {
+            Some(seen) => seen,
+            None => self.backoff_until(StoreSession(HostStore).read().as_ref()),
+        };
+        let backoff = until.is_some_and(|t| now_ms < t);
         super::metrics::gauge(super::metrics::BACKOFF_ACTIVE, u64::from(backoff));
     }
 
+    /// When a refusal's back-off recorded in `slot` for these credentials ends.
+    fn backoff_until(&self, slot: Option<&SessionSlot>) -> Option<u64> {
+        slot.filter(|s| s.account == self.credentials.account_tag && s.refusals > 0)
+            .map(|s| s.retry_at_ms)
+    }
+
     /// Runs one step of `owner`'s upstream gate against the stores shared by all workers.
+    /// Also returns what the step last read of the session slot, for `report`.
     pub(super) fn with_gate_env<T>(
         &self,
         now_ms: u64,
         owner: &str,
         step: impl FnOnce(&mut GateEnv) -> T,
-    ) -> T {
-        let (mut locks, mut store) = (StoreLocks(HostStore), StoreSession(HostStore));
+    ) -> (T, SlotSeen) {
+        let (mut locks, mut shared_store) = (StoreLocks(HostStore), StoreSession(HostStore));
+        let mut store = ReadOnce::new(&mut shared_store);
         let mut cache_epoch = self.cache_epoch.get();
         let result = step(&mut GateEnv {
             credentials: &self.credentials,
@@ -147,7 +178,12 @@ impl Shared {
             jsonapi: &self.config.drupal.jsonapi_prefix,
         });
         self.cache_epoch.set(cache_epoch);
-        result
+        let seen = match store.view() {
+            SlotView::Unread => SlotSeen::Unread,
+            SlotView::Read(slot) => SlotSeen::Read(self.backoff_until(slot)),
+            SlotView::Changed => SlotSeen::Changed,
+        };
+        (result, seen)
     }
 
     /// Reads a reply; in session mode with its `Set-Cookie` headers (one per line).
@@ -199,7 +235,7 @@ impl Flight {
         ctx: &dyn Context,
         shared: &Shared,
         round: &[Outbound],
-        tags: &[(&'static str, String)],
+        tags: &[(&'static str, &str)],
     ) -> Vec<Option<u32>> {
         self.out.clear();
         self.arrivals = vec![None; round.len()];

@@ -1,7 +1,7 @@
 //! The HTTP context: one SCIM request, from Envoy to the exchange and back.
 
 use super::metrics;
-use super::shared::{lock_ttl_ms, log_notices, millis, Flight, Shared};
+use super::shared::{lock_ttl_ms, log_notices, millis, BackoffSeen, Flight, Shared, SlotSeen};
 use super::store::HostStore;
 use crate::drupal::upstream::{Gate, Next, Purpose};
 use crate::flows::audit::{self, Outcome, Trace};
@@ -32,11 +32,25 @@ pub(super) struct ScimHttp {
     drupal_calls: usize,
     /// The trace context this request's Drupal calls carry (also on the log line).
     trace: Option<Trace>,
+    /// Who holds this request's locks (VM tag and context id), made once.
+    owner: String,
+    /// What this request's gate steps last read of the shared session slot
+    /// (`Shared::report`); `None` once a step changed it, or before any read it.
+    slot_seen: Option<BackoffSeen>,
+    /// The `User-Agent` of this request's Drupal calls (names the token), made once.
+    user_agent: String,
 }
 
 impl ScimHttp {
     pub(super) fn new(context_id: u32, shared: Option<Rc<Shared>>) -> Self {
+        let owner = shared
+            .as_ref()
+            .map(|s| format!("{}:{}", s.vm_tag, context_id))
+            .unwrap_or_default();
         ScimHttp {
+            owner,
+            slot_seen: None,
+            user_agent: String::new(),
             context_id,
             started_ms: 0,
             sent_ms: Vec::new(),
@@ -55,20 +69,16 @@ impl ScimHttp {
     /// What every Drupal call of this request carries so that Drupal's logs and Envoy's
     /// tracing tie to the IdP event: the request id the log line shows (only a checked one),
     /// the trace context, and who calls. Nothing else of the client's headers goes out.
-    fn call_tags(&self) -> Vec<(&'static str, String)> {
-        let mut tags = Vec::new();
+    fn call_tags(&self) -> Vec<(&'static str, &str)> {
+        let mut tags = Vec::with_capacity(3);
         let request_id = self.request.log_request_id();
         if request_id != "-" {
-            tags.push(("x-request-id", request_id.to_string()));
+            tags.push(("x-request-id", request_id));
         }
         if let Some(trace) = &self.trace {
-            tags.push(("traceparent", trace.traceparent.clone()));
+            tags.push(("traceparent", trace.traceparent.as_str()));
         }
-        let label = self
-            .exchange
-            .as_ref()
-            .map_or("", |e| e.token_label.as_str());
-        tags.push(("user-agent", audit::user_agent(label)));
+        tags.push(("user-agent", self.user_agent.as_str()));
         tags
     }
 
@@ -88,13 +98,7 @@ impl ScimHttp {
             let (resource, op) =
                 request::classify(&shared.config, &self.request.method, &self.request.path);
             let scim_type = if response.status >= 400 {
-                serde_json::from_slice::<serde_json::Value>(&response.body)
-                    .ok()
-                    .and_then(|v| {
-                        v.get("scimType")
-                            .and_then(|t| t.as_str())
-                            .map(str::to_string)
-                    })
+                crate::scim::error::scim_type_in(&response.body)
             } else {
                 None
             };
@@ -130,7 +134,7 @@ impl ScimHttp {
                 outcome.adopted_account(a.uid);
                 metrics::count(a.on.metric());
             }
-            shared.report(millis(self.get_current_time()));
+            shared.report(millis(self.get_current_time()), self.slot_seen);
             // One line a request; nothing secret (no query string: filters can hold addresses).
             let line = audit::RequestLine {
                 request_id: self.request.log_request_id(),
@@ -141,7 +145,7 @@ impl ScimHttp {
                 op,
                 outcome: &outcome,
                 status: response.status,
-                scim_type: scim_type.as_deref(),
+                scim_type,
                 drupal_calls: self.drupal_calls,
                 duration_ms: duration,
             };
@@ -187,10 +191,9 @@ impl ScimHttp {
         }
     }
 
-    fn env_parts(&self, shared: &Shared) -> (String, u64, u64) {
-        let owner = format!("{}:{}", shared.vm_tag, self.context_id);
+    fn env_parts(&self, shared: &Shared) -> (u64, u64) {
         let now_ms = millis(self.get_current_time());
-        (owner, now_ms, lock_ttl_ms(&shared.config))
+        (now_ms, lock_ttl_ms(&shared.config))
     }
 
     fn begin(&mut self, shared: &Shared) {
@@ -198,12 +201,12 @@ impl ScimHttp {
             self.respond(response);
             return;
         }
-        let (owner, now_ms, lock_ttl_ms) = self.env_parts(shared);
+        let (now_ms, lock_ttl_ms) = self.env_parts(shared);
         let mut locks = StoreLocks(HostStore);
         let mut env = Env {
             locks: &mut locks,
             now_ms,
-            owner: &owner,
+            owner: &self.owner,
             lock_ttl_ms,
         };
         match exchange::begin(&shared.config, &self.request, &mut env) {
@@ -211,6 +214,7 @@ impl ScimHttp {
             // practice, but answering is safer than letting the request through.
             None => self.respond(ScimError::not_found("Not a SCIM path.").into_response()),
             Some((exchange, step)) => {
+                self.user_agent = audit::user_agent(&exchange.token_label);
                 self.exchange = Some(exchange);
                 self.act(shared, step);
             }
@@ -226,8 +230,10 @@ impl ScimHttp {
 
     /// The exchange's calls go through the gate, which may first log in.
     fn dispatch(&mut self, shared: &Shared, calls: Vec<DrupalCall>) {
-        let (owner, now_ms, _) = self.env_parts(shared);
-        let next = shared.with_gate_env(now_ms, &owner, |env| self.gate.send(calls, env));
+        let (now_ms, _) = self.env_parts(shared);
+        let (next, seen) =
+            shared.with_gate_env(now_ms, &self.owner, |env| self.gate.send(calls, env));
+        self.saw_slot(seen);
         self.follow(shared, next);
     }
 
@@ -260,12 +266,22 @@ impl ScimHttp {
         }
     }
 
+    fn saw_slot(&mut self, seen: SlotSeen) {
+        match seen {
+            SlotSeen::Unread => {}
+            SlotSeen::Read(until) => self.slot_seen = Some(until),
+            SlotSeen::Changed => self.slot_seen = None,
+        }
+    }
+
     fn gate_round_complete(&mut self, shared: &Shared) {
         let Some(arrivals) = self.flight.complete() else {
             return;
         };
-        let (owner, now_ms, _) = self.env_parts(shared);
-        let next = shared.with_gate_env(now_ms, &owner, |env| self.gate.receive(arrivals, env));
+        let (now_ms, _) = self.env_parts(shared);
+        let (next, seen) =
+            shared.with_gate_env(now_ms, &self.owner, |env| self.gate.receive(arrivals, env));
+        self.saw_slot(seen);
         self.follow(shared, next);
     }
 
@@ -280,16 +296,16 @@ impl ScimHttp {
         let (Some(shared), Some(mut exchange)) = (self.shared.clone(), self.exchange.take()) else {
             return;
         };
-        let (owner, now_ms, lock_ttl_ms) = self.env_parts(&shared);
+        let (now_ms, lock_ttl_ms) = self.env_parts(&shared);
         let mut locks = StoreLocks(HostStore);
         let mut env = Env {
             locks: &mut locks,
             now_ms,
-            owner: &owner,
+            owner: &self.owner,
             lock_ttl_ms,
         };
         exchange.abandon(&mut env, shared.config.drupal.timeout_ms);
-        self.gate.abandon(env.locks, &owner);
+        self.gate.abandon(env.locks, &self.owner);
         let request_id = self.request.log_request_id();
         log::info!(
             "scim request_id={request_id} method={} abandoned: the stream ended before the answer (client gone or stream timeout) after {} Drupal call(s); its locks were released",
@@ -299,12 +315,12 @@ impl ScimHttp {
     }
 
     fn resume(&mut self, shared: &Shared, replies: Vec<DrupalReply>) {
-        let (owner, now_ms, lock_ttl_ms) = self.env_parts(shared);
+        let (now_ms, lock_ttl_ms) = self.env_parts(shared);
         let mut locks = StoreLocks(HostStore);
         let mut env = Env {
             locks: &mut locks,
             now_ms,
-            owner: &owner,
+            owner: &self.owner,
             lock_ttl_ms,
         };
         let step = match self.exchange.as_mut() {

@@ -77,10 +77,98 @@ impl<S: SharedStore> SessionStore for StoreSession<S> {
     }
 }
 
+/// The slot read at most once between two changes: one step of a gate asks for it several
+/// times (access, cache epoch, verdict step) and each host read copies and parses the JSON.
+/// A step runs without yielding, so a copy taken at its start is as current as a later read
+/// would be; a change re-reads the store (`update` is a compare-and-swap on the real one).
+pub struct ReadOnce<'a> {
+    inner: &'a mut dyn SessionStore,
+    seen: Option<Option<SessionSlot>>,
+    changed: bool,
+}
+
+/// What a step learnt of the slot.
+#[derive(Debug, PartialEq)]
+pub enum SlotView<'a> {
+    /// It neither read nor changed it.
+    Unread,
+    /// It read it last as this.
+    Read(Option<&'a SessionSlot>),
+    /// It changed it after its last read: only a new read tells what it holds.
+    Changed,
+}
+
+impl<'a> ReadOnce<'a> {
+    pub fn new(inner: &'a mut dyn SessionStore) -> Self {
+        ReadOnce {
+            inner,
+            seen: None,
+            changed: false,
+        }
+    }
+
+    pub fn view(&self) -> SlotView<'_> {
+        match (&self.seen, self.changed) {
+            (Some(seen), _) => SlotView::Read(seen.as_ref()),
+            (None, true) => SlotView::Changed,
+            (None, false) => SlotView::Unread,
+        }
+    }
+}
+
+impl SessionStore for ReadOnce<'_> {
+    fn read(&mut self) -> Option<SessionSlot> {
+        if let Some(seen) = &self.seen {
+            return seen.clone();
+        }
+        let slot = self.inner.read();
+        self.seen = Some(slot.clone());
+        slot
+    }
+
+    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
+        self.seen = None;
+        self.changed = true;
+        self.inner.update(change);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runtime::store::MemoryStore;
+
+    /// Counts the reads that reach the store under it.
+    struct Counting(MemorySession, usize);
+
+    impl SessionStore for Counting {
+        fn read(&mut self) -> Option<SessionSlot> {
+            self.1 = self.1.saturating_add(1);
+            self.0.read()
+        }
+        fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
+            self.0.update(change);
+        }
+    }
+
+    #[test]
+    fn read_once_reads_again_only_after_a_change() {
+        let mut store = Counting(MemorySession::default(), 0);
+        let mut once = ReadOnce::new(&mut store);
+        assert_eq!(once.view(), SlotView::Unread);
+        assert_eq!(once.read(), None);
+        assert_eq!(once.read(), None);
+        assert_eq!(once.view(), SlotView::Read(None));
+        once.update(&|_| SessionSlot {
+            step: 3,
+            ..SessionSlot::default()
+        });
+        assert_eq!(once.view(), SlotView::Changed, "a change forgets the copy");
+        assert_eq!(once.read().map(|s| s.step), Some(3));
+        assert!(matches!(once.view(), SlotView::Read(Some(s)) if s.step == 3));
+        assert_eq!(once.read().map(|s| s.step), Some(3));
+        assert_eq!(store.1, 2, "one read before the change, one after");
+    }
 
     #[test]
     fn the_slot_is_updated_from_what_another_worker_wrote() {

@@ -116,9 +116,37 @@ impl ScimError {
     }
 }
 
+/// The `scimType` of an error body the gateway wrote (`into_response`: compact JSON), found
+/// without parsing the whole document. Inside a JSON string every `"` is escaped, so the
+/// key's pattern only matches the member itself.
+pub fn scim_type_in(body: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"scimType\":\"";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)?;
+    let rest = body.get(at.checked_add(KEY.len())?..)?;
+    let end = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scim_type_is_read_back_from_an_error_body() {
+        for t in [
+            ScimType::Uniqueness,
+            ScimType::InvalidFilter,
+            ScimType::TooMany,
+        ] {
+            let r = ScimError::bad_request(t, "a \"scimType\":\"mutability\" lookalike")
+                .into_response();
+            assert_eq!(scim_type_in(&r.body), Some(t.as_str()));
+        }
+        let r = ScimError::not_found("no \"scimType\":\"uniqueness\" here").into_response();
+        assert_eq!(scim_type_in(&r.body), None);
+        assert_eq!(scim_type_in(b""), None);
+        assert_eq!(scim_type_in(br#"{"scimType":"#), None);
+    }
 
     #[test]
     fn error_body_carries_status_as_string_and_scim_type() {

@@ -18,6 +18,10 @@ cookie does not): one Envoy per mode on the same emulator, SCIM side only, and p
 p50/p99/req/s of each mode and the ratio session ÷ basic of p50.
 
     scripts/bench --auth-modes [-t 2] [-c 8] [-d 10] [--pairs get,lookup,patch,create]
+
+`--compare-wasm FILE` adds a third side to each pair: the SCIM request through a second Envoy
+(same config) running another build of the module, e.g. the one before a change, so that
+before and after are measured in one run on the same emulator.
 """
 
 from __future__ import annotations
@@ -257,6 +261,11 @@ def main() -> int:
     ap.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
     ap.add_argument(
+        "--compare-wasm",
+        type=Path,
+        help="another build of the module (e.g. before a change): each pair also runs its SCIM side through a second Envoy with it ('before')",
+    )
+    ap.add_argument(
         "--memory",
         action="store_true",
         help="instead of the pairs: SCIM traffic only (get, lookup, patch in turn) and Envoy's RSS after 10k and 100k requests",
@@ -288,6 +297,7 @@ def main() -> int:
         extra += ["--cost-model", "drupal"]  # as a flag, so a reset keeps it
     emulator = harness.Emulator(workdir, extra_args=extra)
     envoy = None
+    before = None
     mode_envoys: list[harness.Envoy] = []
 
     def stop(*_):
@@ -295,6 +305,8 @@ def main() -> int:
             e.stop()
         if envoy:
             envoy.stop()
+        if before:
+            before.stop()
         emulator.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -316,6 +328,15 @@ def main() -> int:
         envoy = harness.Envoy(workdir, emulator, {"primary": token}, plugin_overrides=overrides, concurrency=args.concurrency)
         bench_config(envoy)
         envoy.start()
+        if args.compare_wasm:
+            if not args.compare_wasm.exists():
+                raise SystemExit(f"{args.compare_wasm} is missing")
+            before = harness.Envoy(
+                workdir, emulator, {"primary": token}, plugin_overrides=overrides, concurrency=args.concurrency,
+                name="envoy-before", wasm=args.compare_wasm.resolve(),
+            )
+            bench_config(before)
+            before.start()
         base = f"http://{envoy.hostport}"
         scim_auth = "Bearer " + token
         plain_auth = emulator.service_auth
@@ -326,8 +347,9 @@ def main() -> int:
         patch_plain = emulator.seed_users([{"name": f"bench-pj-{i}", "mail": f"bench-pj-{i}@example.com"} for i in range(POOL)])
         emulator.seed_user("bench-lookup", mail="bench-lookup@example.com")
         # Sanity: each side answers 2xx once before we measure.
-        r = envoy.scim("GET", f"/Users/{get_pool[0]['uuid']}", token=token)
-        assert r.status_code == 200, (r.status_code, r.text[:300])
+        for e in (envoy, before) if before else (envoy,):
+            r = e.scim("GET", f"/Users/{get_pool[0]['uuid']}", token=token)
+            assert r.status_code == 200, (r.status_code, r.text[:300])
         r = emulator.http.get(f"{base}/jsonapi/user/user/{get_pool[0]['uuid']}", headers={"Authorization": plain_auth})
         assert r.status_code == 200, (r.status_code, r.text[:300])
         if args.latency_ms:
@@ -378,6 +400,8 @@ def main() -> int:
             f"Envoy --concurrency {args.concurrency}; emulator latency {args.latency_ms} ms per Drupal call"
         )
         print(f"wasm module: {wasm_size:,} bytes ({wasm_size / 1048576:.2f} MiB)")
+        if before:
+            print(f"'before' side: second Envoy with {args.compare_wasm} ({args.compare_wasm.stat().st_size:,} bytes)")
         print(f"Envoy RSS before: {rss_before / 1024:.1f} MiB")
         print()
         hdr = (
@@ -392,19 +416,23 @@ def main() -> int:
             f_label, f_env, p_label, p_env = cases[pair]
             results = []
             sides = [("filter", f_label, {**f_env, "BENCH_AUTH": scim_auth}), ("plain", p_label, {**p_env, "BENCH_AUTH": plain_auth})]
+            if before:
+                sides.insert(1, ("before", f_label, {**f_env, "BENCH_AUTH": scim_auth}))
             for side, label, env in sides[::-1] if args.plain_first else sides:
+                on = before if side == "before" else envoy
+                side_base = f"http://{on.hostport}"
                 if pair == "create":
                     emulator.reset()
                     if args.latency_ms:
                         emulator.settings(latency_ms=args.latency_ms)
                 if args.warmup > 0:
-                    run_wrk(base, args, env, args.warmup)
-                calls0 = drupal_calls(envoy)
-                cpu0 = (cpu_s(envoy.proc.pid), cpu_s(emulator.proc.pid), children_cpu_s())
-                r = run_wrk(base, args, env, args.duration)
-                cpu1 = (cpu_s(envoy.proc.pid), cpu_s(emulator.proc.pid), children_cpu_s())
+                    run_wrk(side_base, args, env, args.warmup)
+                calls0 = drupal_calls(on)
+                cpu0 = (cpu_s(on.proc.pid), cpu_s(emulator.proc.pid), children_cpu_s())
+                r = run_wrk(side_base, args, env, args.duration)
+                cpu1 = (cpu_s(on.proc.pid), cpu_s(emulator.proc.pid), children_cpu_s())
                 n = max(r["requests"], 1)
-                r["calls_per_request"] = (drupal_calls(envoy) - calls0) / n
+                r["calls_per_request"] = (drupal_calls(on) - calls0) / n
                 # Where each request's CPU goes: on a machine where wrk, Envoy and the emulator
                 # share the cores, req/s is bounded by the sum.
                 r["cpu_us"] = [(b - a) * 1e6 / n for a, b in zip(cpu0, cpu1)]
@@ -419,11 +447,16 @@ def main() -> int:
                     f"{bad:>8} {r['socket_errors']:>8} {r['calls_per_request']:>16.2f} {envoy_us:>18.0f} {emulator_us:>9.0f} {wrk_us:>6.0f}{extra}",
                     flush=True,
                 )
-            results.sort(key=lambda r: r["side"])  # filter, plain
-            ratio = results[0]["rps"] / results[1]["rps"] if results[1]["rps"] else float("nan")
+            by_side = {r["side"]: r for r in results}
+            filt, plain_r = by_side["filter"], by_side["plain"]
+            ratio = filt["rps"] / plain_r["rps"] if plain_r["rps"] else float("nan")
             summary.append((pair, ratio))
-            extra_us = results[0]["cpu_us"][0] - results[1]["cpu_us"][0]
-            print(f"{pair:<8} ratio  filter ÷ plain req/s = {ratio:.2f}; the filter adds {extra_us:.0f} µs of Envoy CPU per request", flush=True)
+            extra_us = filt["cpu_us"][0] - plain_r["cpu_us"][0]
+            was = ""
+            if before:
+                b = by_side["before"]
+                was = f" (before: {b['rps'] / plain_r['rps'] if plain_r['rps'] else float('nan'):.2f}, adds {b['cpu_us'][0] - plain_r['cpu_us'][0]:.0f} µs)"
+            print(f"{pair:<8} ratio  filter ÷ plain req/s = {ratio:.2f}; the filter adds {extra_us:.0f} µs of Envoy CPU per request{was}", flush=True)
         rss_after = rss_kb(envoy.proc.pid)
         print()
         print(f"Envoy RSS after: {rss_after / 1024:.1f} MiB (before {rss_before / 1024:.1f} MiB)")

@@ -372,6 +372,7 @@ class Envoy:
         concurrency: int = 2,
         name: str = "envoy",
         public_jsonapi: bool = False,
+        wasm: Path | None = None,
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -393,7 +394,7 @@ class Envoy:
             admin=f"127.0.0.1:{self.admin_port}",
             drupal_url=emulator.url if emulator else None,
             tokens=[{"label": label, "sha256": sha256_hex(tok)} for label, tok in self.tokens.items()],
-            wasm=str(WASM_PATH),
+            wasm=str(wasm or WASM_PATH),
             plugin_overrides=plugin_overrides,
             plugin_replace=plugin_replace,
             public_jsonapi=public_jsonapi,

@@ -168,7 +168,13 @@ impl Gate {
         csrf: Option<String>,
         env: &mut GateEnv,
     ) -> Next {
-        let epoch = current_epoch(env);
+        // Only user lists carry the guard; a call without one needs no epoch (nor its read).
+        let guarded = self
+            .pending
+            .iter()
+            .filter_map(|i| self.batch.get(*i))
+            .any(has_guard);
+        let epoch = if guarded { current_epoch(env) } else { 0 };
         self.sent_step = current_step(env);
         self.phase = Phase::Calls;
         self.cookie_used = cookie;

@@ -44,6 +44,7 @@ use crate::runtime::session::{SessionSlot, SessionStore};
 use serde_json::Value;
 use std::cell::Cell;
 
+mod anon;
 mod gate;
 
 pub(crate) const LOGIN_PATH: &str = "/user/login?_format=json";
@@ -318,16 +319,25 @@ pub(crate) fn current_step(env: &mut GateEnv) -> u64 {
 
 /// The call with its auth guard named after the cache epoch.
 pub(crate) fn stamped(call: &DrupalCall, epoch: u64) -> DrupalCall {
-    let plain = format!("filter[{AUTH_GUARD}]");
-    if !call.path.contains(&plain) {
+    if !has_guard(call) {
         return call.clone();
     }
     DrupalCall {
+        method: call.method,
         path: call
             .path
-            .replace(&plain, &format!("filter[{AUTH_GUARD}_{epoch}]")),
-        ..call.clone()
+            .replace(GUARD_KEY, &format!("filter[{AUTH_GUARD}_{epoch}]")),
+        content_type: call.content_type,
+        body: call.body.clone(),
     }
+}
+
+/// `filter[{AUTH_GUARD}]`, the group `stamped` renames.
+const GUARD_KEY: &str = "filter[scim_auth]";
+
+/// The call carries the auth guard (a user list): it needs the cache epoch.
+pub(crate) fn has_guard(call: &DrupalCall) -> bool {
+    call.path.contains(GUARD_KEY)
 }
 
 /// Drupal refused a `status` condition: only an account without `administer users` (the
@@ -337,15 +347,9 @@ pub(crate) fn refuses_guard(body: &[u8]) -> bool {
 }
 
 /// A read answered with Drupal's anonymous view: label-only users.
+/// Scanned, not parsed: the exchange parses the same body right after.
 pub(crate) fn reads_as_anonymous(body: &[u8]) -> bool {
-    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
-        return false;
-    };
-    match doc.get("data") {
-        Some(Value::Array(items)) => items.iter().any(crate::drupal::jsonapi::is_label_only),
-        Some(item) => crate::drupal::jsonapi::is_label_only(item),
-        None => false,
-    }
+    anon::label_only_in(body)
 }
 
 pub(crate) fn backoff_s(refusals: u32) -> u64 {
@@ -478,6 +482,66 @@ mod tests {
     use crate::config::UpstreamAuth;
     use crate::runtime::locks::MemoryLocks;
     use crate::runtime::session::MemorySession;
+
+    /// What `reads_as_anonymous` says, from the parsed document.
+    fn parsed_as_anonymous(body: &[u8]) -> bool {
+        let Ok(doc) = serde_json::from_slice::<Value>(body) else {
+            return false;
+        };
+        match doc.get("data") {
+            Some(Value::Array(items)) => items.iter().any(crate::drupal::jsonapi::is_label_only),
+            Some(item) => crate::drupal::jsonapi::is_label_only(item),
+            None => false,
+        }
+    }
+
+    #[test]
+    fn the_scan_for_anonymous_reads_agrees_with_the_parsed_document() {
+        let label = r#"{"type":"user--user","id":"u","attributes":{"display_name":"bob"}}"#;
+        let anon = r#"{"type":"user--user","id":"u","attributes":{"display_name":"Anonymous"}}"#;
+        let full = r#"{"type":"user--user","id":"u","attributes":{"display_name":"bob","name":"bob","mail":"b@x","n":[1,2.5,{"name":1}]}}"#;
+        let cases = [
+            format!(r#"{{"data":{label}}}"#),
+            format!(r#"{{"data":{anon}}}"#),
+            format!(r#"{{"data":{full}}}"#),
+            format!(
+                r#"{{"jsonapi":{{"version":"1.0"}},"data":[{full},{anon},{label}],"links":{{}}}}"#
+            ),
+            format!(r#"{{"data":[{full},{anon}]}}"#),
+            r#"{"data":[]}"#.to_string(),
+            r#"{"data":null}"#.to_string(),
+            r#"{"data":"x"}"#.to_string(),
+            format!(r#"{{"meta":{label}}}"#),
+            format!(r#"[{label}]"#),
+            format!(r#"{{"data":{label}}} trailing"#),
+            format!(r#"{{"data":{label}"#),
+            r#"{"data":{"attributes":{"display_name":null}}}"#.to_string(),
+            r#"{"data":{"attributes":{"display_name":1}}}"#.to_string(),
+            r#"{"data":{"attributes":{"display_name":"bob","name":null}}}"#.to_string(),
+            r#"{"data":{"attributes":"x"}}"#.to_string(),
+            r#"{"data":{"attributes":{"display_name":"Anonymous","display_name":"bob"}}}"#
+                .to_string(),
+            r#"{"data":{"attributes":{"display_name":"bob"}},"data":[]}"#.to_string(),
+            r#"{"data":{"attributes":{"display_name":"Anonymous"}}}"#.to_string(),
+            r#"{"data":{"attributes":{"display_name":"bob"}}}"#.to_string(),
+            String::new(),
+        ];
+        for body in &cases {
+            assert_eq!(
+                reads_as_anonymous(body.as_bytes()),
+                parsed_as_anonymous(body.as_bytes()),
+                "{body}"
+            );
+        }
+        assert!(reads_as_anonymous(cases[0].as_bytes()));
+        assert!(reads_as_anonymous(cases[3].as_bytes()));
+        assert!(!reads_as_anonymous(cases[4].as_bytes()));
+    }
+
+    #[test]
+    fn the_guard_key_names_the_auth_guard() {
+        assert_eq!(GUARD_KEY, format!("filter[{AUTH_GUARD}]"));
+    }
 
     pub(super) const COOKIE: &str = "SESS12ca17b49af2289436f303e0166030a2=abc";
 

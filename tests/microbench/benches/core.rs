@@ -102,5 +102,126 @@ fn mapping_both_ways(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, filters, patches, mapping_both_ways);
+/// One request through the whole core, as the host drives it in `basic` mode once Drupal has
+/// accepted the credentials: the exchange plans the Drupal call, the gate authenticates it,
+/// the reply goes back through the gate and the exchange answers. What V8 runs per request,
+/// minus the host calls.
+fn whole_requests(c: &mut Criterion) {
+    use envoy_scim_drupal::drupal::upstream::{Arrival, Gate, GateEnv, Next};
+    use envoy_scim_drupal::flows::exchange;
+    use envoy_scim_drupal::flows::membership::Env;
+    use envoy_scim_drupal::http::{DrupalReply, Request, Step};
+    use envoy_scim_drupal::runtime::locks::MemoryLocks;
+    use envoy_scim_drupal::runtime::session::{MemorySession, SessionSlot};
+
+    let attributes: Value =
+        serde_json::from_str(include_str!("../../../scripts/emulator-attributes.json"))
+            .expect("scripts/emulator-attributes.json is JSON");
+    let attributes = attributes.get("attributes").cloned().unwrap_or(attributes);
+    let plugin = json!({
+        "tokens": [{"label": "bench", "sha256": envoy_scim_drupal::hex::sha256_hex("bench-token")}],
+        "drupal": {"cluster": "drupal", "authority": "drupal.local"},
+        "attributes": attributes,
+    });
+    let env_vars = |name: &str| match name {
+        "DRUPAL_USERNAME" => Some("svc".to_string()),
+        "DRUPAL_PASSWORD" => Some("pw".to_string()),
+        _ => None,
+    };
+    let (config, credentials) =
+        envoy_scim_drupal::config::parse(&serde_json::to_vec(&plugin).expect("JSON"), &env_vars)
+            .expect("a valid configuration");
+    let doc: Value = serde_json::from_str(include_str!("drupal-user-201.json")).expect("JSON");
+    let uuid = doc["data"]["id"].as_str().expect("an id").to_string();
+    let one = serde_json::to_vec(&doc).expect("JSON");
+    let list = serde_json::to_vec(&json!({
+        "jsonapi": doc["jsonapi"], "data": [doc["data"]],
+        "links": {"self": {"href": "http://127.0.0.1:8888/jsonapi/user/user"}}
+    }))
+    .expect("JSON");
+    let request = |path: String| Request {
+        method: "GET".into(),
+        path,
+        headers: vec![
+            (":authority".into(), "gw.example:10000".into()),
+            (":scheme".into(), "http".into()),
+            ("authorization".into(), "Bearer bench-token".into()),
+            ("x-request-id".into(), "0f3c1d2e-bench".into()),
+        ],
+        body: Vec::new(),
+    };
+    let run = |req: &Request, body: &[u8]| -> usize {
+        let mut locks = MemoryLocks::default();
+        let mut store = MemorySession(Some(SessionSlot {
+            account: credentials.account_tag.clone(),
+            basic_ok: true,
+            epoch: 7,
+            ..SessionSlot::default()
+        }));
+        let mut epoch = 7;
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms: 1_000_000,
+            owner: "vm:1",
+            lock_ttl_ms: 21_000,
+        };
+        let (mut ex, step) = exchange::begin(&config, req, &mut env).expect("a SCIM path");
+        let Step::Call(calls) = step else {
+            panic!("expected a Drupal call")
+        };
+        let mut gate = Gate::new();
+        let mut gate_env = GateEnv {
+            credentials: &credentials,
+            store: &mut store,
+            locks: &mut locks,
+            now_ms: 1_000_000,
+            owner: "vm:1",
+            lock_ttl_ms: 21_000,
+            can_pause: false,
+            cache_epoch: &mut epoch,
+            jsonapi: "/jsonapi",
+        };
+        let Next::Send(round) = gate.send(calls, &mut gate_env) else {
+            panic!("expected a send")
+        };
+        let arrivals = round
+            .iter()
+            .map(|_| {
+                Arrival::plain(DrupalReply::Answer {
+                    status: 200,
+                    body: body.to_vec(),
+                })
+            })
+            .collect();
+        let Next::Deliver(replies) = gate.receive(arrivals, &mut gate_env) else {
+            panic!("expected replies")
+        };
+        let mut env = Env {
+            locks: &mut locks,
+            now_ms: 1_000_001,
+            owner: "vm:1",
+            lock_ttl_ms: 21_000,
+        };
+        match ex.resume(&config, replies, &mut env) {
+            Step::Respond(r) => {
+                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                r.body.len()
+            }
+            Step::Call(c) => panic!("expected an answer, got {c:?}"),
+        }
+    };
+    let get = request(format!("/scim/v2/Users/{uuid}"));
+    let lookup = request(format!(
+        "/scim/v2/Users?filter={}",
+        "userName%20eq%20%22alice%22"
+    ));
+    let mut g = c.benchmark_group("request");
+    g.bench_function("GET /Users/{id}", |b| b.iter(|| run(black_box(&get), &one)));
+    g.bench_function("GET /Users?filter=userName eq", |b| {
+        b.iter(|| run(black_box(&lookup), &list))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, filters, patches, mapping_both_ways, whole_requests);
 criterion_main!(benches);
