@@ -28,6 +28,7 @@ RUN_VARIABLES = (
     "SCIM_PUBLIC_URL",
     "SCIM_PUBLIC_JSONAPI",
     "SCIM_STATE_DIR",
+    "SCIM_RUN_DIR",
     "SCIM_WASM",
     "SCIM_ADOPT",
     "SCIM_ADOPT_RENAME",
@@ -42,6 +43,9 @@ def start_run(env_extra: dict, log_path, cwd=None):
             env.pop(k, None)
     # A state directory of its own: a first start, which generates and prints the token.
     env.setdefault("SCIM_STATE_DIR", str(log_path.parent / "scim-state"))
+    # Its own rendered config and logs too: the repository's shared `.run` let a run read
+    # another run's files (a chosen mapping once came up with the default one).
+    env.setdefault("SCIM_RUN_DIR", str(log_path.parent / "scim-run"))
     log = open(log_path, "wb")
     proc = subprocess.Popen(
         ["bash", str(REPO_ROOT / "scripts" / "run")],
