@@ -9,7 +9,7 @@
 
 use crate::config::groups::GroupsConfig;
 use crate::drupal::groups::{parse_memberships, GroupCalls, Memberships};
-use crate::drupal::jsonapi::map_failure;
+use crate::drupal::jsonapi::{map_failure, DRUPAL_PAGE_MAX};
 use crate::http::{DrupalCall, DrupalReply};
 use crate::runtime::locks::Locks;
 use serde_json::Value;
@@ -36,16 +36,16 @@ pub enum Change {
 
 /// Rounds a job waits for a lock at most, whatever the clock says (a safety net: the real
 /// limit is the lock time-out).
-const MAX_WAITS: u32 = 10_000;
+const MAX_LOCK_WAITS: u32 = 10_000;
 /// Writes of one change that Drupal lost (or refused) before giving up.
-const MAX_ATTEMPTS: u32 = 3;
+const MAX_WRITE_ATTEMPTS: u32 = 3;
 
 pub fn user_lock_key(user: &str) -> String {
     format!("scim/user/{user}")
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Phase {
+enum JobPhase {
     /// The lock is someone else's: the outstanding call is a read, to wait a round trip.
     Waiting,
     /// The delta write is outstanding.
@@ -64,7 +64,7 @@ enum Phase {
 struct Job {
     user: String,
     change: Change,
-    phase: Phase,
+    phase: JobPhase,
     waits: u32,
     /// When the job started waiting for the lock.
     waiting_since: Option<u64>,
@@ -105,12 +105,12 @@ pub struct Batch {
     /// Role machine name → uuid, when role grants are configured.
     roles: Vec<(String, String)>,
     /// Which call of the last round answers each active job.
-    plan: Vec<Source>,
+    reply_sources: Vec<ReplySource>,
 }
 
 /// Where a job's reply comes from.
 #[derive(Debug, Clone, Copy)]
-enum Source {
+enum ReplySource {
     /// Its own call, at this position.
     Own(usize),
     /// A collection read of several users' memberships, at this position.
@@ -125,7 +125,7 @@ impl Batch {
             active: Vec::new(),
             results: Vec::new(),
             roles,
-            plan: Vec::new(),
+            reply_sources: Vec::new(),
         }
     }
 
@@ -182,11 +182,37 @@ impl Batch {
         calls: &GroupCalls,
         env: &mut Env,
     ) -> Vec<DrupalCall> {
-        // A job waiting for its confirming read does not count against the limit (the read is
-        // shared), but no more than twice the limit are active, whatever happens.
+        self.start_jobs(groups.concurrency);
+        let mut out = Vec::with_capacity(self.active.len());
+        let mut sources = Vec::with_capacity(self.active.len());
+        let mut shared = SharedReads::of(&self.active);
+        let term = self.term.clone();
+        for job in &mut self.active {
+            if shared.gathered && job.confirming() {
+                sources.push(ReplySource::Shared(shared.call_for_next(calls, &mut out)));
+                continue;
+            }
+            sources.push(ReplySource::Own(out.len()));
+            if let Some(call) = job.outgoing.take() {
+                out.push(call);
+                continue;
+            }
+            if job.phase == JobPhase::Waiting {
+                job.try_lock(env);
+            }
+            out.push(job.call(calls, &term));
+        }
+        self.reply_sources = sources;
+        out
+    }
+
+    /// Starts pending jobs while fewer than `concurrency` write: a job waiting for its
+    /// confirming read does not count against the limit (the read is shared), but no more
+    /// than twice the limit are active, whatever happens.
+    fn start_jobs(&mut self, concurrency: usize) {
         let writing = |active: &[Job]| active.iter().filter(|j| !j.confirming()).count();
-        while writing(&self.active) < groups.concurrency
-            && self.active.len() < groups.concurrency.saturating_mul(2)
+        while writing(&self.active) < concurrency
+            && self.active.len() < concurrency.saturating_mul(2)
         {
             let Some((user, change)) = self.pending.pop_front() else {
                 break;
@@ -194,7 +220,7 @@ impl Batch {
             self.active.push(Job {
                 user,
                 change,
-                phase: Phase::Waiting,
+                phase: JobPhase::Waiting,
                 waits: 0,
                 waiting_since: None,
                 attempts: 0,
@@ -203,84 +229,6 @@ impl Batch {
                 group_gone: false,
             });
         }
-        let mut out = Vec::with_capacity(self.active.len());
-        let mut plan = Vec::with_capacity(self.active.len());
-        // Confirming reads, gathered when more than one user needs one.
-        let confirming: Vec<String> = self
-            .active
-            .iter()
-            .filter(|j| j.confirming())
-            .map(|j| j.user.clone())
-            .collect();
-        let shared = confirming.len() > 1;
-        let chunks: Vec<&[String]> = confirming
-            .chunks(crate::drupal::jsonapi::DRUPAL_PAGE_MAX)
-            .collect();
-        let mut chunk_call: Vec<Option<usize>> = vec![None; chunks.len()];
-        let mut confirmed = 0usize;
-        let term = self.term.clone();
-        for job in &mut self.active {
-            if shared && job.confirming() {
-                let chunk = confirmed / crate::drupal::jsonapi::DRUPAL_PAGE_MAX;
-                confirmed = confirmed.saturating_add(1);
-                let index = match chunk_call.get(chunk).copied().flatten() {
-                    Some(index) => index,
-                    None => {
-                        out.push(
-                            calls.users_memberships(chunks.get(chunk).copied().unwrap_or_default()),
-                        );
-                        let index = out.len().saturating_sub(1);
-                        if let Some(slot) = chunk_call.get_mut(chunk) {
-                            *slot = Some(index);
-                        }
-                        index
-                    }
-                };
-                plan.push(Source::Shared(index));
-                continue;
-            }
-            plan.push(Source::Own(out.len()));
-            if let Some(call) = job.outgoing.take() {
-                out.push(call);
-                continue;
-            }
-            if job.phase == Phase::Waiting {
-                if env.locks.try_lock(
-                    &user_lock_key(&job.user),
-                    env.owner,
-                    env.now_ms,
-                    env.lock_ttl_ms,
-                ) {
-                    job.locked = true;
-                    job.phase = if job.change == Change::Sync {
-                        Phase::Verifying
-                    } else {
-                        Phase::Writing
-                    };
-                } else {
-                    job.waits = job.waits.saturating_add(1);
-                    crate::runtime::tally::note(crate::runtime::tally::Event::LockWait);
-                    let since = *job.waiting_since.get_or_insert(env.now_ms);
-                    if env.now_ms.saturating_sub(since) > env.lock_ttl_ms {
-                        // Longer than any lock can be held: give up (reported per user).
-                        job.waits = MAX_WAITS.saturating_add(1);
-                    }
-                }
-            }
-            out.push(match &job.phase {
-                Phase::Waiting => calls.pause(calls.user_memberships(&job.user)),
-                Phase::RepairRead | Phase::Verifying => calls.user_memberships(&job.user),
-                Phase::Writing => match job.change {
-                    Change::Add => calls.add_membership(&job.user, &term),
-                    Change::Remove => calls.remove_membership(&job.user, &term),
-                    Change::Sync => calls.user_memberships(&job.user),
-                },
-                // These phases always come with their call decided (`outgoing`).
-                Phase::Repairing | Phase::Roles { .. } => calls.user_memberships(&job.user),
-            });
-        }
-        self.plan = plan;
-        out
     }
 
     /// Feeds the replies to the calls of `next_calls` (same order).
@@ -292,18 +240,18 @@ impl Batch {
         replies: &[DrupalReply],
     ) {
         let jobs = std::mem::take(&mut self.active);
-        let plan = std::mem::take(&mut self.plan);
+        let sources = std::mem::take(&mut self.reply_sources);
         // Each shared read, parsed once.
         let mut parsed: Vec<(usize, Option<Value>)> = Vec::new();
         for (position, mut job) in jobs.into_iter().enumerate() {
-            let source = plan
+            let source = sources
                 .get(position)
                 .copied()
-                .unwrap_or(Source::Own(usize::MAX));
+                .unwrap_or(ReplySource::Own(usize::MAX));
             let own;
             let reply = match source {
-                Source::Own(i) => replies.get(i).unwrap_or(&DrupalReply::Failed),
-                Source::Shared(i) => {
+                ReplySource::Own(i) => replies.get(i).unwrap_or(&DrupalReply::Failed),
+                ReplySource::Shared(i) => {
                     let reply = replies.get(i).unwrap_or(&DrupalReply::Failed);
                     let doc = match parsed.iter().find(|(at, _)| *at == i) {
                         Some((_, doc)) => doc.as_ref(),
@@ -320,12 +268,12 @@ impl Batch {
                 }
             };
             match self.advance(&mut job, groups, calls, reply) {
-                Step::Continue => self.active.push(job),
-                Step::Send(call) => {
+                JobStep::Continue => self.active.push(job),
+                JobStep::Send(call) => {
                     job.outgoing = Some(call);
                     self.active.push(job);
                 }
-                Step::Finish(outcome) => {
+                JobStep::Finish(outcome) => {
                     if job.locked {
                         env.locks.unlock(&user_lock_key(&job.user), env.owner);
                     }
@@ -341,20 +289,14 @@ impl Batch {
         groups: &GroupsConfig,
         calls: &GroupCalls,
         reply: &DrupalReply,
-    ) -> Step {
+    ) -> JobStep {
         let status = match reply {
             DrupalReply::Answer { status, .. } => *status,
             DrupalReply::Failed => 0,
         };
-        let doc = || match reply {
-            DrupalReply::Answer { body, .. } => {
-                serde_json::from_slice::<Value>(body).unwrap_or(Value::Null)
-            }
-            DrupalReply::Failed => Value::Null,
-        };
         if status == 404 {
             // The user is gone: nothing to remove, nothing to add to.
-            return Step::Finish(match job.change {
+            return JobStep::Finish(match job.change {
                 Change::Remove | Change::Sync => Outcome::Done,
                 Change::Add => Outcome::NoSuchUser,
             });
@@ -364,105 +306,90 @@ impl Batch {
             // queue of PHP workers). The confirming read tells, and a change it does not
             // show is written again (adds and removes are idempotent).
             job.attempts = job.attempts.saturating_add(1);
-            if job.attempts > MAX_ATTEMPTS {
-                return Step::Finish(Outcome::Failed(map_failure(reply).detail));
+            if job.attempts > MAX_WRITE_ATTEMPTS {
+                return JobStep::Finish(Outcome::Failed(map_failure(reply).detail));
             }
-            job.phase = Phase::Verifying;
-            return Step::Continue;
+            job.phase = JobPhase::Verifying;
+            return JobStep::Continue;
         }
         match job.phase.clone() {
-            Phase::Waiting => {
-                if job.waits > MAX_WAITS {
-                    return Step::Finish(Outcome::Failed(
+            JobPhase::Waiting => {
+                if job.waits > MAX_LOCK_WAITS {
+                    return JobStep::Finish(Outcome::Failed(
                         "another request kept changing this user's memberships".into(),
                     ));
                 }
-                Step::Continue
+                JobStep::Continue
             }
-            Phase::Writing | Phase::Repairing => match status {
-                200 | 204 => {
-                    job.phase = Phase::Verifying;
-                    Step::Continue
-                }
-                422 if job.phase == Phase::Writing => {
-                    // Usually a reference to a deleted group, which fails every delta write.
-                    job.phase = Phase::RepairRead;
-                    Step::Continue
-                }
-                // "The targeted `taxonomy_term--…` resource with ID `…` does not exist."
-                400 if job.change == Change::Add && names_missing_target(&doc()) => {
-                    if job.phase == Phase::Writing {
-                        // Refused whole: nothing was written.
-                        return Step::Finish(Outcome::NoSuchGroup);
-                    }
-                    // A repair found the add had landed, then the group was deleted (a
-                    // concurrent DELETE /Groups whose sweep ran before the add's save): drop
-                    // the dangling reference before reporting the group gone.
-                    job.group_gone = true;
-                    job.change = Change::Remove;
-                    job.phase = Phase::RepairRead;
-                    Step::Continue
-                }
-                _ => Step::Finish(Outcome::Failed(map_failure(reply).detail)),
-            },
-            Phase::RepairRead => {
+            JobPhase::Writing | JobPhase::Repairing => on_written(job, status, reply),
+            JobPhase::RepairRead => {
                 if status != 200 {
-                    return Step::Finish(Outcome::Failed(map_failure(reply).detail));
+                    return JobStep::Finish(Outcome::Failed(map_failure(reply).detail));
                 }
-                let m = parse_memberships(&doc(), &groups.membership_field);
+                let m = parse_memberships(&reply_doc(reply), &groups.membership_field);
                 let wanted = self.wanted(&m, job.change);
-                job.phase = Phase::Repairing;
+                job.phase = JobPhase::Repairing;
                 job.attempts = job.attempts.saturating_add(1);
-                Step::Send(calls.replace_memberships(&job.user, &wanted))
+                JobStep::Send(calls.replace_memberships(&job.user, &wanted))
             }
-            Phase::Verifying => {
-                if status != 200 {
-                    return Step::Finish(Outcome::Failed(map_failure(reply).detail));
-                }
-                let m = parse_memberships(&doc(), &groups.membership_field);
-                if job.group_gone && !m.dangling && !m.terms.contains(&self.term) {
-                    return Step::Finish(Outcome::NoSuchGroup);
-                }
-                let present = m.terms.contains(&self.term);
-                let applied = match job.change {
-                    Change::Add => present,
-                    Change::Remove => !present,
-                    Change::Sync => true,
-                };
-                if !applied || m.dangling {
-                    job.attempts = job.attempts.saturating_add(1);
-                    if job.attempts > MAX_ATTEMPTS {
-                        return Step::Finish(Outcome::Failed(
-                            "Drupal did not keep the membership change".into(),
-                        ));
-                    }
-                    if m.dangling {
-                        // Never leave a reference to a deleted group behind.
-                        job.phase = Phase::Repairing;
-                        return Step::Send(
-                            calls.replace_memberships(&job.user, &self.wanted(&m, job.change)),
-                        );
-                    }
-                    // Lost to a concurrent write outside this Envoy: write again.
-                    // (`next_calls` sends the delta again.)
-                    job.phase = Phase::Writing;
-                    return Step::Continue;
-                }
-                self.roles_step(job, groups, calls, &m)
-            }
-            Phase::Roles { removals } => {
+            JobPhase::Verifying => self.on_confirming_read(job, groups, calls, status, reply),
+            JobPhase::Roles { removals } => {
                 if !matches!(status, 200 | 204) {
-                    return Step::Finish(Outcome::Failed(map_failure(reply).detail));
+                    return JobStep::Finish(Outcome::Failed(map_failure(reply).detail));
                 }
                 if removals.is_empty() {
-                    return Step::Finish(Outcome::Done);
+                    return JobStep::Finish(Outcome::Done);
                 }
-                job.phase = Phase::Roles {
+                job.phase = JobPhase::Roles {
                     removals: Vec::new(),
                 };
-                Step::Send(calls.remove_roles(&job.user, &removals))
+                JobStep::Send(calls.remove_roles(&job.user, &removals))
             }
         }
+    }
+
+    /// The read that confirms a write: done (then the roles), written again, or repaired.
+    fn on_confirming_read(
+        &self,
+        job: &mut Job,
+        groups: &GroupsConfig,
+        calls: &GroupCalls,
+        status: u16,
+        reply: &DrupalReply,
+    ) -> JobStep {
+        if status != 200 {
+            return JobStep::Finish(Outcome::Failed(map_failure(reply).detail));
+        }
+        let m = parse_memberships(&reply_doc(reply), &groups.membership_field);
+        if job.group_gone && !m.dangling && !m.terms.contains(&self.term) {
+            return JobStep::Finish(Outcome::NoSuchGroup);
+        }
+        let present = m.terms.contains(&self.term);
+        let applied = match job.change {
+            Change::Add => present,
+            Change::Remove => !present,
+            Change::Sync => true,
+        };
+        if !applied || m.dangling {
+            job.attempts = job.attempts.saturating_add(1);
+            if job.attempts > MAX_WRITE_ATTEMPTS {
+                return JobStep::Finish(Outcome::Failed(
+                    "Drupal did not keep the membership change".into(),
+                ));
+            }
+            if m.dangling {
+                // Never leave a reference to a deleted group behind.
+                job.phase = JobPhase::Repairing;
+                return JobStep::Send(
+                    calls.replace_memberships(&job.user, &self.wanted(&m, job.change)),
+                );
+            }
+            // Lost to a concurrent write outside this Envoy: write again.
+            // (`next_calls` sends the delta again.)
+            job.phase = JobPhase::Writing;
+            return JobStep::Continue;
+        }
+        self.roles_step(job, groups, calls, &m)
     }
 
     /// The user's list with this change applied and deleted groups dropped.
@@ -491,9 +418,9 @@ impl Batch {
         groups: &GroupsConfig,
         calls: &GroupCalls,
         m: &Memberships,
-    ) -> Step {
+    ) -> JobStep {
         if groups.role_grants.is_empty() {
-            return Step::Finish(Outcome::Done);
+            return JobStep::Finish(Outcome::Done);
         }
         let names = m.group_names();
         let granted = groups.granted_roles(&names);
@@ -520,18 +447,18 @@ impl Batch {
             })
             .collect();
         match (to_add.is_empty(), to_remove.is_empty()) {
-            (true, true) => Step::Finish(Outcome::Done),
+            (true, true) => JobStep::Finish(Outcome::Done),
             (false, _) => {
-                job.phase = Phase::Roles {
+                job.phase = JobPhase::Roles {
                     removals: to_remove,
                 };
-                Step::Send(calls.add_roles(&job.user, &to_add))
+                JobStep::Send(calls.add_roles(&job.user, &to_add))
             }
             (true, false) => {
-                job.phase = Phase::Roles {
+                job.phase = JobPhase::Roles {
                     removals: Vec::new(),
                 };
-                Step::Send(calls.remove_roles(&job.user, &to_remove))
+                JobStep::Send(calls.remove_roles(&job.user, &to_remove))
             }
         }
     }
@@ -540,15 +467,142 @@ impl Batch {
 impl Job {
     /// Waiting for the read that confirms its write (which `next_calls` may share).
     fn confirming(&self) -> bool {
-        self.phase == Phase::Verifying && self.outgoing.is_none()
+        self.phase == JobPhase::Verifying && self.outgoing.is_none()
     }
 
     /// Its call in flight writes the user.
     fn writing(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Writing | Phase::Repairing | Phase::Roles { .. }
+            JobPhase::Writing | JobPhase::Repairing | JobPhase::Roles { .. }
         )
+    }
+
+    /// Takes the user's lock if it is free; else counts a round of waiting.
+    fn try_lock(&mut self, env: &mut Env) {
+        if env.locks.try_lock(
+            &user_lock_key(&self.user),
+            env.owner,
+            env.now_ms,
+            env.lock_ttl_ms,
+        ) {
+            self.locked = true;
+            self.phase = if self.change == Change::Sync {
+                JobPhase::Verifying
+            } else {
+                JobPhase::Writing
+            };
+            return;
+        }
+        self.waits = self.waits.saturating_add(1);
+        crate::runtime::tally::note(crate::runtime::tally::Event::LockWait);
+        let since = *self.waiting_since.get_or_insert(env.now_ms);
+        if env.now_ms.saturating_sub(since) > env.lock_ttl_ms {
+            // Longer than any lock can be held: give up (reported per user).
+            self.waits = MAX_LOCK_WAITS.saturating_add(1);
+        }
+    }
+
+    /// The call its phase makes, when none was decided before (`outgoing`).
+    fn call(&self, calls: &GroupCalls, term: &str) -> DrupalCall {
+        match &self.phase {
+            JobPhase::Waiting => calls.pause(calls.user_memberships(&self.user)),
+            JobPhase::RepairRead | JobPhase::Verifying => calls.user_memberships(&self.user),
+            JobPhase::Writing => match self.change {
+                Change::Add => calls.add_membership(&self.user, term),
+                Change::Remove => calls.remove_membership(&self.user, term),
+                Change::Sync => calls.user_memberships(&self.user),
+            },
+            // These phases always come with their call decided (`outgoing`).
+            JobPhase::Repairing | JobPhase::Roles { .. } => calls.user_memberships(&self.user),
+        }
+    }
+}
+
+/// The reply to a delta write or a repairing list replacement.
+fn on_written(job: &mut Job, status: u16, reply: &DrupalReply) -> JobStep {
+    match status {
+        200 | 204 => {
+            job.phase = JobPhase::Verifying;
+            JobStep::Continue
+        }
+        422 if job.phase == JobPhase::Writing => {
+            // Usually a reference to a deleted group, which fails every delta write.
+            job.phase = JobPhase::RepairRead;
+            JobStep::Continue
+        }
+        // "The targeted `taxonomy_term--…` resource with ID `…` does not exist."
+        400 if job.change == Change::Add && names_missing_target(&reply_doc(reply)) => {
+            if job.phase == JobPhase::Writing {
+                // Refused whole: nothing was written.
+                return JobStep::Finish(Outcome::NoSuchGroup);
+            }
+            // A repair found the add had landed, then the group was deleted (a
+            // concurrent DELETE /Groups whose sweep ran before the add's save): drop
+            // the dangling reference before reporting the group gone.
+            job.group_gone = true;
+            job.change = Change::Remove;
+            job.phase = JobPhase::RepairRead;
+            JobStep::Continue
+        }
+        _ => JobStep::Finish(Outcome::Failed(map_failure(reply).detail)),
+    }
+}
+
+/// A reply's JSON document (`null` when it has none).
+fn reply_doc(reply: &DrupalReply) -> Value {
+    match reply {
+        DrupalReply::Answer { body, .. } => {
+            serde_json::from_slice::<Value>(body).unwrap_or(Value::Null)
+        }
+        DrupalReply::Failed => Value::Null,
+    }
+}
+
+/// The confirming reads of one round, gathered into collection reads of 50 users when more
+/// than one user needs one.
+struct SharedReads {
+    gathered: bool,
+    users: Vec<String>,
+    /// For each chunk of 50 users, the position of its call once made.
+    chunk_call: Vec<Option<usize>>,
+    confirmed: usize,
+}
+
+impl SharedReads {
+    fn of(active: &[Job]) -> Self {
+        let users: Vec<String> = active
+            .iter()
+            .filter(|j| j.confirming())
+            .map(|j| j.user.clone())
+            .collect();
+        SharedReads {
+            gathered: users.len() > 1,
+            chunk_call: vec![None; users.len().div_ceil(DRUPAL_PAGE_MAX)],
+            users,
+            confirmed: 0,
+        }
+    }
+
+    /// The position of the call that reads the next confirming user (made for the first
+    /// user of its chunk).
+    fn call_for_next(&mut self, calls: &GroupCalls, out: &mut Vec<DrupalCall>) -> usize {
+        let chunk = self.confirmed / DRUPAL_PAGE_MAX;
+        self.confirmed = self.confirmed.saturating_add(1);
+        if let Some(index) = self.chunk_call.get(chunk).copied().flatten() {
+            return index;
+        }
+        let users = self
+            .users
+            .chunks(DRUPAL_PAGE_MAX)
+            .nth(chunk)
+            .unwrap_or_default();
+        out.push(calls.users_memberships(users));
+        let index = out.len().saturating_sub(1);
+        if let Some(slot) = self.chunk_call.get_mut(chunk) {
+            *slot = Some(index);
+        }
+        index
     }
 }
 
@@ -585,7 +639,7 @@ fn one_user(doc: &Value, user: &str) -> DrupalReply {
     }
 }
 
-enum Step {
+enum JobStep {
     /// The job's next call is made by `next_calls`.
     Continue,
     /// The job's next call, to be sent now.
@@ -844,7 +898,7 @@ mod tests {
             "what did not land is written again"
         );
         // A Drupal that never answers in time: reported after the attempts.
-        for _ in 0..MAX_ATTEMPTS {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
             b.on_replies(&rig.cfg, &calls, &mut env, std::slice::from_ref(&timeout));
             b.next_calls(&rig.cfg, &calls, &mut env);
             b.on_replies(&rig.cfg, &calls, &mut env, &[memberships(&["eng"], &[])]);
