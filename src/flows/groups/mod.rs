@@ -1,431 +1,135 @@
 //! The `/Groups` endpoints as a sans-IO flow: a queue of tasks (read the term, check the
 //! name is free, walk the members, change memberships, …), each of which makes Drupal calls
-//! and digests the replies, and a final answer.
+//! and digests the replies, and a final answer. This module only composes: each operation
+//! plans its tasks in its own module (`read`, `list`, `create`, `update`, `patch`,
+//! `delete`), each task's calls and replies live with the operation or part they serve
+//! (`members`, `plan`, `walk`), and the request's state is made of the parts in `state`.
 
 use crate::config::groups::GroupsConfig;
-use crate::drupal::groups::{GroupCalls, Member, Term};
-use crate::flows::discovery;
-use crate::flows::membership::{Batch, Change, Env};
-use crate::http::{scim_json, DrupalReply, Response, Step};
+use crate::drupal::groups::GroupCalls;
+use crate::flows::membership::Env;
+use crate::http::{DrupalReply, Step};
 use crate::scim::error::ScimError;
-use crate::scim::mapping::{FieldMap, Kind, Target, UserMapping};
 use crate::scim::projection::Projection;
-use serde_json::Value;
+use state::GroupState;
 use std::collections::VecDeque;
+use task::{GroupTask, QueueChange, TaskCalls};
 
-mod calls;
+mod answer;
+mod changes;
+mod create;
+mod delete;
+mod list;
+mod members;
+mod patch;
 mod plan;
-mod replies;
-mod requests;
+mod protection;
+mod read;
+mod state;
+mod target;
+mod task;
+mod update;
+mod walk;
 
-/// Group names are compared without case; this lock keeps concurrent creates (and renames)
-/// of one name in this Envoy down to one.
-pub(crate) fn name_lock_key(name: &str) -> String {
-    format!("scim/group-name/{}", name.to_lowercase())
-}
-
-/// Rounds a name check waits for another request creating the same name, at most (a safety
-/// net: the real limit is the lock time-out).
-pub(crate) const MAX_NAME_WAITS: u32 = 10_000;
-/// Member pages read at once for one group, at most: a walk reads one page, then twice as
-/// many each round while the group proves larger (1, 2, 4, 4, …), so a small group costs one
-/// call and a large one a fifth of the rounds, at the price of at most 3 reads past its end
-/// (and no more of a small Drupal's PHP workers than a few).
-pub(crate) const MAX_MEMBER_PAGES_AT_ONCE: usize = 4;
-/// Member pages read at once by one request (all its groups together), at most.
-pub(crate) const MAX_MEMBER_PAGES_PER_ROUND: usize = 16;
-
-/// The filterable attributes of a Group, as a mapping onto term fields.
-pub(crate) fn group_mapping() -> UserMapping {
-    UserMapping {
-        fields: vec![FieldMap {
-            target: Target::Top {
-                attr: "displayName".into(),
-            },
-            field: "name".into(),
-            kind: Kind::String,
-            case_exact: false,
-        }],
-    }
-}
-
-#[derive(Debug)]
-pub(crate) enum Task {
-    GetTerm {
-        id: String,
-    },
-    /// Lock the name and check no other group has it.
-    CheckName {
-        name: String,
-        waits: u32,
-        /// When the check started waiting for the name's lock.
-        since: Option<u64>,
-    },
-    CreateTerm {
-        name: String,
-        external_id: Option<String>,
-    },
-    /// The create failed without a clear refusal (a time-out, a 5xx, a lost answer): Drupal
-    /// may have created the term all the same. Look for it (under the name's lock still), so
-    /// that the answer never hides a group behind "retry".
-    FindCreated {
-        name: String,
-        failure: ScimError,
-    },
-    RenameTerm {
-        name: String,
-    },
-    /// Set the term's description to the group's `externalId` (if it differs).
-    SetExternalId {
-        value: Option<String>,
-    },
-    /// Read every member of `terms` (pages of a large group several at a time), up to the
-    /// request's member cap.
-    Walk,
-    /// Make sure Drupal accepted the service account, unless a user was already read.
-    CheckAuth,
-    /// Check that the users to add exist, and that SCIM may write every user named,
-    /// before changing anything.
-    CheckUsers {
-        adds: Vec<String>,
-        removes: Vec<String>,
-    },
-    /// Work out the membership changes from what is now known.
-    Plan,
-    LoadRoles,
-    Members,
-    DeleteTerm,
-    /// After a delete: repair users that still reference the term (a member added
-    /// concurrently, or a retired account).
-    SweepDangling,
-    ListTerms {
-        conditions: Vec<(String, String)>,
-        sort: Option<String>,
-        offset: usize,
-        count: usize,
-        start_index: usize,
-        post: bool,
-        /// Reads and counts the window exactly (`paging`); not for `post`, which reads
-        /// every candidate anyway.
-        pager: Option<crate::flows::paging::Pager>,
-        /// The reads of the round in flight.
-        reads: Vec<crate::flows::paging::Read>,
-        /// The window's pages read: (offset, terms).
-        pages: Vec<(usize, Vec<Term>)>,
-    },
-}
-
-/// What the members should become.
-#[derive(Debug, Default)]
-pub(crate) struct MemberPlan {
-    /// Operations in order; `None` = remove everyone.
-    pub(crate) ops: Vec<(Change, Option<Vec<String>>)>,
-    /// The whole set replaces the current one.
-    pub(crate) replace: Option<Vec<String>>,
-}
-
-impl MemberPlan {
-    pub(crate) fn needs_current(&self) -> bool {
-        self.replace.is_some() || self.ops.iter().any(|(_, ids)| ids.is_none())
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.replace.is_none()
-    }
-}
-
-/// Where one group's member walk stands.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct WalkCursor {
-    /// Drupal offset of the next page to read.
-    pub(crate) next_offset: usize,
-    pub(crate) done: bool,
-    /// Pages to read in the next round.
-    pub(crate) pages_at_once: usize,
-}
-
-/// A create whose member adds failed is undone (the adds that landed, then the term), so
-/// that nothing is left behind a "retry" answer.
-#[derive(Debug)]
-pub(crate) struct Undo {
-    /// What went wrong with the adds (the answer, once undone).
-    pub(crate) failures: Vec<String>,
-    /// Users whose add may have landed (applied, or failed in an unknown way).
-    pub(crate) added: Vec<String>,
-    /// The term is deleted: the create is undone.
-    pub(crate) term_deleted: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Answer {
-    Created,
-    Resource,
-    NoContent,
-    List,
-}
+pub use protection::{LeftOut, LeftOutReport, Protected};
 
 #[derive(Debug)]
 pub struct GroupFlow {
-    pub(crate) base_url: String,
-    pub(crate) projection: Projection,
-    pub(crate) tasks: VecDeque<Task>,
-    pub(crate) answer: Answer,
-    /// The group(s) at hand.
-    pub(crate) terms: Vec<Term>,
-    /// Members per term, when read.
-    pub(crate) members: Vec<Option<Vec<Member>>>,
-    /// Per group being read, where its walk stands.
-    pub(crate) walk: Vec<WalkCursor>,
-    /// For each call of the walk round in flight, the group it reads.
-    pub(crate) walk_round: Vec<usize>,
-    /// Member rows read so far (all groups).
-    pub(crate) members_read: usize,
-    /// Most members one request reads (`groups.max_members_read`).
-    pub(crate) max_members_read: usize,
-    /// Most members one request changes without naming them, and most it names
-    /// (`limits.max_members_per_request`).
-    pub(crate) max_changes: usize,
-    /// `If-Match` of a change: the group's version must match it.
-    pub(crate) if_match: Option<String>,
-    /// The term's name or externalId was changed (told in a later failure's answer).
-    pub(crate) term_changed: bool,
-    /// Undoing a create whose member adds failed.
-    pub(crate) undo: Option<Undo>,
-    pub(crate) plan: MemberPlan,
-    pub(crate) batch: Option<Batch>,
-    pub(crate) roles: Vec<(String, String)>,
-    pub(crate) name_locked: Option<String>,
-    pub(crate) total: usize,
-    pub(crate) start_index: usize,
-    pub(crate) post_filter: Option<crate::scim::filter::Filter>,
-    pub(crate) want_members: bool,
-    /// Role grants are configured and the request renames the group.
-    pub(crate) resync_roles: bool,
-    /// The name the request gives the group.
-    pub(crate) new_name: Option<String>,
-    /// Most Drupal pages read to check a filter Drupal cannot answer exactly.
-    pub(crate) max_checked_pages: usize,
-    /// A user query succeeded, which proves Drupal accepted the service account.
-    pub(crate) users_read: bool,
-    /// Which accounts SCIM may not write (`None`: no check, in unit tests of other parts).
-    pub(crate) protection: Option<crate::config::protection::Protection>,
-    /// Accounts met in this request that SCIM may not write (current members, and members
-    /// the request names).
-    pub(crate) read_only: Vec<Protected>,
-    /// The membership changes the request asked for and the gateway left out, because the
-    /// account is read-only to SCIM; everything else is applied.
-    pub(crate) left_out: Vec<LeftOut>,
-}
-
-/// An account SCIM may not write, as a group request met it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Protected {
-    /// Its SCIM id (the Drupal UUID).
-    pub uuid: String,
-    pub uid: u64,
-    /// Why it is read-only (`Protection::refusal`).
-    pub why: String,
-}
-
-impl Protected {
-    /// Drupal did not show its roles: a change to it refuses the request (`read_only_member`).
-    pub(crate) fn unreadable(&self) -> bool {
-        self.why == crate::config::protection::ROLES_UNREADABLE
-    }
-
-    pub(crate) fn refusal(&self) -> ScimError {
-        read_only_member(&self.uuid, &self.why)
-    }
-}
-
-/// A membership change left out of a group request: the account keeps its groups and roles
-/// as they are.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeftOut {
-    pub member: Protected,
-    pub change: Change,
-}
-
-/// What a group request left out, for the site's log and metrics: the group's id and the
-/// changes.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct LeftOutReport {
-    pub group: String,
-    pub changes: Vec<LeftOut>,
-}
-
-impl LeftOutReport {
-    /// One log line's worth: the uids with what was asked for each, then the reasons.
-    pub fn describe(&self) -> String {
-        let uids: Vec<String> = self
-            .changes
-            .iter()
-            .map(|l| {
-                let op = if l.change == Change::Add {
-                    "add"
-                } else {
-                    "remove"
-                };
-                format!("{}:{op}", l.member.uid)
-            })
-            .collect();
-        let mut reasons: Vec<&str> = Vec::new();
-        for l in &self.changes {
-            if !reasons.contains(&l.member.why.as_str()) {
-                reasons.push(l.member.why.as_str());
-            }
-        }
-        format!(
-            "group={} left_unchanged={} uids={} why=\"{}\"",
-            self.group,
-            self.changes.len(),
-            uids.join(","),
-            reasons.join(" | ").replace('"', "'")
-        )
-    }
-}
-
-/// Most member ids the `Warning` header names (the rest are counted).
-const WARNING_IDS: usize = 10;
-
-/// The `Warning` header of an answer whose request left protected members out: the IdP's
-/// request succeeded for everyone else, and retrying it would change nothing.
-pub(crate) fn left_out_warning(left_out: &[LeftOut]) -> Option<(String, String)> {
-    if left_out.is_empty() {
-        return None;
-    }
-    let mut ids: Vec<&str> = Vec::new();
-    for l in left_out {
-        if !ids.contains(&l.member.uuid.as_str()) {
-            ids.push(l.member.uuid.as_str());
-        }
-    }
-    let total = ids.len();
-    let mut named = ids
-        .iter()
-        .take(WARNING_IDS)
-        .map(|i| i.replace(['"', '\\'], ""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if total > WARNING_IDS {
-        named.push_str(&format!(" and {} more", total.saturating_sub(WARNING_IDS)));
-    }
-    Some((
-        "warning".to_string(),
-        format!(
-            "299 scim-gateway \"The membership of {total} account(s) that SCIM may not change (administrators, uid 1, the service account) was left as it is: {named}. Every other change was applied.\""
-        ),
-    ))
-}
-
-/// The uid of a JSON:API user resource (0 when Drupal did not show it).
-pub(crate) fn uid_of(resource: &Value) -> u64 {
-    resource
-        .pointer("/attributes/drupal_internal__uid")
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-}
-
-/// Why SCIM may not write the account of this JSON:API user resource, if it may not.
-pub(crate) fn member_refusal(
-    protection: &crate::config::protection::Protection,
-    resource: &Value,
-) -> Option<String> {
-    let uid = uid_of(resource);
-    let name = resource
-        .pointer("/attributes/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    protection.refusal(
-        uid,
-        name,
-        crate::config::protection::roles_of(resource).as_deref(),
-    )
-}
-
-/// A member whose roles Drupal's answer does not show: nothing tells whether it is an
-/// administrator, and that is Drupal's (or its configuration's) failure, not the site's
-/// policy about this account, so the whole request is refused rather than passing it by.
-pub(crate) fn read_only_member(id: &str, why: &str) -> ScimError {
-    ScimError::new(
-        403,
-        None,
-        format!("Member `{id}` cannot be changed through SCIM: {why} Nothing was changed."),
-    )
-}
-
-/// The uuid of the group a request acts on: the first term read (empty before it is known).
-pub(crate) fn term_id(terms: &[Term]) -> String {
-    terms.first().map(|t| t.uuid.clone()).unwrap_or_default()
+    tasks: VecDeque<GroupTask>,
+    state: GroupState,
 }
 
 impl GroupFlow {
-    pub(crate) fn new(
+    /// The flow of an operation's tasks. Whether it changes or deletes the group is read
+    /// from its plan once: the walk's and the planner's refusals word themselves by it.
+    fn from_start((tasks, mut state): (VecDeque<GroupTask>, GroupState)) -> Self {
+        state.changes_group = tasks.iter().any(|t| matches!(t, GroupTask::Plan));
+        state.deletes_group = tasks.iter().any(|t| matches!(t, GroupTask::DeleteTerm));
+        GroupFlow { tasks, state }
+    }
+
+    pub fn get(base_url: &str, projection: Projection, id: &str) -> Self {
+        Self::from_start(read::start(base_url, projection, id))
+    }
+
+    pub fn list(
         base_url: &str,
         projection: Projection,
-        tasks: Vec<Task>,
-        answer: Answer,
-    ) -> Self {
-        let want_members = projection.wants("members");
-        GroupFlow {
-            base_url: base_url.to_string(),
-            projection,
-            tasks: tasks.into(),
-            answer,
-            terms: Vec::new(),
-            members: Vec::new(),
-            walk: Vec::new(),
-            walk_round: Vec::new(),
-            members_read: 0,
-            max_members_read: crate::config::groups::DEFAULT_MAX_MEMBERS_READ,
-            max_changes: 1000,
-            if_match: None,
-            term_changed: false,
-            undo: None,
-            plan: MemberPlan::default(),
-            batch: None,
-            roles: Vec::new(),
-            name_locked: None,
-            total: 0,
-            start_index: 1,
-            post_filter: None,
-            want_members,
-            resync_roles: false,
-            new_name: None,
-            max_checked_pages: 20,
-            users_read: false,
-            protection: None,
-            read_only: Vec::new(),
-            left_out: Vec::new(),
-        }
+        filter: Option<&str>,
+        sort_by: Option<&str>,
+        order: Option<&str>,
+        start_index: usize,
+        count: usize,
+    ) -> Result<Self, ScimError> {
+        let page = list::PageAsked {
+            filter,
+            sort_by,
+            order,
+            start_index,
+            count,
+        };
+        list::start(base_url, projection, &page).map(Self::from_start)
+    }
+
+    pub fn create(
+        base_url: &str,
+        projection: Projection,
+        groups: &GroupsConfig,
+        body: &[u8],
+    ) -> Result<Self, ScimError> {
+        create::start(base_url, projection, groups, body).map(Self::from_start)
+    }
+
+    pub fn replace(
+        base_url: &str,
+        projection: Projection,
+        groups: &GroupsConfig,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Self, ScimError> {
+        update::start(base_url, projection, groups, id, body).map(Self::from_start)
+    }
+
+    pub fn patch(
+        base_url: &str,
+        projection: Projection,
+        groups: &GroupsConfig,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Self, ScimError> {
+        patch::start(base_url, projection, groups, id, body).map(Self::from_start)
+    }
+
+    pub fn delete(base_url: &str, groups: &GroupsConfig, id: &str) -> Self {
+        Self::from_start(delete::start(base_url, groups, id))
     }
 
     /// Membership changes are refused for accounts SCIM may not write.
     pub fn set_protection(&mut self, protection: crate::config::protection::Protection) {
-        self.protection = Some(protection);
+        self.state.protected.protection = Some(protection);
     }
 
     /// The caller already read users in this request, which proves Drupal accepted the
     /// service account.
     pub fn service_account_proven(mut self) -> Self {
-        self.users_read = true;
+        self.state.users_read = true;
         self
     }
 
     pub fn set_max_checked_pages(&mut self, pages: usize) {
-        self.max_checked_pages = pages;
+        self.state.limits.max_checked_pages = pages;
     }
 
     /// The member caps: `max_read` members read, `max_changes` members changed without being
     /// named (removals of current members, role re-syncs after a rename).
     pub fn set_member_limits(&mut self, max_read: usize, max_changes: usize) {
-        self.max_members_read = max_read;
-        self.max_changes = max_changes;
+        self.state.limits.max_read = max_read;
+        self.state.limits.max_changes = max_changes;
     }
 
     /// A change applies only while the group's version matches this `If-Match` value.
     pub fn set_if_match(&mut self, if_match: Option<&str>) {
-        self.if_match = if_match.map(str::to_string);
+        self.state.group.if_match = if_match.map(str::to_string);
     }
 
     /// The next calls, or the answer once every task is done.
@@ -436,7 +140,7 @@ impl GroupFlow {
         env: &mut Env,
     ) -> Result<Step, ScimError> {
         let step = self.next_step(groups, calls, env);
-        step.map_err(|e| self.while_undoing(e))
+        step.map_err(|e| members::while_undoing(&self.state, e))
     }
 
     /// Digests the replies to the calls `step` returned.
@@ -448,70 +152,19 @@ impl GroupFlow {
         replies: &[DrupalReply],
     ) -> Result<(), ScimError> {
         let taken = self.take_replies(groups, calls, env, replies);
-        taken.map_err(|e| self.while_undoing(e))
-    }
-
-    pub(crate) fn release_name(&mut self, env: &mut Env) {
-        if let Some(name) = self.name_locked.take() {
-            env.locks.unlock(&name_lock_key(&name), env.owner);
-        }
+        taken.map_err(|e| members::while_undoing(&self.state, e))
     }
 
     /// The changes this request left out (protected accounts), for the log and metrics.
     pub fn take_left_out(&mut self) -> Option<LeftOutReport> {
-        if self.left_out.is_empty() {
-            return None;
-        }
-        Some(LeftOutReport {
-            group: term_id(&self.terms),
-            changes: std::mem::take(&mut self.left_out),
-        })
-    }
-
-    /// Notes an account SCIM may not write (once).
-    pub(crate) fn note_protected(&mut self, resource: &Value) {
-        let Some(why) = self
-            .protection
-            .as_ref()
-            .and_then(|p| member_refusal(p, resource))
-        else {
-            return;
-        };
-        let uuid = resource
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if !self.read_only.iter().any(|p| p.uuid == uuid) {
-            self.read_only.push(Protected {
-                uuid: uuid.to_string(),
-                uid: uid_of(resource),
-                why,
-            });
-        }
-    }
-
-    pub(crate) fn is_protected(&self, uuid: &str) -> Option<&Protected> {
-        self.read_only.iter().find(|p| p.uuid == uuid)
-    }
-
-    /// Records a change left out (once per account and kind of change).
-    pub(crate) fn leave_out(&mut self, uuid: &str, change: Change) {
-        let Some(member) = self.is_protected(uuid).cloned() else {
-            return;
-        };
-        if !self
-            .left_out
-            .iter()
-            .any(|l| l.member.uuid == uuid && l.change == change)
-        {
-            self.left_out.push(LeftOut { member, change });
-        }
+        let group = self.state.group.id();
+        self.state.protected.take_report(group)
     }
 
     /// Releases what the flow holds when it ends early on an error (no call in flight).
     pub fn abandon(&mut self, env: &mut Env) {
-        self.release_name(env);
-        if let Some(b) = self.batch.as_mut() {
+        self.state.group.release_name(env);
+        if let Some(b) = self.state.changes.batch.as_mut() {
             b.release_all(env);
         }
     }
@@ -521,10 +174,10 @@ impl GroupFlow {
     pub fn abandon_mid_flight(&mut self, env: &mut Env, write_grace_ms: u64) {
         let writing_term = matches!(
             self.tasks.front(),
-            Some(Task::CreateTerm { .. } | Task::RenameTerm { .. })
+            Some(GroupTask::CreateTerm { .. } | GroupTask::RenameTerm { .. })
         );
-        if let Some(name) = self.name_locked.take() {
-            let key = name_lock_key(&name);
+        if let Some(name) = self.state.group.name_locked.take() {
+            let key = target::name_lock_key(&name);
             if writing_term {
                 env.locks
                     .try_lock(&key, env.owner, env.now_ms, write_grace_ms);
@@ -532,78 +185,144 @@ impl GroupFlow {
                 env.locks.unlock(&key, env.owner);
             }
         }
-        if let Some(b) = self.batch.as_mut() {
+        if let Some(b) = self.state.changes.batch.as_mut() {
             b.release_mid_flight(env, write_grace_ms);
         }
     }
 
-    pub(crate) fn answer_step(&mut self, env: &mut Env) -> Step {
-        self.release_name(env);
-        if let Some(undo) = &self.undo {
-            let name = self.terms.first().map(|t| t.name.as_str()).unwrap_or("");
-            return Step::Respond(
-                ScimError::bad_gateway(format!(
-                    "Adding the members of the new group `{name}` failed ({}), so the group was not created: the {} member(s) that may have been added were removed again and the group deleted. Sending the same request again is safe.",
-                    undo.failures.join("; "),
-                    undo.added.len()
-                ))
-                .into_response(),
-            );
-        }
-        let warning = left_out_warning(&self.left_out);
-        match self.answer {
-            Answer::NoContent => Step::Respond(Response {
-                status: 204,
-                headers: warning.into_iter().collect(),
-                body: Vec::new(),
-            }),
-            Answer::Created | Answer::Resource => {
-                let Some(term) = self.terms.first() else {
-                    return Step::Respond(ScimError::not_found("Group not found.").into_response());
-                };
-                let members = if self.want_members {
-                    self.members.first().cloned().flatten()
-                } else {
-                    None
-                };
-                let mut resource = term.to_scim(&self.base_url, members.as_deref());
-                self.projection.apply(&mut resource);
-                let mut headers = vec![("etag".to_string(), term.version())];
-                headers.extend(warning);
-                let status = if self.answer == Answer::Created {
-                    headers.push((
-                        "location".to_string(),
-                        format!("{}/Groups/{}", self.base_url, term.uuid),
-                    ));
-                    201
-                } else {
-                    200
-                };
-                scim_json(status, &Value::Object(resource), headers)
+    fn apply(&mut self, change: QueueChange) {
+        match change {
+            QueueChange::Stay => {}
+            QueueChange::Done => {
+                self.tasks.pop_front();
             }
-            Answer::List => {
-                let resources: Vec<Value> = self
-                    .terms
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| {
-                        let members = if self.want_members {
-                            self.members.get(i).cloned().flatten()
-                        } else {
-                            None
-                        };
-                        let mut r = t.to_scim(&self.base_url, members.as_deref());
-                        self.projection.apply(&mut r);
-                        Value::Object(r)
-                    })
-                    .collect();
-                scim_json(
-                    200,
-                    &discovery::list_response(resources, self.total, self.start_index),
-                    vec![],
-                )
+            QueueChange::DoneThen(next) => {
+                self.tasks.pop_front();
+                for task in next.into_iter().rev() {
+                    self.tasks.push_front(task);
+                }
+            }
+            QueueChange::First(first) => {
+                for task in first.into_iter().rev() {
+                    self.tasks.push_front(task);
+                }
             }
         }
+    }
+
+    fn next_step(
+        &mut self,
+        groups: &GroupsConfig,
+        calls: &GroupCalls,
+        env: &mut Env,
+    ) -> Result<Step, ScimError> {
+        loop {
+            let delete_queued = self.delete_queued();
+            let st = &mut self.state;
+            let Some(task) = self.tasks.front_mut() else {
+                st.group.release_name(env);
+                let (answer, changes) = (&st.answer, &st.changes);
+                return Ok(answer.respond(
+                    &st.group.terms,
+                    &st.walk.members,
+                    changes.undo.as_ref(),
+                    &st.protected.left_out,
+                ));
+            };
+            let planned = match task {
+                GroupTask::GetTerm { id } => TaskCalls::Send(vec![calls.get_term(id)]),
+                GroupTask::CheckName { name, waits, since } => {
+                    create::name_check_calls(st, calls, env, name, waits, since)?
+                }
+                GroupTask::CreateTerm { name, external_id } => {
+                    TaskCalls::Send(vec![calls.create_term(name, external_id.as_deref())])
+                }
+                GroupTask::FindCreated { name, .. } => {
+                    TaskCalls::Send(vec![calls.terms_named(name)])
+                }
+                GroupTask::SetExternalId { value } => update::external_id_calls(st, calls, value),
+                GroupTask::RenameTerm { name } => update::rename_calls(st, calls, name),
+                GroupTask::Walk => match st.walk_calls(groups.concurrency, calls)? {
+                    out if out.is_empty() => TaskCalls::Skip(QueueChange::Done),
+                    out => TaskCalls::Send(out),
+                },
+                GroupTask::CheckAuth => read::auth_check_calls(st, calls),
+                GroupTask::CheckUsers { adds, removes } => {
+                    members::user_check_calls(calls, adds, removes)?
+                }
+                GroupTask::Plan => TaskCalls::Skip(QueueChange::DoneThen(plan::make(st)?)),
+                GroupTask::LoadRoles => TaskCalls::Send(vec![calls.list_roles()]),
+                GroupTask::Members => members::calls(st, groups, calls, env, delete_queued)?,
+                GroupTask::DeleteTerm => TaskCalls::Send(vec![calls.delete_term(&st.group.id())]),
+                GroupTask::SweepDangling => delete::sweep_calls(st, calls),
+                GroupTask::ListTerms(listing) => list::calls(listing, calls),
+            };
+            match planned {
+                TaskCalls::Send(out) => return Ok(Step::Call(out)),
+                TaskCalls::Skip(change) => self.apply(change),
+            }
+        }
+    }
+
+    /// A delete of the group is still to come (a failed removal of its members says it was
+    /// not deleted).
+    fn delete_queued(&self) -> bool {
+        self.tasks
+            .iter()
+            .any(|t| matches!(t, GroupTask::DeleteTerm))
+    }
+
+    fn take_replies(
+        &mut self,
+        groups: &GroupsConfig,
+        calls: &GroupCalls,
+        env: &mut Env,
+        replies: &[DrupalReply],
+    ) -> Result<(), ScimError> {
+        let first = replies.first().unwrap_or(&DrupalReply::Failed);
+        let vocabulary = groups.vocabulary.as_str();
+        let st = &mut self.state;
+        let Some(task) = self.tasks.front_mut() else {
+            return Ok(());
+        };
+        let change = match task {
+            GroupTask::GetTerm { .. } => read::on_term(st, vocabulary, first)?,
+            GroupTask::CheckName { name, .. } => {
+                create::on_name_check(st, vocabulary, name, first)?
+            }
+            GroupTask::CreateTerm { name, .. } => {
+                create::on_created(st, vocabulary, env, name, first)?
+            }
+            GroupTask::FindCreated { name, failure } => {
+                create::on_found(st, vocabulary, env, name, failure, first)?
+            }
+            GroupTask::SetExternalId { .. } | GroupTask::RenameTerm { .. } => {
+                update::on_term_written(st, vocabulary, env, first)?
+            }
+            GroupTask::Walk => {
+                st.take_member_pages(groups.concurrency, replies)?;
+                if st.walk.is_done() {
+                    QueueChange::Done
+                } else {
+                    QueueChange::Stay
+                }
+            }
+            GroupTask::CheckAuth => read::on_auth_check(st, first)?,
+            GroupTask::CheckUsers { adds, .. } => members::on_user_check(st, adds, replies)?,
+            GroupTask::LoadRoles => members::on_roles(st, groups, first)?,
+            GroupTask::Members => {
+                if let Some(b) = st.changes.batch.as_mut() {
+                    b.on_replies(groups, calls, env, replies);
+                }
+                QueueChange::Stay
+            }
+            GroupTask::SweepDangling => delete::on_sweep(st, first)?,
+            GroupTask::DeleteTerm => delete::on_deleted(st, first)?,
+            GroupTask::ListTerms(listing) => list::on_replies(st, listing, vocabulary, replies)?,
+            GroupTask::Plan => QueueChange::Done,
+        };
+        self.apply(change);
+        Ok(())
     }
 }
 
@@ -612,9 +331,13 @@ mod tests {
     use super::*;
     use crate::drupal::groups::parse_term;
     use crate::drupal::jsonapi::DRUPAL_PAGE_MAX;
+    use crate::flows::membership::Change;
     use crate::http::DrupalCall;
     use crate::runtime::locks::{Locks, MemoryLocks};
+    use protection::left_out_warning;
     use serde_json::json;
+    use serde_json::Value;
+    use target::name_lock_key;
 
     const BASE: &str = "https://gw.example/scim/v2";
     const ENG: &str = "32a595e5-cfd9-4ce7-945f-9b04077da756";
