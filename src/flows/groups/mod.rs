@@ -157,6 +157,9 @@ impl GroupFlow {
 
     /// The changes this request left out (protected accounts), for the log and metrics.
     pub fn take_left_out(&mut self) -> Option<LeftOutReport> {
+        if self.state.protected.left_out.is_empty() {
+            return None;
+        }
         let group = self.state.group.id();
         self.state.protected.take_report(group)
     }
