@@ -79,7 +79,7 @@ struct Job {
 
 /// The outcome for one user.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum MemberOutcome {
     Done,
     /// The user does not exist (any more).
     NoSuchUser,
@@ -101,7 +101,7 @@ pub struct Batch {
     term: String,
     pending: VecDeque<(String, Change)>,
     active: Vec<Job>,
-    pub results: Vec<(String, Change, Outcome)>,
+    pub results: Vec<(String, Change, MemberOutcome)>,
     /// Role machine name → uuid, when role grants are configured.
     roles: Vec<(String, String)>,
     /// Which call of the last round answers each active job.
@@ -297,8 +297,8 @@ impl Batch {
         if status == 404 {
             // The user is gone: nothing to remove, nothing to add to.
             return JobStep::Finish(match job.change {
-                Change::Remove | Change::Sync => Outcome::Done,
-                Change::Add => Outcome::NoSuchUser,
+                Change::Remove | Change::Sync => MemberOutcome::Done,
+                Change::Add => MemberOutcome::NoSuchUser,
             });
         }
         if job.writing() && crate::drupal::delivery::outcome_unknown(reply) {
@@ -307,7 +307,7 @@ impl Batch {
             // show is written again (adds and removes are idempotent).
             job.attempts = job.attempts.saturating_add(1);
             if job.attempts > MAX_WRITE_ATTEMPTS {
-                return JobStep::Finish(Outcome::Failed(map_failure(reply).detail));
+                return JobStep::Finish(MemberOutcome::Failed(map_failure(reply).detail));
             }
             job.phase = JobPhase::Verifying;
             return JobStep::Continue;
@@ -315,7 +315,7 @@ impl Batch {
         match job.phase.clone() {
             JobPhase::Waiting => {
                 if job.waits > MAX_LOCK_WAITS {
-                    return JobStep::Finish(Outcome::Failed(
+                    return JobStep::Finish(MemberOutcome::Failed(
                         "another request kept changing this user's memberships".into(),
                     ));
                 }
@@ -324,7 +324,7 @@ impl Batch {
             JobPhase::Writing | JobPhase::Repairing => on_written(job, status, reply),
             JobPhase::RepairRead => {
                 if status != 200 {
-                    return JobStep::Finish(Outcome::Failed(map_failure(reply).detail));
+                    return JobStep::Finish(MemberOutcome::Failed(map_failure(reply).detail));
                 }
                 let m = parse_memberships(&reply_doc(reply), &groups.membership_field);
                 let wanted = self.wanted(&m, job.change);
@@ -335,10 +335,10 @@ impl Batch {
             JobPhase::Verifying => self.on_confirming_read(job, groups, calls, status, reply),
             JobPhase::Roles { removals } => {
                 if !matches!(status, 200 | 204) {
-                    return JobStep::Finish(Outcome::Failed(map_failure(reply).detail));
+                    return JobStep::Finish(MemberOutcome::Failed(map_failure(reply).detail));
                 }
                 if removals.is_empty() {
-                    return JobStep::Finish(Outcome::Done);
+                    return JobStep::Finish(MemberOutcome::Done);
                 }
                 job.phase = JobPhase::Roles {
                     removals: Vec::new(),
@@ -358,11 +358,11 @@ impl Batch {
         reply: &DrupalReply,
     ) -> JobStep {
         if status != 200 {
-            return JobStep::Finish(Outcome::Failed(map_failure(reply).detail));
+            return JobStep::Finish(MemberOutcome::Failed(map_failure(reply).detail));
         }
         let m = parse_memberships(&reply_doc(reply), &groups.membership_field);
         if job.group_gone && !m.dangling && !m.terms.contains(&self.term) {
-            return JobStep::Finish(Outcome::NoSuchGroup);
+            return JobStep::Finish(MemberOutcome::NoSuchGroup);
         }
         let present = m.terms.contains(&self.term);
         let applied = match job.change {
@@ -373,7 +373,7 @@ impl Batch {
         if !applied || m.dangling {
             job.attempts = job.attempts.saturating_add(1);
             if job.attempts > MAX_WRITE_ATTEMPTS {
-                return JobStep::Finish(Outcome::Failed(
+                return JobStep::Finish(MemberOutcome::Failed(
                     "Drupal did not keep the membership change".into(),
                 ));
             }
@@ -420,7 +420,7 @@ impl Batch {
         m: &Memberships,
     ) -> JobStep {
         if groups.role_grants.is_empty() {
-            return JobStep::Finish(Outcome::Done);
+            return JobStep::Finish(MemberOutcome::Done);
         }
         let names = m.group_names();
         let granted = groups.granted_roles(&names);
@@ -447,7 +447,7 @@ impl Batch {
             })
             .collect();
         match (to_add.is_empty(), to_remove.is_empty()) {
-            (true, true) => JobStep::Finish(Outcome::Done),
+            (true, true) => JobStep::Finish(MemberOutcome::Done),
             (false, _) => {
                 job.phase = JobPhase::Roles {
                     removals: to_remove,
@@ -535,7 +535,7 @@ fn on_written(job: &mut Job, status: u16, reply: &DrupalReply) -> JobStep {
         400 if job.change == Change::Add && names_missing_target(&reply_doc(reply)) => {
             if job.phase == JobPhase::Writing {
                 // Refused whole: nothing was written.
-                return JobStep::Finish(Outcome::NoSuchGroup);
+                return JobStep::Finish(MemberOutcome::NoSuchGroup);
             }
             // A repair found the add had landed, then the group was deleted (a
             // concurrent DELETE /Groups whose sweep ran before the add's save): drop
@@ -545,7 +545,7 @@ fn on_written(job: &mut Job, status: u16, reply: &DrupalReply) -> JobStep {
             job.phase = JobPhase::RepairRead;
             JobStep::Continue
         }
-        _ => JobStep::Finish(Outcome::Failed(map_failure(reply).detail)),
+        _ => JobStep::Finish(MemberOutcome::Failed(map_failure(reply).detail)),
     }
 }
 
@@ -644,7 +644,7 @@ enum JobStep {
     Continue,
     /// The job's next call, to be sent now.
     Send(DrupalCall),
-    Finish(Outcome),
+    Finish(MemberOutcome),
 }
 
 #[cfg(test)]
@@ -742,7 +742,7 @@ mod tests {
         b.on_replies(&rig.cfg, &calls, &mut env, &[page, ans(204, Value::Null)]);
         assert_eq!(
             b.results,
-            vec![("u1".to_string(), Change::Add, Outcome::Done)]
+            vec![("u1".to_string(), Change::Add, MemberOutcome::Done)]
         );
         let c = b.next_calls(&rig.cfg, &calls, &mut env);
         let shapes: Vec<(&str, bool)> = c
@@ -765,7 +765,7 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert!(b.is_finished());
         assert_eq!(b.results.len(), 3);
-        assert!(b.results.iter().all(|(_, _, o)| *o == Outcome::Done));
+        assert!(b.results.iter().all(|(_, _, o)| *o == MemberOutcome::Done));
     }
 
     #[test]
@@ -856,7 +856,7 @@ mod tests {
             &[memberships(&["other", "eng"], &[])],
         );
         assert!(b.is_finished());
-        assert_eq!(b.results, [("u1".into(), Change::Add, Outcome::Done)]);
+        assert_eq!(b.results, [("u1".into(), Change::Add, MemberOutcome::Done)]);
         assert!(rig.locks.held().is_empty(), "the lock is released");
     }
 
@@ -889,7 +889,7 @@ mod tests {
         b.on_replies(&rig.cfg, &calls, &mut env, &[ans(200, both)]);
         assert_eq!(
             b.results,
-            [("u1".into(), Change::Add, Outcome::Done)],
+            [("u1".into(), Change::Add, MemberOutcome::Done)],
             "a write Drupal made is no failure"
         );
         let again = b.next_calls(&rig.cfg, &calls, &mut env);
@@ -906,7 +906,7 @@ mod tests {
         }
         assert!(b.is_finished());
         assert!(
-            matches!(&b.results[1], (_, Change::Remove, Outcome::Failed(_))),
+            matches!(&b.results[1], (_, Change::Remove, MemberOutcome::Failed(_))),
             "{:?}",
             b.results
         );
@@ -954,7 +954,7 @@ mod tests {
         b.next_calls(&rig.cfg, &calls, &mut env);
         b.on_replies(&rig.cfg, &calls, &mut env, &[ans(400, json!({"errors": [{"detail": "The targeted `taxonomy_term--scim_groups` resource with ID `eng` does not exist."}]}))]);
         assert!(b.is_finished());
-        assert_eq!(b.results[0].2, Outcome::NoSuchGroup);
+        assert_eq!(b.results[0].2, MemberOutcome::NoSuchGroup);
     }
 
     #[test]
@@ -1021,7 +1021,7 @@ mod tests {
         b.next_calls(&rig.cfg, &calls, &mut env);
         b.on_replies(&rig.cfg, &calls, &mut env, &[refs(&["ops"])]);
         assert!(b.is_finished());
-        assert_eq!(b.results[0].2, Outcome::NoSuchGroup);
+        assert_eq!(b.results[0].2, MemberOutcome::NoSuchGroup);
     }
 
     #[test]
@@ -1046,7 +1046,7 @@ mod tests {
             ("POST", "/jsonapi/user/user/u1/relationships/roles")
         );
         b.on_replies(&rig.cfg, &calls, &mut env, &[ans(204, Value::Null)]);
-        assert_eq!(b.results[0].2, Outcome::Done);
+        assert_eq!(b.results[0].2, MemberOutcome::Done);
 
         // Leaving the group removes the role it granted, and leaves `editor` alone.
         let mut b = Batch::new("eng", vec![("u1".into(), Change::Remove)], roles);
@@ -1088,7 +1088,7 @@ mod tests {
             &mut env,
             &[ans(404, json!({})), ans(404, json!({}))],
         );
-        assert_eq!(b.results[0].2, Outcome::NoSuchUser);
-        assert_eq!(b.results[1].2, Outcome::Done);
+        assert_eq!(b.results[0].2, MemberOutcome::NoSuchUser);
+        assert_eq!(b.results[1].2, MemberOutcome::Done);
     }
 }

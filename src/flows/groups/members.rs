@@ -8,7 +8,7 @@ use crate::drupal::jsonapi::{expect_document, DRUPAL_PAGE_MAX};
 use crate::flows::groups::changes::Undo;
 use crate::flows::groups::state::GroupState;
 use crate::flows::groups::task::{GroupAnswer, GroupTask, QueueChange, TaskCalls};
-use crate::flows::membership::{Batch, Change, Env, Outcome};
+use crate::flows::membership::{Batch, Change, Env, MemberOutcome};
 use crate::http::DrupalReply;
 use crate::scim::error::ScimError;
 use serde_json::Value;
@@ -178,10 +178,10 @@ fn finish(st: &mut GroupState, delete_queued: bool) -> Result<Vec<GroupTask>, Sc
         .results
         .iter()
         .filter_map(|(u, _, o)| match o {
-            Outcome::Done => None,
-            Outcome::NoSuchUser => Some(format!("{u}: no such user")),
-            Outcome::NoSuchGroup => Some(format!("{u}: no such group")),
-            Outcome::Failed(why) => Some(format!("{u}: {why}")),
+            MemberOutcome::Done => None,
+            MemberOutcome::NoSuchUser => Some(format!("{u}: no such user")),
+            MemberOutcome::NoSuchGroup => Some(format!("{u}: no such group")),
+            MemberOutcome::Failed(why) => Some(format!("{u}: {why}")),
         })
         .collect();
     let done = batch.results.len().saturating_sub(failures.len());
@@ -199,7 +199,7 @@ fn finish(st: &mut GroupState, delete_queued: bool) -> Result<Vec<GroupTask>, Sc
     if batch
         .results
         .iter()
-        .any(|(_, _, o)| matches!(o, Outcome::NoSuchGroup))
+        .any(|(_, _, o)| matches!(o, MemberOutcome::NoSuchGroup))
     {
         return Err(ScimError::not_found(format!(
             "The group was deleted while its members were being changed ({done} change(s) had been applied)."
@@ -222,7 +222,7 @@ fn undo_create(st: &mut GroupState, failures: Vec<String>) -> Vec<GroupTask> {
         .batch
         .iter()
         .flat_map(|b| b.results.iter())
-        .filter(|(_, c, o)| *c == Change::Add && !matches!(o, Outcome::NoSuchUser))
+        .filter(|(_, c, o)| *c == Change::Add && !matches!(o, MemberOutcome::NoSuchUser))
         .map(|(u, _, _)| u.clone())
         .collect();
     let removals = added.iter().map(|u| (u.clone(), Change::Remove)).collect();
@@ -293,7 +293,7 @@ pub(crate) fn while_undoing(st: &GroupState, mut e: ScimError) -> ScimError {
         .batch
         .iter()
         .flat_map(|b| b.results.iter())
-        .filter(|(_, c, o)| *c == Change::Remove && *o == Outcome::Done)
+        .filter(|(_, c, o)| *c == Change::Remove && *o == MemberOutcome::Done)
         .map(|(u, _, _)| u.as_str())
         .collect();
     let left: Vec<&str> = undo
