@@ -158,3 +158,60 @@ fn member_op(plan: &mut MemberPlan, op: OpKind, value: Option<&Value>) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn take(ops: Value) -> Result<PatchAsked, ScimError> {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": ops});
+        let mut asked = PatchAsked::default();
+        for op in &patch::parse(body.to_string().as_bytes()).unwrap() {
+            asked.take(op)?;
+        }
+        Ok(asked)
+    }
+
+    #[test]
+    fn a_patch_reads_into_a_rename_an_external_id_and_a_member_plan() {
+        let asked = take(json!([
+            {"op": "replace", "value": {"displayName": "Platform", "externalId": "x1"}},
+            {"op": "add", "path": "members", "value": [{"value": "u1"}]},
+            {"op": "remove", "path": "members[value eq \"u2\"]"},
+            {"op": "remove", "path": "externalId"},
+            {"op": "replace", "path": "title", "value": "not stored"}
+        ]))
+        .unwrap();
+        assert_eq!(asked.rename.as_deref(), Some("Platform"));
+        assert_eq!(asked.external_id, Some(None));
+        assert_eq!(
+            asked.plan.ops,
+            vec![
+                (Change::Add, Some(vec!["u1".to_string()])),
+                (Change::Remove, Some(vec!["u2".to_string()]))
+            ]
+        );
+        assert!(asked.plan.replace.is_none() && !asked.plan.needs_current());
+        // `replace` of the members drops the operations before it; `remove` without a value
+        // removes everyone.
+        let asked = take(json!([
+            {"op": "add", "path": "members", "value": [{"value": "u1"}]},
+            {"op": "replace", "path": "members", "value": [{"value": "u3"}]},
+            {"op": "remove", "path": "members"}
+        ]))
+        .unwrap();
+        assert_eq!(asked.plan.replace, Some(vec!["u3".to_string()]));
+        assert_eq!(asked.plan.ops, vec![(Change::Remove, None)]);
+        // Refused: removing the name, a name that is no string, a sub-attribute of members.
+        for op in [
+            json!({"op": "remove", "path": "displayName"}),
+            json!({"op": "replace", "path": "displayName", "value": 7}),
+            json!({"op": "add", "path": "members.value", "value": "u1"}),
+        ] {
+            assert!(take(json!([op.clone()])).is_err(), "{op}");
+        }
+    }
+}

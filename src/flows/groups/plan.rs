@@ -197,3 +197,60 @@ fn check_derived(st: &GroupState, changes: &[(String, Change)]) -> Result<(), Sc
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_last_change_named_for_a_user_wins_and_deltas_turn_current_into_target() {
+        let plan = MemberPlan {
+            ops: vec![
+                (Change::Add, Some(ids(&["a", "b"]))),
+                (Change::Remove, Some(ids(&["a", "c"]))),
+            ],
+            replace: None,
+        };
+        let current = ids(&["c", "d"]);
+        let (target, explicit) = target_of(&plan, &current);
+        assert_eq!(target, ids(&["d", "b"]));
+        assert_eq!(
+            explicit,
+            vec![
+                ("b".to_string(), Change::Add),
+                ("a".to_string(), Change::Remove),
+                ("c".to_string(), Change::Remove)
+            ]
+        );
+        assert_eq!(
+            deltas(&target, &current),
+            vec![
+                ("b".to_string(), Change::Add),
+                ("c".to_string(), Change::Remove)
+            ]
+        );
+        // Remove everyone, then add: the set is the adds alone.
+        let plan = MemberPlan {
+            ops: vec![(Change::Remove, None), (Change::Add, Some(ids(&["e"])))],
+            replace: None,
+        };
+        assert_eq!(target_of(&plan, &current).0, ids(&["e"]));
+        // A new set replaces the current one whatever it holds.
+        let plan = MemberPlan {
+            ops: Vec::new(),
+            replace: Some(ids(&["d", "f"])),
+        };
+        assert_eq!(
+            deltas(&target_of(&plan, &current).0, &current),
+            vec![
+                ("f".to_string(), Change::Add),
+                ("c".to_string(), Change::Remove)
+            ]
+        );
+    }
+}

@@ -192,3 +192,64 @@ impl MemberWalk {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::groups::GroupsConfig;
+    use serde_json::json;
+
+    /// A full page of members from `from` (a next link: more follow).
+    fn full_page(from: usize) -> DrupalReply {
+        let data: Vec<Value> = (from..from.saturating_add(DRUPAL_PAGE_MAX))
+            .map(|i| json!({"id": format!("u{i}"), "attributes": {"name": format!("user{i}")}}))
+            .collect();
+        DrupalReply::json(
+            200,
+            json!({"data": data, "links": {"next": {"href": "https://drupal/next"}}}),
+        )
+    }
+
+    #[test]
+    fn a_walk_reads_twice_the_pages_each_round_and_stops_past_the_cap() {
+        let cfg = GroupsConfig::from_config(Some(&json!({})))
+            .unwrap()
+            .unwrap();
+        let calls = GroupCalls {
+            jsonapi: "/jsonapi",
+            groups: &cfg,
+            can_wait: false,
+        };
+        let terms = vec![Term {
+            uuid: "t1".into(),
+            tid: Some(1),
+            name: "Eng".into(),
+            external_id: None,
+            changed: String::new(),
+            created: String::new(),
+        }];
+        let (mut walk, mut protected, mut users_read) =
+            (MemberWalk::default(), ProtectedAccounts::default(), false);
+        let mut rounds = Vec::new();
+        for _ in 0..4 {
+            let out = walk.calls(&terms, 10_000, 16, &calls).unwrap();
+            rounds.push(out.len());
+            let replies: Vec<DrupalReply> = (0..out.len())
+                .map(|k| full_page(walk.rows_read.saturating_add(k * DRUPAL_PAGE_MAX)))
+                .collect();
+            walk.take_pages(&replies, 16, 10_000, &mut protected, &mut users_read)
+                .unwrap();
+        }
+        assert_eq!(rounds, [1, 2, 4, 4]);
+        assert!(users_read && !walk.is_done());
+        assert_eq!(walk.rows_read, 11 * DRUPAL_PAGE_MAX);
+        assert_eq!(walk.members[0].as_ref().map(Vec::len), Some(walk.rows_read));
+        // A cap of 600 rows: pages up to it are read, then the walk stops.
+        let out = walk.calls(&terms, 600, 16, &calls).unwrap();
+        assert_eq!(out.len(), 2);
+        let replies = vec![full_page(550), full_page(600)];
+        let stop = walk.take_pages(&replies, 16, 600, &mut protected, &mut users_read);
+        assert!(matches!(stop, Err(WalkStop::OverCap)), "{stop:?}");
+    }
+}
