@@ -11,8 +11,9 @@ use crate::flows::adoption::{AdoptFlow, AdoptedOn, Adoption, Purpose};
 use crate::flows::discovery;
 use crate::flows::exchange::{Exchange, State};
 use crate::flows::lists::read_page;
-use crate::flows::membership::{user_lock_key, Env};
+use crate::flows::membership::user_lock_key;
 use crate::flows::request::ListRequest;
+use crate::flows::scope::LockScope;
 use crate::flows::users::read_user;
 use crate::http::{scim_json as json_response, DrupalReply, Step};
 use crate::scim::error::ScimError;
@@ -93,7 +94,7 @@ impl Exchange {
         config: &Config,
         mut flow: Box<AdoptFlow>,
         replies: &[DrupalReply],
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let reply = replies.first().unwrap_or(&DrupalReply::Failed);
         if let Purpose::Writing { uid } = flow.purpose {
@@ -274,8 +275,8 @@ mod tests {
                 locks: MemoryLocks::default(),
             }
         }
-        fn env(&mut self) -> Env<'_> {
-            Env {
+        fn env(&mut self) -> LockScope<'_> {
+            LockScope {
                 locks: &mut self.locks,
                 now_ms: 1,
                 owner: "test",

@@ -12,8 +12,8 @@ use crate::drupal::user_filter::UserQuery;
 use crate::flows::auth;
 use crate::flows::discovery;
 use crate::flows::groups::GroupFlow;
-use crate::flows::membership::Env;
 use crate::flows::paging::{Pager, Read};
+use crate::flows::scope::LockScope;
 use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Request, Step};
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::Filter;
@@ -189,7 +189,7 @@ pub(crate) struct ListWalk {
 }
 
 /// Takes up a complete request. `None`: not under the SCIM base path, so not ours.
-pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange, Step)> {
+pub fn begin(config: &Config, req: &Request, env: &mut LockScope) -> Option<(Exchange, Step)> {
     if !is_scim_path(config, &req.path) {
         return None;
     }
@@ -223,7 +223,7 @@ pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange,
 
 impl Exchange {
     /// Ends the exchange with an error, releasing whatever it holds.
-    pub(crate) fn fail(&mut self, env: &mut Env, e: ScimError) -> Step {
+    pub(crate) fn fail(&mut self, env: &mut LockScope, e: ScimError) -> Step {
         if let State::Group(flow) = &mut self.state {
             flow.abandon(env);
             self.left_out = flow.take_left_out();
@@ -236,7 +236,7 @@ impl Exchange {
     /// releases what the request holds at once, rather than at the lock time-out. A lock
     /// whose Drupal write may still be in flight is kept `write_grace_ms` more (the longest
     /// that write takes), so no other request writes the same user meanwhile.
-    pub fn abandon(&mut self, env: &mut Env, write_grace_ms: u64) {
+    pub fn abandon(&mut self, env: &mut LockScope, write_grace_ms: u64) {
         if let State::Group(flow) = &mut self.state {
             flow.abandon_mid_flight(env, write_grace_ms);
         }
@@ -259,7 +259,7 @@ impl Exchange {
     pub(crate) fn start_group(
         &mut self,
         config: &Config,
-        env: &mut Env,
+        env: &mut LockScope,
         flow: GroupFlow,
     ) -> Result<Step, ScimError> {
         let (Some(groups), Some(calls)) = (config.groups.as_ref(), Self::group_calls(config))
@@ -282,7 +282,7 @@ impl Exchange {
         &mut self,
         config: &Config,
         req: &Request,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let (path, query) = split_path(&req.path);
         let rest = path
@@ -492,14 +492,19 @@ impl Exchange {
     }
 
     /// Feeds Drupal's replies (in the order of the calls) and returns what to do next.
-    pub fn resume(&mut self, config: &Config, replies: Vec<DrupalReply>, env: &mut Env) -> Step {
+    pub fn resume(
+        &mut self,
+        config: &Config,
+        replies: Vec<DrupalReply>,
+        env: &mut LockScope,
+    ) -> Step {
         let step = self.resume_inner(config, replies, env);
         let step = self.across_types(config, env, step);
         self.release_if_answered(env, &step);
         step
     }
 
-    pub(crate) fn release_if_answered(&mut self, env: &mut Env, step: &Step) {
+    pub(crate) fn release_if_answered(&mut self, env: &mut LockScope, step: &Step) {
         self.outcome.answered(step);
         if matches!(step, Step::Respond(_)) {
             for key in self.held.drain(..) {
@@ -512,7 +517,7 @@ impl Exchange {
         &mut self,
         config: &Config,
         replies: Vec<DrupalReply>,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Step {
         if let State::Group(flow) = &mut self.state {
             let (Some(groups), Some(calls)) = (config.groups.as_ref(), Self::group_calls(config))
@@ -572,7 +577,7 @@ mod tests {
 
     fn begin_t(config: &Config, req: &Request) -> Option<(Exchange, Step)> {
         let mut locks = crate::runtime::locks::MemoryLocks::default();
-        let mut env = Env {
+        let mut env = LockScope {
             locks: &mut locks,
             now_ms: 1,
             owner: "test",
@@ -584,7 +589,7 @@ mod tests {
     impl Exchange {
         fn resume_t(&mut self, config: &Config, replies: Vec<DrupalReply>) -> Step {
             let mut locks = crate::runtime::locks::MemoryLocks::default();
-            let mut env = Env {
+            let mut env = LockScope {
                 locks: &mut locks,
                 now_ms: 1,
                 owner: "test",
@@ -1543,7 +1548,7 @@ mod tests {
             }
         }
         fn begin(&mut self, r: Request) -> (Exchange, Step) {
-            let mut env = Env {
+            let mut env = LockScope {
                 locks: &mut self.locks,
                 now_ms: 1,
                 owner: "t",
@@ -1552,7 +1557,7 @@ mod tests {
             begin(&self.config, &r, &mut env).unwrap()
         }
         fn resume(&mut self, ex: &mut Exchange, replies: Vec<DrupalReply>) -> Step {
-            let mut env = Env {
+            let mut env = LockScope {
                 locks: &mut self.locks,
                 now_ms: 1,
                 owner: "t",
@@ -2006,7 +2011,7 @@ mod tests {
         // A membership change holds the user.
         let key = crate::flows::membership::user_lock_key(ALICE);
         assert!(locks.try_lock(&key, "group-request", 0, 1000));
-        let mut e1 = Env {
+        let mut e1 = LockScope {
             locks: &mut locks,
             now_ms: 1,
             owner: "one",
@@ -2020,7 +2025,7 @@ mod tests {
         };
         assert!(is_pause(&step), "it waits, nothing read yet");
         locks.unlock(&key, "group-request");
-        let mut e1 = Env {
+        let mut e1 = LockScope {
             locks: &mut locks,
             now_ms: 2,
             owner: "one",
@@ -2032,7 +2037,7 @@ mod tests {
             "GET",
             "then reads, holding the user"
         );
-        let mut e2 = Env {
+        let mut e2 = LockScope {
             locks: &mut locks,
             now_ms: 3,
             owner: "two",
@@ -2050,7 +2055,7 @@ mod tests {
         )
         .unwrap();
         assert!(is_pause(&step));
-        let mut e1 = Env {
+        let mut e1 = LockScope {
             locks: &mut locks,
             now_ms: 4,
             owner: "one",
@@ -2058,7 +2063,7 @@ mod tests {
         };
         let step = first.resume(&c, vec![answer(200, alice_doc())], &mut e1);
         assert_eq!(calls(&step)[0].method, "PATCH");
-        let mut e1 = Env {
+        let mut e1 = LockScope {
             locks: &mut locks,
             now_ms: 5,
             owner: "one",
@@ -2070,7 +2075,7 @@ mod tests {
                 .status,
             200
         );
-        let mut e2 = Env {
+        let mut e2 = LockScope {
             locks: &mut locks,
             now_ms: 6,
             owner: "two",
@@ -2091,7 +2096,7 @@ mod tests {
         let body = |name: &str, mail: &str| {
             json!({"schemas": [crate::scim::schema::USER_SCHEMA], "userName": name, "emails": [{"value": mail}]}).to_string()
         };
-        let mut env1 = Env {
+        let mut env1 = LockScope {
             locks: &mut locks,
             now_ms: 1,
             owner: "one",
@@ -2106,7 +2111,7 @@ mod tests {
         assert!(unique_read(&step));
         let step = first.resume(&c, vec![page(vec![], false)], &mut env1);
         assert_eq!(calls(&step)[0].method, "POST");
-        let mut env2 = Env {
+        let mut env2 = LockScope {
             locks: &mut locks,
             now_ms: 2,
             owner: "two",
@@ -2123,7 +2128,7 @@ mod tests {
             "GET",
             "same address: the second waits"
         );
-        let mut env1 = Env {
+        let mut env1 = LockScope {
             locks: &mut locks,
             now_ms: 3,
             owner: "one",
@@ -2138,7 +2143,7 @@ mod tests {
             &mut env1,
         ));
         assert_eq!(resp.status, 201);
-        let mut env2 = Env {
+        let mut env2 = LockScope {
             locks: &mut locks,
             now_ms: 4,
             owner: "two",
@@ -2151,7 +2156,7 @@ mod tests {
         );
         let step = second.resume(&c, vec![page(vec![], false)], &mut env2);
         assert_eq!(calls(&step)[0].method, "POST");
-        let mut env2 = Env {
+        let mut env2 = LockScope {
             locks: &mut locks,
             now_ms: 5,
             owner: "two",

@@ -6,9 +6,9 @@ use crate::drupal::jsonapi::{self, DrupalUser, DRUPAL_PAGE_MAX};
 use crate::drupal::user_filter::{self, UserQuery};
 use crate::flows::discovery;
 use crate::flows::exchange::*;
-use crate::flows::membership::Env;
-use crate::flows::paging::{Found, Next as PagerNext, Pager};
+use crate::flows::paging::{Found, Pager, PagerRound};
 use crate::flows::request::*;
+use crate::flows::scope::LockScope;
 use crate::flows::users::read_user;
 use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Step};
 use crate::scim::error::{ScimError, ScimType};
@@ -83,7 +83,7 @@ impl Exchange {
         &mut self,
         config: &Config,
         body: &[u8],
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let search = parse_search(body)?;
         if let Some(f) = &search.filter {
@@ -109,7 +109,7 @@ impl Exchange {
         &mut self,
         config: &Config,
         mut list: ListRequest,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         if let Some(step) = self.start_adopt_lookup(config, &mut list)? {
             return Ok(step);
@@ -179,7 +179,7 @@ impl Exchange {
         config: &Config,
         mut w: Box<ListWindow>,
         replies: &[DrupalReply],
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let mut round = Vec::with_capacity(replies.len());
         for (read, reply) in w.reads.iter().zip(replies) {
@@ -192,13 +192,13 @@ impl Exchange {
             }
         }
         let total = match w.pager.learn(&round) {
-            PagerNext::Read(reads) => {
+            PagerRound::Read(reads) => {
                 w.reads = reads;
                 let probes = self.window_calls(config, &w);
                 return self.call(State::ListWindow(w), probes);
             }
-            PagerNext::Total(total) => total,
-            PagerNext::GaveUp => {
+            PagerRound::Total(total) => total,
+            PagerRound::GaveUp => {
                 return Err(ScimError::new(
                     503,
                     None,

@@ -13,4 +13,5 @@ pub mod membership;
 pub mod paging;
 pub mod request;
 pub mod root_search;
+pub mod scope;
 pub mod users;

@@ -5,14 +5,19 @@ use crate::config::Config;
 use crate::flows::discovery;
 use crate::flows::exchange::*;
 use crate::flows::groups::GroupFlow;
-use crate::flows::membership::Env;
+use crate::flows::scope::LockScope;
 use crate::http::{scim_json as json_response, Step};
 use serde_json::Value;
 
 impl Exchange {
     /// For a search across types: when the Users part has answered, search the Groups for
     /// the rest of the window; when they have, answer with both.
-    pub(crate) fn across_types(&mut self, config: &Config, env: &mut Env, step: Step) -> Step {
+    pub(crate) fn across_types(
+        &mut self,
+        config: &Config,
+        env: &mut LockScope,
+        step: Step,
+    ) -> Step {
         let Step::Respond(response) = &step else {
             return step;
         };

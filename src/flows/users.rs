@@ -7,8 +7,8 @@ use crate::drupal::jsonapi::{self, DrupalUser};
 use crate::drupal::unique::Claim;
 use crate::flows::audit::Outcome;
 use crate::flows::exchange::*;
-use crate::flows::membership::Env;
 use crate::flows::request::*;
+use crate::flows::scope::LockScope;
 use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Request, Step};
 use crate::scim::error::ScimError;
 use crate::scim::mapping::UserMapping;
@@ -22,7 +22,7 @@ pub(crate) fn lock_pause(
     config: &Config,
     waits: u32,
     since: u64,
-    env: &Env,
+    env: &LockScope,
     busy: &str,
 ) -> Result<DrupalCall, ScimError> {
     if env.now_ms.saturating_sub(since) > env.lock_ttl_ms || waits > 10_000 {
@@ -121,7 +121,7 @@ impl Exchange {
         &mut self,
         config: &Config,
         body: &[u8],
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let mut write = user::parse_user_body(body, &config.mapping, false)?;
         if config.adopt.by_mail {
@@ -137,7 +137,7 @@ impl Exchange {
         write: UserWrite,
         waits: u32,
         since: u64,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         if self.try_create_locks(&write, env) {
             if config.adopt.by_mail {
@@ -171,7 +171,7 @@ impl Exchange {
         config: &Config,
         id: &str,
         req: &Request,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let mut write = user::parse_user_body(&req.body, &config.mapping, true)?;
         crate::flows::adoption::shape_put(config, &mut write)?;
@@ -187,7 +187,7 @@ impl Exchange {
         config: &Config,
         id: &str,
         req: &Request,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let ops = patch::parse(&req.body)?;
         let if_match = req.header("if-match").map(str::to_string);
@@ -200,7 +200,7 @@ impl Exchange {
         config: &Config,
         id: &str,
         if_match: Option<&str>,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let edit = UserEdit::Delete {
             if_match: if_match.map(str::to_string),
@@ -218,7 +218,7 @@ impl Exchange {
         edit: UserEdit,
         waits: u32,
         since: u64,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let key = crate::flows::membership::user_lock_key(&id);
         if env
@@ -258,7 +258,7 @@ impl Exchange {
     /// Takes the locks on a new user's name and address (in that order, all or none, so two
     /// requests never wait on each other): Drupal checks uniqueness only by validation, which
     /// concurrent creates slip past (duplicate addresses, or a 500 from the database).
-    pub(crate) fn try_create_locks(&mut self, write: &UserWrite, env: &mut Env) -> bool {
+    pub(crate) fn try_create_locks(&mut self, write: &UserWrite, env: &mut LockScope) -> bool {
         let keys = create_lock_keys(write);
         let mut taken = Vec::new();
         for key in keys {

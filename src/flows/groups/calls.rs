@@ -5,7 +5,8 @@ use crate::config::groups::GroupsConfig;
 use crate::drupal::groups::{unknown_members, GroupCalls};
 use crate::drupal::jsonapi::DRUPAL_PAGE_MAX;
 use crate::flows::groups::*;
-use crate::flows::membership::{Change, Env, Outcome};
+use crate::flows::membership::{Change, Outcome};
+use crate::flows::scope::LockScope;
 use crate::http::{DrupalCall, Step};
 use crate::scim::error::ScimError;
 
@@ -14,7 +15,7 @@ impl GroupFlow {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         loop {
             let Some(task) = self.tasks.front_mut() else {

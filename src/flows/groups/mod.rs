@@ -5,7 +5,8 @@
 use crate::config::groups::GroupsConfig;
 use crate::drupal::groups::{GroupCalls, Member, Term};
 use crate::flows::discovery;
-use crate::flows::membership::{Batch, Change, Env};
+use crate::flows::membership::{Batch, Change};
+use crate::flows::scope::LockScope;
 use crate::http::{scim_json, DrupalReply, Response, Step};
 use crate::scim::error::ScimError;
 use crate::scim::mapping::{FieldMap, Kind, Target, UserMapping};
@@ -433,7 +434,7 @@ impl GroupFlow {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let step = self.next_step(groups, calls, env);
         step.map_err(|e| self.while_undoing(e))
@@ -444,14 +445,14 @@ impl GroupFlow {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
         replies: &[DrupalReply],
     ) -> Result<(), ScimError> {
         let taken = self.take_replies(groups, calls, env, replies);
         taken.map_err(|e| self.while_undoing(e))
     }
 
-    pub(crate) fn release_name(&mut self, env: &mut Env) {
+    pub(crate) fn release_name(&mut self, env: &mut LockScope) {
         if let Some(name) = self.name_locked.take() {
             env.locks.unlock(&name_lock_key(&name), env.owner);
         }
@@ -509,7 +510,7 @@ impl GroupFlow {
     }
 
     /// Releases what the flow holds when it ends early on an error (no call in flight).
-    pub fn abandon(&mut self, env: &mut Env) {
+    pub fn abandon(&mut self, env: &mut LockScope) {
         self.release_name(env);
         if let Some(b) = self.batch.as_mut() {
             b.release_all(env);
@@ -518,7 +519,7 @@ impl GroupFlow {
 
     /// Releases what the flow holds when its stream ends with calls in flight: at once where
     /// only a read is out, after `write_grace_ms` where a write may still land in Drupal.
-    pub fn abandon_mid_flight(&mut self, env: &mut Env, write_grace_ms: u64) {
+    pub fn abandon_mid_flight(&mut self, env: &mut LockScope, write_grace_ms: u64) {
         let writing_term = matches!(
             self.tasks.front(),
             Some(Task::CreateTerm { .. } | Task::RenameTerm { .. })
@@ -537,7 +538,7 @@ impl GroupFlow {
         }
     }
 
-    pub(crate) fn answer_step(&mut self, env: &mut Env) -> Step {
+    pub(crate) fn answer_step(&mut self, env: &mut LockScope) -> Step {
         self.release_name(env);
         if let Some(undo) = &self.undo {
             let name = self.terms.first().map(|t| t.name.as_str()).unwrap_or("");
@@ -710,7 +711,7 @@ mod tests {
                 groups: cfg,
                 can_wait: false,
             };
-            let mut env = Env {
+            let mut env = LockScope {
                 locks,
                 now_ms: *now_ms,
                 owner: "req",
@@ -731,7 +732,7 @@ mod tests {
                     groups: cfg,
                     can_wait: false,
                 };
-                let mut env = Env {
+                let mut env = LockScope {
                     locks,
                     now_ms: *now_ms,
                     owner: "req",
@@ -743,7 +744,7 @@ mod tests {
         }
 
         fn abandon(&mut self, flow: &mut GroupFlow, grace_ms: u64) {
-            let mut env = Env {
+            let mut env = LockScope {
                 locks: &mut self.locks,
                 now_ms: self.now_ms,
                 owner: "req",

@@ -5,7 +5,8 @@ use crate::config::groups::GroupsConfig;
 use crate::drupal::groups::{parse_roles, parse_term, unknown_members, GroupCalls, Member, Term};
 use crate::drupal::jsonapi::{expect_document, map_failure, DRUPAL_PAGE_MAX};
 use crate::flows::groups::*;
-use crate::flows::membership::{Batch, Change, Env, Outcome};
+use crate::flows::membership::{Batch, Change, Outcome};
+use crate::flows::scope::LockScope;
 use crate::http::DrupalReply;
 use crate::scim::error::{ScimError, ScimType};
 use serde_json::Value;
@@ -15,7 +16,7 @@ impl GroupFlow {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
         replies: &[DrupalReply],
     ) -> Result<(), ScimError> {
         let first = replies.first().cloned().unwrap_or(DrupalReply::Failed);
@@ -338,12 +339,12 @@ impl GroupFlow {
                     }
                 }
                 match pager.learn(&round) {
-                    crate::flows::paging::Next::Read(next) => {
+                    crate::flows::paging::PagerRound::Read(next) => {
                         *reads = next;
                         return Ok(());
                     }
-                    crate::flows::paging::Next::Total(total) => self.total = total,
-                    crate::flows::paging::Next::GaveUp => {
+                    crate::flows::paging::PagerRound::Total(total) => self.total = total,
+                    crate::flows::paging::PagerRound::GaveUp => {
                         return Err(ScimError::new(
                             503,
                             None,
