@@ -7,12 +7,12 @@
 use crate::config::Config;
 use crate::drupal::groups::GroupCalls;
 use crate::drupal::jsonapi::{self, Calls, DrupalUser};
-use crate::drupal::query::{parse_query, split_path};
 use crate::drupal::user_filter::UserQuery;
 use crate::flows::auth;
 use crate::flows::discovery;
 use crate::flows::groups::GroupFlow;
 use crate::flows::paging::{Pager, Read};
+use crate::flows::request::{member_count, parse_query, split_path};
 use crate::flows::scope::LockScope;
 use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Request, Step};
 use crate::scim::error::{ScimError, ScimType};
@@ -297,7 +297,7 @@ impl Exchange {
             check_content_type(req.header("content-type"))?;
         }
         if segments.first() == Some(&"Groups") {
-            let n = crate::drupal::groups::member_count(&req.body);
+            let n = member_count(&req.body);
             if n > config.limits.max_members_per_request {
                 return Err(ScimError::new(
                     400,

@@ -258,7 +258,7 @@ impl ScimHttp {
                     log::debug!(
                         "scim drupal call {} {}",
                         outbound.call.method,
-                        crate::drupal::query::split_path(&outbound.call.path).0
+                        crate::flows::request::split_path(&outbound.call.path).0
                     );
                 }
                 self.gate_round_complete(shared);
