@@ -385,6 +385,14 @@ pub(crate) fn user_not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("User `{id}` not found."))
 }
 
+/// A query parameter by name, ignoring case.
+pub(crate) fn query_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// Splits `path?query` into the path and decoded `(name, value)` pairs.
 pub fn split_path(raw: &str) -> (&str, &str) {
     match raw.split_once('?') {
