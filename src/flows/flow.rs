@@ -59,3 +59,98 @@ pub(crate) fn started<F: Flow + 'static>(
 ) -> Result<Started, ScimError> {
     result.map(|(flow, step)| (Some(Box::new(flow) as Box<dyn Flow>), step))
 }
+
+/// What a flow's unit tests start it with: a configuration, a lock table, a clock.
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used)]
+    use super::Cx;
+    use crate::config::{Config, DrupalConfig, TokenDigest, UserDelete};
+    use crate::flows::audit::Outcome;
+    use crate::flows::scope::LockScope;
+    use crate::flows::user_view::UserView;
+    use crate::runtime::locks::MemoryLocks;
+    use serde_json::{json, Value};
+    use sha2::{Digest, Sha256};
+
+    pub(crate) fn config() -> Config {
+        Config {
+            base_path: "/scim/v2".into(),
+            tokens: vec![TokenDigest {
+                label: "jc".into(),
+                sha256: Sha256::digest(b"secret").into(),
+            }],
+            drupal: DrupalConfig {
+                cluster: "drupal".into(),
+                authority: "drupal.local".into(),
+                jsonapi_prefix: "/jsonapi".into(),
+                timeout_ms: 1000,
+                user_delete: UserDelete::Cancel,
+            },
+            max_body_bytes: 1_048_576,
+            public_url: None,
+            service_username: "scim-service".into(),
+            protection: crate::config::protection::Protection {
+                service_username: "scim-service".into(),
+                writable_roles: crate::config::protection::writable_roles(&[], &[]),
+                service_uid: Default::default(),
+            },
+            groups: None,
+            wait_cluster: None,
+            adopt: Default::default(),
+            rate_limits: Vec::new(),
+            limits: crate::config::Limits::default(),
+            log_format: crate::config::LogFormat::Text,
+            mapping: crate::scim::mapping::UserMapping::from_config(None).unwrap(),
+        }
+    }
+
+    pub(crate) fn view() -> UserView {
+        UserView {
+            base_url: "http://gw.example/scim/v2".into(),
+            ..UserView::default()
+        }
+    }
+
+    pub(crate) fn user(uuid: &str, uid: u64, name: &str) -> Value {
+        json!({"data": {"type": "user--user", "id": uuid, "attributes": {"display_name": name,
+            "name": name, "mail": format!("{name}@example.com"), "status": true,
+            "created": "2026-11-28T11:44:27+00:00", "changed": "2026-11-28T11:44:27+00:00",
+            "drupal_internal__uid": uid}, "relationships": {"roles": {"data": []}}}})
+    }
+
+    /// One request's surroundings; `cx` lends them to a flow's step.
+    pub(crate) struct Rig {
+        pub(crate) config: Config,
+        pub(crate) locks: MemoryLocks,
+        pub(crate) outcome: Outcome,
+        pub(crate) now_ms: u64,
+    }
+
+    impl Rig {
+        pub(crate) fn new() -> Self {
+            Rig {
+                config: config(),
+                locks: MemoryLocks::default(),
+                outcome: Outcome::for_path("/scim/v2", "/scim/v2/Users"),
+                now_ms: 1,
+            }
+        }
+
+        /// Runs `f` as the request `owner` would.
+        pub(crate) fn with<T>(&mut self, owner: &str, f: impl FnOnce(&mut Cx<'_, '_>) -> T) -> T {
+            let mut scope = LockScope {
+                locks: &mut self.locks,
+                now_ms: self.now_ms,
+                owner,
+                lock_ttl_ms: 1000,
+            };
+            let mut cx = Cx {
+                config: &self.config,
+                scope: &mut scope,
+                outcome: &mut self.outcome,
+            };
+            f(&mut cx)
+        }
+    }
+}

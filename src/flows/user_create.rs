@@ -166,3 +166,57 @@ impl Flow for UserCreate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+    use crate::flows::flow::testing::{view, Rig};
+    use crate::runtime::locks::Locks;
+
+    const BODY: &str = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName":"bob","emails":[{"value":"bob@example.com","primary":true}]}"#;
+
+    #[test]
+    fn a_create_waits_for_its_name_then_holds_it_until_released() {
+        let mut rig = Rig::new();
+        assert!(rig.locks.try_lock("scim/user-name/bob", "other", 1, 1000));
+        let (mut flow, step) = rig
+            .with("me", |cx| UserCreate::start(cx, view(), BODY.as_bytes()))
+            .unwrap();
+        // A pause (a cheap read), holding nothing meanwhile.
+        let Step::Call(calls) = step else { panic!() };
+        assert_eq!(calls.len(), 1);
+        assert!(rig
+            .locks
+            .try_lock("scim/user-mail/bob@example.com", "x", 1, 1));
+        rig.locks.unlock("scim/user-mail/bob@example.com", "x");
+
+        rig.locks.unlock("scim/user-name/bob", "other");
+        let step = rig
+            .with("me", |cx| flow.on_replies(cx, vec![DrupalReply::Failed]))
+            .unwrap();
+        assert!(matches!(step, Step::Call(_)));
+        assert!(!rig.locks.try_lock("scim/user-name/bob", "other", 1, 1000));
+        assert!(!rig
+            .locks
+            .try_lock("scim/user-mail/bob@example.com", "other", 1, 1000));
+
+        rig.with("me", |cx| flow.release(cx.scope));
+        assert!(rig.locks.try_lock("scim/user-name/bob", "other", 1, 1000));
+        assert!(rig
+            .locks
+            .try_lock("scim/user-mail/bob@example.com", "other", 1, 1000));
+    }
+
+    #[test]
+    fn an_abandoned_create_keeps_its_locks_for_the_write_grace_only() {
+        let mut rig = Rig::new();
+        let (mut flow, _) = rig
+            .with("me", |cx| UserCreate::start(cx, view(), BODY.as_bytes()))
+            .unwrap();
+        rig.with("me", |cx| flow.abandon(cx.scope, 50));
+        assert!(!rig.locks.try_lock("scim/user-name/bob", "other", 40, 1000));
+        assert!(rig.locks.try_lock("scim/user-name/bob", "other", 60, 1000));
+    }
+}

@@ -364,3 +364,41 @@ impl Flow for UserEdit {
         self.held.keep_for(scope, write_grace_ms);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+    use crate::flows::flow::testing::{user, view, Rig};
+    use crate::flows::membership::user_lock_key;
+    use crate::runtime::locks::Locks;
+
+    const ALICE: &str = "7724f730-7aca-4819-aaee-90673a0141a4";
+
+    #[test]
+    fn a_delete_holds_the_user_lock_from_its_read_to_its_answer() {
+        let mut rig = Rig::new();
+        let (mut flow, step) = rig
+            .with("me", |cx| UserEdit::delete(cx, view(), ALICE, None))
+            .unwrap();
+        let Step::Call(calls) = step else { panic!() };
+        assert_eq!(calls[0].method, "GET");
+        assert!(!rig.locks.try_lock(&user_lock_key(ALICE), "other", 1, 1000));
+        let read = vec![DrupalReply::json(200, user(ALICE, 7, "alice"))];
+        let Step::Call(calls) = rig.with("me", |cx| flow.on_replies(cx, read)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(calls[0].method, "DELETE");
+        let cancelled = vec![DrupalReply::json(204, serde_json::Value::Null)];
+        let step = rig.with("me", |cx| flow.on_replies(cx, cancelled)).unwrap();
+        assert!(matches!(step, Step::Call(_)), "then the account is retired");
+        let retired = vec![DrupalReply::json(404, serde_json::json!({}))];
+        let Step::Respond(r) = rig.with("me", |cx| flow.on_replies(cx, retired)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.status, 204);
+        assert_eq!(rig.outcome.uids, vec![7]);
+        rig.with("me", |cx| flow.release(cx.scope));
+        assert!(rig.locks.try_lock(&user_lock_key(ALICE), "other", 1, 1000));
+    }
+}

@@ -349,3 +349,58 @@ impl Flow for UserList {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+    use crate::flows::flow::testing::{user, view, Rig};
+    use serde_json::json;
+
+    fn list(filter: Option<&str>) -> ListRequest {
+        ListRequest {
+            filter: filter.map(str::to_string),
+            start_index: 1,
+            count: 10,
+            sort: None,
+        }
+    }
+
+    #[test]
+    fn a_short_list_is_one_read_with_its_exact_total() {
+        let mut rig = Rig::new();
+        let (mut flow, step) = rig
+            .with("me", |cx| UserList::start(cx, view(), list(None)))
+            .unwrap();
+        let Step::Call(calls) = step else { panic!() };
+        assert_eq!(calls.len(), 1);
+        let rows: Vec<Value> = [("a1", 2, "ann"), ("b2", 3, "ben")]
+            .iter()
+            .map(|(id, uid, name)| user(id, *uid, name)["data"].clone())
+            .collect();
+        let page = vec![DrupalReply::json(
+            200,
+            json!({"data": rows, "links": {"self": {"href": "x"}}}),
+        )];
+        let Step::Respond(r) = rig.with("me", |cx| flow.on_replies(cx, page)).unwrap() else {
+            panic!()
+        };
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["totalResults"], 2);
+        assert_eq!(body["Resources"][1]["userName"], "ben");
+    }
+
+    #[test]
+    fn a_filter_that_matches_nothing_answers_without_a_call() {
+        let mut rig = Rig::new();
+        let (_, step) = rig
+            .with("me", |cx| {
+                UserList::start(cx, view(), list(Some("id eq \"nope\"")))
+            })
+            .unwrap();
+        let Step::Respond(r) = step else {
+            panic!("no call expected")
+        };
+        assert_eq!(r.status, 200);
+    }
+}

@@ -53,3 +53,37 @@ impl Flow for UserRead {
 
     fn abandon(&mut self, _scope: &mut LockScope, _write_grace_ms: u64) {}
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+    use crate::flows::flow::testing::{user, view, Rig};
+
+    const ALICE: &str = "7724f730-7aca-4819-aaee-90673a0141a4";
+
+    #[test]
+    fn one_read_then_the_user_or_304_for_its_version() {
+        let mut rig = Rig::new();
+        let (mut flow, step) = UserRead::start(&rig.config, view(), ALICE, None);
+        let Step::Call(calls) = step else { panic!() };
+        assert_eq!(calls.len(), 1);
+        assert!(calls[0].path.contains(ALICE));
+        let reply = || vec![DrupalReply::json(200, user(ALICE, 7, "alice"))];
+        let Step::Respond(r) = rig.with("a", |cx| flow.on_replies(cx, reply())).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.status, 200);
+        let etag = r.header("etag").unwrap().to_string();
+
+        let (mut flow, _) = UserRead::start(&rig.config, view(), ALICE, Some(&etag));
+        let Step::Respond(r) = rig.with("a", |cx| flow.on_replies(cx, reply())).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.status, 304);
+        let gone = vec![DrupalReply::json(404, serde_json::json!({}))];
+        let (mut flow, _) = UserRead::start(&rig.config, view(), ALICE, None);
+        let e = rig.with("a", |cx| flow.on_replies(cx, gone)).unwrap_err();
+        assert_eq!(e.status, 404);
+    }
+}
