@@ -181,6 +181,29 @@ fn route(cx: &mut Cx<'_, '_>, req: &Request, base: String) -> Result<Started, Sc
         return Ok((None, json_response(200, &doc?, vec![])));
     }
     match segments.as_slice() {
+        ["Users"] | ["Users", _] | [".search"] => users_route(cx, req, view, &segments, &params),
+        ["Groups"] | ["Groups", _] if config.groups.is_none() => Err(no_groups()),
+        ["Groups"] | ["Groups", _] => started(GroupOps::route(cx, &view, &segments, req, &params)),
+        ["Me"] => Err(not_implemented("/Me")),
+        ["Bulk"] => Err(not_implemented("/Bulk")),
+        _ => Err(ScimError::not_found(format!(
+            "There is no SCIM endpoint at `{path}`; see {base}/ResourceTypes."
+        ))),
+    }
+}
+
+/// `/Users`, `/Users/.search`, `/Users/{id}` and the root `/.search`.
+fn users_route(
+    cx: &mut Cx<'_, '_>,
+    req: &Request,
+    view: UserView,
+    segments: &[&str],
+    params: &[(String, String)],
+) -> Result<Started, ScimError> {
+    let config = cx.config;
+    let method = req.method.as_str();
+    let param = |name: &str| query_param(params, name);
+    match segments {
         ["Users"] => match method {
             "GET" | "HEAD" => {
                 let (start_index, count) = window(
@@ -227,13 +250,7 @@ fn route(cx: &mut Cx<'_, '_>, req: &Request, base: String) -> Result<Started, Sc
                 _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
             }
         }
-        ["Groups"] | ["Groups", _] if config.groups.is_none() => Err(no_groups()),
-        ["Groups"] | ["Groups", _] => started(GroupOps::route(cx, &view, &segments, req, &params)),
-        ["Me"] => Err(not_implemented("/Me")),
-        ["Bulk"] => Err(not_implemented("/Bulk")),
-        _ => Err(ScimError::not_found(format!(
-            "There is no SCIM endpoint at `{path}`; see {base}/ResourceTypes."
-        ))),
+        _ => Err(ScimError::internal("Not a Users endpoint.")),
     }
 }
 
