@@ -29,7 +29,6 @@ use crate::http::{scim_json as json_response, DrupalReply, Request, Step};
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::projection::Projection;
 
-#[derive(Debug)]
 pub struct Exchange {
     /// The label of the token that authenticated the request (for logs and metrics).
     pub token_label: String,
@@ -42,6 +41,16 @@ pub struct Exchange {
     pub adopted: Option<Adoption>,
     /// The operation's flow until it answers.
     flow: Option<Box<dyn Flow>>,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("token_label", &self.token_label)
+            .field("outcome", &self.outcome)
+            .field("answered", &self.flow.is_none())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Takes up a complete request. `None`: not under the SCIM base path, so not ours.

@@ -28,7 +28,8 @@ pub(crate) struct Report {
     pub(crate) left_out: Option<LeftOutReport>,
 }
 
-pub(crate) trait Flow: std::fmt::Debug {
+/// No `Debug` bound: it would keep every flow's `Debug` code in the module through the vtables.
+pub(crate) trait Flow {
     /// Drupal's replies to the last calls, in their order: the next calls, or the answer.
     /// An error is the answer.
     fn on_replies(
