@@ -40,6 +40,9 @@ const LAYERS: &[&[&str]] = &[
 
 /// A dependency the check lets through, with the reason it cannot go yet. Empty is the goal;
 /// an entry whose dependency no longer exists fails the check, so the list cannot go stale.
+/// An entry drops every occurrence of that one edge (the failure message lists them), e.g.
+/// `Exception { from: "drupal::upstream", to: "drupal::upstream::gate", why: "…" }` breaks
+/// the cycle an `impl Gate` in `gate.rs` makes, `Gate` being defined in `upstream/mod.rs`.
 struct Exception {
     from: &'static str,
     to: &'static str,
@@ -808,6 +811,35 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     s.out
 }
 
+/// The shortest way from the component's first node back to it (breadth first).
+fn shortest_cycle(graph: &BTreeMap<String, BTreeSet<String>>, scc: &[String]) -> Vec<String> {
+    let start = &scc[0];
+    let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start.as_str()]);
+    while let Some(v) = queue.pop_front() {
+        for w in graph.get(v).into_iter().flatten() {
+            if !scc.contains(w) {
+                continue;
+            }
+            if w == start {
+                let mut path = vec![start.clone(), v.to_string()];
+                let mut at = v;
+                while at != start {
+                    at = came_from[at];
+                    path.push(at.to_string());
+                }
+                path.reverse();
+                return path;
+            }
+            if !came_from.contains_key(w.as_str()) {
+                came_from.insert(w, v);
+                queue.push_back(w);
+            }
+        }
+    }
+    Vec::new()
+}
+
 fn layer(module: &str) -> Option<usize> {
     LAYERS.iter().position(|l| l.contains(&folder(module)))
 }
@@ -889,35 +921,52 @@ fn check(sources: &[(String, String)], exceptions: &[Exception]) -> Report {
             }
         }
     }
-    let describe = |scc: &[String], key: &dyn Fn(&str) -> String, kind: &str| {
-        let mut text = format!("a {kind} cycle: {}", scc.join(", "));
-        for ((from, to), ev) in &all {
-            let (f, t) = (key(from), key(to));
-            if f != t && scc.contains(&f) && scc.contains(&t) {
-                text.push_str(&format!("\n  {from} → {to}:"));
-                for e in ev {
-                    text.push_str(&format!("\n    {e}"));
-                }
-            }
-        }
-        text
-    };
     let mut folders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut files: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (from, to) in all.keys() {
         files.entry(from.clone()).or_default().insert(to.clone());
-        if folder(from) != folder(to) {
+        // Folders in different layers that depend on each other both ways do so through an
+        // edge going up, reported above with its line; only a layer's own folders are left.
+        if folder(from) != folder(to) && layer(from) == layer(to) {
             folders
                 .entry(folder(from).to_string())
                 .or_default()
                 .insert(folder(to).to_string());
         }
     }
+    let describe = |scc: &[String],
+                    graph: &BTreeMap<String, BTreeSet<String>>,
+                    key: &dyn Fn(&str) -> String,
+                    kind: &str| {
+        let mut text = format!(
+            "a {kind} cycle: {} (shortest through the first: {})",
+            scc.join(", "),
+            shortest_cycle(graph, scc).join(" → ")
+        );
+        for ((from, to), ev) in &all {
+            let (f, t) = (key(from), key(to));
+            if f != t && scc.contains(&f) && scc.contains(&t) {
+                text.push_str(&format!("\n  {from} → {to}:"));
+                for e in ev.iter().take(3) {
+                    text.push_str(&format!("\n    {e}"));
+                }
+                if ev.len() > 3 {
+                    text.push_str(&format!("\n    (and {} more)", ev.len() - 3));
+                }
+            }
+        }
+        text
+    };
     for scc in cycles(&folders) {
-        problems.push(describe(&scc, &|m| folder(m).to_string(), "folder"));
+        problems.push(describe(
+            &scc,
+            &folders,
+            &|m| folder(m).to_string(),
+            "folder",
+        ));
     }
     for scc in cycles(&files) {
-        problems.push(describe(&scc, &|m| m.to_string(), "module"));
+        problems.push(describe(&scc, &files, &|m| m.to_string(), "module"));
     }
     Report {
         edges: all,
@@ -1022,6 +1071,59 @@ fn modules_depend_one_way_without_cycles() {
         report.problems.len(),
         report.problems.join("\n\n")
     );
+}
+
+#[test]
+fn problems_planted_in_the_real_sources_are_found() {
+    let real = sources();
+    let before: BTreeSet<String> = check(&real, EXCEPTIONS).problems.into_iter().collect();
+    let mut planted = real.clone();
+    for (file, text) in &mut planted {
+        if file == "src/scim/error.rs" {
+            text.push_str("\nfn up() -> Option<crate::flows::paging::Pager> { None }\n");
+        }
+    }
+    planted.push((
+        "src/flows/extra.rs".into(),
+        "//! x\nuse crate::flows::{paging::*};\nimpl Pager {\n    fn more(&self) {}\n}\n".into(),
+    ));
+    let report = check(&planted, EXCEPTIONS);
+    let new: Vec<&String> = report
+        .problems
+        .iter()
+        .filter(|p| !before.contains(*p))
+        .collect();
+    assert_eq!(new.len(), 2, "{new:#?}");
+    assert!(
+        new.iter().any(|p| p.starts_with("src/scim/error.rs:")
+            && p.contains("scim::error → flows::paging goes up from scim to flows")),
+        "{new:#?}"
+    );
+    assert!(
+        new.iter().any(
+            |p| p.starts_with("a module cycle: flows::extra, flows::paging")
+                && p.contains("src/flows/extra.rs:3: impl Pager: flows::paging's type has methods")
+        ),
+        "{new:#?}"
+    );
+}
+
+#[test]
+fn the_checker_finds_every_cycle() {
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        ("a", vec!["b"]),
+        ("b", vec!["c", "a"]),
+        ("c", vec!["a"]),
+        ("d", vec!["e"]),
+        ("e", vec!["d"]),
+        ("f", vec!["a"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+    .collect();
+    let found = cycles(&graph);
+    assert_eq!(found, [vec!["a", "b", "c"], vec!["d", "e"]]);
+    assert_eq!(shortest_cycle(&graph, &found[0]), ["a", "b", "a"]);
 }
 
 #[test]
@@ -1194,6 +1296,26 @@ fn a_dependency_up_the_layers_fails_with_its_line() {
             direction()
         )]
     );
+}
+
+#[test]
+fn folders_of_one_layer_may_not_depend_on_each_other_both_ways() {
+    let report = check(
+        &planted(&[
+            (
+                "src/http.rs",
+                "//! x\npub struct Response;\nfn f() { crate::hex::encode() }\n",
+            ),
+            (
+                "src/hex.rs",
+                "//! x\npub fn encode() {}\nimpl crate::http::Response {}\n",
+            ),
+        ]),
+        &[],
+    );
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    assert!(report.problems[0].starts_with("a folder cycle: hex, http"));
+    assert!(report.problems[1].starts_with("a module cycle: hex, http"));
 }
 
 #[test]
