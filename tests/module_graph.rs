@@ -428,17 +428,48 @@ fn type_path(toks: &[Token], mut i: usize) -> (Vec<String>, usize) {
     (path, i)
 }
 
+/// A path written inside `nest` inline `mod x { … }` blocks, as seen from the file's module
+/// (the graph's node): their `super::`s climb to the file first.
+fn from_file(mut path: Vec<String>, nest: usize) -> Vec<String> {
+    let supers = path.iter().take_while(|s| *s == "super").count();
+    if nest > 0 && supers > 0 {
+        path.drain(..supers.min(nest));
+        if supers <= nest {
+            path.insert(0, "self".into());
+        }
+    }
+    path
+}
+
 fn facts(toks: &[Token]) -> Facts {
     let mut f = Facts::default();
     let mut depth = 0usize;
+    // The depths inside the inline modules the scan is in.
+    let mut inline: Vec<usize> = Vec::new();
     let mut i = 0;
     while i < toks.len() {
         let prev = if i == 0 { None } else { toks.get(i - 1) };
         match &toks[i].tok {
             Tok::Punct('{') => depth += 1,
-            Tok::Punct('}') => depth = depth.saturating_sub(1),
+            Tok::Punct('}') => {
+                depth = depth.saturating_sub(1);
+                if inline.last().is_some_and(|d| *d > depth) {
+                    inline.pop();
+                }
+            }
+            Tok::Ident(w)
+                if w == "mod"
+                    && ident(toks.get(i + 1)).is_some()
+                    && is_punct(toks.get(i + 2), '{') =>
+            {
+                inline.push(depth + 1);
+            }
             Tok::Ident(w) if w == "use" => {
+                let from = f.imports.len();
                 i = use_tree(toks, i + 1, Vec::new(), &mut f.imports);
+                for imp in &mut f.imports[from..] {
+                    imp.path = from_file(std::mem::take(&mut imp.path), inline.len());
+                }
                 continue;
             }
             Tok::Ident(w)
@@ -501,7 +532,7 @@ fn facts(toks: &[Token]) -> Facts {
                     }
                 }
                 if path.len() > 1 {
-                    f.paths.push((path, line));
+                    f.paths.push((from_file(path, inline.len()), line));
                     i = j;
                     continue;
                 }
@@ -712,7 +743,8 @@ fn edges(krate: &Crate) -> Edges {
             }
         }
         for (path, line) in &m.facts.paths {
-            if let Some(target) = krate.resolve(name, path, 0) {
+            // A path to a module alone (`pub(in crate::flows)`) uses nothing in it.
+            if let Some(target @ Target::Item(..)) = krate.resolve(name, path, 0) {
                 let to = krate.home(target);
                 add(
                     name,
@@ -1316,6 +1348,24 @@ fn folders_of_one_layer_may_not_depend_on_each_other_both_ways() {
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
     assert!(report.problems[0].starts_with("a folder cycle: hex, http"));
     assert!(report.problems[1].starts_with("a module cycle: hex, http"));
+}
+
+#[test]
+fn paths_in_inline_modules_climb_to_their_file() {
+    let report = check(
+        &planted(&[
+            ("src/flows/a.rs", "//! x\npub struct A;\n"),
+            (
+                "src/flows/b.rs",
+                "//! x\npub struct B;\nmod inner {\n    use super::B;\n    \
+                 fn f() -> super::super::a::A { todo!() }\n}\n\
+                 pub(in crate::flows) fn g() {}\n",
+            ),
+        ]),
+        &[],
+    );
+    let edges: Vec<_> = report.edges.keys().collect();
+    assert_eq!(edges, [&("flows::b".to_string(), "flows::a".to_string())]);
 }
 
 #[test]
