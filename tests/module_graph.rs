@@ -1025,8 +1025,13 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 /// The library's files as (`src/…`, text) (not `src/bin`, which uses the library from outside).
+/// `MODULE_GRAPH_ROOT` points the check at another checkout (e.g. a branch before a merge:
+/// `git archive BRANCH src | tar -x -C DIR`).
 fn sources() -> Vec<(String, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let other = std::env::var_os("MODULE_GRAPH_ROOT").map(std::path::PathBuf::from);
+    let root = other
+        .as_deref()
+        .unwrap_or(Path::new(env!("CARGO_MANIFEST_DIR")));
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
     files
