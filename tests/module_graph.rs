@@ -547,6 +547,19 @@ fn facts(toks: &[Token]) -> Facts {
 // ---------------------------------------------------------------------------------------
 // The crate: modules named from their files, paths resolved to the module that defines what
 // they name.
+//
+// The resolver is pragmatic, not rustc's. A path counts when it starts at `crate`, `self`,
+// `super`, a child module's name or a module the file imported (`use a::b::{self}`), then
+// takes the longest run of known modules; its next segment is the item, followed through the
+// module's own imports (named ones, then globs, `pub` or not since children see them too) to
+// the module that defines it, so `crate::scim::filter::Filter` is an edge to `filter::ast`.
+// An impl block's type is found in the file's own top-level items, then its named imports
+// (`as` aliases included), then its globs, in that order; generic parameters and types from
+// std or other crates are no edge. What it does not see: a method called on a value whose
+// type came from elsewhere (the import that brought the type in is the edge), paths built
+// inside macros, type aliases (a `type X = a::Y;` points at X's module, not at a's), and a
+// local name shadowing an imported one. `#[cfg(test)]` items are left out: tests may use
+// anything.
 
 struct Module {
     /// `flows::exchange`, `config` (for `config/mod.rs`), `lib`.
