@@ -253,35 +253,6 @@ pub fn parse_group_body(body: &[u8]) -> Result<GroupWrite, ScimError> {
     })
 }
 
-/// How many member ids a Group request body names (`members` lists, and PATCH operations on
-/// `members`), to bound what one request can make the gateway do.
-pub fn member_count(body: &[u8]) -> usize {
-    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
-        return 0;
-    };
-    let len = |v: Option<&Value>| v.and_then(Value::as_array).map(Vec::len).unwrap_or(0);
-    let Some(obj) = doc.as_object() else {
-        return 0;
-    };
-    let mut n = len(get_ci(obj, "members"));
-    for op in get_ci(obj, "Operations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(op) = op.as_object() else { continue };
-        let on_members = get_ci(op, "path")
-            .and_then(Value::as_str)
-            .is_some_and(|p| p.trim().to_ascii_lowercase().starts_with("members"));
-        let value = get_ci(op, "value");
-        n = n.saturating_add(if on_members { len(value) } else { 0 });
-        if let Some(Value::Object(v)) = value {
-            n = n.saturating_add(len(get_ci(v, "members")));
-        }
-    }
-    n
-}
-
 /// Builds the Drupal calls for groups.
 pub struct GroupCalls<'a> {
     pub jsonapi: &'a str,

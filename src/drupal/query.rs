@@ -1,34 +1,7 @@
-//! Query strings: decoding what SCIM clients send (both `%20` and form-style `+`) and
-//! encoding values into Drupal query strings so no input can add or change a parameter.
+//! Drupal query strings: values encoded so no input can add or change a parameter (SCIM's
+//! own query strings are decoded in `flows::request`).
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-
-/// Splits `path?query` into the path and decoded `(name, value)` pairs.
-pub fn split_path(raw: &str) -> (&str, &str) {
-    match raw.split_once('?') {
-        Some((p, q)) => (p, q),
-        None => (raw, ""),
-    }
-}
-
-/// Decodes a query string. `+` means space (HTML form encoding, as Entra sends it).
-/// Invalid UTF-8 after decoding is an error, not a silent replacement.
-pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for part in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = part.split_once('=').unwrap_or((part, ""));
-        out.push((decode_component(name)?, decode_component(value)?));
-    }
-    Ok(out)
-}
-
-fn decode_component(s: &str) -> Result<String, String> {
-    let spaced = s.replace('+', " ");
-    percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| format!("query parameter `{s}` is not valid UTF-8 once decoded"))
-}
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Characters left as they are in a query value: RFC 3986 unreserved only. Everything
 /// else, including `&`, `=`, `[`, `]`, `+`, `%` and `#`, is percent-encoded.
@@ -109,14 +82,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_plus_and_percent_spaces_alike() {
-        let a = parse_query("filter=userName+eq+%22jane%40example.com%22").unwrap();
-        let b = parse_query("filter=userName%20eq%20%22jane@example.com%22").unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a[0].1, "userName eq \"jane@example.com\"");
-    }
-
-    #[test]
     fn encoded_values_cannot_inject_parameters() {
         let mut q = DrupalQuery::new();
         q.push("filter[name]", "a&filter[mail]=x#y+z%");
@@ -132,10 +97,5 @@ mod tests {
         q.push("filter[g][condition][path]", "name")
             .push("page[limit]", "50");
         assert_eq!(q.build(), "?filter[g][condition][path]=name&page[limit]=50");
-    }
-
-    #[test]
-    fn invalid_utf8_is_an_error() {
-        assert!(parse_query("filter=%FF").is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Adopting existing accounts (`adopt: "mail"`): an IdP's lookup or create of a person
 //! resolves, by e-mail, to the Drupal account the person already has (`drupal::adopt`
 //! decides which; `adoption` holds the flow's state and how users are shown and written).
+//! The steps here serve the user list (a lookup) and the user create.
 
 use crate::config::Config;
 use crate::drupal::adopt::{self, Verdict};
@@ -9,192 +10,197 @@ use crate::drupal::jsonapi::{self, DRUPAL_PAGE_MAX};
 use crate::drupal::user_filter;
 use crate::flows::adoption::{AdoptFlow, AdoptedOn, Adoption, Purpose};
 use crate::flows::discovery;
-use crate::flows::exchange::{Exchange, State};
-use crate::flows::lists::read_page;
-use crate::flows::membership::{user_lock_key, Env};
+use crate::flows::flow::Cx;
+use crate::flows::membership::user_lock_key;
 use crate::flows::request::ListRequest;
-use crate::flows::users::read_user;
-use crate::http::{scim_json as json_response, DrupalReply, Step};
+use crate::flows::scope::Held;
+use crate::flows::user_save::{self, Save};
+use crate::flows::user_view::{read_page, read_user, user_calls, UserView};
+use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Step};
 use crate::scim::error::ScimError;
 use crate::scim::filter::parse_filter;
 use crate::scim::user::UserWrite;
 use serde_json::Value;
 
-impl Exchange {
-    /// With adopting on, a lookup by identity resolves like a create would (`Some`: the
-    /// candidate read is planned); any other filter naming userName is about the address.
-    pub(crate) fn start_adopt_lookup(
-        &mut self,
-        config: &Config,
-        list: &mut ListRequest,
-    ) -> Result<Option<Step>, ScimError> {
-        if !config.adopt.by_mail {
-            return Ok(None);
+/// What an adoption does next.
+pub(crate) enum AdoptThen {
+    /// Another page of candidates, or the write to the adopted account.
+    Read(Box<AdoptFlow>, DrupalCall),
+    /// Nobody to adopt: the create goes ahead as a new account.
+    Save(Save, DrupalCall),
+    Answer(Step),
+}
+
+/// With adopting on, a lookup by identity resolves like a create would (`Some`: the
+/// candidate read is planned); any other filter naming userName is about the address.
+pub(crate) fn lookup(
+    config: &Config,
+    list: &mut ListRequest,
+) -> Result<Option<(AdoptFlow, DrupalCall)>, ScimError> {
+    if !config.adopt.by_mail {
+        return Ok(None);
+    }
+    let Some(text) = list.filter.as_deref() else {
+        return Ok(None);
+    };
+    // A filter that does not parse is reported by the list's own translation.
+    let Ok(parsed) = parse_filter(text) else {
+        return Ok(None);
+    };
+    // Only an address can be an identity; `userName eq "bob"` is about addresses as any
+    // other userName filter is (and finds nobody with the address "bob").
+    if let Some(identity) = adopt::identity_lookup(&parsed).filter(|i| i.contains('@')) {
+        let purpose = Purpose::Lookup {
+            start_index: list.start_index,
+            count: list.count,
+        };
+        return candidates(config, identity.to_string(), purpose).map(Some);
+    }
+    if let Some(rewritten) = adopt::filter_on_mail(&parsed) {
+        list.filter = Some(rewritten);
+    }
+    Ok(None)
+}
+
+/// A create, once its name and address locks are held: which account is the person's.
+pub(crate) fn create(
+    config: &Config,
+    write: UserWrite,
+) -> Result<(AdoptFlow, DrupalCall), ScimError> {
+    let identity = write
+        .fields
+        .get("mail")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    candidates(config, identity, Purpose::Create { write })
+}
+
+fn candidates(
+    config: &Config,
+    identity: String,
+    purpose: Purpose,
+) -> Result<(AdoptFlow, DrupalCall), ScimError> {
+    let query = user_filter::translate(&adopt::candidates_filter(&identity), &config.mapping)?;
+    let call = user_calls(config).list_users(&query.conditions, None, 0, DRUPAL_PAGE_MAX);
+    let flow = AdoptFlow {
+        identity,
+        purpose,
+        conditions: query.conditions,
+        next_offset: DRUPAL_PAGE_MAX,
+        candidates: Vec::new(),
+    };
+    Ok((flow, call))
+}
+
+/// A reply to an adoption's read or write. A create that adopts takes the account's lock
+/// into `held`; an adoption made is set in `adopted`.
+pub(crate) fn on_reply(
+    mut flow: Box<AdoptFlow>,
+    cx: &mut Cx<'_, '_>,
+    view: &UserView,
+    reply: &DrupalReply,
+    held: &mut Held,
+    adopted: &mut Option<Adoption>,
+) -> Result<AdoptThen, ScimError> {
+    let config = cx.config;
+    if let Purpose::Writing { uid } = flow.purpose {
+        let doc = jsonapi::expect_document(reply, &[200])?;
+        let user = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
+        *adopted = Some(Adoption {
+            uid,
+            on: AdoptedOn::Create,
+        });
+        return Ok(AdoptThen::Answer(view.user_response(
+            201,
+            &user,
+            &config.mapping,
+        )));
+    }
+    let page = read_page(reply, config)?;
+    flow.candidates.extend(page.users);
+    if page.has_next {
+        if flow.next_offset
+            >= config
+                .limits
+                .max_checked_pages
+                .saturating_mul(DRUPAL_PAGE_MAX)
+        {
+            return Err(ScimError::conflict(
+                "Too many Drupal accounts look like this address to decide which is the person's.",
+            ));
         }
-        let Some(text) = list.filter.as_deref() else {
-            return Ok(None);
-        };
-        // A filter that does not parse is reported by the list's own translation.
-        let Ok(parsed) = parse_filter(text) else {
-            return Ok(None);
-        };
-        // Only an address can be an identity; `userName eq "bob"` is about addresses as any
-        // other userName filter is (and finds nobody with the address "bob").
-        if let Some(identity) = adopt::identity_lookup(&parsed).filter(|i| i.contains('@')) {
-            let purpose = Purpose::Lookup {
-                start_index: list.start_index,
-                count: list.count,
+        let call = user_calls(config).list_users(
+            &flow.conditions,
+            None,
+            flow.next_offset,
+            DRUPAL_PAGE_MAX,
+        );
+        flow.next_offset = flow.next_offset.saturating_add(DRUPAL_PAGE_MAX);
+        return Ok(AdoptThen::Read(flow, call));
+    }
+    let verdict = adopt::classify(&flow.identity, &flow.candidates, &config.protection);
+    if let Some(e) = verdict.refusal() {
+        return Err(e);
+    }
+    let found = verdict
+        .uid()
+        .and_then(|uid| flow.candidates.iter().find(|u| u.uid == uid).cloned());
+    match std::mem::replace(&mut flow.purpose, Purpose::Writing { uid: 0 }) {
+        Purpose::Lookup { start_index, count } => {
+            let mut resources = Vec::new();
+            if let Some(user) = &found {
+                if matches!(verdict, Verdict::Adopt { .. }) {
+                    *adopted = Some(Adoption {
+                        uid: user.uid,
+                        on: AdoptedOn::Lookup,
+                    });
+                }
+                if start_index <= 1 && count > 0 {
+                    resources.push(view.scim_user(user, &config.mapping));
+                }
+            }
+            let total = usize::from(found.is_some());
+            Ok(AdoptThen::Answer(json_response(
+                200,
+                &discovery::list_response(resources, total, start_index),
+                vec![],
+            )))
+        }
+        Purpose::Create { write } => {
+            let calls = user_calls(config);
+            let Some(user) = found else {
+                // The candidates' read folds case as the database does; the uniqueness
+                // read also catches non-ASCII case variants (`drupal::unique`).
+                let call = calls.create_user(&write.fields, write.password.as_deref());
+                let expect = Expect::Created(write.fields.clone());
+                let (save, call) = user_save::save(config, &write.fields, None, call, 201, expect);
+                return Ok(AdoptThen::Save(save, call));
             };
-            return self
-                .start_candidates(config, identity.to_string(), purpose)
-                .map(Some);
-        }
-        if let Some(rewritten) = adopt::filter_on_mail(&parsed) {
-            list.filter = Some(rewritten);
-        }
-        Ok(None)
-    }
-
-    /// A create, once its name and address locks are held: which account is the person's.
-    pub(crate) fn start_adopt_create(
-        &mut self,
-        config: &Config,
-        write: UserWrite,
-    ) -> Result<Step, ScimError> {
-        let identity = write
-            .fields
-            .get("mail")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        self.start_candidates(config, identity, Purpose::Create { write })
-    }
-
-    fn start_candidates(
-        &mut self,
-        config: &Config,
-        identity: String,
-        purpose: Purpose,
-    ) -> Result<Step, ScimError> {
-        let query = user_filter::translate(&adopt::candidates_filter(&identity), &config.mapping)?;
-        let call = Self::calls(config).list_users(&query.conditions, None, 0, DRUPAL_PAGE_MAX);
-        let flow = AdoptFlow {
-            identity,
-            purpose,
-            conditions: query.conditions,
-            next_offset: DRUPAL_PAGE_MAX,
-            candidates: Vec::new(),
-        };
-        self.call(State::Adopt(Box::new(flow)), vec![call])
-    }
-
-    pub(crate) fn continue_adopt(
-        &mut self,
-        config: &Config,
-        mut flow: Box<AdoptFlow>,
-        replies: &[DrupalReply],
-        env: &mut Env,
-    ) -> Result<Step, ScimError> {
-        let reply = replies.first().unwrap_or(&DrupalReply::Failed);
-        if let Purpose::Writing { uid } = flow.purpose {
-            let doc = jsonapi::expect_document(reply, &[200])?;
-            let user = read_user(&doc, doc.get("data").unwrap_or(&Value::Null), config)?;
-            self.adopted = Some(Adoption {
-                uid,
-                on: AdoptedOn::Create,
-            });
-            return Ok(self.user_response(201, &user, &config.mapping));
-        }
-        let page = read_page(reply, config)?;
-        flow.candidates.extend(page.users);
-        if page.has_next {
-            if flow.next_offset
-                >= config
-                    .limits
-                    .max_checked_pages
-                    .saturating_mul(DRUPAL_PAGE_MAX)
-            {
-                return Err(ScimError::conflict(
-                    "Too many Drupal accounts look like this address to decide which is the person's.",
-                ));
+            if !held.take(cx.scope, user_lock_key(&user.uuid)) {
+                return Err(ScimError::new(
+                    503,
+                    None,
+                    "Another request is changing the account with this address; retry.",
+                )
+                .with_header("retry-after", "1"));
             }
-            let call = Self::calls(config).list_users(
-                &flow.conditions,
-                None,
-                flow.next_offset,
-                DRUPAL_PAGE_MAX,
-            );
-            flow.next_offset = flow.next_offset.saturating_add(DRUPAL_PAGE_MAX);
-            return self.call(State::Adopt(flow), vec![call]);
+            let mut fields = write.fields;
+            adopt::keep_login_name(&mut fields, Some(&flow.identity), config.adopt.rename);
+            // The person keeps the password they sign in with; later writes may set one.
+            let call = calls.update_user(&user.uuid, &fields, None);
+            flow.purpose = Purpose::Writing { uid: user.uid };
+            Ok(AdoptThen::Read(flow, call))
         }
-        let verdict = adopt::classify(&flow.identity, &flow.candidates, &config.protection);
-        if let Some(e) = verdict.refusal() {
-            return Err(e);
-        }
-        let found = verdict
-            .uid()
-            .and_then(|uid| flow.candidates.iter().find(|u| u.uid == uid).cloned());
-        match std::mem::replace(&mut flow.purpose, Purpose::Writing { uid: 0 }) {
-            Purpose::Lookup { start_index, count } => {
-                let mut resources = Vec::new();
-                if let Some(user) = &found {
-                    if matches!(verdict, Verdict::Adopt { .. }) {
-                        self.adopted = Some(Adoption {
-                            uid: user.uid,
-                            on: AdoptedOn::Lookup,
-                        });
-                    }
-                    if start_index <= 1 && count > 0 {
-                        resources.push(self.scim_user(user, &config.mapping));
-                    }
-                }
-                let total = usize::from(found.is_some());
-                Ok(json_response(
-                    200,
-                    &discovery::list_response(resources, total, start_index),
-                    vec![],
-                ))
-            }
-            Purpose::Create { write } => {
-                let calls = Self::calls(config);
-                let Some(user) = found else {
-                    // The candidates' read folds case as the database does; the uniqueness
-                    // read also catches non-ASCII case variants (`drupal::unique`).
-                    let call = calls.create_user(&write.fields, write.password.as_deref());
-                    let expect = Expect::Created(write.fields.clone());
-                    return self.write_when_unique(config, &write.fields, None, call, 201, expect);
-                };
-                let key = user_lock_key(&user.uuid);
-                if !env
-                    .locks
-                    .try_lock(&key, env.owner, env.now_ms, env.lock_ttl_ms)
-                {
-                    return Err(ScimError::new(
-                        503,
-                        None,
-                        "Another request is changing the account with this address; retry.",
-                    )
-                    .with_header("retry-after", "1"));
-                }
-                self.held.push(key);
-                let mut fields = write.fields;
-                adopt::keep_login_name(&mut fields, Some(&flow.identity), config.adopt.rename);
-                // The person keeps the password they sign in with; later writes may set one.
-                let call = calls.update_user(&user.uuid, &fields, None);
-                flow.purpose = Purpose::Writing { uid: user.uid };
-                self.call(State::Adopt(flow), vec![call])
-            }
-            Purpose::Writing { .. } => {
-                Err(ScimError::internal("The adoption was already written."))
-            }
-        }
+        Purpose::Writing { .. } => Err(ScimError::internal("The adoption was already written.")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flows::exchange::begin;
+    use crate::flows::exchange::{begin, Exchange};
+    use crate::flows::scope::LockScope;
     use crate::http::{DrupalCall, Request, Response};
     use crate::runtime::locks::MemoryLocks;
     use serde_json::json;
@@ -274,8 +280,8 @@ mod tests {
                 locks: MemoryLocks::default(),
             }
         }
-        fn env(&mut self) -> Env<'_> {
-            Env {
+        fn env(&mut self) -> LockScope<'_> {
+            LockScope {
                 locks: &mut self.locks,
                 now_ms: 1,
                 owner: "test",

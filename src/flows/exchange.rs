@@ -1,558 +1,265 @@
-//! The router: one SCIM request from start to finish, as a small state machine that never
-//! performs IO. `begin` takes the request, checks it (`request`) and routes it to its flow
-//! (`users`, `lists`, `root_search`, `groups`, `discovery`), returning the Drupal calls to
-//! make (or the answer); `resume` takes Drupal's replies and returns the next calls or the
-//! final answer. The flows are `impl Exchange` blocks in their own modules.
+//! The router: one SCIM request from start to finish, never performing IO. `begin` takes the
+//! request, authenticates it, checks it (`request`) and starts the flow of its operation
+//! (`user_read`, `user_create`, `user_edit`, `user_list`, `root_search`, `group_ops`; the
+//! discovery documents answer at once), returning the Drupal calls to make or the answer;
+//! `resume` feeds Drupal's replies to the flow until it answers, then releases what it held.
 
 use crate::config::Config;
-use crate::drupal::groups::GroupCalls;
-use crate::drupal::jsonapi::{self, Calls, DrupalUser};
-use crate::drupal::query::{parse_query, split_path};
-use crate::drupal::user_filter::UserQuery;
+use crate::drupal::jsonapi;
+use crate::flows::adoption::Adoption;
+use crate::flows::audit::Outcome;
 use crate::flows::auth;
 use crate::flows::discovery;
-use crate::flows::groups::GroupFlow;
-use crate::flows::membership::Env;
-use crate::flows::paging::{Pager, Read};
-use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Request, Step};
+use crate::flows::flow::{started, Cx, Flow, Started};
+use crate::flows::group_ops::GroupOps;
+use crate::flows::groups::LeftOutReport;
+use crate::flows::request::{
+    base_url, check_content_type, check_filter_length, drupal_sort, is_scim_path, member_count,
+    no_groups, not_implemented, only_get, parse_int, parse_query, query_param, split_path,
+    user_not_found, window, ListRequest,
+};
+use crate::flows::root_search::RootSearch;
+use crate::flows::scope::LockScope;
+use crate::flows::user_create::UserCreate;
+use crate::flows::user_edit::UserEdit;
+use crate::flows::user_list::UserList;
+use crate::flows::user_read::UserRead;
+use crate::flows::user_view::UserView;
+use crate::http::{scim_json as json_response, DrupalReply, Request, Step};
 use crate::scim::error::{ScimError, ScimType};
-use crate::scim::filter::Filter;
-use crate::scim::patch::{self, Operation};
 use crate::scim::projection::Projection;
-use crate::scim::user::UserWrite;
-use serde_json::Value;
 
-use crate::flows::request::*;
-
-#[derive(Debug)]
 pub struct Exchange {
     /// The label of the token that authenticated the request (for logs and metrics).
     pub token_label: String,
-    pub(crate) base_url: String,
-    pub(crate) projection: Projection,
-    pub(crate) state: State,
-    /// `POST /.search` at the base URL with Groups configured: Users first, then Groups.
-    pub(crate) root_search: Option<RootSearch>,
-    /// Locks this request holds until it answers (names and addresses being created).
-    pub(crate) held: Vec<String>,
     /// Group membership changes left out because the accounts are read-only to SCIM (for
     /// the site's log line and counter; the IdP sees a `Warning` header).
-    pub left_out: Option<crate::flows::groups::LeftOutReport>,
+    pub left_out: Option<LeftOutReport>,
     /// What the request was about and did, for the host's log line.
-    pub outcome: crate::flows::audit::Outcome,
+    pub outcome: Outcome,
     /// An existing account this request adopted (`adopt: "mail"`), for metrics and logs.
-    pub adopted: Option<crate::flows::adoption::Adoption>,
-    /// `adopt: "mail"`: users show their e-mail address as userName.
-    pub(crate) adopt_view: bool,
+    pub adopted: Option<Adoption>,
+    /// The operation's flow until it answers.
+    flow: Option<Box<dyn Flow>>,
 }
 
-/// A search across both resource types: one index space, Users then Groups.
-#[derive(Debug)]
-pub(crate) struct RootSearch {
-    pub(crate) start_index: usize,
-    pub(crate) count: usize,
-    pub(crate) filter: Option<String>,
-    pub(crate) users: Option<(Vec<Value>, usize)>,
-}
-
-#[derive(Debug)]
-pub(crate) enum State {
-    Done,
-    GetUser {
-        if_none_match: Option<String>,
-    },
-    /// A create waits for another request creating the same name or address.
-    CreateWaiting {
-        write: UserWrite,
-        waits: u32,
-        since: u64,
-    },
-    /// A PUT, PATCH or DELETE waits for another request writing the same user (membership
-    /// changes take the same lock).
-    EditWaiting {
-        id: String,
-        edit: UserEdit,
-        waits: u32,
-        since: u64,
-    },
-    /// An update landed on an account the gateway retired after it was read (a DELETE in
-    /// another Envoy): it was put back into its retired state; the answer is 404.
-    Reretired,
-    Written {
-        status: u16,
-        expect: Box<crate::drupal::delivery::Expect>,
-    },
-    /// A write's reply did not say whether Drupal made it: Drupal is read back.
-    ReadBack {
-        expect: Box<crate::drupal::delivery::Expect>,
-        failure: DrupalReply,
-    },
-    /// A write waits for the read of the accounts whose name or address could clash.
-    UniqueCheck {
-        claim: crate::drupal::unique::Claim,
-        write: DrupalCall,
-        status: u16,
-        expect: Box<crate::drupal::delivery::Expect>,
-    },
-    PutLookup {
-        write: UserWrite,
-        if_match: Option<String>,
-    },
-    PatchLookup {
-        ops: Vec<Operation>,
-        if_match: Option<String>,
-    },
-    DeleteLookup {
-        uuid: String,
-        if_match: Option<String>,
-    },
-    DeleteCancelled {
-        uuid: String,
-    },
-    DeleteRetired {
-        uuid: String,
-    },
-    DeleteHard {
-        uuid: String,
-    },
-    ListWindow(Box<ListWindow>),
-    ListWalk(Box<ListWalk>),
-    Group(Box<GroupFlow>),
-    Adopt(Box<crate::flows::adoption::AdoptFlow>),
-}
-
-/// A write to an existing user, before its lookup.
-#[derive(Debug)]
-pub(crate) enum UserEdit {
-    Put {
-        write: UserWrite,
-        if_match: Option<String>,
-    },
-    Patch {
-        ops: Vec<patch::Operation>,
-        if_match: Option<String>,
-    },
-    Delete {
-        if_match: Option<String>,
-    },
-}
-
-impl UserEdit {
-    /// What the read before the write needs of the user, where that is less than all of it:
-    /// who the account is (uid, `name`, `init` for the retired mark, `roles` for
-    /// `protection`, the label that tells Drupal's anonymous view of an account and its
-    /// anonymous user apart), and for a PUT the address too (only a changed name or address takes the
-    /// uniqueness read). With `If-Match` the version needs every mapped field, and a PATCH
-    /// applies its operations to the whole resource.
-    pub(crate) fn read_fields(&self) -> Option<&'static str> {
-        match self {
-            UserEdit::Put { if_match: None, .. } => {
-                Some("display_name,drupal_internal__uid,name,mail,init,roles")
-            }
-            UserEdit::Delete { if_match: None } => {
-                Some("display_name,drupal_internal__uid,name,init,roles")
-            }
-            _ => None,
-        }
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("token_label", &self.token_label)
+            .field("outcome", &self.outcome)
+            .field("answered", &self.flow.is_none())
+            .finish_non_exhaustive()
     }
-}
-
-/// A window of a list that Drupal can answer exactly: its pages are read concurrently, and
-/// the total is counted exactly alongside (`paging`).
-#[derive(Debug)]
-pub(crate) struct ListWindow {
-    pub(crate) start_index: usize,
-    pub(crate) count: usize,
-    pub(crate) conditions: Vec<(String, String)>,
-    pub(crate) sort: Option<String>,
-    pub(crate) pager: Pager,
-    /// The reads of the round in flight, in the order of its calls.
-    pub(crate) reads: Vec<Read>,
-    /// The window's pages: (offset, users).
-    pub(crate) pages: Vec<(usize, Vec<DrupalUser>)>,
-}
-
-/// Queries whose result the gateway checks itself (Drupal's answer is a superset) read every
-/// candidate page from the start, then cut the requested window.
-#[derive(Debug)]
-pub(crate) struct ListWalk {
-    pub(crate) query: UserQuery,
-    pub(crate) post_filter: Filter,
-    pub(crate) sort: Option<String>,
-    pub(crate) start_index: usize,
-    pub(crate) count: usize,
-    pub(crate) next_offset: usize,
-    /// How many users matched so far.
-    pub(crate) matched: usize,
-    /// The matches inside the window, with the resource the filter was checked on.
-    pub(crate) window: Vec<(DrupalUser, serde_json::Map<String, Value>)>,
 }
 
 /// Takes up a complete request. `None`: not under the SCIM base path, so not ours.
-pub fn begin(config: &Config, req: &Request, env: &mut Env) -> Option<(Exchange, Step)> {
+pub fn begin(config: &Config, req: &Request, scope: &mut LockScope) -> Option<(Exchange, Step)> {
     if !is_scim_path(config, &req.path) {
         return None;
     }
-    let base = base_url(config, req);
     let mut exchange = Exchange {
         token_label: String::new(),
-        base_url: base.clone().unwrap_or_default(),
-        projection: Projection::default(),
-        state: State::Done,
-        root_search: None,
-        held: Vec::new(),
         left_out: None,
-        outcome: crate::flows::audit::Outcome::for_path(&config.base_path, &req.path),
+        outcome: Outcome::for_path(&config.base_path, &req.path),
         adopted: None,
-        adopt_view: config.adopt.by_mail,
+        flow: None,
     };
     let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
         Err(e) => Step::Respond(e.into_response()),
         Ok(label) => {
             exchange.token_label = label.to_string();
-            let step = match base.and_then(|_| exchange.route(config, req, env)) {
-                Ok(step) => exchange.across_types(config, env, step),
-                Err(e) => exchange.fail(env, e),
+            let mut cx = Cx {
+                config,
+                scope,
+                outcome: &mut exchange.outcome,
             };
-            exchange.release_if_answered(env, &step);
-            step
+            let step = match base_url(config, req).and_then(|base| route(&mut cx, req, base)) {
+                Ok((flow, step)) => {
+                    exchange.flow = flow;
+                    step
+                }
+                Err(e) => Step::Respond(e.into_response()),
+            };
+            exchange.settle(scope, step)
         }
     };
     Some((exchange, step))
 }
 
 impl Exchange {
-    /// Ends the exchange with an error, releasing whatever it holds.
-    pub(crate) fn fail(&mut self, env: &mut Env, e: ScimError) -> Step {
-        if let State::Group(flow) = &mut self.state {
-            flow.abandon(env);
-            self.left_out = flow.take_left_out();
-        }
-        self.state = State::Done;
-        Step::Respond(e.into_response())
+    /// Feeds Drupal's replies (in the order of the calls) and returns what to do next.
+    pub fn resume(
+        &mut self,
+        config: &Config,
+        replies: Vec<DrupalReply>,
+        scope: &mut LockScope,
+    ) -> Step {
+        let step = match self.flow.as_mut() {
+            None => Step::Respond(
+                ScimError::internal("The request was already answered.").into_response(),
+            ),
+            Some(flow) => {
+                let mut cx = Cx {
+                    config,
+                    scope,
+                    outcome: &mut self.outcome,
+                };
+                flow.on_replies(&mut cx, replies)
+                    .unwrap_or_else(|e| Step::Respond(e.into_response()))
+            }
+        };
+        self.settle(scope, step)
     }
 
     /// The stream ended before the answer (the client went away, or Envoy's stream timeout):
     /// releases what the request holds at once, rather than at the lock time-out. A lock
     /// whose Drupal write may still be in flight is kept `write_grace_ms` more (the longest
     /// that write takes), so no other request writes the same user meanwhile.
-    pub fn abandon(&mut self, env: &mut Env, write_grace_ms: u64) {
-        if let State::Group(flow) = &mut self.state {
-            flow.abandon_mid_flight(env, write_grace_ms);
-        }
-        // These guard writes (creates) that may be in flight.
-        for key in self.held.drain(..) {
-            env.locks
-                .try_lock(&key, env.owner, env.now_ms, write_grace_ms);
-        }
-        self.state = State::Done;
-    }
-
-    pub(crate) fn group_calls(config: &Config) -> Option<GroupCalls<'_>> {
-        config.groups.as_ref().map(|groups| GroupCalls {
-            jsonapi: &config.drupal.jsonapi_prefix,
-            groups,
-            can_wait: config.wait_cluster.is_some(),
-        })
-    }
-
-    pub(crate) fn start_group(
-        &mut self,
-        config: &Config,
-        env: &mut Env,
-        flow: GroupFlow,
-    ) -> Result<Step, ScimError> {
-        let (Some(groups), Some(calls)) = (config.groups.as_ref(), Self::group_calls(config))
-        else {
-            return Err(no_groups());
-        };
-        let mut flow = Box::new(flow);
-        flow.set_max_checked_pages(config.limits.max_checked_pages);
-        flow.set_protection(config.protection.clone());
-        flow.set_member_limits(
-            groups.max_members_read,
-            config.limits.max_members_per_request,
-        );
-        let step = flow.step(groups, &calls, env);
-        self.state = State::Group(flow);
-        step
-    }
-
-    pub(crate) fn route(
-        &mut self,
-        config: &Config,
-        req: &Request,
-        env: &mut Env,
-    ) -> Result<Step, ScimError> {
-        let (path, query) = split_path(&req.path);
-        let rest = path
-            .get(config.base_path.len()..)
-            .unwrap_or_default()
-            .trim_end_matches('/');
-        let segments: Vec<&str> = rest.split('/').skip(1).collect();
-        let method = req.method.as_str();
-        let base = self.base_url.clone();
-        let mapping = &config.mapping;
-        if matches!(method, "POST" | "PUT" | "PATCH") {
-            check_content_type(req.header("content-type"))?;
-        }
-        if segments.first() == Some(&"Groups") {
-            let n = crate::drupal::groups::member_count(&req.body);
-            if n > config.limits.max_members_per_request {
-                return Err(ScimError::new(
-                    400,
-                    Some(ScimType::TooMany),
-                    format!(
-                        "The request names {n} members; at most {} are accepted in one request.",
-                        config.limits.max_members_per_request
-                    ),
-                ));
-            }
-        }
-
-        let params = parse_query(query).map_err(ScimError::invalid_value)?;
-        if let Some(f) = params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("filter"))
-            .map(|(_, v)| v)
-        {
-            check_filter_length(f, config)?;
-        }
-        let param = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        self.projection = Projection::from_query(param("attributes"), param("excludedAttributes"))?;
-        let discovery_doc = match segments.as_slice() {
-            ["ServiceProviderConfig"] => Some(Ok(discovery::service_provider_config(
-                &base,
-                config.limits.max_count,
-            ))),
-            ["ResourceTypes"] => Some(Ok(discovery::resource_types(&base, config))),
-            ["ResourceTypes", id] => Some(discovery::resource_type(&base, config, id)),
-            ["Schemas"] => Some(Ok(discovery::schemas(&base, config))),
-            ["Schemas", id] => Some(discovery::schema(&base, config, id)),
-            _ => None,
-        };
-        if let Some(doc) = discovery_doc {
-            only_get(method)?;
-            return Ok(json_response(200, &doc?, vec![]));
-        }
-        match segments.as_slice() {
-            ["Users"] => match method {
-                "GET" | "HEAD" => {
-                    let (start_index, count) = window(
-                        param("startIndex")
-                            .map(|v| parse_int("startIndex", v))
-                            .transpose()?,
-                        param("count").map(|v| parse_int("count", v)).transpose()?,
-                        config.limits.max_count,
-                    );
-                    let list = ListRequest {
-                        filter: param("filter").map(str::to_string),
-                        start_index,
-                        count,
-                        sort: drupal_sort(mapping, param("sortBy"), param("sortOrder"))?,
-                    };
-                    self.start_list(config, list, env)
-                }
-                "POST" => self.start_create(config, &req.body, env),
-                _ => Err(ScimError::method_not_allowed("GET, POST")),
-            },
-            [".search"] if config.groups.is_some() => match method {
-                "POST" => {
-                    let search = parse_search(&req.body)?;
-                    let (start_index, count) =
-                        window(search.start_index, search.count, config.limits.max_count);
-                    self.root_search = Some(RootSearch {
-                        start_index,
-                        count,
-                        filter: search.filter.clone(),
-                        users: None,
-                    });
-                    self.start_search(config, &req.body, env)
-                }
-                _ => Err(ScimError::method_not_allowed("POST")),
-            },
-            ["Users", ".search"] | [".search"] => match method {
-                "POST" => self.start_search(config, &req.body, env),
-                _ => Err(ScimError::method_not_allowed("POST")),
-            },
-            ["Users", id] => {
-                let known = jsonapi::is_uuid(id);
-                match method {
-                    "GET" | "HEAD" if known => {
-                        self.start_get(config, id, req.header("if-none-match"))
-                    }
-                    "PUT" if known => self.start_put(config, id, req, env),
-                    "PATCH" if known => self.start_patch(config, id, req, env),
-                    "DELETE" if known => self.start_delete(config, id, req.header("if-match"), env),
-                    "GET" | "HEAD" | "PUT" | "PATCH" | "DELETE" => Err(user_not_found(id)),
-                    _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
-                }
-            }
-            ["Groups"] | ["Groups", ".search"] | ["Groups", _] if config.groups.is_none() => {
-                Err(no_groups())
-            }
-            ["Groups"] => match method {
-                "GET" | "HEAD" => {
-                    let (start_index, count) = window(
-                        param("startIndex")
-                            .map(|v| parse_int("startIndex", v))
-                            .transpose()?,
-                        param("count").map(|v| parse_int("count", v)).transpose()?,
-                        config.limits.max_count,
-                    );
-                    let flow = GroupFlow::list(
-                        &base,
-                        self.projection.clone(),
-                        param("filter"),
-                        param("sortBy"),
-                        param("sortOrder"),
-                        start_index,
-                        count,
-                    )?;
-                    self.start_group(config, env, flow)
-                }
-                "POST" => {
-                    let groups = config.groups.as_ref().ok_or_else(no_groups)?;
-                    let flow =
-                        GroupFlow::create(&base, self.projection.clone(), groups, &req.body)?;
-                    self.start_group(config, env, flow)
-                }
-                _ => Err(ScimError::method_not_allowed("GET, POST")),
-            },
-            ["Groups", ".search"] => match method {
-                "POST" => {
-                    let search = parse_search(&req.body)?;
-                    self.projection = search.projection.clone();
-                    let (start_index, count) =
-                        window(search.start_index, search.count, config.limits.max_count);
-                    let flow = GroupFlow::list(
-                        &base,
-                        search.projection,
-                        search.filter.as_deref(),
-                        search.sort_by.as_deref(),
-                        search.sort_order.as_deref(),
-                        start_index,
-                        count,
-                    )?;
-                    self.start_group(config, env, flow)
-                }
-                _ => Err(ScimError::method_not_allowed("POST")),
-            },
-            ["Groups", id] => {
-                let groups = config.groups.as_ref().ok_or_else(no_groups)?;
-                if !jsonapi::is_uuid(id) {
-                    return match method {
-                        "GET" | "HEAD" | "PUT" | "PATCH" | "DELETE" => {
-                            Err(ScimError::not_found(format!("Group `{id}` not found.")))
-                        }
-                        _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
-                    };
-                }
-                let mut flow = match method {
-                    "GET" | "HEAD" => GroupFlow::get(&base, self.projection.clone(), id),
-                    "PUT" => {
-                        GroupFlow::replace(&base, self.projection.clone(), groups, id, &req.body)?
-                    }
-                    "PATCH" => {
-                        GroupFlow::patch(&base, self.projection.clone(), groups, id, &req.body)?
-                    }
-                    "DELETE" => GroupFlow::delete(&base, groups, id),
-                    _ => return Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
-                };
-                if method != "GET" && method != "HEAD" {
-                    // The group's version covers its name and externalId (see `Term::version`).
-                    flow.set_if_match(req.header("if-match"));
-                }
-                self.start_group(config, env, flow)
-            }
-            ["Me"] => Err(not_implemented("/Me")),
-            ["Bulk"] => Err(not_implemented("/Bulk")),
-            _ => Err(ScimError::not_found(format!(
-                "There is no SCIM endpoint at `{path}`; see {base}/ResourceTypes."
-            ))),
+    pub fn abandon(&mut self, scope: &mut LockScope, write_grace_ms: u64) {
+        if let Some(mut flow) = self.flow.take() {
+            flow.abandon(scope, write_grace_ms);
         }
     }
 
-    pub(crate) fn calls(config: &Config) -> Calls<'_> {
-        Calls {
-            jsonapi: &config.drupal.jsonapi_prefix,
-            mapping: &config.mapping,
-            groups: config.groups.as_ref(),
-        }
-    }
-
-    pub(crate) fn call(&mut self, state: State, calls: Vec<DrupalCall>) -> Result<Step, ScimError> {
-        self.state = state;
-        Ok(Step::Call(calls))
-    }
-
-    /// Feeds Drupal's replies (in the order of the calls) and returns what to do next.
-    pub fn resume(&mut self, config: &Config, replies: Vec<DrupalReply>, env: &mut Env) -> Step {
-        let step = self.resume_inner(config, replies, env);
-        let step = self.across_types(config, env, step);
-        self.release_if_answered(env, &step);
-        step
-    }
-
-    pub(crate) fn release_if_answered(&mut self, env: &mut Env, step: &Step) {
-        self.outcome.answered(step);
+    /// Once the flow answers: it lets go of its locks, and its report is kept for the host.
+    fn settle(&mut self, scope: &mut LockScope, step: Step) -> Step {
+        self.outcome.answered(&step);
         if matches!(step, Step::Respond(_)) {
-            for key in self.held.drain(..) {
-                env.locks.unlock(&key, env.owner);
+            if let Some(mut flow) = self.flow.take() {
+                flow.release(scope);
+                let report = flow.report();
+                self.adopted = report.adopted.or(self.adopted);
+                self.left_out = report.left_out;
             }
         }
+        step
     }
+}
 
-    pub(crate) fn resume_inner(
-        &mut self,
-        config: &Config,
-        replies: Vec<DrupalReply>,
-        env: &mut Env,
-    ) -> Step {
-        if let State::Group(flow) = &mut self.state {
-            let (Some(groups), Some(calls)) = (config.groups.as_ref(), Self::group_calls(config))
-            else {
-                return self.fail(env, no_groups());
-            };
-            let result = flow
-                .on_replies(groups, &calls, env, &replies)
-                .and_then(|()| flow.step(groups, &calls, env));
-            return match result {
-                Ok(Step::Respond(r)) => {
-                    self.left_out = flow.take_left_out();
-                    self.state = State::Done;
-                    Step::Respond(r)
+/// Starts the flow the request's method and path name (discovery documents answer at once).
+fn route(cx: &mut Cx<'_, '_>, req: &Request, base: String) -> Result<Started, ScimError> {
+    let config = cx.config;
+    let (path, query) = split_path(&req.path);
+    let rest = path
+        .get(config.base_path.len()..)
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let segments: Vec<&str> = rest.split('/').skip(1).collect();
+    let method = req.method.as_str();
+    if matches!(method, "POST" | "PUT" | "PATCH") {
+        check_content_type(req.header("content-type"))?;
+    }
+    if segments.first() == Some(&"Groups") {
+        let n = member_count(&req.body);
+        if n > config.limits.max_members_per_request {
+            return Err(ScimError::new(
+                400,
+                Some(ScimType::TooMany),
+                format!(
+                    "The request names {n} members; at most {} are accepted in one request.",
+                    config.limits.max_members_per_request
+                ),
+            ));
+        }
+    }
+    let params = parse_query(query).map_err(ScimError::invalid_value)?;
+    let param = |name: &str| query_param(&params, name);
+    if let Some(f) = param("filter") {
+        check_filter_length(f, config)?;
+    }
+    let view = UserView {
+        projection: Projection::from_query(param("attributes"), param("excludedAttributes"))?,
+        base_url: base,
+        adopt_view: config.adopt.by_mail,
+    };
+    let base = &view.base_url;
+    let discovery_doc = match segments.as_slice() {
+        ["ServiceProviderConfig"] => Some(Ok(discovery::service_provider_config(
+            base,
+            config.limits.max_count,
+        ))),
+        ["ResourceTypes"] => Some(Ok(discovery::resource_types(base, config))),
+        ["ResourceTypes", id] => Some(discovery::resource_type(base, config, id)),
+        ["Schemas"] => Some(Ok(discovery::schemas(base, config))),
+        ["Schemas", id] => Some(discovery::schema(base, config, id)),
+        _ => None,
+    };
+    if let Some(doc) = discovery_doc {
+        only_get(method)?;
+        return Ok((None, json_response(200, &doc?, vec![])));
+    }
+    match segments.as_slice() {
+        ["Users"] | ["Users", _] | [".search"] => users_route(cx, req, view, &segments, &params),
+        ["Groups"] | ["Groups", _] if config.groups.is_none() => Err(no_groups()),
+        ["Groups"] | ["Groups", _] => started(GroupOps::route(cx, &view, &segments, req, &params)),
+        ["Me"] => Err(not_implemented("/Me")),
+        ["Bulk"] => Err(not_implemented("/Bulk")),
+        _ => Err(ScimError::not_found(format!(
+            "There is no SCIM endpoint at `{path}`; see {base}/ResourceTypes."
+        ))),
+    }
+}
+
+/// `/Users`, `/Users/.search`, `/Users/{id}` and the root `/.search`.
+fn users_route(
+    cx: &mut Cx<'_, '_>,
+    req: &Request,
+    view: UserView,
+    segments: &[&str],
+    params: &[(String, String)],
+) -> Result<Started, ScimError> {
+    let config = cx.config;
+    let method = req.method.as_str();
+    let param = |name: &str| query_param(params, name);
+    match segments {
+        ["Users"] => match method {
+            "GET" | "HEAD" => {
+                let (start_index, count) = window(
+                    param("startIndex")
+                        .map(|v| parse_int("startIndex", v))
+                        .transpose()?,
+                    param("count").map(|v| parse_int("count", v)).transpose()?,
+                    config.limits.max_count,
+                );
+                let list = ListRequest {
+                    filter: param("filter").map(str::to_string),
+                    start_index,
+                    count,
+                    sort: drupal_sort(&config.mapping, param("sortBy"), param("sortOrder"))?,
+                };
+                started(UserList::start(cx, view, list))
+            }
+            "POST" => started(UserCreate::start(cx, view, &req.body)),
+            _ => Err(ScimError::method_not_allowed("GET, POST")),
+        },
+        [".search"] if config.groups.is_some() => match method {
+            "POST" => started(RootSearch::start(cx, view, &req.body)),
+            _ => Err(ScimError::method_not_allowed("POST")),
+        },
+        ["Users", ".search"] | [".search"] => match method {
+            "POST" => started(UserList::search(cx, view, &req.body)),
+            _ => Err(ScimError::method_not_allowed("POST")),
+        },
+        ["Users", id] => {
+            let known = jsonapi::is_uuid(id);
+            match method {
+                "GET" | "HEAD" if known => started(Ok(UserRead::start(
+                    config,
+                    view,
+                    id,
+                    req.header("if-none-match"),
+                ))),
+                "PUT" if known => started(UserEdit::put(cx, view, id, req)),
+                "PATCH" if known => started(UserEdit::patch(cx, view, id, req)),
+                "DELETE" if known => {
+                    started(UserEdit::delete(cx, view, id, req.header("if-match")))
                 }
-                Ok(step) => step,
-                Err(e) => self.fail(env, e),
-            };
+                "GET" | "HEAD" | "PUT" | "PATCH" | "DELETE" => Err(user_not_found(id)),
+                _ => Err(ScimError::method_not_allowed("GET, PUT, PATCH, DELETE")),
+            }
         }
-        let state = std::mem::replace(&mut self.state, State::Done);
-        let result = match state {
-            State::CreateWaiting {
-                write,
-                waits,
-                since,
-            } => self.create_when_free(config, write, waits, since, env),
-            State::EditWaiting {
-                id,
-                edit,
-                waits,
-                since,
-            } => self.edit_when_free(config, id, edit, waits, since, env),
-            State::ListWindow(w) => self.continue_window(config, w, &replies, env),
-            State::Adopt(flow) => self.continue_adopt(config, flow, &replies, env),
-            state => self.advance(config, state, replies),
-        };
-        match result {
-            Ok(step) => step,
-            Err(e) => self.fail(env, e),
-        }
+        _ => Err(ScimError::internal("Not a Users endpoint.")),
     }
 }
 
@@ -561,6 +268,9 @@ mod tests {
     #![allow(clippy::arithmetic_side_effects)]
     use super::*;
     use crate::config::UserDelete;
+    use crate::flows::request::{check_headers, classify, SEARCH_REQUEST_SCHEMA};
+    use crate::http::DrupalCall;
+    use serde_json::Value;
 
     use crate::config::{Config, DrupalConfig, TokenDigest};
     use crate::http::Response;
@@ -572,7 +282,7 @@ mod tests {
 
     fn begin_t(config: &Config, req: &Request) -> Option<(Exchange, Step)> {
         let mut locks = crate::runtime::locks::MemoryLocks::default();
-        let mut env = Env {
+        let mut env = LockScope {
             locks: &mut locks,
             now_ms: 1,
             owner: "test",
@@ -584,7 +294,7 @@ mod tests {
     impl Exchange {
         fn resume_t(&mut self, config: &Config, replies: Vec<DrupalReply>) -> Step {
             let mut locks = crate::runtime::locks::MemoryLocks::default();
-            let mut env = Env {
+            let mut env = LockScope {
                 locks: &mut locks,
                 now_ms: 1,
                 owner: "test",
@@ -1543,7 +1253,7 @@ mod tests {
             }
         }
         fn begin(&mut self, r: Request) -> (Exchange, Step) {
-            let mut env = Env {
+            let mut env = LockScope {
                 locks: &mut self.locks,
                 now_ms: 1,
                 owner: "t",
@@ -1552,7 +1262,7 @@ mod tests {
             begin(&self.config, &r, &mut env).unwrap()
         }
         fn resume(&mut self, ex: &mut Exchange, replies: Vec<DrupalReply>) -> Step {
-            let mut env = Env {
+            let mut env = LockScope {
                 locks: &mut self.locks,
                 now_ms: 1,
                 owner: "t",
@@ -2006,7 +1716,7 @@ mod tests {
         // A membership change holds the user.
         let key = crate::flows::membership::user_lock_key(ALICE);
         assert!(locks.try_lock(&key, "group-request", 0, 1000));
-        let mut e1 = Env {
+        let mut e1 = LockScope {
             locks: &mut locks,
             now_ms: 1,
             owner: "one",
@@ -2020,7 +1730,7 @@ mod tests {
         };
         assert!(is_pause(&step), "it waits, nothing read yet");
         locks.unlock(&key, "group-request");
-        let mut e1 = Env {
+        let mut e1 = LockScope {
             locks: &mut locks,
             now_ms: 2,
             owner: "one",
@@ -2032,7 +1742,7 @@ mod tests {
             "GET",
             "then reads, holding the user"
         );
-        let mut e2 = Env {
+        let mut e2 = LockScope {
             locks: &mut locks,
             now_ms: 3,
             owner: "two",
@@ -2050,7 +1760,7 @@ mod tests {
         )
         .unwrap();
         assert!(is_pause(&step));
-        let mut e1 = Env {
+        let mut e1 = LockScope {
             locks: &mut locks,
             now_ms: 4,
             owner: "one",
@@ -2058,7 +1768,7 @@ mod tests {
         };
         let step = first.resume(&c, vec![answer(200, alice_doc())], &mut e1);
         assert_eq!(calls(&step)[0].method, "PATCH");
-        let mut e1 = Env {
+        let mut e1 = LockScope {
             locks: &mut locks,
             now_ms: 5,
             owner: "one",
@@ -2070,7 +1780,7 @@ mod tests {
                 .status,
             200
         );
-        let mut e2 = Env {
+        let mut e2 = LockScope {
             locks: &mut locks,
             now_ms: 6,
             owner: "two",
@@ -2091,7 +1801,7 @@ mod tests {
         let body = |name: &str, mail: &str| {
             json!({"schemas": [crate::scim::schema::USER_SCHEMA], "userName": name, "emails": [{"value": mail}]}).to_string()
         };
-        let mut env1 = Env {
+        let mut env1 = LockScope {
             locks: &mut locks,
             now_ms: 1,
             owner: "one",
@@ -2106,7 +1816,7 @@ mod tests {
         assert!(unique_read(&step));
         let step = first.resume(&c, vec![page(vec![], false)], &mut env1);
         assert_eq!(calls(&step)[0].method, "POST");
-        let mut env2 = Env {
+        let mut env2 = LockScope {
             locks: &mut locks,
             now_ms: 2,
             owner: "two",
@@ -2123,7 +1833,7 @@ mod tests {
             "GET",
             "same address: the second waits"
         );
-        let mut env1 = Env {
+        let mut env1 = LockScope {
             locks: &mut locks,
             now_ms: 3,
             owner: "one",
@@ -2138,7 +1848,7 @@ mod tests {
             &mut env1,
         ));
         assert_eq!(resp.status, 201);
-        let mut env2 = Env {
+        let mut env2 = LockScope {
             locks: &mut locks,
             now_ms: 4,
             owner: "two",
@@ -2151,7 +1861,7 @@ mod tests {
         );
         let step = second.resume(&c, vec![page(vec![], false)], &mut env2);
         assert_eq!(calls(&step)[0].method, "POST");
-        let mut env2 = Env {
+        let mut env2 = LockScope {
             locks: &mut locks,
             now_ms: 5,
             owner: "two",

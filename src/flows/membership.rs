@@ -10,20 +10,10 @@
 use crate::config::groups::GroupsConfig;
 use crate::drupal::groups::{parse_memberships, GroupCalls, Memberships};
 use crate::drupal::jsonapi::{map_failure, DRUPAL_PAGE_MAX};
+use crate::flows::scope::LockScope;
 use crate::http::{DrupalCall, DrupalReply};
-use crate::runtime::locks::Locks;
 use serde_json::Value;
 use std::collections::VecDeque;
-
-/// What a request may use besides Drupal's replies.
-pub struct Env<'a> {
-    pub locks: &'a mut dyn Locks,
-    pub now_ms: u64,
-    /// Unique per request: who holds a lock.
-    pub owner: &'a str,
-    /// How long a lock is held at most (a crashed VM's locks run out).
-    pub lock_ttl_ms: u64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -135,7 +125,7 @@ impl Batch {
     }
 
     /// Releases the locks of unfinished jobs (the request ends early).
-    pub fn release_all(&mut self, env: &mut Env) {
+    pub fn release_all(&mut self, env: &mut LockScope) {
         for job in self.active.drain(..) {
             if job.locked {
                 env.locks.unlock(&user_lock_key(&job.user), env.owner);
@@ -146,7 +136,7 @@ impl Batch {
     /// Releases the locks of unfinished jobs when the request ends with their calls in
     /// flight: a job whose write is out keeps its lock `write_grace_ms` more (the write can
     /// still land, and a concurrent write would then lose one of them); the others at once.
-    pub fn release_mid_flight(&mut self, env: &mut Env, write_grace_ms: u64) {
+    pub fn release_mid_flight(&mut self, env: &mut LockScope, write_grace_ms: u64) {
         for job in self.active.drain(..) {
             if !job.locked {
                 continue;
@@ -180,7 +170,7 @@ impl Batch {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Vec<DrupalCall> {
         self.start_jobs(groups.concurrency);
         let mut out = Vec::with_capacity(self.active.len());
@@ -236,7 +226,7 @@ impl Batch {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
         replies: &[DrupalReply],
     ) {
         let jobs = std::mem::take(&mut self.active);
@@ -479,7 +469,7 @@ impl Job {
     }
 
     /// Takes the user's lock if it is free; else counts a round of waiting.
-    fn try_lock(&mut self, env: &mut Env) {
+    fn try_lock(&mut self, env: &mut LockScope) {
         if env.locks.try_lock(
             &user_lock_key(&self.user),
             env.owner,
@@ -650,7 +640,7 @@ enum JobStep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::locks::MemoryLocks;
+    use crate::runtime::locks::{Locks, MemoryLocks};
     use serde_json::json;
 
     fn groups(role_grants: Value) -> GroupsConfig {
@@ -694,8 +684,8 @@ mod tests {
             }
         }
 
-        fn env<'a>(locks: &'a mut MemoryLocks, owner: &'a str) -> Env<'a> {
-            Env {
+        fn env<'a>(locks: &'a mut MemoryLocks, owner: &'a str) -> LockScope<'a> {
+            LockScope {
                 locks,
                 now_ms: 1000,
                 owner,

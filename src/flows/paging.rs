@@ -39,7 +39,7 @@ pub struct Found {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
+pub enum PagerRound {
     /// Send these reads.
     Read(Vec<Read>),
     /// The exact number of results.
@@ -172,7 +172,7 @@ impl Pager {
     }
 
     /// Takes what a round of reads found and says what to read next, or the total.
-    pub fn learn(&mut self, round: &[(Read, Found)]) -> Next {
+    pub fn learn(&mut self, round: &[(Read, Found)]) -> PagerRound {
         crate::runtime::tally::note(crate::runtime::tally::Event::PagerRound);
         self.merge(Bounds::of(round));
         // The rest of the window, where results exist (or may), a few pages a round; with
@@ -199,17 +199,17 @@ impl Pager {
             rest.extend(self.take_hint_check());
         }
         if !rest.is_empty() {
-            return Next::Read(rest);
+            return PagerRound::Read(rest);
         }
         if let Some(total) = self.total {
-            return Next::Total(total);
+            return PagerRound::Total(total);
         }
         self.rounds = self.rounds.saturating_add(1);
         if self.rounds > MAX_ROUNDS {
             crate::runtime::tally::note(crate::runtime::tally::Event::PagerGaveUp);
-            return Next::GaveUp;
+            return PagerRound::GaveUp;
         }
-        Next::Read(self.probes())
+        PagerRound::Read(self.probes())
     }
 
     /// Adds what a round proved to what earlier rounds did; the newer round wins where they
@@ -302,9 +302,9 @@ mod tests {
             sent += reads.len();
             let found: Vec<(Read, Found)> = reads.iter().map(|r| (*r, drupal(n, r))).collect();
             match pager.learn(&found) {
-                Next::Total(t) => return (t, sent, round),
-                Next::Read(p) => reads = p,
-                Next::GaveUp => panic!("gave up on {n}"),
+                PagerRound::Total(t) => return (t, sent, round),
+                PagerRound::Read(p) => reads = p,
+                PagerRound::GaveUp => panic!("gave up on {n}"),
             }
         }
         unreachable!()
@@ -374,9 +374,9 @@ mod tests {
         assert_eq!(reads, vec![read(100, 50, true)]);
         let next = pager.learn(&[(reads[0], found(50, true))]);
         let rest = vec![read(150, 50, true), read(4999, 2, false)];
-        assert_eq!(next, Next::Read(rest.clone()));
+        assert_eq!(next, PagerRound::Read(rest.clone()));
         let next = pager.learn(&[(rest[0], found(50, true)), (rest[1], found(1, false))]);
-        assert_eq!(next, Next::Total(5000));
+        assert_eq!(next, PagerRound::Total(5000));
     }
 
     /// A seeded generator (no extra crate): xorshift.
@@ -393,7 +393,7 @@ mod tests {
 
     /// What a run against a changing list came to.
     struct Outcome {
-        answer: Next,
+        answer: PagerRound,
         reads: usize,
         window_reads: usize,
         probe_rounds: usize,
@@ -406,7 +406,7 @@ mod tests {
         let (mut pager, mut reads) = Pager::start(offset, count, None);
         let mut n = n;
         let mut out = Outcome {
-            answer: Next::GaveUp,
+            answer: PagerRound::GaveUp,
             reads: 0,
             window_reads: 0,
             probe_rounds: 0,
@@ -424,7 +424,7 @@ mod tests {
             out.widest_round = out.widest_round.max(reads.len());
             let found: Vec<(Read, Found)> = reads.iter().map(|r| (*r, drupal(n, r))).collect();
             match pager.learn(&found) {
-                Next::Read(next) => reads = next,
+                PagerRound::Read(next) => reads = next,
                 answer => {
                     out.answer = answer;
                     return (out, n);
@@ -438,7 +438,7 @@ mod tests {
     fn a_list_that_shrinks_after_the_first_page_converges() {
         // The reported case: 101 users, startIndex=51&count=50, one DELETE before the probes.
         let (out, n) = run_changing(101, 50, 50, &[-1]);
-        assert_eq!(out.answer, Next::Total(100));
+        assert_eq!(out.answer, PagerRound::Total(100));
         assert_eq!(n, 100);
         println!("101 -> 100 at offset 50: {} reads", out.reads);
         assert!(out.reads <= 12, "{} reads", out.reads);
@@ -474,7 +474,7 @@ mod tests {
             let (out, stable_n) = run_changing(n, offset, count, &changes);
             assert_eq!(
                 out.answer,
-                Next::Total(stable_n),
+                PagerRound::Total(stable_n),
                 "case {case}: n={n} offset={offset} count={count} changes={changes:?}"
             );
             // The window's pages are read once each, at most 8 a round (9 with the check of
@@ -504,7 +504,10 @@ mod tests {
             let count = [1, 50, 1000][rng.below(3)];
             let changes: Vec<isize> = (0..100).map(|_| rng.below(200) as isize - 100).collect();
             let (out, _) = run_changing(n, rng.below(n + 1), count, &changes);
-            assert!(matches!(out.answer, Next::Total(_) | Next::GaveUp));
+            assert!(matches!(
+                out.answer,
+                PagerRound::Total(_) | PagerRound::GaveUp
+            ));
             let cap = count.div_ceil(PAGE) + 1 + PROBES_PER_ROUND * MAX_ROUNDS;
             assert!(out.reads <= cap, "{} reads > {cap}", out.reads);
         }
@@ -513,7 +516,7 @@ mod tests {
     #[test]
     fn the_window_of_a_large_page_is_read_a_few_pages_at_a_time() {
         let (out, _) = run_changing(10_000, 0, 1000, &[]);
-        assert_eq!(out.answer, Next::Total(10_000));
+        assert_eq!(out.answer, PagerRound::Total(10_000));
         assert_eq!(out.window_reads, 20);
         assert_eq!(out.widest_round, WINDOW_PER_ROUND);
     }

@@ -3,7 +3,6 @@
 //! and `.search` bodies.
 
 use crate::config::Config;
-use crate::drupal::query::split_path;
 use crate::flows::auth;
 use crate::http::{Request, Response, Step};
 use crate::scim::error::ScimError;
@@ -12,6 +11,7 @@ use crate::scim::mapping::{Target, UserMapping};
 use crate::scim::projection::Projection;
 use crate::scim::user::{self};
 use crate::scim::values::get_ci;
+use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -383,4 +383,86 @@ pub(crate) fn parse_search(body: &[u8]) -> Result<Search, ScimError> {
 
 pub(crate) fn user_not_found(id: &str) -> ScimError {
     ScimError::not_found(format!("User `{id}` not found."))
+}
+
+/// A query parameter by name, ignoring case.
+pub(crate) fn query_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Splits `path?query` into the path and decoded `(name, value)` pairs.
+pub fn split_path(raw: &str) -> (&str, &str) {
+    match raw.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (raw, ""),
+    }
+}
+
+/// Decodes a query string. `+` means space (HTML form encoding, as Entra sends it).
+/// Invalid UTF-8 after decoding is an error, not a silent replacement.
+pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for part in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = part.split_once('=').unwrap_or((part, ""));
+        out.push((decode_component(name)?, decode_component(value)?));
+    }
+    Ok(out)
+}
+
+fn decode_component(s: &str) -> Result<String, String> {
+    let spaced = s.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| format!("query parameter `{s}` is not valid UTF-8 once decoded"))
+}
+
+/// How many member ids a Group request body names (`members` lists, and PATCH operations on
+/// `members`), to bound what one request can make the gateway do.
+pub fn member_count(body: &[u8]) -> usize {
+    let Ok(doc) = serde_json::from_slice::<Value>(body) else {
+        return 0;
+    };
+    let len = |v: Option<&Value>| v.and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+    let Some(obj) = doc.as_object() else {
+        return 0;
+    };
+    let mut n = len(get_ci(obj, "members"));
+    for op in get_ci(obj, "Operations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(op) = op.as_object() else { continue };
+        let on_members = get_ci(op, "path")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p.trim().to_ascii_lowercase().starts_with("members"));
+        let value = get_ci(op, "value");
+        n = n.saturating_add(if on_members { len(value) } else { 0 });
+        if let Some(Value::Object(v)) = value {
+            n = n.saturating_add(len(get_ci(v, "members")));
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent_spaces_alike() {
+        let a = parse_query("filter=userName+eq+%22jane%40example.com%22").unwrap();
+        let b = parse_query("filter=userName%20eq%20%22jane@example.com%22").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a[0].1, "userName eq \"jane@example.com\"");
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error() {
+        assert!(parse_query("filter=%FF").is_err());
+    }
 }

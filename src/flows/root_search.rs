@@ -1,59 +1,104 @@
 //! Root `/.search` across both resource types: one index space, Users then Groups, with one
-//! total.
+//! total. It runs the users' list (`user_list`), then the groups' list (`group_ops`) for the
+//! rest of the window.
 
-use crate::config::Config;
+use crate::flows::adoption::Adoption;
 use crate::flows::discovery;
-use crate::flows::exchange::*;
-use crate::flows::groups::GroupFlow;
-use crate::flows::membership::Env;
-use crate::http::{scim_json as json_response, Step};
+use crate::flows::flow::{Cx, Flow, Report};
+use crate::flows::group_ops::GroupOps;
+use crate::flows::groups::{GroupFlow, LeftOutReport};
+use crate::flows::request::{parse_search, window};
+use crate::flows::scope::LockScope;
+use crate::flows::user_list::UserList;
+use crate::flows::user_view::UserView;
+use crate::http::{scim_json as json_response, DrupalReply, Step};
+use crate::scim::error::ScimError;
 use serde_json::Value;
 
-impl Exchange {
-    /// For a search across types: when the Users part has answered, search the Groups for
-    /// the rest of the window; when they have, answer with both.
-    pub(crate) fn across_types(&mut self, config: &Config, env: &mut Env, step: Step) -> Step {
+#[derive(Debug)]
+pub(crate) struct RootSearch {
+    start_index: usize,
+    count: usize,
+    filter: Option<String>,
+    part: Part,
+    adopted: Option<Adoption>,
+    left_out: Option<LeftOutReport>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Done,
+    Users(UserList),
+    /// The users' part answered: its resources and exact total.
+    Groups {
+        ops: GroupOps,
+        users: Vec<Value>,
+        total: usize,
+    },
+}
+
+impl RootSearch {
+    pub(crate) fn start(
+        cx: &mut Cx<'_, '_>,
+        view: UserView,
+        body: &[u8],
+    ) -> Result<(Self, Step), ScimError> {
+        let search = parse_search(body)?;
+        let (start_index, count) =
+            window(search.start_index, search.count, cx.config.limits.max_count);
+        let (list, step) = UserList::search(cx, view, body)?;
+        let mut flow = RootSearch {
+            start_index,
+            count,
+            filter: search.filter,
+            part: Part::Users(list),
+            adopted: None,
+            left_out: None,
+        };
+        let step = flow.after(cx, step);
+        Ok((flow, step))
+    }
+
+    fn users_only(&self, users: Vec<Value>, total: usize) -> Step {
+        let list = discovery::list_response(users, total, self.start_index);
+        json_response(200, &list, vec![])
+    }
+
+    /// When the Users part has answered, search the Groups for the rest of the window; when
+    /// they have, answer with both.
+    fn after(&mut self, cx: &mut Cx<'_, '_>, step: Step) -> Step {
         let Step::Respond(response) = &step else {
             return step;
         };
-        let Some(root) = self.root_search.as_mut() else {
-            return step;
-        };
+        let status = response.status;
         let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-        if response.status != 200 {
-            // A filter Groups cannot take (e.g. on userName) matches no group.
-            if root.users.is_some() && response.status == 400 {
-                let (users, total) = root.users.take().unwrap_or_default();
-                let start = root.start_index;
-                self.root_search = None;
-                return json_response(200, &discovery::list_response(users, total, start), vec![]);
-            }
-            self.root_search = None;
-            return step;
-        }
         let resources = body
             .get("Resources")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let total = body
+        let found = body
             .get("totalResults")
             .and_then(Value::as_u64)
             .and_then(|t| usize::try_from(t).ok())
             .unwrap_or(0);
-        match root.users.take() {
-            None => {
+        match std::mem::replace(&mut self.part, Part::Done) {
+            Part::Done => step,
+            Part::Users(mut list) => {
+                self.adopted = list.report().adopted;
+                if status != 200 {
+                    return step;
+                }
                 // Users come first, then groups: the groups' part of the window starts where
                 // the users end (their total is exact), and the groups are always counted,
                 // even when the window holds no group.
-                let rest = root.count.saturating_sub(resources.len());
-                let group_start = root.start_index.saturating_sub(total).max(1);
-                let filter = root.filter.clone();
-                root.users = Some((resources, total));
+                let rest = self.count.saturating_sub(resources.len());
+                let group_start = self.start_index.saturating_sub(found).max(1);
+                let view = list.view();
                 let flow = GroupFlow::list(
-                    &self.base_url,
-                    self.projection.clone(),
-                    filter.as_deref(),
+                    &view.base_url,
+                    view.projection.clone(),
+                    self.filter.as_deref(),
                     None,
                     None,
                     group_start,
@@ -61,34 +106,79 @@ impl Exchange {
                 );
                 // The users just read prove Drupal accepted the service account.
                 let flow = flow.map(GroupFlow::service_account_proven);
-                match flow.and_then(|f| self.start_group(config, env, f)) {
-                    Ok(step) => self.across_types(config, env, step),
-                    Err(_) => {
-                        let (users, total) = self
-                            .root_search
-                            .as_mut()
-                            .and_then(|r| r.users.take())
-                            .unwrap_or_default();
-                        let start = self
-                            .root_search
-                            .as_ref()
-                            .map(|r| r.start_index)
-                            .unwrap_or(1);
-                        self.root_search = None;
-                        json_response(200, &discovery::list_response(users, total, start), vec![])
+                match flow.and_then(|f| GroupOps::start(cx, f)) {
+                    Ok((ops, step)) => {
+                        self.part = Part::Groups {
+                            ops,
+                            users: resources,
+                            total: found,
+                        };
+                        self.after(cx, step)
                     }
+                    Err(_) => self.users_only(resources, found),
                 }
             }
-            Some((mut users, users_total)) => {
-                let start = root.start_index;
-                self.root_search = None;
-                users.extend(resources);
-                json_response(
-                    200,
-                    &discovery::list_response(users, users_total.saturating_add(total), start),
-                    vec![],
-                )
+            Part::Groups {
+                mut ops,
+                mut users,
+                total,
+            } => {
+                self.left_out = ops.report().left_out;
+                match status {
+                    200 => {
+                        users.extend(resources);
+                        self.users_only(users, total.saturating_add(found))
+                    }
+                    // A filter Groups cannot take (e.g. on userName) matches no group.
+                    400 => self.users_only(users, total),
+                    _ => step,
+                }
             }
+        }
+    }
+}
+
+impl Flow for RootSearch {
+    fn on_replies(
+        &mut self,
+        cx: &mut Cx<'_, '_>,
+        replies: Vec<DrupalReply>,
+    ) -> Result<Step, ScimError> {
+        let step = match &mut self.part {
+            Part::Done => return Err(ScimError::internal("The request was already answered.")),
+            Part::Users(list) => list.on_replies(cx, replies)?,
+            Part::Groups { ops, .. } => ops
+                .on_replies(cx, replies)
+                .unwrap_or_else(|e| Step::Respond(e.into_response())),
+        };
+        Ok(self.after(cx, step))
+    }
+
+    fn release(&mut self, scope: &mut LockScope) {
+        match &mut self.part {
+            Part::Users(list) => list.release(scope),
+            Part::Groups { ops, .. } => ops.release(scope),
+            Part::Done => {}
+        }
+    }
+
+    fn abandon(&mut self, scope: &mut LockScope, write_grace_ms: u64) {
+        match &mut self.part {
+            Part::Users(list) => list.abandon(scope, write_grace_ms),
+            Part::Groups { ops, .. } => ops.abandon(scope, write_grace_ms),
+            Part::Done => {}
+        }
+    }
+
+    fn report(&mut self) -> Report {
+        let inner = match &mut self.part {
+            Part::Users(list) => list.report(),
+            Part::Groups { ops, .. } => ops.report(),
+            Part::Done => Report::default(),
+        };
+        Report {
+            adopted: self.adopted.take().or(inner.adopted),
+            left_out: self.left_out.take().or(inner.left_out),
         }
     }
 }

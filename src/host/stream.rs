@@ -6,8 +6,8 @@ use super::store::HostStore;
 use crate::drupal::upstream::{Gate, Next, Purpose};
 use crate::flows::audit::{self, Outcome, Trace};
 use crate::flows::exchange::{self, Exchange};
-use crate::flows::membership::Env;
 use crate::flows::request;
+use crate::flows::scope::LockScope;
 use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
 use crate::runtime::locks::StoreLocks;
 use crate::scim::error::ScimError;
@@ -203,7 +203,7 @@ impl ScimHttp {
         }
         let (now_ms, lock_ttl_ms) = self.env_parts(shared);
         let mut locks = StoreLocks(HostStore);
-        let mut env = Env {
+        let mut env = LockScope {
             locks: &mut locks,
             now_ms,
             owner: &self.owner,
@@ -258,7 +258,7 @@ impl ScimHttp {
                     log::debug!(
                         "scim drupal call {} {}",
                         outbound.call.method,
-                        crate::drupal::query::split_path(&outbound.call.path).0
+                        crate::flows::request::split_path(&outbound.call.path).0
                     );
                 }
                 self.gate_round_complete(shared);
@@ -298,7 +298,7 @@ impl ScimHttp {
         };
         let (now_ms, lock_ttl_ms) = self.env_parts(&shared);
         let mut locks = StoreLocks(HostStore);
-        let mut env = Env {
+        let mut env = LockScope {
             locks: &mut locks,
             now_ms,
             owner: &self.owner,
@@ -317,7 +317,7 @@ impl ScimHttp {
     fn resume(&mut self, shared: &Shared, replies: Vec<DrupalReply>) {
         let (now_ms, lock_ttl_ms) = self.env_parts(shared);
         let mut locks = StoreLocks(HostStore);
-        let mut env = Env {
+        let mut env = LockScope {
             locks: &mut locks,
             now_ms,
             owner: &self.owner,

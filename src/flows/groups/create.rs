@@ -10,7 +10,8 @@ use crate::flows::groups::plan;
 use crate::flows::groups::state::GroupState;
 use crate::flows::groups::target::{name_lock_key, MAX_NAME_WAITS};
 use crate::flows::groups::task::{GroupAnswer, GroupTask, QueueChange, TaskCalls};
-use crate::flows::membership::{Change, Env};
+use crate::flows::membership::Change;
+use crate::flows::scope::LockScope;
 use crate::http::DrupalReply;
 use crate::scim::error::ScimError;
 use crate::scim::projection::Projection;
@@ -54,7 +55,7 @@ pub(crate) fn start(
 pub(crate) fn name_check_calls(
     st: &mut GroupState,
     calls: &GroupCalls,
-    env: &mut Env,
+    env: &mut LockScope,
     name: &str,
     waits: &mut u32,
     since: &mut Option<u64>,
@@ -111,7 +112,7 @@ pub(crate) fn on_name_check(
 pub(crate) fn on_created(
     st: &mut GroupState,
     vocabulary: &str,
-    env: &mut Env,
+    env: &mut LockScope,
     name: &str,
     reply: &DrupalReply,
 ) -> Result<QueueChange, ScimError> {
@@ -147,7 +148,7 @@ pub(crate) fn on_created(
 pub(crate) fn on_found(
     st: &mut GroupState,
     vocabulary: &str,
-    env: &mut Env,
+    env: &mut LockScope,
     name: &str,
     failure: &ScimError,
     reply: &DrupalReply,
@@ -175,7 +176,7 @@ pub(crate) fn on_found(
 }
 
 /// The term exists: the name's lock is given up, and the member adds are planned.
-fn created(st: &mut GroupState, env: &mut Env, term: Term) -> Result<QueueChange, ScimError> {
+fn created(st: &mut GroupState, env: &mut LockScope, term: Term) -> Result<QueueChange, ScimError> {
     st.group.terms = vec![term];
     st.group.release_name(env);
     let next = if st.changes.plan.is_empty() {

@@ -7,7 +7,7 @@ use crate::drupal::jsonapi::{expect_document, DRUPAL_PAGE_MAX};
 use crate::drupal::user_filter;
 use crate::flows::groups::state::GroupState;
 use crate::flows::groups::task::{GroupAnswer, GroupTask, QueueChange, TaskCalls, TermListing};
-use crate::flows::paging::{Found, Next, Pager};
+use crate::flows::paging::{Found, Pager, PagerRound};
 use crate::http::DrupalReply;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::parse_attr_path;
@@ -249,12 +249,12 @@ fn on_window_round(
         ));
     };
     match pager.learn(&round) {
-        Next::Read(next) => {
+        PagerRound::Read(next) => {
             listing.reads = next;
             return Ok(QueueChange::Stay);
         }
-        Next::Total(total) => st.answer.total = total,
-        Next::GaveUp => {
+        PagerRound::Total(total) => st.answer.total = total,
+        PagerRound::GaveUp => {
             return Err(ScimError::new(
                 503,
                 None,

@@ -8,7 +8,8 @@ use crate::drupal::jsonapi::{expect_document, DRUPAL_PAGE_MAX};
 use crate::flows::groups::changes::Undo;
 use crate::flows::groups::state::GroupState;
 use crate::flows::groups::task::{GroupAnswer, GroupTask, QueueChange, TaskCalls};
-use crate::flows::membership::{Batch, Change, Env, MemberOutcome};
+use crate::flows::membership::{Batch, Change, MemberOutcome};
+use crate::flows::scope::LockScope;
 use crate::http::DrupalReply;
 use crate::scim::error::ScimError;
 use serde_json::Value;
@@ -154,7 +155,7 @@ pub(crate) fn calls(
     st: &mut GroupState,
     groups: &GroupsConfig,
     calls: &GroupCalls,
-    env: &mut Env,
+    env: &mut LockScope,
     delete_queued: bool,
 ) -> Result<TaskCalls, ScimError> {
     let Some(batch) = st.changes.batch.as_mut() else {

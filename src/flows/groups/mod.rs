@@ -7,7 +7,7 @@
 
 use crate::config::groups::GroupsConfig;
 use crate::drupal::groups::GroupCalls;
-use crate::flows::membership::Env;
+use crate::flows::scope::LockScope;
 use crate::http::{DrupalReply, Step};
 use crate::scim::error::ScimError;
 use crate::scim::projection::Projection;
@@ -137,7 +137,7 @@ impl GroupFlow {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         let step = self.next_step(groups, calls, env);
         step.map_err(|e| members::while_undoing(&self.state, e))
@@ -148,7 +148,7 @@ impl GroupFlow {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
         replies: &[DrupalReply],
     ) -> Result<(), ScimError> {
         let taken = self.take_replies(groups, calls, env, replies);
@@ -165,7 +165,7 @@ impl GroupFlow {
     }
 
     /// Releases what the flow holds when it ends early on an error (no call in flight).
-    pub fn abandon(&mut self, env: &mut Env) {
+    pub fn abandon(&mut self, env: &mut LockScope) {
         self.state.group.release_name(env);
         if let Some(b) = self.state.changes.batch.as_mut() {
             b.release_all(env);
@@ -174,7 +174,7 @@ impl GroupFlow {
 
     /// Releases what the flow holds when its stream ends with calls in flight: at once where
     /// only a read is out, after `write_grace_ms` where a write may still land in Drupal.
-    pub fn abandon_mid_flight(&mut self, env: &mut Env, write_grace_ms: u64) {
+    pub fn abandon_mid_flight(&mut self, env: &mut LockScope, write_grace_ms: u64) {
         let writing_term = matches!(
             self.tasks.front(),
             Some(GroupTask::CreateTerm { .. } | GroupTask::RenameTerm { .. })
@@ -217,7 +217,7 @@ impl GroupFlow {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
     ) -> Result<Step, ScimError> {
         loop {
             let delete_queued = self.delete_queued();
@@ -279,7 +279,7 @@ impl GroupFlow {
         &mut self,
         groups: &GroupsConfig,
         calls: &GroupCalls,
-        env: &mut Env,
+        env: &mut LockScope,
         replies: &[DrupalReply],
     ) -> Result<(), ScimError> {
         let first = replies.first().unwrap_or(&DrupalReply::Failed);
@@ -436,7 +436,7 @@ mod tests {
                 groups: cfg,
                 can_wait: false,
             };
-            let mut env = Env {
+            let mut env = LockScope {
                 locks,
                 now_ms: *now_ms,
                 owner: "req",
@@ -457,7 +457,7 @@ mod tests {
                     groups: cfg,
                     can_wait: false,
                 };
-                let mut env = Env {
+                let mut env = LockScope {
                     locks,
                     now_ms: *now_ms,
                     owner: "req",
@@ -469,7 +469,7 @@ mod tests {
         }
 
         fn abandon(&mut self, flow: &mut GroupFlow, grace_ms: u64) {
-            let mut env = Env {
+            let mut env = LockScope {
                 locks: &mut self.locks,
                 now_ms: self.now_ms,
                 owner: "req",

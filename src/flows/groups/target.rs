@@ -3,7 +3,7 @@
 //! rename holds.
 
 use crate::drupal::groups::Term;
-use crate::flows::membership::Env;
+use crate::flows::scope::LockScope;
 
 /// Group names are compared without case; this lock keeps concurrent creates (and renames)
 /// of one name in this Envoy down to one.
@@ -56,7 +56,7 @@ impl GroupAtHand {
         self.name_locked.as_deref() == Some(name)
     }
 
-    pub(crate) fn release_name(&mut self, env: &mut Env) {
+    pub(crate) fn release_name(&mut self, env: &mut LockScope) {
         if let Some(name) = self.name_locked.take() {
             env.locks.unlock(&name_lock_key(&name), env.owner);
         }

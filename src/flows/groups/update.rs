@@ -7,7 +7,7 @@ use crate::drupal::jsonapi::expect_document;
 use crate::flows::groups::members::push_membership_tasks;
 use crate::flows::groups::state::GroupState;
 use crate::flows::groups::task::{GroupAnswer, GroupTask, QueueChange, TaskCalls};
-use crate::flows::membership::Env;
+use crate::flows::scope::LockScope;
 use crate::http::DrupalReply;
 use crate::scim::error::ScimError;
 use crate::scim::projection::Projection;
@@ -79,7 +79,7 @@ pub(crate) fn rename_calls(st: &GroupState, calls: &GroupCalls, name: &str) -> T
 pub(crate) fn on_term_written(
     st: &mut GroupState,
     vocabulary: &str,
-    env: &mut Env,
+    env: &mut LockScope,
     reply: &DrupalReply,
 ) -> Result<QueueChange, ScimError> {
     let doc = expect_document(reply, &[200])?;
