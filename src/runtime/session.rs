@@ -3,6 +3,7 @@
 //! entry in the shared store. It changes only by the named `SessionChange`s, each a pure
 //! function of the slot, applied through the store's compare-and-swap (`runtime::intents`).
 
+use crate::runtime::store::SharedStore;
 use serde::{Deserialize, Serialize};
 
 /// The shared-data key. It holds the session cookie, so it never leaves the wasm VMs.
@@ -36,6 +37,15 @@ pub struct SessionSlot {
     /// after it, so Drupal's page cache sees one URL per list, not one per worker).
     #[serde(default)]
     pub epoch: u64,
+}
+
+/// Creates an empty slot (no account's) before any request can race to create it: proxy-wasm's
+/// compare-and-swap does not protect a key's creation, so two first changes could both win.
+pub fn ensure_slot<S: SharedStore + ?Sized>(store: &mut S) {
+    if let Ok((None, _)) = store.get(SESSION_SLOT) {
+        let empty = serde_json::to_vec(&SessionSlot::default()).unwrap_or_default();
+        let _ = store.set(SESSION_SLOT, &empty, None);
+    }
 }
 
 /// Seconds to wait before another login after the 1st, 2nd, 3rd and later refusals.
@@ -151,9 +161,15 @@ impl SessionChange {
                 })
             }
             SessionChange::AcceptBasic { account } => {
-                let slot = slot
-                    .filter(|s| s.account == *account)
-                    .unwrap_or_else(|| fresh(account));
+                // Another account's slot is replaced, but not the Envoy's cache epoch: going
+                // back to an older one could ask URLs Drupal cached refused.
+                let slot = match slot {
+                    Some(s) if s.account == *account => s,
+                    other => SessionSlot {
+                        epoch: other.map_or(0, |s| s.epoch),
+                        ..fresh(account)
+                    },
+                };
                 Some(SessionSlot {
                     refusals: 0,
                     retry_at_ms: 0,
@@ -222,6 +238,36 @@ mod tests {
             now_ms,
             sent_step,
             local_epoch: 5,
+        }
+    }
+
+    #[test]
+    fn concurrent_first_changes_of_the_slot_are_both_kept_once_it_exists() {
+        use crate::runtime::contention::{Act, ContendedStore};
+        use crate::runtime::intents::{SharedIntent, SharedPort};
+        let seed = |local| {
+            SharedIntent::Session(SessionChange::SeedEpoch {
+                account: "a".into(),
+                local_epoch: local,
+            })
+        };
+        let accept = SharedIntent::Session(SessionChange::AcceptBasic {
+            account: "a".into(),
+        });
+        for created in [false, true] {
+            let mut s = ContendedStore::default();
+            if created {
+                ensure_slot(&mut s.inner);
+            }
+            // Another worker seeds the epoch inside this one's acceptance.
+            s.before_write(1, Act::Land(vec![seed(7)]));
+            let slot = s.apply(accept.clone()).slot().unwrap();
+            let kept = (slot.basic_ok, slot.epoch);
+            if created {
+                assert_eq!(kept, (true, 7), "both changes kept");
+            } else {
+                assert_eq!(kept, (true, 0), "the creation race lost the seed");
+            }
         }
     }
 

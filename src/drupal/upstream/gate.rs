@@ -386,19 +386,27 @@ impl Gate {
         if std::mem::take(&mut self.trial) {
             env.unlock_login();
         }
-        let counted = match outcome {
+        let (refusals, epoch) = match outcome {
             Outcome::Session {
                 slot: Some(slot),
                 changed: true,
-            } => Some((slot.refusals, slot.epoch)),
-            _ => None,
-        };
-        let Some((refusals, epoch)) = counted else {
-            self.notices.push((
-                log::Level::Debug,
-                format!("Drupal refused the gateway's {what} too; counted once, with the refusal recorded meanwhile"),
-            ));
-            return;
+            } => (slot.refusals, slot.epoch),
+            Outcome::Failed(_) => {
+                // The shared state could not be written (the applier counted and logged
+                // why): this refusal starts no back-off, the next call meets Drupal again.
+                self.warn(&format!(
+                    "Drupal refused the gateway's {what} as {}: {reason} (not recorded: the shared state could not be written)",
+                    env.credentials.username
+                ));
+                return;
+            }
+            _ => {
+                self.notices.push((
+                    log::Level::Debug,
+                    format!("Drupal refused the gateway's {what} too; counted once, with the refusal recorded meanwhile"),
+                ));
+                return;
+            }
         };
         env.cache_epoch = epoch;
         crate::runtime::tally::note(crate::runtime::tally::Event::UpstreamRefusal);

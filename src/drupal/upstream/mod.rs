@@ -44,6 +44,8 @@ use crate::runtime::session::{moved_epoch, SessionChange, SessionSlot};
 use serde_json::Value;
 
 mod anon;
+#[cfg(test)]
+mod contention;
 mod gate;
 
 pub(crate) const LOGIN_PATH: &str = "/user/login?_format=json";
@@ -580,9 +582,12 @@ mod tests {
 
     impl World {
         pub(super) fn new(mode: UpstreamAuth) -> Self {
+            let mut store = ContendedStore::default();
+            // As the host does at start-up: a lock's first take is then a compare-and-swap.
+            crate::runtime::lock_table::ensure_table(&mut store.inner);
             World {
                 creds: creds(mode),
-                store: ContendedStore::default(),
+                store,
                 now_ms: 1_000_000,
                 epoch: 7,
             }
