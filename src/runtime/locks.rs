@@ -2,27 +2,47 @@
 //! one store entry and changed only by the lock intents (`runtime::intents`) through the
 //! store's compare-and-swap.
 
-use crate::runtime::intents::{apply, Outcome, SharedIntent};
+use crate::runtime::intents::{apply, Outcome, SharedIntent, SharedPort};
 use crate::runtime::store::{MemoryStore, SharedStore};
 
-/// Per-key locks shared by all requests (in Envoy: proxy-wasm shared data).
-pub trait Locks {
+/// Per-key locks shared by all requests (in Envoy: proxy-wasm shared data), as the flows use
+/// them today: calls on top of the lock and total intents (`SharedIntent`), so every port that
+/// applies intents is one, and the same applier and counters serve the flows and the gate.
+pub trait Locks: SharedPort {
     /// Takes `key` for `owner` until `now_ms + ttl_ms`, unless another owner holds it and
     /// its time has not run out. True when `owner` holds it afterwards.
-    fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool;
-    fn unlock(&mut self, key: &str, owner: &str);
+    fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool {
+        self.apply(SharedIntent::lock(key, owner, now_ms, ttl_ms)) == Outcome::Locked(true)
+    }
+    fn unlock(&mut self, key: &str, owner: &str) {
+        // A failure is counted and logged by the applier; the lock then lapses at its TTL.
+        self.apply(SharedIntent::unlock(key, owner));
+    }
     /// A list total remembered for a query (`paging`), shared by the workers like the locks;
     /// a hint only: it is checked before it is used.
-    fn remembered_total(&mut self, _query: &str) -> Option<usize> {
-        None
+    fn remembered_total(&mut self, query: &str) -> Option<usize> {
+        let intent = SharedIntent::LookUpTotal {
+            query: query.to_string(),
+        };
+        match self.apply(intent) {
+            Outcome::Total(total) => total,
+            _ => None,
+        }
     }
-    fn remember_total(&mut self, _query: &str, _total: usize) {}
+    fn remember_total(&mut self, query: &str, total: usize) {
+        self.apply(SharedIntent::RememberTotal {
+            query: query.to_string(),
+            total,
+        });
+    }
 }
+
+impl<P: SharedPort + ?Sized> Locks for P {}
 
 pub use crate::runtime::lock_table::{ensure_table, LOCK_TABLE};
 
 /// The locks (and remembered totals) over a shared store: what the host ships to the flows.
-/// A thin layer over the lock intents: the same applier, the same counters.
+/// It only applies intents: the same applier, the same counters as the gate's.
 #[derive(Debug, Default)]
 pub struct StoreLocks<S>(pub S);
 
@@ -40,33 +60,9 @@ impl<S: SharedStore> StoreLocks<S> {
     }
 }
 
-impl<S: SharedStore> Locks for StoreLocks<S> {
-    fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool {
-        let intent = SharedIntent::lock(key, owner, now_ms, ttl_ms);
-        apply(&mut self.0, &intent) == Outcome::Locked(true)
-    }
-
-    fn unlock(&mut self, key: &str, owner: &str) {
-        // A failure is counted and logged by the applier; the lock then lapses at its TTL.
-        apply(&mut self.0, &SharedIntent::unlock(key, owner));
-    }
-
-    fn remembered_total(&mut self, query: &str) -> Option<usize> {
-        let intent = SharedIntent::LookUpTotal {
-            query: query.to_string(),
-        };
-        match apply(&mut self.0, &intent) {
-            Outcome::Total(total) => total,
-            _ => None,
-        }
-    }
-
-    fn remember_total(&mut self, query: &str, total: usize) {
-        let intent = SharedIntent::RememberTotal {
-            query: query.to_string(),
-            total,
-        };
-        apply(&mut self.0, &intent);
+impl<S: SharedStore> SharedPort for StoreLocks<S> {
+    fn apply(&mut self, intent: SharedIntent) -> Outcome {
+        apply(&mut self.0, &intent)
     }
 }
 
