@@ -217,6 +217,31 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_sets_taken_all_or_none_never_hold_part_of_each_other() {
+        let all = |owner: &str, keys: &[&str]| SharedIntent::TryLockAll {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            owner: owner.into(),
+            now_ms: 0,
+            ttl_ms: 100,
+        };
+        let mut s = started();
+        // b's set lands inside a's: a's write loses, a reads again and takes nothing.
+        s.before_write(1, Act::Land(vec![all("b", &["name/x", "mail/y"])]));
+        let out = SharedPort::apply(&mut s, all("a", &["mail/y", "name/z"]));
+        assert_eq!(out, Outcome::Locked(false));
+        let owners: Vec<String> = held(&s).into_iter().map(|(_, o, _)| o).collect();
+        assert_eq!(owners, ["b", "b"], "nothing of a's: no half-held set");
+        // Disjoint sets both go through, in either order.
+        let requests = [vec![all("a", &["k1", "k2"])], vec![all("b", &["k3"])]];
+        for order in [[0, 1], [1, 0]] {
+            let mut s = started();
+            let out = interleave(&mut s, &requests, &order);
+            assert_eq!(out, vec![vec![Outcome::Locked(true)]; 2]);
+            assert_eq!(held(&s).len(), 3);
+        }
+    }
+
+    #[test]
     fn a_take_that_loses_every_race_holds_nothing_and_is_counted() {
         tally::drain();
         tally::drain_failures();

@@ -22,6 +22,14 @@ pub enum SharedIntent {
         now_ms: u64,
         ttl_ms: u64,
     },
+    /// Take every one of `keys` for `owner`, or none of them: one write of the table, so two
+    /// requests taking overlapping sets never hold part of each other's and wait.
+    TryLockAll {
+        keys: Vec<String>,
+        owner: String,
+        now_ms: u64,
+        ttl_ms: u64,
+    },
     /// Release `owner`'s lock on `key` (another owner's stays).
     Unlock {
         key: String,
@@ -81,6 +89,7 @@ impl SharedIntent {
     pub fn describe(&self) -> String {
         match self {
             SharedIntent::TryLock { key, .. } => format!("take the lock {key}"),
+            SharedIntent::TryLockAll { keys, .. } => format!("take the locks {}", keys.join(", ")),
             SharedIntent::Unlock { key, .. } => format!("release the lock {key}"),
             SharedIntent::LookUpTotal { .. } => "read a remembered total".to_string(),
             SharedIntent::RememberTotal { .. } => "remember a total".to_string(),
@@ -114,6 +123,21 @@ pub fn apply<S: SharedStore + ?Sized>(store: &mut S, intent: &SharedIntent) -> O
             let mut table = locks::parse(bytes, *now_ms);
             let held = locks::take(&mut table, key, owner, now_ms.saturating_add(*ttl_ms));
             (Some(locks::encode(&table)), held)
+        })
+        .map(Outcome::Locked),
+        SharedIntent::TryLockAll {
+            keys,
+            owner,
+            now_ms,
+            ttl_ms,
+        } => cas_apply(store, LOCK_TABLE, |bytes| {
+            let mut table = locks::parse(bytes, *now_ms);
+            let until = now_ms.saturating_add(*ttl_ms);
+            let all = keys
+                .iter()
+                .all(|key| locks::take(&mut table, key, owner, until));
+            // None taken unless all are: the table is written only when they are.
+            (all.then(|| locks::encode(&table)), all)
         })
         .map(Outcome::Locked),
         SharedIntent::Unlock { key, owner } => cas_apply(store, LOCK_TABLE, |bytes| {
