@@ -10,6 +10,7 @@ use crate::flows::exchange::*;
 use crate::flows::membership::Env;
 use crate::flows::request::*;
 use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Request, Step};
+use crate::runtime::intents::{Outcome::Locked, SharedIntent};
 use crate::scim::error::ScimError;
 use crate::scim::mapping::UserMapping;
 use crate::scim::patch::{self};
@@ -221,10 +222,9 @@ impl Exchange {
         env: &mut Env,
     ) -> Result<Step, ScimError> {
         let key = crate::flows::membership::user_lock_key(&id);
-        if env
-            .locks
-            .try_lock(&key, env.owner, env.now_ms, env.lock_ttl_ms)
-        {
+        // PROTOTYPE (issue 20 item 2): the lock as an intent value, applied through the port.
+        let take = SharedIntent::lock(&key, env.owner, env.now_ms, env.lock_ttl_ms);
+        if env.locks.apply(take) == Locked(true) {
             self.held.push(key);
             let read = match edit.read_fields() {
                 Some(fields) => Self::calls(config).get_user_fields(&id, fields),
@@ -260,22 +260,19 @@ impl Exchange {
     /// concurrent creates slip past (duplicate addresses, or a 500 from the database).
     pub(crate) fn try_create_locks(&mut self, write: &UserWrite, env: &mut Env) -> bool {
         let keys = create_lock_keys(write);
-        let mut taken = Vec::new();
-        for key in keys {
-            if env
-                .locks
-                .try_lock(&key, env.owner, env.now_ms, env.lock_ttl_ms)
-            {
-                taken.push(key);
-            } else {
-                for k in taken {
-                    env.locks.unlock(&k, env.owner);
-                }
-                return false;
-            }
+        // PROTOTYPE (issue 20 item 2): one intent takes the set all or none in one table
+        // write, where the loop took them one by one and released them on a miss.
+        let take = SharedIntent::TryLockAll {
+            keys: keys.clone(),
+            owner: env.owner.to_string(),
+            now_ms: env.now_ms,
+            ttl_ms: env.lock_ttl_ms,
+        };
+        if keys.is_empty() || env.locks.apply(take) == Locked(true) {
+            self.held.extend(keys);
+            return true;
         }
-        self.held.extend(taken);
-        true
+        false
     }
 
     pub(crate) fn advance(
