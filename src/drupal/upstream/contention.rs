@@ -330,3 +330,31 @@ fn a_login_that_never_answers_holds_the_others_until_its_lock_lapses() {
         "the lock lapsed: b logs in"
     );
 }
+
+#[test]
+fn after_a_back_off_two_requests_racing_for_the_retry_send_one_check() {
+    let mut w = World::new(UpstreamAuth::Basic);
+    let (mut a, _) = two_in_flight(&mut w);
+    a.receive(vec![refused_guard()], &mut w.env("a"));
+    w.now_ms += 60_000;
+    // The back-off just ended: b takes the trial lock between c's read of the table and c's
+    // write; c finds it taken on the retry and waits for b's check instead of sending its own.
+    let b = other(Gate::new());
+    inside(&mut w, 1, &b, "b", |gate, env| {
+        gate.send(vec![get("/b")], env)
+    });
+    let mut c = Gate::new();
+    let next = c.send(vec![get("/c")], &mut w.env("c"));
+    assert_eq!(sent(&next)[0].purpose, Purpose::Pause);
+    let check = took(&b);
+    assert_eq!(sent(&check)[0].purpose, Purpose::StatusCheck);
+    // b's check is refused again: the second step, and c is answered by it without a call.
+    let next = b.borrow_mut().0.receive(vec![forbidden()], &mut w.env("b"));
+    assert_eq!(delivered(next), vec![refused()]);
+    assert_eq!(
+        delivered(c.receive(vec![ok("")], &mut w.env("c"))),
+        vec![refused()]
+    );
+    let slot = w.slot().unwrap();
+    assert_eq!((slot.refusals, slot.retry_at_ms), (2, w.now_ms + 300_000));
+}
