@@ -49,10 +49,14 @@ pub fn declare() {
     }
 }
 
-/// Turns the events the core counted since the last call into Envoy counters.
+/// Turns the events the core counted since the last call into Envoy counters, and logs the
+/// failures on the shared state it kept (a lock not released, an update given up).
 pub fn drain_tally() {
     for (event, n) in crate::runtime::tally::drain() {
         count_by(event.metric(), n);
+    }
+    for line in crate::runtime::tally::drain_failures() {
+        log::warn!("scim shared state: {line}");
     }
 }
 

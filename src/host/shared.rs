@@ -7,8 +7,8 @@ use crate::drupal::jsonapi::RestResource;
 use crate::drupal::probe::{self, TermAccess, Verdict};
 use crate::drupal::upstream::{Arrival, Gate, GateEnv, Outbound};
 use crate::http::{DrupalReply, Response};
-use crate::runtime::locks::StoreLocks;
-use crate::runtime::session::{ReadOnce, SessionSlot, SlotView, StoreSession};
+use crate::runtime::intents::{Applier, SharedIntent, SharedPort};
+use crate::runtime::session::{SessionSlot, SlotView};
 use proxy_wasm::traits::Context;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -139,11 +139,13 @@ impl Shared {
     /// Drupal's refusal of the service account holds calls back now. `seen`: what this
     /// request's last gate step read of the shared slot (`with_gate_env`), if it did.
     pub(super) fn report(&self, now_ms: u64, seen: Option<BackoffSeen>) {
-        use crate::runtime::session::SessionStore;
         super::metrics::drain_tally();
         let until = match seen {
             Some(seen) => seen,
-            None => self.backoff_until(StoreSession(HostStore).read().as_ref()),
+            None => {
+                let slot = Applier::new(HostStore).apply(SharedIntent::ReadSession);
+                self.backoff_until(slot.slot().as_ref())
+            }
         };
         let backoff = until.is_some_and(|t| now_ms < t);
         super::metrics::gauge(super::metrics::BACKOFF_ACTIVE, u64::from(backoff));
@@ -155,35 +157,40 @@ impl Shared {
             .map(|s| s.retry_at_ms)
     }
 
-    /// Runs one step of `owner`'s upstream gate against the stores shared by all workers.
-    /// Also returns what the step last read of the session slot, for `report`.
+    /// Runs one step of `owner`'s upstream gate, applying its intents on the state shared by
+    /// all workers as it makes them (`runtime::intents`). Also returns what the step last read
+    /// of the session slot, for `report`.
     pub(super) fn with_gate_env<T>(
         &self,
         now_ms: u64,
         owner: &str,
         step: impl FnOnce(&mut GateEnv) -> T,
     ) -> (T, SlotSeen) {
-        let (mut locks, mut shared_store) = (StoreLocks(HostStore), StoreSession(HostStore));
-        let mut store = ReadOnce::new(&mut shared_store);
-        let mut cache_epoch = self.cache_epoch.get();
-        let result = step(&mut GateEnv {
+        let mut applier = Applier::new(HostStore);
+        let mut env = GateEnv {
             credentials: &self.credentials,
-            store: &mut store,
-            locks: &mut locks,
+            shared: &mut applier,
             now_ms,
             owner,
             lock_ttl_ms: lock_ttl_ms(&self.config),
             can_pause: self.config.wait_cluster.is_some(),
-            cache_epoch: &mut cache_epoch,
+            cache_epoch: self.cache_epoch.get(),
             jsonapi: &self.config.drupal.jsonapi_prefix,
-        });
-        self.cache_epoch.set(cache_epoch);
-        let seen = match store.view() {
+        };
+        let result = step(&mut env);
+        self.cache_epoch.set(env.cache_epoch);
+        let seen = match applier.view() {
             SlotView::Unread => SlotSeen::Unread,
             SlotView::Read(slot) => SlotSeen::Read(self.backoff_until(slot)),
             SlotView::Changed => SlotSeen::Changed,
         };
         (result, seen)
+    }
+
+    /// Applies intents that need no answer (a lock given up with its stream); a failure is
+    /// counted and logged like any other.
+    pub(super) fn apply(&self, intents: Vec<SharedIntent>) {
+        Applier::new(HostStore).apply_all(intents);
     }
 
     /// Reads a reply; in session mode with its `Set-Cookie` headers (one per line).

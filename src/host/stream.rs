@@ -305,7 +305,7 @@ impl ScimHttp {
             lock_ttl_ms,
         };
         exchange.abandon(&mut env, shared.config.drupal.timeout_ms);
-        self.gate.abandon(env.locks, &self.owner);
+        shared.apply(self.gate.abandon(&self.owner));
         let request_id = self.request.log_request_id();
         log::info!(
             "scim request_id={request_id} method={} abandoned: the stream ended before the answer (client gone or stream timeout) after {} Drupal call(s); its locks were released",

@@ -1,60 +1,53 @@
 //! Per-key locks shared by every worker (a user's memberships, the upstream login), kept in
-//! one store entry and changed through the store's compare-and-swap.
+//! one store entry and changed only by the lock intents (`runtime::intents`) through the
+//! store's compare-and-swap.
 
-use crate::runtime::store::{cas_update, MemoryStore, SharedStore};
-use crate::runtime::totals;
+use crate::runtime::intents::{apply, Outcome, SharedIntent, SharedPort};
+use crate::runtime::store::{MemoryStore, SharedStore};
 
-/// Per-key locks shared by all requests (in Envoy: proxy-wasm shared data).
-pub trait Locks {
+/// Per-key locks shared by all requests (in Envoy: proxy-wasm shared data), as the flows use
+/// them today: calls on top of the lock and total intents (`SharedIntent`), so every port that
+/// applies intents is one, and the same applier and counters serve the flows and the gate.
+pub trait Locks: SharedPort {
     /// Takes `key` for `owner` until `now_ms + ttl_ms`, unless another owner holds it and
     /// its time has not run out. True when `owner` holds it afterwards.
-    fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool;
-    fn unlock(&mut self, key: &str, owner: &str);
+    fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool {
+        self.apply(SharedIntent::lock(key, owner, now_ms, ttl_ms)) == Outcome::Locked(true)
+    }
+    fn unlock(&mut self, key: &str, owner: &str) {
+        // A failure is counted and logged by the applier; the lock then lapses at its TTL.
+        self.apply(SharedIntent::unlock(key, owner));
+    }
     /// A list total remembered for a query (`paging`), shared by the workers like the locks;
     /// a hint only: it is checked before it is used.
-    fn remembered_total(&mut self, _query: &str) -> Option<usize> {
-        None
+    fn remembered_total(&mut self, query: &str) -> Option<usize> {
+        let intent = SharedIntent::LookUpTotal {
+            query: query.to_string(),
+        };
+        match self.apply(intent) {
+            Outcome::Total(total) => total,
+            _ => None,
+        }
     }
-    fn remember_total(&mut self, _query: &str, _total: usize) {}
-}
-
-/// All locks live in one shared-data entry (shared by every worker's VM, and surviving VM
-/// reloads). One entry because proxy-wasm's CAS does not protect the creation of a key: two
-/// first writers of separate keys could both win.
-pub const LOCK_TABLE: &str = "envoy-scim-drupal/locks";
-
-/// `(key, owner, held until ms)`, as JSON.
-type LockTable = Vec<(String, String, u64)>;
-
-/// Creates the empty table before any request can race to create it.
-pub fn ensure_table<S: SharedStore + ?Sized>(store: &mut S) {
-    if let Ok((None, _)) = store.get(LOCK_TABLE) {
-        let _ = store.set(LOCK_TABLE, b"[]", None);
+    fn remember_total(&mut self, query: &str, total: usize) {
+        self.apply(SharedIntent::RememberTotal {
+            query: query.to_string(),
+            total,
+        });
     }
 }
 
-/// The locks (and remembered totals) over a shared store: what the host ships.
+impl<P: SharedPort + ?Sized> Locks for P {}
+
+pub use crate::runtime::lock_table::{ensure_table, LOCK_TABLE};
+
+/// The locks (and remembered totals) over a shared store: what the host ships to the flows.
+/// It only applies intents: the same applier, the same counters as the gate's.
 #[derive(Debug, Default)]
 pub struct StoreLocks<S>(pub S);
 
 /// The same locks in memory, for one VM and for tests.
 pub type MemoryLocks = StoreLocks<MemoryStore>;
-
-impl<S: SharedStore> StoreLocks<S> {
-    /// Applies `change` to the table without expired locks; retries when another worker
-    /// changed it meanwhile. False when the change said so or could not be stored.
-    fn update(&mut self, now_ms: u64, change: &dyn Fn(&mut LockTable) -> bool) -> bool {
-        cas_update(&mut self.0, LOCK_TABLE, |bytes| {
-            let mut table: LockTable = bytes
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            table.retain(|(_, _, until)| *until > now_ms);
-            let result = change(&mut table);
-            Some((serde_json::to_vec(&table).unwrap_or_default(), result))
-        })
-        .unwrap_or(false)
-    }
-}
 
 impl<S: SharedStore> StoreLocks<S> {
     /// The locks in the table, expired or not (for tests and diagnostics).
@@ -67,39 +60,9 @@ impl<S: SharedStore> StoreLocks<S> {
     }
 }
 
-impl<S: SharedStore> Locks for StoreLocks<S> {
-    fn try_lock(&mut self, key: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> bool {
-        self.update(now_ms, &|table| {
-            if let Some(entry) = table.iter_mut().find(|(k, _, _)| k == key) {
-                if entry.1 != owner {
-                    return false;
-                }
-                entry.2 = now_ms.saturating_add(ttl_ms);
-                return true;
-            }
-            table.push((
-                key.to_string(),
-                owner.to_string(),
-                now_ms.saturating_add(ttl_ms),
-            ));
-            true
-        })
-    }
-
-    fn unlock(&mut self, key: &str, owner: &str) {
-        // Time 0 expires nothing: only this lock goes.
-        self.update(0, &|table| {
-            table.retain(|(k, o, _)| !(k == key && o == owner));
-            true
-        });
-    }
-
-    fn remembered_total(&mut self, query: &str) -> Option<usize> {
-        totals::remembered(&self.0, query)
-    }
-
-    fn remember_total(&mut self, query: &str, total: usize) {
-        totals::remember(&mut self.0, query, total);
+impl<S: SharedStore> SharedPort for StoreLocks<S> {
+    fn apply(&mut self, intent: SharedIntent) -> Outcome {
+        apply(&mut self.0, &intent)
     }
 }
 

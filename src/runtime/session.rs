@@ -1,8 +1,9 @@
 //! The upstream session slot (the Drupal session cookie and CSRF token, the login back-off,
-//! the basic-credentials verdict) shared by every worker, stored as one JSON entry in the
-//! shared store and changed through its compare-and-swap.
+//! the basic-credentials verdict, the cache epoch) shared by every worker, stored as one JSON
+//! entry in the shared store. It changes only by the named `SessionChange`s, each a pure
+//! function of the slot, applied through the store's compare-and-swap (`runtime::intents`).
 
-use crate::runtime::store::{cas_update, SharedStore};
+use crate::runtime::store::SharedStore;
 use serde::{Deserialize, Serialize};
 
 /// The shared-data key. It holds the session cookie, so it never leaves the wasm VMs.
@@ -38,56 +39,184 @@ pub struct SessionSlot {
     pub epoch: u64,
 }
 
-/// The slot, shared by every worker (in Envoy: proxy-wasm shared data).
-pub trait SessionStore {
-    fn read(&mut self) -> Option<SessionSlot>;
-    /// Replaces the slot with what `change` makes of it, atomically with respect to other
-    /// workers (the change is re-applied if another worker wrote in between).
-    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot);
-}
-
-/// A store for one VM and for tests.
-#[derive(Debug, Default)]
-pub struct MemorySession(pub Option<SessionSlot>);
-
-impl SessionStore for MemorySession {
-    fn read(&mut self) -> Option<SessionSlot> {
-        self.0.clone()
-    }
-    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
-        self.0 = Some(change(self.0.take()));
+/// Creates an empty slot (no account's) before any request can race to create it: proxy-wasm's
+/// compare-and-swap does not protect a key's creation, so two first changes could both win.
+pub fn ensure_slot<S: SharedStore + ?Sized>(store: &mut S) {
+    if let Ok((None, _)) = store.get(SESSION_SLOT) {
+        let empty = serde_json::to_vec(&SessionSlot::default()).unwrap_or_default();
+        let _ = store.set(SESSION_SLOT, &empty, None);
     }
 }
 
-/// The slot over a shared store: what the host ships.
-#[derive(Debug, Default)]
-pub struct StoreSession<S>(pub S);
+/// Seconds to wait before another login after the 1st, 2nd, 3rd and later refusals.
+pub const LOGIN_BACKOFF_S: [u64; 4] = [60, 300, 1_800, 21_600];
 
-impl<S: SharedStore> SessionStore for StoreSession<S> {
-    fn read(&mut self) -> Option<SessionSlot> {
-        let (bytes, _) = self.0.get(SESSION_SLOT).ok()?;
-        serde_json::from_slice(&bytes?).ok()
+/// The back-off after `refusals` refusals in a row.
+pub fn backoff_s(refusals: u32) -> u64 {
+    let index = usize::try_from(refusals.saturating_sub(1)).unwrap_or(usize::MAX);
+    LOGIN_BACKOFF_S
+        .get(index)
+        .or(LOGIN_BACKOFF_S.last())
+        .copied()
+        .unwrap_or(21_600)
+}
+
+/// The cache epoch after a move at `now_ms`: never back, always on.
+pub fn moved_epoch(epoch: u64, now_ms: u64) -> u64 {
+    now_ms.max(epoch.saturating_add(1))
+}
+
+/// Every way the slot changes, as a value: what the gate asks the host to apply. `apply` is
+/// pure, so the host re-applies it to what another worker wrote when it loses a race, and a
+/// test can apply two workers' changes in any order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionChange {
+    /// Drupal refused these credentials: one back-off step, the cache epoch moves on. Only
+    /// if no verdict came in since the refused calls went out (`sent_step`): the requests in
+    /// flight when Drupal starts refusing make one step between them.
+    RecordRefusal {
+        account: String,
+        reason: String,
+        now_ms: u64,
+        sent_step: u64,
+        /// The VM's own epoch, in case the slot's is behind it.
+        local_epoch: u64,
+    },
+    /// A login opened this session: it replaces whatever the slot held but the epoch.
+    OpenSession {
+        account: String,
+        cookie: String,
+        csrf: String,
+        now_ms: u64,
+    },
+    /// Drupal no longer honours this cookie: forget it, unless another login replaced it.
+    ForgetCookie { dead: String },
+    /// Basic mode: Drupal accepts these credentials (again); their back-off ends.
+    AcceptBasic { account: String },
+    /// Moves the cache epoch on for the whole Envoy.
+    MoveEpoch {
+        account: String,
+        local_epoch: u64,
+        now_ms: u64,
+    },
+    /// The first worker to ask sets the Envoy's epoch (to its own start time).
+    SeedEpoch { account: String, local_epoch: u64 },
+}
+
+impl SessionChange {
+    /// The slot after the change; `None`: the change does not apply, nothing is written.
+    pub fn apply(&self, slot: Option<SessionSlot>) -> Option<SessionSlot> {
+        let fresh = |account: &str| SessionSlot {
+            account: account.to_string(),
+            ..SessionSlot::default()
+        };
+        match self {
+            SessionChange::RecordRefusal {
+                account,
+                reason,
+                now_ms,
+                sent_step,
+                local_epoch,
+            } => {
+                let slot = slot.unwrap_or_default();
+                let ours = slot.account == *account;
+                let step = if ours { slot.step } else { 0 };
+                if step != *sent_step {
+                    return None;
+                }
+                let refusals = if ours { slot.refusals } else { 0 }.saturating_add(1);
+                Some(SessionSlot {
+                    account: account.clone(),
+                    refusals,
+                    retry_at_ms: now_ms.saturating_add(backoff_s(refusals).saturating_mul(1000)),
+                    refusal: Some(reason.clone()),
+                    step: step.saturating_add(1),
+                    epoch: moved_epoch(slot.epoch.max(*local_epoch), *now_ms),
+                    ..SessionSlot::default()
+                })
+            }
+            SessionChange::OpenSession {
+                account,
+                cookie,
+                csrf,
+                now_ms,
+            } => {
+                let slot = slot.unwrap_or_default();
+                Some(SessionSlot {
+                    account: account.clone(),
+                    cookie: Some(cookie.clone()),
+                    csrf: Some(csrf.clone()),
+                    opened_ms: *now_ms,
+                    step: slot.step.saturating_add(1),
+                    epoch: slot.epoch,
+                    ..SessionSlot::default()
+                })
+            }
+            SessionChange::ForgetCookie { dead } => {
+                let slot = slot.filter(|s| s.cookie.as_deref() == Some(dead.as_str()))?;
+                Some(SessionSlot {
+                    cookie: None,
+                    csrf: None,
+                    ..slot
+                })
+            }
+            SessionChange::AcceptBasic { account } => {
+                // Another account's slot is replaced, but not the Envoy's cache epoch: going
+                // back to an older one could ask URLs Drupal cached refused.
+                let slot = match slot {
+                    Some(s) if s.account == *account => s,
+                    other => SessionSlot {
+                        epoch: other.map_or(0, |s| s.epoch),
+                        ..fresh(account)
+                    },
+                };
+                Some(SessionSlot {
+                    refusals: 0,
+                    retry_at_ms: 0,
+                    refusal: None,
+                    basic_ok: true,
+                    step: slot.step.saturating_add(1),
+                    ..slot
+                })
+            }
+            SessionChange::MoveEpoch {
+                account,
+                local_epoch,
+                now_ms,
+            } => {
+                let slot = slot.unwrap_or_else(|| fresh(account));
+                Some(SessionSlot {
+                    epoch: moved_epoch(slot.epoch.max(*local_epoch), *now_ms),
+                    ..slot
+                })
+            }
+            SessionChange::SeedEpoch {
+                account,
+                local_epoch,
+            } => {
+                let slot = slot.unwrap_or_else(|| fresh(account));
+                (slot.epoch == 0).then_some(SessionSlot {
+                    epoch: *local_epoch,
+                    ..slot
+                })
+            }
+        }
     }
 
-    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
-        cas_update(&mut self.0, SESSION_SLOT, |bytes| {
-            let current = bytes.and_then(|b| serde_json::from_slice(&b).ok());
-            Some((serde_json::to_vec(&change(current)).ok()?, ()))
-        });
+    /// For the log: what the change is, without the cookie, token or Drupal's words.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionChange::RecordRefusal { .. } => "record a refusal",
+            SessionChange::OpenSession { .. } => "store a new session",
+            SessionChange::ForgetCookie { .. } => "forget a dead session",
+            SessionChange::AcceptBasic { .. } => "record accepted credentials",
+            SessionChange::MoveEpoch { .. } => "move the cache epoch on",
+            SessionChange::SeedEpoch { .. } => "set the cache epoch",
+        }
     }
 }
 
-/// The slot read at most once between two changes: one step of a gate asks for it several
-/// times (access, cache epoch, verdict step) and each host read copies and parses the JSON.
-/// A step runs without yielding, so a copy taken at its start is as current as a later read
-/// would be; a change re-reads the store (`update` is a compare-and-swap on the real one).
-pub struct ReadOnce<'a> {
-    inner: &'a mut dyn SessionStore,
-    seen: Option<Option<SessionSlot>>,
-    changed: bool,
-}
-
-/// What a step learnt of the slot.
+/// What one gate step learnt of the slot (the host reports the back-off gauge from it).
 #[derive(Debug, PartialEq)]
 pub enum SlotView<'a> {
     /// It neither read nor changed it.
@@ -98,103 +227,118 @@ pub enum SlotView<'a> {
     Changed,
 }
 
-impl<'a> ReadOnce<'a> {
-    pub fn new(inner: &'a mut dyn SessionStore) -> Self {
-        ReadOnce {
-            inner,
-            seen: None,
-            changed: false,
-        }
-    }
-
-    pub fn view(&self) -> SlotView<'_> {
-        match (&self.seen, self.changed) {
-            (Some(seen), _) => SlotView::Read(seen.as_ref()),
-            (None, true) => SlotView::Changed,
-            (None, false) => SlotView::Unread,
-        }
-    }
-}
-
-impl SessionStore for ReadOnce<'_> {
-    fn read(&mut self) -> Option<SessionSlot> {
-        if let Some(seen) = &self.seen {
-            return seen.clone();
-        }
-        let slot = self.inner.read();
-        self.seen = Some(slot.clone());
-        slot
-    }
-
-    fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
-        self.seen = None;
-        self.changed = true;
-        self.inner.update(change);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::store::MemoryStore;
 
-    /// Counts the reads that reach the store under it.
-    struct Counting(MemorySession, usize);
-
-    impl SessionStore for Counting {
-        fn read(&mut self) -> Option<SessionSlot> {
-            self.1 = self.1.saturating_add(1);
-            self.0.read()
-        }
-        fn update(&mut self, change: &dyn Fn(Option<SessionSlot>) -> SessionSlot) {
-            self.0.update(change);
+    fn refusal(sent_step: u64, now_ms: u64) -> SessionChange {
+        SessionChange::RecordRefusal {
+            account: "a".into(),
+            reason: "no".into(),
+            now_ms,
+            sent_step,
+            local_epoch: 5,
         }
     }
 
     #[test]
-    fn read_once_reads_again_only_after_a_change() {
-        let mut store = Counting(MemorySession::default(), 0);
-        let mut once = ReadOnce::new(&mut store);
-        assert_eq!(once.view(), SlotView::Unread);
-        assert_eq!(once.read(), None);
-        assert_eq!(once.read(), None);
-        assert_eq!(once.view(), SlotView::Read(None));
-        once.update(&|_| SessionSlot {
-            step: 3,
-            ..SessionSlot::default()
+    fn concurrent_first_changes_of_the_slot_are_both_kept_once_it_exists() {
+        use crate::runtime::contention::{Act, ContendedStore};
+        use crate::runtime::intents::{SharedIntent, SharedPort};
+        let seed = |local| {
+            SharedIntent::Session(SessionChange::SeedEpoch {
+                account: "a".into(),
+                local_epoch: local,
+            })
+        };
+        let accept = SharedIntent::Session(SessionChange::AcceptBasic {
+            account: "a".into(),
         });
-        assert_eq!(once.view(), SlotView::Changed, "a change forgets the copy");
-        assert_eq!(once.read().map(|s| s.step), Some(3));
-        assert!(matches!(once.view(), SlotView::Read(Some(s)) if s.step == 3));
-        assert_eq!(once.read().map(|s| s.step), Some(3));
-        assert_eq!(store.1, 2, "one read before the change, one after");
+        for created in [false, true] {
+            let mut s = ContendedStore::default();
+            if created {
+                ensure_slot(&mut s.inner);
+            }
+            // Another worker seeds the epoch inside this one's acceptance.
+            s.before_write(1, Act::Land(vec![seed(7)]));
+            let slot = s.apply(accept.clone()).slot().unwrap();
+            let kept = (slot.basic_ok, slot.epoch);
+            if created {
+                assert_eq!(kept, (true, 7), "both changes kept");
+            } else {
+                assert_eq!(kept, (true, 0), "the creation race lost the seed");
+            }
+        }
     }
 
     #[test]
-    fn the_slot_is_updated_from_what_another_worker_wrote() {
-        let mut s = StoreSession(MemoryStore::default());
-        assert_eq!(s.read(), None);
-        s.update(&|_| SessionSlot {
-            account: "a".into(),
-            ..SessionSlot::default()
-        });
-        s.0.lose_next = 2;
-        s.update(&|slot| SessionSlot {
-            refusals: slot.map_or(0, |x| x.refusals).saturating_add(1),
-            account: "a".into(),
-            ..SessionSlot::default()
-        });
-        let slot = s.read().unwrap();
-        assert_eq!((slot.account.as_str(), slot.refusals), ("a", 1));
-        s.0.lose_next = crate::runtime::store::CAS_ATTEMPTS;
-        s.update(&|_| SessionSlot::default());
+    fn a_refusal_counts_once_per_step() {
+        let first = refusal(0, 1_000).apply(None).unwrap();
         assert_eq!(
-            s.read().unwrap().account,
-            "a",
-            "every attempt lost: unchanged"
+            (first.refusals, first.step, first.retry_at_ms),
+            (1, 1, 61_000)
         );
-        // Older slots without `basic_ok` still read.
-        s.0.set(SESSION_SLOT, br#"{"account":"b","cookie":null,"csrf":null,"opened_ms":1,"refusals":0,"retry_at_ms":0,"refusal":null}"#, None).unwrap();
-        assert_eq!(s.read().unwrap().account, "b");
+        assert_eq!(first.epoch, 1_000);
+        assert_eq!(
+            refusal(0, 2_000).apply(Some(first.clone())),
+            None,
+            "stale step"
+        );
+        let second = refusal(1, 70_000).apply(Some(first)).unwrap();
+        assert_eq!((second.refusals, second.retry_at_ms), (2, 370_000));
+        // Another account's slot starts over.
+        let other = SessionSlot {
+            account: "b".into(),
+            refusals: 3,
+            step: 9,
+            ..SessionSlot::default()
+        };
+        assert_eq!(refusal(0, 1).apply(Some(other)).unwrap().refusals, 1);
+    }
+
+    #[test]
+    fn session_changes_keep_what_they_do_not_own() {
+        let open = SessionChange::OpenSession {
+            account: "a".into(),
+            cookie: "SESSx=1".into(),
+            csrf: "t".into(),
+            now_ms: 9,
+        };
+        let mut slot = SessionSlot {
+            epoch: 4,
+            refusals: 2,
+            step: 6,
+            ..SessionSlot::default()
+        };
+        slot = open.apply(Some(slot)).unwrap();
+        assert_eq!((slot.epoch, slot.refusals, slot.step), (4, 0, 7));
+        let forget = |dead: &str| SessionChange::ForgetCookie { dead: dead.into() };
+        assert_eq!(
+            forget("SESSy=2").apply(Some(slot.clone())),
+            None,
+            "replaced meanwhile"
+        );
+        let forgotten = forget("SESSx=1").apply(Some(slot)).unwrap();
+        assert_eq!(
+            (forgotten.cookie, forgotten.csrf, forgotten.epoch),
+            (None, None, 4)
+        );
+        let seed = |local| SessionChange::SeedEpoch {
+            account: "a".into(),
+            local_epoch: local,
+        };
+        let seeded = seed(7).apply(None).unwrap();
+        assert_eq!(seeded.epoch, 7);
+        assert_eq!(
+            seed(9).apply(Some(seeded)),
+            None,
+            "the first worker's stays"
+        );
+        let moved = SessionChange::MoveEpoch {
+            account: "a".into(),
+            local_epoch: 3,
+            now_ms: 2,
+        };
+        assert_eq!(moved.apply(None).unwrap().epoch, 4, "never back");
     }
 }

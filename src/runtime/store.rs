@@ -23,10 +23,45 @@ pub trait SharedStore {
 /// Compare-and-swap attempts before an update gives up (another worker kept winning).
 pub const CAS_ATTEMPTS: usize = 16;
 
-/// Reads `key`, lets `change` compute the new bytes (and a result) from the current ones,
-/// and writes them unless another worker wrote in between, in which case it starts over.
-/// `Some(result)` once written; `None` when the store failed, `change` declined (returned
-/// `None`), or every attempt lost the race.
+/// Why a compare-and-swap update wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The host refused a read or a write; retrying would not help.
+    Store,
+    /// Every attempt lost the race to another worker (counted as `CasGaveUp`).
+    GaveUp,
+}
+
+/// Reads `key`, lets `change` compute the bytes to write (`None`: write nothing) and a result
+/// from the current ones, and writes them unless another worker wrote in between, in which
+/// case it starts over. Every shared structure is changed through this one loop.
+pub fn cas_apply<S, T>(
+    store: &mut S,
+    key: &str,
+    mut change: impl FnMut(Option<Vec<u8>>) -> (Option<Vec<u8>>, T),
+) -> Result<T, Failure>
+where
+    S: SharedStore + ?Sized,
+{
+    for _ in 0..CAS_ATTEMPTS {
+        let (bytes, cas) = store.get(key).map_err(|_| Failure::Store)?;
+        let (next, result) = change(bytes);
+        let Some(next) = next else {
+            return Ok(result);
+        };
+        match store.set(key, &next, cas) {
+            Ok(()) => return Ok(result),
+            Err(StoreError::CasMismatch) => continue,
+            Err(StoreError::Failed) => return Err(Failure::Store),
+        }
+    }
+    crate::runtime::tally::note(crate::runtime::tally::Event::CasGaveUp);
+    Err(Failure::GaveUp)
+}
+
+/// `cas_apply` for a change that always writes when it has a result: `Some(result)` once
+/// written; `None` when the store failed, `change` declined (returned `None`), or every
+/// attempt lost the race.
 pub fn cas_update<S, T>(
     store: &mut S,
     key: &str,
@@ -35,17 +70,22 @@ pub fn cas_update<S, T>(
 where
     S: SharedStore + ?Sized,
 {
-    for _ in 0..CAS_ATTEMPTS {
-        let (bytes, cas) = store.get(key).ok()?;
-        let (next, result) = change(bytes)?;
-        match store.set(key, &next, cas) {
-            Ok(()) => return Some(result),
-            Err(StoreError::CasMismatch) => continue,
-            Err(StoreError::Failed) => return None,
-        }
+    cas_apply(store, key, |bytes| match change(bytes) {
+        Some((next, result)) => (Some(next), Some(result)),
+        None => (None, None),
+    })
+    .ok()
+    .flatten()
+}
+
+/// A store borrowed for a while is still the store (the test drivers lend theirs).
+impl<S: SharedStore + ?Sized> SharedStore for &mut S {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), StoreError> {
+        (**self).get(key)
     }
-    crate::runtime::tally::note(crate::runtime::tally::Event::CasGaveUp);
-    None
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        (**self).set(key, value, cas)
+    }
 }
 
 /// The store in memory: for one VM and for tests, which can make the next writes lose the

@@ -2,7 +2,7 @@
 //! protected account refused…) that the host turns into Envoy counters. The core stays
 //! sans-IO: it only adds to a per-VM tally; the host drains it after each request.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 /// What is counted; each is one Envoy counter (`Event::metric`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +19,19 @@ pub enum Event {
     CasGaveUp,
     /// SCIM was refused a protected account (uid 1, the service account, unmanaged roles).
     ProtectedRefusal,
+    /// A lock could not be released (the store failed or every compare-and-swap lost): it
+    /// stays until its time runs out.
+    UnlockFailed,
 }
 
-pub const EVENTS: [Event; 6] = [
+pub const EVENTS: [Event; 7] = [
     Event::UpstreamRefusal,
     Event::LockWait,
     Event::PagerRound,
     Event::PagerGaveUp,
     Event::CasGaveUp,
     Event::ProtectedRefusal,
+    Event::UnlockFailed,
 ];
 
 impl Event {
@@ -40,6 +44,7 @@ impl Event {
             Event::PagerGaveUp => "scim.pager_give_ups",
             Event::CasGaveUp => "scim.cas_give_ups",
             Event::ProtectedRefusal => "scim.protected_refusals",
+            Event::UnlockFailed => "scim.unlock_failures",
         }
     }
 
@@ -48,8 +53,39 @@ impl Event {
     }
 }
 
+/// Failure lines kept for the host's log at most between two drains.
+const MAX_FAILURES: usize = 16;
+
 thread_local! {
-    static COUNTS: [Cell<u32>; 6] = Default::default();
+    static COUNTS: [Cell<u32>; 7] = Default::default();
+    static FAILURES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Counts `event` and keeps `line` for the host's log (warning level): a failure on the
+/// shared state is never silent. The line never holds a secret.
+pub fn fail(event: Event, line: String) {
+    note(event);
+    keep(line);
+}
+
+/// Keeps `line` for the host's log (warning level), for a failure counted elsewhere.
+pub fn keep(line: String) {
+    FAILURES.with(|f| {
+        if let Ok(mut f) = f.try_borrow_mut() {
+            if f.len() < MAX_FAILURES {
+                f.push(line);
+            }
+        }
+    });
+}
+
+/// The failure lines kept since the last drain.
+pub fn drain_failures() -> Vec<String> {
+    FAILURES.with(|f| {
+        f.try_borrow_mut()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default()
+    })
 }
 
 /// Adds one `event` to this VM's tally.

@@ -1,7 +1,7 @@
 //! List totals remembered per query (`flows::paging`), shared by every worker: hints that
 //! spare later pages a count, always checked before they are used.
 
-use crate::runtime::store::{cas_update, SharedStore};
+use crate::runtime::store::{cas_apply, Failure, SharedStore};
 
 /// The shared-data key (one entry for every query).
 pub const TOTALS: &str = "envoy-scim-drupal/totals";
@@ -29,9 +29,13 @@ pub fn remembered<S: SharedStore + ?Sized>(store: &S, query: &str) -> Option<usi
 }
 
 /// Remembers `total` for `query`, forgetting the oldest query beyond `MAX_TOTALS`.
-pub fn remember<S: SharedStore + ?Sized>(store: &mut S, query: &str, total: usize) {
+pub fn remember<S: SharedStore + ?Sized>(
+    store: &mut S,
+    query: &str,
+    total: usize,
+) -> Result<(), Failure> {
     let digest = digest(query);
-    cas_update(store, TOTALS, |bytes| {
+    cas_apply(store, TOTALS, |bytes| {
         let mut table: TotalsTable = bytes
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -39,8 +43,8 @@ pub fn remember<S: SharedStore + ?Sized>(store: &mut S, query: &str, total: usiz
         table.push((digest.clone(), total));
         let excess = table.len().saturating_sub(MAX_TOTALS);
         table.drain(..excess);
-        Some((serde_json::to_vec(&table).ok()?, ()))
-    });
+        (serde_json::to_vec(&table).ok(), ())
+    })
 }
 
 #[cfg(test)]
@@ -52,12 +56,12 @@ mod tests {
     fn totals_are_remembered_per_query_and_bounded() {
         let mut s = MemoryStore::default();
         assert_eq!(remembered(&s, "q"), None);
-        remember(&mut s, "q", 7);
+        remember(&mut s, "q", 7).unwrap();
         s.lose_next = 2;
-        remember(&mut s, "q", 8);
+        remember(&mut s, "q", 8).unwrap();
         assert_eq!(remembered(&s, "q"), Some(8));
         for i in 0..MAX_TOTALS {
-            remember(&mut s, &format!("other{i}"), i);
+            remember(&mut s, &format!("other{i}"), i).unwrap();
         }
         assert_eq!(remembered(&s, "q"), None);
         assert_eq!(remembered(&s, "other63"), Some(63));

@@ -167,7 +167,7 @@ def stat(text: str, name: str) -> int:
 def test_counters_are_in_envoys_stats(gateway, seed_user):
     before = gateway.stats()
     for name in ("scim.upstream_refusals", "scim.lock_waits", "scim.pager_rounds", "scim.pager_give_ups",
-                 "scim.cas_give_ups", "scim.protected_refusals", "scim.adoptions.on.create", "scim.upstream_backoff_active"):
+                 "scim.cas_give_ups", "scim.unlock_failures", "scim.protected_refusals", "scim.adoptions.on.create", "scim.upstream_backoff_active"):
         assert stat(before, name) >= 0, f"{name} is not defined in /stats"
     seed_user("paged@example.com", mail="paged@example.com")
     assert gateway.scim("GET", "/Users", params={"startIndex": "1", "count": "5"}).status_code == 200

@@ -6,9 +6,8 @@ use crate::drupal::delivery::retry_once;
 use crate::drupal::query::DrupalQuery;
 use crate::drupal::upstream::*;
 use crate::http::{DrupalCall, DrupalReply};
-use crate::runtime::locks::Locks;
-use crate::runtime::session::SessionSlot;
-use std::cell::Cell;
+use crate::runtime::intents::{Outcome, SharedIntent};
+use crate::runtime::session::SessionChange;
 
 impl Gate {
     pub fn new() -> Self {
@@ -30,14 +29,17 @@ impl Gate {
 
     /// The stream ended before its answer: a login or credentials check this request was
     /// making on behalf of all is given up, so the others need not wait for the lock's TTL.
-    pub fn abandon(&mut self, locks: &mut dyn Locks, owner: &str) {
+    /// Returns what the host applies (no answer is needed).
+    pub fn abandon(&mut self, owner: &str) -> Vec<SharedIntent> {
         let checking = matches!(self.phase, Phase::LoggingIn) || self.trial;
-        if checking {
-            locks.unlock(LOGIN_LOCK, owner);
-        }
         self.trial = false;
         self.awaiting = false;
         self.phase = Phase::Idle;
+        if checking {
+            vec![SharedIntent::unlock(LOGIN_LOCK, owner)]
+        } else {
+            Vec::new()
+        }
     }
 
     /// Lines for the host's log since the last call.
@@ -316,14 +318,7 @@ impl Gate {
         // under new URLs.
         next_epoch(env);
         if let Some(dead) = self.cookie_used.take() {
-            env.store.update(&|slot| {
-                let mut slot = slot.unwrap_or_default();
-                if slot.cookie.as_deref() == Some(dead.as_str()) {
-                    slot.cookie = None;
-                    slot.csrf = None;
-                }
-                slot
-            });
+            env.change(SessionChange::ForgetCookie { dead });
         }
         for i in &replay {
             if let Some(slot) = self.kept.get_mut(*i) {
@@ -340,23 +335,15 @@ impl Gate {
     pub(crate) fn login_answered(&mut self, arrival: Arrival, env: &mut GateEnv) -> Next {
         // The lock is released only once the verdict is stored: a request that takes it
         // between the two would log in again.
-        let account = env.credentials.account_tag.clone();
-        let now = env.now_ms;
         match read_login(&arrival) {
             LoginResult::Opened { cookie, csrf } => {
-                env.store.update(&|slot| {
-                    let slot = slot.unwrap_or_default();
-                    SessionSlot {
-                        account: account.clone(),
-                        cookie: Some(cookie.clone()),
-                        csrf: Some(csrf.clone()),
-                        opened_ms: now,
-                        step: slot.step.saturating_add(1),
-                        epoch: slot.epoch,
-                        ..SessionSlot::default()
-                    }
+                env.change(SessionChange::OpenSession {
+                    account: env.credentials.account_tag.clone(),
+                    cookie: cookie.clone(),
+                    csrf: csrf.clone(),
+                    now_ms: env.now_ms,
                 });
-                env.locks.unlock(LOGIN_LOCK, env.owner);
+                env.unlock_login();
                 self.notices.push((
                     log::Level::Info,
                     format!(
@@ -373,11 +360,11 @@ impl Gate {
             }
             LoginResult::Refused(reason) => {
                 self.record_refusal(&reason, "login", env);
-                env.locks.unlock(LOGIN_LOCK, env.owner);
+                env.unlock_login();
                 self.refuse_pending()
             }
             LoginResult::Unavailable(reply) => {
-                env.locks.unlock(LOGIN_LOCK, env.owner);
+                env.unlock_login();
                 self.warn("the Drupal login did not succeed: Drupal did not answer it");
                 self.answer_pending_with(reply)
             }
@@ -389,41 +376,39 @@ impl Gate {
     /// met by calls sent before another request's verdict came in is that verdict's, not a
     /// new one (the requests in flight when Drupal starts refusing make one step).
     pub(crate) fn record_refusal(&mut self, reason: &str, what: &str, env: &mut GateEnv) {
-        let account = env.credentials.account_tag.clone();
-        let (now, sent_step, local_epoch) = (env.now_ms, self.sent_step, *env.cache_epoch);
-        let counted = Cell::new(None);
-        env.store.update(&|slot| {
-            let slot = slot.unwrap_or_default();
-            let ours = slot.account == account;
-            let step = if ours { slot.step } else { 0 };
-            if step != sent_step {
-                counted.set(None);
-                return slot;
-            }
-            let refusals = if ours { slot.refusals } else { 0 }.saturating_add(1);
-            let epoch = moved_epoch(slot.epoch.max(local_epoch), now);
-            counted.set(Some((refusals, epoch)));
-            SessionSlot {
-                account: account.clone(),
-                refusals,
-                retry_at_ms: now.saturating_add(backoff_s(refusals).saturating_mul(1000)),
-                refusal: Some(reason.to_string()),
-                step: step.saturating_add(1),
-                epoch,
-                ..SessionSlot::default()
-            }
+        let outcome = env.change(SessionChange::RecordRefusal {
+            account: env.credentials.account_tag.clone(),
+            reason: reason.to_string(),
+            now_ms: env.now_ms,
+            sent_step: self.sent_step,
+            local_epoch: env.cache_epoch,
         });
         if std::mem::take(&mut self.trial) {
-            env.locks.unlock(LOGIN_LOCK, env.owner);
+            env.unlock_login();
         }
-        let Some((refusals, epoch)) = counted.get() else {
-            self.notices.push((
-                log::Level::Debug,
-                format!("Drupal refused the gateway's {what} too; counted once, with the refusal recorded meanwhile"),
-            ));
-            return;
+        let (refusals, epoch) = match outcome {
+            Outcome::Session {
+                slot: Some(slot),
+                changed: true,
+            } => (slot.refusals, slot.epoch),
+            Outcome::Failed(_) => {
+                // The shared state could not be written (the applier counted and logged
+                // why): this refusal starts no back-off, the next call meets Drupal again.
+                self.warn(&format!(
+                    "Drupal refused the gateway's {what} as {}: {reason} (not recorded: the shared state could not be written)",
+                    env.credentials.username
+                ));
+                return;
+            }
+            _ => {
+                self.notices.push((
+                    log::Level::Debug,
+                    format!("Drupal refused the gateway's {what} too; counted once, with the refusal recorded meanwhile"),
+                ));
+                return;
+            }
         };
-        *env.cache_epoch = epoch;
+        env.cache_epoch = epoch;
         crate::runtime::tally::note(crate::runtime::tally::Event::UpstreamRefusal);
         let backoff = backoff_s(refusals);
         let line = format!(
@@ -438,24 +423,10 @@ impl Gate {
         if !std::mem::take(&mut self.trial) {
             return;
         }
-        let account = env.credentials.account_tag.clone();
-        env.store.update(&|slot| {
-            let slot = slot
-                .filter(|s| s.account == account)
-                .unwrap_or_else(|| SessionSlot {
-                    account: account.clone(),
-                    ..SessionSlot::default()
-                });
-            SessionSlot {
-                refusals: 0,
-                retry_at_ms: 0,
-                refusal: None,
-                basic_ok: true,
-                step: slot.step.saturating_add(1),
-                ..slot
-            }
+        env.change(SessionChange::AcceptBasic {
+            account: env.credentials.account_tag.clone(),
         });
-        env.locks.unlock(LOGIN_LOCK, env.owner);
+        env.unlock_login();
         self.notices.push((
             log::Level::Info,
             format!(
@@ -507,8 +478,7 @@ impl Gate {
     /// request at a time and never during a back-off; the others wait for its verdict.
     pub(crate) fn settle_suspect(&mut self, env: &mut GateEnv) -> Next {
         self.awaiting = false;
-        let account = env.credentials.account_tag.as_str();
-        if let Some(slot) = env.store.read().filter(|s| s.account == account) {
+        if let Some(slot) = env.own_slot() {
             if backing_off(&slot, env).is_some() {
                 return self.refuse_spoiled();
             }
@@ -518,10 +488,7 @@ impl Gate {
                 return self.finish();
             }
         }
-        if env
-            .locks
-            .try_lock(LOGIN_LOCK, env.owner, env.now_ms, env.lock_ttl_ms)
-        {
+        if env.lock_login() {
             self.trial = true;
             return self.verify(false, env);
         }
@@ -587,7 +554,7 @@ impl Gate {
             // No clear answer (Drupal down): nothing learnt, no back-off.
             other => {
                 if std::mem::take(&mut self.trial) {
-                    env.locks.unlock(LOGIN_LOCK, env.owner);
+                    env.unlock_login();
                 }
                 if then_send {
                     self.answer_pending_with(other)
@@ -664,7 +631,7 @@ mod tests {
     }
 
     fn slot(w: &World) -> SessionSlot {
-        w.store.0.clone().unwrap()
+        w.slot().unwrap()
     }
 
     fn refused() -> DrupalReply {

@@ -39,27 +39,28 @@
 use crate::config::Credentials;
 use crate::drupal::jsonapi::AUTH_GUARD;
 use crate::http::{DrupalCall, DrupalReply};
-use crate::runtime::locks::Locks;
-use crate::runtime::session::{SessionSlot, SessionStore};
+use crate::runtime::intents::{Outcome, SharedIntent, SharedPort};
+use crate::runtime::session::{moved_epoch, SessionChange, SessionSlot};
 use serde_json::Value;
-use std::cell::Cell;
 
 mod anon;
+#[cfg(test)]
+mod contention;
 mod gate;
 
 pub(crate) const LOGIN_PATH: &str = "/user/login?_format=json";
 pub(crate) const LOGIN_STATUS_PATH: &str = "/user/login_status?_format=json";
 pub(crate) const LOGIN_LOCK: &str = "scim/drupal-login";
-/// Seconds to wait before another login after the 1st, 2nd, 3rd and later refusals.
-pub(crate) const LOGIN_BACKOFF_S: [u64; 4] = [60, 300, 1_800, 21_600];
+pub(crate) use crate::runtime::session::backoff_s;
 /// Pauses a request spends waiting for another request's login at most.
 pub(crate) const MAX_WAITS: u32 = 400;
 
 /// What the gate needs from around it, for one step.
 pub struct GateEnv<'a> {
     pub credentials: &'a Credentials,
-    pub store: &'a mut dyn SessionStore,
-    pub locks: &'a mut dyn Locks,
+    /// Where the step's intents on the shared state (the session slot, the login lock, the
+    /// cache epoch) are applied; the gate holds no store.
+    pub shared: &'a mut dyn SharedPort,
     pub now_ms: u64,
     /// Unique per request: who holds the login lock.
     pub owner: &'a str,
@@ -68,10 +69,40 @@ pub struct GateEnv<'a> {
     pub can_pause: bool,
     /// Names the auth guard's filter group in every user list sent; moved on after each
     /// refusal (Drupal's cache keeps refused answers by URL). Shared by the workers
-    /// (`SessionSlot::epoch`): this is the VM's copy, and what the first worker sets it to.
-    pub cache_epoch: &'a mut u64,
+    /// (`SessionSlot::epoch`): this is the VM's copy, and what the first worker sets it to;
+    /// the step moves it on and the host keeps it for the next.
+    pub cache_epoch: u64,
     /// JSON:API base path (`drupal.jsonapi_prefix`), for the basic-mode check.
     pub jsonapi: &'a str,
+}
+
+impl GateEnv<'_> {
+    /// The slot, if it belongs to these credentials.
+    pub(crate) fn own_slot(&mut self) -> Option<SessionSlot> {
+        let account = self.credentials.account_tag.as_str();
+        self.slot().filter(|s| s.account == account)
+    }
+
+    /// The slot as it is (a failed read: none).
+    pub(crate) fn slot(&mut self) -> Option<SessionSlot> {
+        self.shared.apply(SharedIntent::ReadSession).slot()
+    }
+
+    pub(crate) fn change(&mut self, change: SessionChange) -> Outcome {
+        self.shared.apply(SharedIntent::Session(change))
+    }
+
+    /// Takes the login lock (one request at a time logs in or checks the credentials).
+    pub(crate) fn lock_login(&mut self) -> bool {
+        let intent = SharedIntent::lock(LOGIN_LOCK, self.owner, self.now_ms, self.lock_ttl_ms);
+        self.shared.apply(intent) == Outcome::Locked(true)
+    }
+
+    pub(crate) fn unlock_login(&mut self) {
+        // A failed release is counted and logged by the applier; the lock lapses at its TTL.
+        self.shared
+            .apply(SharedIntent::unlock(LOGIN_LOCK, self.owner));
+    }
 }
 
 /// Why a call goes out; the host reads `Set-Cookie` only where it matters.
@@ -185,18 +216,13 @@ pub(crate) enum Access {
 
 /// Whether this request may use the shared session, must log in, or must wait.
 pub(crate) fn access(env: &mut GateEnv) -> Access {
-    let account = env.credentials.account_tag.as_str();
-    let slot = env.store.read().filter(|s| s.account == account);
+    let slot = env.own_slot();
     let now = env.now_ms;
     if let Some(s) = &slot {
         if let (Some(cookie), Some(csrf)) = (&s.cookie, &s.csrf) {
             let fresh = now.saturating_sub(s.opened_ms) < env.credentials.session_max_age_ms;
             // An aged session still works while one request replaces it.
-            if fresh
-                || !env
-                    .locks
-                    .try_lock(LOGIN_LOCK, env.owner, now, env.lock_ttl_ms)
-            {
+            if fresh || !env.lock_login() {
                 return Access::Ready {
                     cookie: Some(cookie.clone()),
                     csrf: Some(csrf.clone()),
@@ -208,10 +234,7 @@ pub(crate) fn access(env: &mut GateEnv) -> Access {
             return refused;
         }
     }
-    if env
-        .locks
-        .try_lock(LOGIN_LOCK, env.owner, now, env.lock_ttl_ms)
-    {
+    if env.lock_login() {
         Access::Login
     } else {
         Access::Pause
@@ -222,8 +245,7 @@ pub(crate) fn access(env: &mut GateEnv) -> Access {
 /// Envoy, new credentials) and after a refusal's back-off, one request checks them first
 /// while the others wait for it; during a back-off every call is refused without Drupal.
 pub(crate) fn basic_access(env: &mut GateEnv) -> Access {
-    let account = env.credentials.account_tag.as_str();
-    if let Some(s) = env.store.read().filter(|s| s.account == account) {
+    if let Some(s) = env.own_slot() {
         if s.basic_ok && s.refusals == 0 {
             return Access::Ready {
                 cookie: None,
@@ -234,10 +256,7 @@ pub(crate) fn basic_access(env: &mut GateEnv) -> Access {
             return refused;
         }
     }
-    if env
-        .locks
-        .try_lock(LOGIN_LOCK, env.owner, env.now_ms, env.lock_ttl_ms)
-    {
+    if env.lock_login() {
         Access::Login
     } else {
         Access::Pause
@@ -261,60 +280,38 @@ pub(crate) fn backing_off(s: &SessionSlot, env: &GateEnv) -> Option<Access> {
 }
 
 /// Moves the cache epoch on for the whole Envoy: later user lists get URLs Drupal has never
-/// answered.
+/// answered. If the slot cannot be written, this VM moves on alone.
 pub(crate) fn next_epoch(env: &mut GateEnv) {
-    let (local, now) = (*env.cache_epoch, env.now_ms);
-    let account = env.credentials.account_tag.clone();
-    let moved = Cell::new(None);
-    env.store.update(&|slot| {
-        let mut slot = slot.unwrap_or_else(|| SessionSlot {
-            account: account.clone(),
-            ..SessionSlot::default()
-        });
-        slot.epoch = moved_epoch(slot.epoch.max(local), now);
-        moved.set(Some(slot.epoch));
-        slot
+    let (local, now) = (env.cache_epoch, env.now_ms);
+    let moved = env.change(SessionChange::MoveEpoch {
+        account: env.credentials.account_tag.clone(),
+        local_epoch: local,
+        now_ms: now,
     });
-    *env.cache_epoch = moved.get().unwrap_or_else(|| moved_epoch(local, now));
-}
-
-pub(crate) fn moved_epoch(epoch: u64, now_ms: u64) -> u64 {
-    now_ms.max(epoch.saturating_add(1))
+    env.cache_epoch = moved
+        .slot()
+        .map_or_else(|| moved_epoch(local, now), |s| s.epoch);
 }
 
 /// The Envoy's cache epoch: the first worker to ask sets it (to its own start time).
 pub(crate) fn current_epoch(env: &mut GateEnv) -> u64 {
-    let shared = env.store.read().map_or(0, |s| s.epoch);
+    let mut shared = env.slot().map_or(0, |s| s.epoch);
     if shared == 0 {
-        let (local, account) = (*env.cache_epoch, env.credentials.account_tag.clone());
-        env.store.update(&|slot| {
-            let mut slot = slot.unwrap_or_else(|| SessionSlot {
-                account: account.clone(),
-                ..SessionSlot::default()
-            });
-            if slot.epoch == 0 {
-                slot.epoch = local;
-            }
-            slot
+        let seeded = env.change(SessionChange::SeedEpoch {
+            account: env.credentials.account_tag.clone(),
+            local_epoch: env.cache_epoch,
         });
+        shared = seeded.slot().map_or(0, |s| s.epoch);
     }
-    let epoch = env
-        .store
-        .read()
-        .map(|s| s.epoch)
-        .filter(|e| *e != 0)
-        .unwrap_or(*env.cache_epoch);
-    *env.cache_epoch = epoch;
-    epoch
+    if shared != 0 {
+        env.cache_epoch = shared;
+    }
+    env.cache_epoch
 }
 
 /// The verdict step of these credentials (`SessionSlot::step`).
 pub(crate) fn current_step(env: &mut GateEnv) -> u64 {
-    let account = env.credentials.account_tag.as_str();
-    env.store
-        .read()
-        .filter(|s| s.account == account)
-        .map_or(0, |s| s.step)
+    env.own_slot().map_or(0, |s| s.step)
 }
 
 /// The call with its auth guard named after the cache epoch.
@@ -350,15 +347,6 @@ pub(crate) fn refuses_guard(body: &[u8]) -> bool {
 /// Scanned, not parsed: the exchange parses the same body right after.
 pub(crate) fn reads_as_anonymous(body: &[u8]) -> bool {
     anon::label_only_in(body)
-}
-
-pub(crate) fn backoff_s(refusals: u32) -> u64 {
-    let index = usize::try_from(refusals.saturating_sub(1)).unwrap_or(usize::MAX);
-    LOGIN_BACKOFF_S
-        .get(index)
-        .or(LOGIN_BACKOFF_S.last())
-        .copied()
-        .unwrap_or(21_600)
 }
 
 pub(crate) fn login_call(credentials: &Credentials) -> Outbound {
@@ -480,8 +468,10 @@ pub(crate) fn is_safe(method: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::UpstreamAuth;
-    use crate::runtime::locks::MemoryLocks;
-    use crate::runtime::session::MemorySession;
+    use crate::runtime::contention::ContendedStore;
+    use crate::runtime::intents::apply;
+    use crate::runtime::session::SESSION_SLOT;
+    use crate::runtime::store::SharedStore;
 
     /// What `reads_as_anonymous` says, from the parsed document.
     fn parsed_as_anonymous(body: &[u8]) -> bool {
@@ -556,36 +546,85 @@ mod tests {
         }
     }
 
+    /// What the workers share (one store, every intent applied to it) and one VM's clock
+    /// and cache epoch.
     pub(super) struct World {
         pub(super) creds: Credentials,
-        pub(super) store: MemorySession,
-        pub(super) locks: MemoryLocks,
+        pub(super) store: ContendedStore,
         pub(super) now_ms: u64,
         pub(super) epoch: u64,
     }
 
+    /// One step's env; the VM keeps the cache epoch the step leaves (as the host does).
+    pub(super) struct StepEnv<'a> {
+        env: GateEnv<'a>,
+        epoch: &'a mut u64,
+    }
+
+    impl<'a> std::ops::Deref for StepEnv<'a> {
+        type Target = GateEnv<'a>;
+        fn deref(&self) -> &GateEnv<'a> {
+            &self.env
+        }
+    }
+
+    impl std::ops::DerefMut for StepEnv<'_> {
+        fn deref_mut(&mut self) -> &mut Self::Target {
+            &mut self.env
+        }
+    }
+
+    impl Drop for StepEnv<'_> {
+        fn drop(&mut self) {
+            *self.epoch = self.env.cache_epoch;
+        }
+    }
+
     impl World {
         pub(super) fn new(mode: UpstreamAuth) -> Self {
+            let mut store = ContendedStore::default();
+            // As the host does at start-up: a lock's first take is then a compare-and-swap.
+            crate::runtime::lock_table::ensure_table(&mut store.inner);
             World {
                 creds: creds(mode),
-                store: MemorySession::default(),
-                locks: MemoryLocks::default(),
+                store,
                 now_ms: 1_000_000,
                 epoch: 7,
             }
         }
-        pub(super) fn env(&mut self, owner: &'static str) -> GateEnv<'_> {
-            GateEnv {
-                credentials: &self.creds,
-                store: &mut self.store,
-                locks: &mut self.locks,
-                now_ms: self.now_ms,
-                owner,
-                lock_ttl_ms: 6_000,
-                can_pause: true,
-                cache_epoch: &mut self.epoch,
-                jsonapi: "/jsonapi",
+        pub(super) fn env(&mut self, owner: &'static str) -> StepEnv<'_> {
+            let World {
+                creds,
+                store,
+                now_ms,
+                epoch,
+            } = self;
+            StepEnv {
+                env: GateEnv {
+                    credentials: creds,
+                    shared: store,
+                    now_ms: *now_ms,
+                    owner,
+                    lock_ttl_ms: 6_000,
+                    can_pause: true,
+                    cache_epoch: *epoch,
+                    jsonapi: "/jsonapi",
+                },
+                epoch,
             }
+        }
+        /// The session slot every worker shares.
+        pub(super) fn slot(&self) -> Option<SessionSlot> {
+            let (bytes, _) = self.store.inner.get(SESSION_SLOT).unwrap();
+            serde_json::from_slice(&bytes?).ok()
+        }
+        pub(super) fn set_slot(&mut self, slot: SessionSlot) {
+            let bytes = serde_json::to_vec(&slot).unwrap();
+            self.store.inner.set(SESSION_SLOT, &bytes, None).unwrap();
+        }
+        pub(super) fn try_lock(&mut self, owner: &str, now_ms: u64, ttl_ms: u64) -> bool {
+            let intent = SharedIntent::lock(LOGIN_LOCK, owner, now_ms, ttl_ms);
+            apply(&mut self.store.inner, &intent) == Outcome::Locked(true)
         }
     }
 
@@ -640,7 +679,7 @@ mod tests {
 
     /// Drupal has accepted the Basic credentials before.
     pub(super) fn basic_ok(w: &mut World) {
-        w.store.0 = Some(SessionSlot {
+        w.set_slot(SessionSlot {
             account: "tag".into(),
             basic_ok: true,
             ..SessionSlot::default()
@@ -664,7 +703,7 @@ mod tests {
         );
         let next = first.receive(vec![ok("{}")], &mut w.env("a"));
         assert_eq!(sent(&next)[0].call.method, "PATCH");
-        assert!(w.store.0.clone().unwrap().basic_ok);
+        assert!(w.slot().unwrap().basic_ok);
         let next = other.receive(vec![ok("")], &mut w.env("b"));
         assert_eq!(
             sent(&next)[0].call.path,
@@ -725,7 +764,11 @@ mod tests {
         let mut gate = Gate::new();
         let next = gate.send(vec![get("/u")], &mut w.env("a"));
         assert_eq!(sent(&next)[0].purpose, Purpose::Login);
-        gate.abandon(&mut w.locks, "a");
+        let intents = gate.abandon("a");
+        assert_eq!(intents, vec![SharedIntent::unlock(LOGIN_LOCK, "a")]);
+        for intent in intents {
+            w.store.apply(intent);
+        }
         let mut other = Gate::new();
         let next = other.send(vec![get("/u")], &mut w.env("b"));
         assert_eq!(
@@ -807,7 +850,7 @@ mod tests {
             replies[0],
             DrupalReply::Answer { status: 403, .. }
         ));
-        let slot = w.store.0.clone().unwrap();
+        let slot = w.slot().unwrap();
         assert_eq!((slot.refusals, slot.retry_at_ms), (1, 1_000_000 + 60_000));
         assert_eq!(
             w.epoch, 1_000_000,
@@ -839,7 +882,7 @@ mod tests {
         // Refused again: the next back-off is 5 minutes.
         let replies = delivered(trial.receive(vec![forbidden()], &mut w.env("c")));
         assert_eq!(replies.len(), 2);
-        let slot = w.store.0.clone().unwrap();
+        let slot = w.slot().unwrap();
         assert_eq!(slot.refusals, 2);
         assert_eq!(slot.retry_at_ms, w.now_ms + 300_000);
 
@@ -849,11 +892,8 @@ mod tests {
         trial.send(vec![get("/u")], &mut w.env("e"));
         let next = trial.receive(vec![ok("{}")], &mut w.env("e"));
         assert_eq!(sent(&next)[0].call.path, "/u");
-        assert_eq!(w.store.0.clone().unwrap().refusals, 0);
-        assert!(
-            w.locks.try_lock(LOGIN_LOCK, "z", w.now_ms, 1),
-            "the trial lock is released"
-        );
+        assert_eq!(w.slot().unwrap().refusals, 0);
+        assert!(w.try_lock("z", w.now_ms, 1), "the trial lock is released");
     }
 
     #[test]
@@ -869,7 +909,7 @@ mod tests {
         assert_eq!(header(check, "authorization"), Some("Basic c3ZjOnB3"));
         let replies = delivered(gate.receive(vec![ok("{}")], &mut w.env("a")));
         assert_eq!(replies[0], forbidden().reply);
-        assert_eq!(w.store.0.clone().unwrap().refusals, 0);
+        assert_eq!(w.slot().unwrap().refusals, 0);
 
         // A label-only read is Drupal's anonymous view: confirmed, it becomes a refusal.
         let mut gate = Gate::new();
@@ -883,7 +923,7 @@ mod tests {
             replies[0],
             DrupalReply::Answer { status: 403, .. }
         ));
-        assert_eq!(w.store.0.clone().unwrap().refusals, 1);
+        assert_eq!(w.slot().unwrap().refusals, 1);
     }
 
     #[test]
@@ -922,11 +962,12 @@ mod tests {
     }
 
     pub(super) fn logged_in(w: &mut World) {
-        w.store.0 = Some(SessionSlot {
+        let now_ms = w.now_ms;
+        w.set_slot(SessionSlot {
             account: "tag".into(),
             cookie: Some(COOKIE.into()),
             csrf: Some("tok".into()),
-            opened_ms: w.now_ms,
+            opened_ms: now_ms,
             ..SessionSlot::default()
         });
     }
@@ -946,7 +987,7 @@ mod tests {
         };
         let next = gate.receive(vec![anonymous.clone(), anonymous], &mut w.env("a"));
         assert_eq!(sent(&next)[0].purpose, Purpose::Login);
-        assert_eq!(w.store.0.as_ref().unwrap().cookie, None);
+        assert_eq!(w.slot().unwrap().cookie, None);
         let next = gate.receive(vec![login_ok()], &mut w.env("a"));
         assert_eq!(sent(&next).len(), 2, "both reads are replayed");
         assert_eq!(w.epoch, 1_000_000, "under new URLs");
@@ -1022,7 +1063,7 @@ mod tests {
             DrupalReply::Answer { status: 403, .. }
         ));
         assert!(gate.take_notices()[0].1.contains("unrecognized username"));
-        let slot = w.store.0.clone().unwrap();
+        let slot = w.slot().unwrap();
         assert_eq!((slot.refusals, slot.retry_at_ms), (1, w.now_ms + 60_000));
         // Within the back-off no login is tried: the answer comes without a Drupal call.
         w.now_ms += 59_000;
@@ -1036,7 +1077,7 @@ mod tests {
         assert_eq!(backoff_s(9), 21_600);
         // New credentials (a config change) are not held back by the old ones' refusals.
         let mut w2 = World::new(UpstreamAuth::Session);
-        w2.store.0 = Some(SessionSlot {
+        w2.set_slot(SessionSlot {
             account: "other".into(),
             refusals: 3,
             retry_at_ms: u64::MAX,
@@ -1064,11 +1105,8 @@ mod tests {
         gate.send(vec![get("/a")], &mut w.env("a"));
         let next = gate.receive(vec![Arrival::plain(DrupalReply::Failed)], &mut w.env("a"));
         assert_eq!(next, Next::Deliver(vec![DrupalReply::Failed]));
-        assert!(w.store.0.is_none());
-        assert!(
-            w.locks.try_lock(LOGIN_LOCK, "b", w.now_ms, 1),
-            "the lock is released"
-        );
+        assert!(w.slot().is_none());
+        assert!(w.try_lock("b", w.now_ms, 1), "the lock is released");
     }
 
     #[test]

@@ -111,8 +111,10 @@ fn whole_requests(c: &mut Criterion) {
     use envoy_scim_drupal::flows::exchange;
     use envoy_scim_drupal::flows::membership::Env;
     use envoy_scim_drupal::http::{DrupalReply, Request, Step};
+    use envoy_scim_drupal::runtime::intents::Applier;
     use envoy_scim_drupal::runtime::locks::MemoryLocks;
-    use envoy_scim_drupal::runtime::session::{MemorySession, SessionSlot};
+    use envoy_scim_drupal::runtime::session::{SessionSlot, SESSION_SLOT};
+    use envoy_scim_drupal::runtime::store::SharedStore;
 
     let attributes: Value =
         serde_json::from_str(include_str!("../../../scripts/emulator-attributes.json"))
@@ -152,13 +154,14 @@ fn whole_requests(c: &mut Criterion) {
     };
     let run = |req: &Request, body: &[u8]| -> usize {
         let mut locks = MemoryLocks::default();
-        let mut store = MemorySession(Some(SessionSlot {
+        let slot = SessionSlot {
             account: credentials.account_tag.clone(),
             basic_ok: true,
             epoch: 7,
             ..SessionSlot::default()
-        }));
-        let mut epoch = 7;
+        };
+        let slot = serde_json::to_vec(&slot).expect("JSON");
+        locks.0.set(SESSION_SLOT, &slot, None).expect("a memory store");
         let mut env = Env {
             locks: &mut locks,
             now_ms: 1_000_000,
@@ -170,15 +173,15 @@ fn whole_requests(c: &mut Criterion) {
             panic!("expected a Drupal call")
         };
         let mut gate = Gate::new();
+        let mut shared = Applier::new(&mut locks.0);
         let mut gate_env = GateEnv {
             credentials: &credentials,
-            store: &mut store,
-            locks: &mut locks,
+            shared: &mut shared,
             now_ms: 1_000_000,
             owner: "vm:1",
             lock_ttl_ms: 21_000,
             can_pause: false,
-            cache_epoch: &mut epoch,
+            cache_epoch: 7,
             jsonapi: "/jsonapi",
         };
         let Next::Send(round) = gate.send(calls, &mut gate_env) else {
