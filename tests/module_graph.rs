@@ -900,9 +900,49 @@ fn direction() -> String {
 /// Checks the dependencies of the crate made of `sources` (`src/…` path, text): each goes
 /// down or across the `LAYERS`, and no modules depend on each other in a cycle. The edges in
 /// `exceptions` are left out, and each must exist.
+/// Modules declared under `#[cfg(test)]` (`#[cfg(test)] mod contention;`): test fixtures,
+/// not part of the built crate, so neither they nor their children are checked.
+fn test_only_modules(sources: &[(String, String)]) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (file, text) in sources {
+        let parent = module_name(file);
+        let mut under_cfg_test = false;
+        for line in text.lines().map(str::trim) {
+            if line == "#[cfg(test)]" {
+                under_cfg_test = true;
+                continue;
+            }
+            if line.starts_with("#[") {
+                continue;
+            }
+            if under_cfg_test {
+                let decl = line
+                    .trim_start_matches("pub(crate) ")
+                    .trim_start_matches("pub ");
+                if let Some(name) = decl.strip_prefix("mod ").and_then(|d| d.strip_suffix(';')) {
+                    found.insert(if parent == "lib" {
+                        name.trim().to_string()
+                    } else {
+                        format!("{parent}::{}", name.trim())
+                    });
+                }
+            }
+            under_cfg_test = false;
+        }
+    }
+    found
+}
+
 fn check(sources: &[(String, String)], exceptions: &[Exception]) -> Report {
+    let test_only = test_only_modules(sources);
     let modules = sources
         .iter()
+        .filter(|(file, _)| {
+            let name = module_name(file);
+            !test_only
+                .iter()
+                .any(|t| name == *t || name.starts_with(&format!("{t}::")))
+        })
         .map(|(file, text)| {
             let name = module_name(file);
             let facts = facts(&without_tests(lex(text)));
@@ -1441,5 +1481,31 @@ fn a_folder_outside_the_layers_fails() {
         report.problems[0].starts_with("src/extra/mod.rs: folder `extra` is in no layer"),
         "{:?}",
         report.problems
+    );
+}
+
+#[test]
+fn a_module_declared_for_tests_only_is_no_dependency() {
+    let sources = vec![
+        (
+            "src/runtime/mod.rs".to_string(),
+            "//! Runtime.\n#[cfg(test)]\npub mod fixture;\npub mod store;\n".to_string(),
+        ),
+        (
+            "src/runtime/store.rs".to_string(),
+            "//! Store.\npub struct Store;\n".to_string(),
+        ),
+        (
+            "src/runtime/fixture.rs".to_string(),
+            "//! Fixture.\nuse crate::runtime::store::Store;\nimpl Store {\n    pub fn seeded() {}\n}\n"
+                .to_string(),
+        ),
+    ];
+    let report = check(&sources, &[]);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(
+        !report.edges.keys().any(|(from, to)| from.contains("fixture") || to.contains("fixture")),
+        "{:?}",
+        report.edges.keys()
     );
 }
