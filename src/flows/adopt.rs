@@ -281,12 +281,7 @@ mod tests {
             }
         }
         fn env(&mut self) -> LockScope<'_> {
-            LockScope {
-                locks: &mut self.locks,
-                now_ms: 1,
-                owner: "test",
-                lock_ttl_ms: 1000,
-            }
+            LockScope::new(&mut self.locks, 1, "test", 1000)
         }
         fn begin(&mut self, r: Request) -> (Exchange, Step) {
             let config = self.config.clone();

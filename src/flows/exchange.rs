@@ -26,6 +26,7 @@ use crate::flows::user_list::UserList;
 use crate::flows::user_read::UserRead;
 use crate::flows::user_view::UserView;
 use crate::http::{scim_json as json_response, DrupalReply, Request, Step};
+use crate::runtime::intents::SharedIntent;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::projection::Projection;
 
@@ -41,6 +42,8 @@ pub struct Exchange {
     pub adopted: Option<Adoption>,
     /// The operation's flow until it answers.
     flow: Option<Box<dyn Flow>>,
+    /// The shared-state intents the last step returned (`take_intents`).
+    intents: Vec<SharedIntent>,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -64,6 +67,7 @@ pub fn begin(config: &Config, req: &Request, scope: &mut LockScope) -> Option<(E
         outcome: Outcome::for_path(&config.base_path, &req.path),
         adopted: None,
         flow: None,
+        intents: Vec::new(),
     };
     let step = match auth::authenticate(req.header("authorization"), &config.tokens) {
         Err(e) => Step::Respond(e.into_response()),
@@ -112,22 +116,34 @@ impl Exchange {
         self.settle(scope, step)
     }
 
+    /// The shared-state intents the last step returned, whose outcome nothing waits for
+    /// (unlocks, remembered totals): the host applies them, once the step is over, through
+    /// the port the step took its locks with.
+    pub fn take_intents(&mut self) -> Vec<SharedIntent> {
+        std::mem::take(&mut self.intents)
+    }
+
     /// The stream ended before the answer (the client went away, or Envoy's stream timeout):
     /// releases what the request holds at once, rather than at the lock time-out. A lock
     /// whose Drupal write may still be in flight is kept `write_grace_ms` more (the longest
     /// that write takes), so no other request writes the same user meanwhile.
-    pub fn abandon(&mut self, scope: &mut LockScope, write_grace_ms: u64) {
+    /// Returns the intents that do so, for the host to apply.
+    pub fn abandon(&mut self, scope: &LockScope, write_grace_ms: u64) -> Vec<SharedIntent> {
+        let mut intents = self.take_intents();
         if let Some(mut flow) = self.flow.take() {
-            flow.abandon(scope, write_grace_ms);
+            intents.extend(flow.abandon(scope, write_grace_ms));
         }
+        intents
     }
 
     /// Once the flow answers: it lets go of its locks, and its report is kept for the host.
     fn settle(&mut self, scope: &mut LockScope, step: Step) -> Step {
         self.outcome.answered(&step);
+        // In the order they came about: the step's own, then the release of what it held.
+        self.intents.extend(scope.take_returned());
         if matches!(step, Step::Respond(_)) {
             if let Some(mut flow) = self.flow.take() {
-                flow.release(scope);
+                self.intents.extend(flow.release(scope));
                 let report = flow.report();
                 self.adopted = report.adopted.or(self.adopted);
                 self.left_out = report.left_out;
@@ -282,24 +298,14 @@ mod tests {
 
     fn begin_t(config: &Config, req: &Request) -> Option<(Exchange, Step)> {
         let mut locks = crate::runtime::locks::MemoryLocks::default();
-        let mut env = LockScope {
-            locks: &mut locks,
-            now_ms: 1,
-            owner: "test",
-            lock_ttl_ms: 1000,
-        };
+        let mut env = LockScope::new(&mut locks, 1, "test", 1000);
         begin(config, req, &mut env)
     }
 
     impl Exchange {
         fn resume_t(&mut self, config: &Config, replies: Vec<DrupalReply>) -> Step {
             let mut locks = crate::runtime::locks::MemoryLocks::default();
-            let mut env = LockScope {
-                locks: &mut locks,
-                now_ms: 1,
-                owner: "test",
-                lock_ttl_ms: 1000,
-            };
+            let mut env = LockScope::new(&mut locks, 1, "test", 1000);
             self.resume(config, replies, &mut env)
         }
     }
@@ -1240,6 +1246,13 @@ mod tests {
         answer(200, json!({"data": data}))
     }
 
+    /// What the host does once a step is over: applies the intents it returned.
+    fn host_applies(port: &mut dyn crate::runtime::intents::SharedPort, ex: &mut Exchange) {
+        for intent in ex.take_intents() {
+            port.apply(intent);
+        }
+    }
+
     struct GroupRig {
         config: Config,
         locks: crate::runtime::locks::MemoryLocks,
@@ -1253,22 +1266,16 @@ mod tests {
             }
         }
         fn begin(&mut self, r: Request) -> (Exchange, Step) {
-            let mut env = LockScope {
-                locks: &mut self.locks,
-                now_ms: 1,
-                owner: "t",
-                lock_ttl_ms: 1000,
-            };
-            begin(&self.config, &r, &mut env).unwrap()
+            let mut env = LockScope::new(&mut self.locks, 1, "t", 1000);
+            let (mut ex, step) = begin(&self.config, &r, &mut env).unwrap();
+            host_applies(&mut self.locks, &mut ex);
+            (ex, step)
         }
         fn resume(&mut self, ex: &mut Exchange, replies: Vec<DrupalReply>) -> Step {
-            let mut env = LockScope {
-                locks: &mut self.locks,
-                now_ms: 1,
-                owner: "t",
-                lock_ttl_ms: 1000,
-            };
-            ex.resume(&self.config, replies, &mut env)
+            let mut env = LockScope::new(&mut self.locks, 1, "t", 1000);
+            let step = ex.resume(&self.config, replies, &mut env);
+            host_applies(&mut self.locks, ex);
+            step
         }
     }
 
@@ -1716,12 +1723,7 @@ mod tests {
         // A membership change holds the user.
         let key = crate::flows::membership::user_lock_key(ALICE);
         assert!(locks.try_lock(&key, "group-request", 0, 1000));
-        let mut e1 = LockScope {
-            locks: &mut locks,
-            now_ms: 1,
-            owner: "one",
-            lock_ttl_ms: 1000,
-        };
+        let mut e1 = LockScope::new(&mut locks, 1, "one", 1000);
         let (mut first, step) = begin(&c, &req("PATCH", &path, &patch), &mut e1).unwrap();
         let is_pause = |step: &Step| {
             calls(step)[0]
@@ -1730,24 +1732,14 @@ mod tests {
         };
         assert!(is_pause(&step), "it waits, nothing read yet");
         locks.unlock(&key, "group-request");
-        let mut e1 = LockScope {
-            locks: &mut locks,
-            now_ms: 2,
-            owner: "one",
-            lock_ttl_ms: 1000,
-        };
+        let mut e1 = LockScope::new(&mut locks, 2, "one", 1000);
         let step = first.resume(&c, vec![answer(204, Value::Null)], &mut e1);
         assert_eq!(
             calls(&step)[0].method,
             "GET",
             "then reads, holding the user"
         );
-        let mut e2 = LockScope {
-            locks: &mut locks,
-            now_ms: 3,
-            owner: "two",
-            lock_ttl_ms: 1000,
-        };
+        let mut e2 = LockScope::new(&mut locks, 3, "two", 1000);
         let (mut second, step) = begin(
             &c,
             &req(
@@ -1760,38 +1752,28 @@ mod tests {
         )
         .unwrap();
         assert!(is_pause(&step));
-        let mut e1 = LockScope {
-            locks: &mut locks,
-            now_ms: 4,
-            owner: "one",
-            lock_ttl_ms: 1000,
-        };
+        let mut e1 = LockScope::new(&mut locks, 4, "one", 1000);
         let step = first.resume(&c, vec![answer(200, alice_doc())], &mut e1);
         assert_eq!(calls(&step)[0].method, "PATCH");
-        let mut e1 = LockScope {
-            locks: &mut locks,
-            now_ms: 5,
-            owner: "one",
-            lock_ttl_ms: 1000,
-        };
+        let mut e1 = LockScope::new(&mut locks, 5, "one", 1000);
         assert_eq!(
             response(first.resume(&c, vec![answer(200, alice_doc())], &mut e1))
                 .0
                 .status,
             200
         );
-        let mut e2 = LockScope {
-            locks: &mut locks,
-            now_ms: 6,
-            owner: "two",
-            lock_ttl_ms: 1000,
-        };
+        let mut e2 = LockScope::new(&mut locks, 6, "two", 1000);
+        let step = second.resume(&c, vec![answer(204, Value::Null)], &mut e2);
+        assert!(is_pause(&step), "its unlock is returned, not applied yet");
+        host_applies(&mut locks, &mut first);
+        let mut e2 = LockScope::new(&mut locks, 7, "two", 1000);
         let step = second.resume(&c, vec![answer(204, Value::Null)], &mut e2);
         assert_eq!(
             calls(&step)[0].method,
             "GET",
             "the lock was released with the answer"
         );
+        assert!(!is_pause(&step));
     }
 
     #[test]
@@ -1801,12 +1783,7 @@ mod tests {
         let body = |name: &str, mail: &str| {
             json!({"schemas": [crate::scim::schema::USER_SCHEMA], "userName": name, "emails": [{"value": mail}]}).to_string()
         };
-        let mut env1 = LockScope {
-            locks: &mut locks,
-            now_ms: 1,
-            owner: "one",
-            lock_ttl_ms: 1000,
-        };
+        let mut env1 = LockScope::new(&mut locks, 1, "one", 1000);
         let (mut first, step) = begin(
             &c,
             &req("POST", "/scim/v2/Users", &body("Racer", "r@x.org")),
@@ -1816,12 +1793,7 @@ mod tests {
         assert!(unique_read(&step));
         let step = first.resume(&c, vec![page(vec![], false)], &mut env1);
         assert_eq!(calls(&step)[0].method, "POST");
-        let mut env2 = LockScope {
-            locks: &mut locks,
-            now_ms: 2,
-            owner: "two",
-            lock_ttl_ms: 1000,
-        };
+        let mut env2 = LockScope::new(&mut locks, 2, "two", 1000);
         let (mut second, step) = begin(
             &c,
             &req("POST", "/scim/v2/Users", &body("other", "R@X.org")),
@@ -1833,12 +1805,7 @@ mod tests {
             "GET",
             "same address: the second waits"
         );
-        let mut env1 = LockScope {
-            locks: &mut locks,
-            now_ms: 3,
-            owner: "one",
-            lock_ttl_ms: 1000,
-        };
+        let mut env1 = LockScope::new(&mut locks, 3, "one", 1000);
         let (resp, _) = response(first.resume(
             &c,
             vec![answer(
@@ -1848,12 +1815,8 @@ mod tests {
             &mut env1,
         ));
         assert_eq!(resp.status, 201);
-        let mut env2 = LockScope {
-            locks: &mut locks,
-            now_ms: 4,
-            owner: "two",
-            lock_ttl_ms: 1000,
-        };
+        host_applies(&mut locks, &mut first);
+        let mut env2 = LockScope::new(&mut locks, 4, "two", 1000);
         let step = second.resume(&c, vec![page(vec![], false)], &mut env2);
         assert!(
             unique_read(&step),
@@ -1861,12 +1824,7 @@ mod tests {
         );
         let step = second.resume(&c, vec![page(vec![], false)], &mut env2);
         assert_eq!(calls(&step)[0].method, "POST");
-        let mut env2 = LockScope {
-            locks: &mut locks,
-            now_ms: 5,
-            owner: "two",
-            lock_ttl_ms: 1000,
-        };
+        let mut env2 = LockScope::new(&mut locks, 5, "two", 1000);
         let dup = json!({"errors": [{"status": "422", "detail": "mail: The email address R@X.org is already taken."}]});
         assert_eq!(
             response(second.resume(&c, vec![answer(422, dup)], &mut env2))
@@ -1874,6 +1832,7 @@ mod tests {
                 .status,
             409
         );
+        host_applies(&mut locks, &mut second);
         assert!(
             locks.try_lock("scim/user-mail/r@x.org", "three", 6, 1000),
             "locks are released"

@@ -9,6 +9,7 @@ use crate::flows::audit::Outcome;
 use crate::flows::groups::LeftOutReport;
 use crate::flows::scope::LockScope;
 use crate::http::{DrupalReply, Step};
+use crate::runtime::intents::SharedIntent;
 use crate::scim::error::ScimError;
 
 /// What a flow's steps use besides Drupal's replies: the configuration, the shared locks and
@@ -38,12 +39,16 @@ pub(crate) trait Flow {
         replies: Vec<DrupalReply>,
     ) -> Result<Step, ScimError>;
 
-    /// The flow answered (or failed): its locks go.
-    fn release(&mut self, _scope: &mut LockScope) {}
+    /// The flow answered (or failed): the unlocks of what it holds, returned for the host to
+    /// apply (the scope is only read: nothing waits for their outcome).
+    fn release(&mut self, _scope: &LockScope) -> Vec<SharedIntent> {
+        Vec::new()
+    }
 
-    /// The stream ended before the answer: what the flow holds goes at once, except a lock
-    /// whose Drupal write may still be in flight, kept `write_grace_ms` more.
-    fn abandon(&mut self, scope: &mut LockScope, write_grace_ms: u64);
+    /// The stream ended before the answer: the intents that let go of what the flow holds
+    /// at once, except a lock whose Drupal write may still be in flight, kept
+    /// `write_grace_ms` more.
+    fn abandon(&mut self, scope: &LockScope, write_grace_ms: u64) -> Vec<SharedIntent>;
 
     /// Read once the flow answered.
     fn report(&mut self) -> Report {
@@ -70,6 +75,7 @@ pub(crate) mod testing {
     use crate::flows::audit::Outcome;
     use crate::flows::scope::LockScope;
     use crate::flows::user_view::UserView;
+    use crate::runtime::intents::{SharedIntent, SharedPort};
     use crate::runtime::locks::MemoryLocks;
     use serde_json::{json, Value};
     use sha2::{Digest, Sha256};
@@ -138,20 +144,26 @@ pub(crate) mod testing {
             }
         }
 
-        /// Runs `f` as the request `owner` would.
+        /// Runs `f` as the request `owner` would, then applies the intents the step
+        /// returned (as the host does once a step is over).
         pub(crate) fn with<T>(&mut self, owner: &str, f: impl FnOnce(&mut Cx<'_, '_>) -> T) -> T {
-            let mut scope = LockScope {
-                locks: &mut self.locks,
-                now_ms: self.now_ms,
-                owner,
-                lock_ttl_ms: 1000,
-            };
+            let mut scope = LockScope::new(&mut self.locks, self.now_ms, owner, 1000);
             let mut cx = Cx {
                 config: &self.config,
                 scope: &mut scope,
                 outcome: &mut self.outcome,
             };
-            f(&mut cx)
+            let out = f(&mut cx);
+            let returned = scope.take_returned();
+            self.apply(returned);
+            out
+        }
+
+        /// Applies intents a flow returned (its release, or what it abandons).
+        pub(crate) fn apply(&mut self, intents: Vec<SharedIntent>) {
+            for intent in intents {
+                self.locks.apply(intent);
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::flows::request::{no_groups, parse_int, parse_search, query_param, win
 use crate::flows::scope::LockScope;
 use crate::flows::user_view::UserView;
 use crate::http::{DrupalReply, Request, Step};
+use crate::runtime::intents::SharedIntent;
 use crate::scim::error::ScimError;
 
 #[derive(Debug)]
@@ -147,13 +148,14 @@ impl Flow for GroupOps {
         };
         // An answer releases what the group flow holds; a failure lets go here.
         if result.is_err() {
-            flow.abandon(cx.scope);
+            let releases = flow.abandon(cx.scope);
+            cx.scope.later(releases);
         }
         result
     }
 
-    fn abandon(&mut self, scope: &mut LockScope, write_grace_ms: u64) {
-        self.flow.abandon_mid_flight(scope, write_grace_ms);
+    fn abandon(&mut self, scope: &LockScope, write_grace_ms: u64) -> Vec<SharedIntent> {
+        self.flow.abandon_mid_flight(scope, write_grace_ms)
     }
 
     fn report(&mut self) -> Report {

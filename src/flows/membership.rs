@@ -12,6 +12,7 @@ use crate::drupal::groups::{parse_memberships, GroupCalls, Memberships};
 use crate::drupal::jsonapi::{map_failure, DRUPAL_PAGE_MAX};
 use crate::flows::scope::LockScope;
 use crate::http::{DrupalCall, DrupalReply};
+use crate::runtime::intents::SharedIntent;
 use serde_json::Value;
 use std::collections::VecDeque;
 
@@ -125,30 +126,34 @@ impl Batch {
     }
 
     /// Releases the locks of unfinished jobs (the request ends early).
-    pub fn release_all(&mut self, env: &mut LockScope) {
-        for job in self.active.drain(..) {
-            if job.locked {
-                env.locks.unlock(&user_lock_key(&job.user), env.owner);
-            }
-        }
+    pub fn release_all(&mut self, env: &LockScope) -> Vec<SharedIntent> {
+        self.active
+            .drain(..)
+            .filter(|job| job.locked)
+            .map(|job| env.unlock(&user_lock_key(&job.user)))
+            .collect()
     }
 
     /// Releases the locks of unfinished jobs when the request ends with their calls in
     /// flight: a job whose write is out keeps its lock `write_grace_ms` more (the write can
     /// still land, and a concurrent write would then lose one of them); the others at once.
-    pub fn release_mid_flight(&mut self, env: &mut LockScope, write_grace_ms: u64) {
-        for job in self.active.drain(..) {
-            if !job.locked {
-                continue;
-            }
-            let key = user_lock_key(&job.user);
-            if job.writing() {
-                env.locks
-                    .try_lock(&key, env.owner, env.now_ms, write_grace_ms);
-            } else {
-                env.locks.unlock(&key, env.owner);
-            }
-        }
+    pub fn release_mid_flight(
+        &mut self,
+        env: &LockScope,
+        write_grace_ms: u64,
+    ) -> Vec<SharedIntent> {
+        self.active
+            .drain(..)
+            .filter(|job| job.locked)
+            .map(|job| {
+                let key = user_lock_key(&job.user);
+                if job.writing() {
+                    env.keep_for(&key, write_grace_ms)
+                } else {
+                    env.unlock(&key)
+                }
+            })
+            .collect()
     }
 
     /// Takes the users' changes out of a batch that has not started them; returns them.
@@ -265,7 +270,8 @@ impl Batch {
                 }
                 JobStep::Finish(outcome) => {
                     if job.locked {
-                        env.locks.unlock(&user_lock_key(&job.user), env.owner);
+                        let unlock = env.unlock(&user_lock_key(&job.user));
+                        env.later([unlock]);
                     }
                     self.results.push((job.user, job.change, outcome));
                 }
@@ -470,12 +476,7 @@ impl Job {
 
     /// Takes the user's lock if it is free; else counts a round of waiting.
     fn try_lock(&mut self, env: &mut LockScope) {
-        if env.locks.try_lock(
-            &user_lock_key(&self.user),
-            env.owner,
-            env.now_ms,
-            env.lock_ttl_ms,
-        ) {
+        if env.try_lock(&user_lock_key(&self.user)) {
             self.locked = true;
             self.phase = if self.change == Change::Sync {
                 JobPhase::Verifying
@@ -663,6 +664,13 @@ mod tests {
         )
     }
 
+    /// Applies what a step returned, as the host does once the step is over.
+    fn apply_each(locks: &mut MemoryLocks, intents: Vec<SharedIntent>) {
+        for intent in intents {
+            crate::runtime::intents::SharedPort::apply(locks, intent);
+        }
+    }
+
     struct Rig {
         locks: MemoryLocks,
         cfg: GroupsConfig,
@@ -685,12 +693,7 @@ mod tests {
         }
 
         fn env<'a>(locks: &'a mut MemoryLocks, owner: &'a str) -> LockScope<'a> {
-            LockScope {
-                locks,
-                now_ms: 1000,
-                owner,
-                lock_ttl_ms: 10_000,
-            }
+            LockScope::new(locks, 1000, owner, 10_000)
         }
     }
 
@@ -782,7 +785,9 @@ mod tests {
         let mut b = Batch::new("eng", users(), vec![]);
         let mut env = Rig::env(&mut rig.locks, "req1");
         assert_eq!(b.next_calls(&rig.cfg, &calls, &mut env).len(), 2);
-        b.release_mid_flight(&mut env, 500);
+        let kept = b.release_mid_flight(&env, 500);
+        drop(env);
+        apply_each(&mut rig.locks, kept);
         assert_eq!(free_at(&mut rig.locks, 1400), [false, false]);
         assert_eq!(free_at(&mut rig.locks, 1600), [true, true]);
         // The confirming read is out: both are free at once.
@@ -796,7 +801,9 @@ mod tests {
             &[ans(204, Value::Null), ans(204, Value::Null)],
         );
         assert_eq!(b.next_calls(&rig.cfg, &calls, &mut env).len(), 1);
-        b.release_mid_flight(&mut env, 500);
+        let released = b.release_mid_flight(&env, 500);
+        drop(env);
+        apply_each(&mut rig.locks, released);
         assert_eq!(free_at(&mut rig.locks, 1000), [true, true]);
     }
 
@@ -847,6 +854,12 @@ mod tests {
         );
         assert!(b.is_finished());
         assert_eq!(b.results, [("u1".into(), Change::Add, MemberOutcome::Done)]);
+        let returned = env.take_returned();
+        assert!(
+            !rig.locks.held().is_empty(),
+            "released after the step, not in it"
+        );
+        apply_each(&mut rig.locks, returned);
         assert!(rig.locks.held().is_empty(), "the lock is released");
     }
 

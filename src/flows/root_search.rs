@@ -12,6 +12,7 @@ use crate::flows::scope::LockScope;
 use crate::flows::user_list::UserList;
 use crate::flows::user_view::UserView;
 use crate::http::{scim_json as json_response, DrupalReply, Step};
+use crate::runtime::intents::SharedIntent;
 use crate::scim::error::ScimError;
 use serde_json::Value;
 
@@ -154,19 +155,19 @@ impl Flow for RootSearch {
         Ok(self.after(cx, step))
     }
 
-    fn release(&mut self, scope: &mut LockScope) {
+    fn release(&mut self, scope: &LockScope) -> Vec<SharedIntent> {
         match &mut self.part {
             Part::Users(list) => list.release(scope),
             Part::Groups { ops, .. } => ops.release(scope),
-            Part::Done => {}
+            Part::Done => Vec::new(),
         }
     }
 
-    fn abandon(&mut self, scope: &mut LockScope, write_grace_ms: u64) {
+    fn abandon(&mut self, scope: &LockScope, write_grace_ms: u64) -> Vec<SharedIntent> {
         match &mut self.part {
             Part::Users(list) => list.abandon(scope, write_grace_ms),
             Part::Groups { ops, .. } => ops.abandon(scope, write_grace_ms),
-            Part::Done => {}
+            Part::Done => Vec::new(),
         }
     }
 

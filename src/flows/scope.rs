@@ -1,21 +1,112 @@
-//! What one request's flow may use besides Drupal's replies: the lock table shared by every
-//! worker, the clock, and who the request is (the owner of its locks); the locks a flow holds,
-//! and the pause while another request holds one.
+//! What one request's flow may use besides Drupal's replies: the shared state every worker
+//! sees (through a port applying `SharedIntent`s), the clock, and who the request is (the
+//! owner of its locks); the locks a flow holds, and the pause while another request holds one.
+//!
+//! A lock take decides the step's next call, so it is applied at once and its `Outcome`
+//! read. An intent whose outcome nothing waits for (an unlock, the re-lock of an abandoned
+//! write for its grace, a remembered total) is returned: the step leaves it in the scope,
+//! the router hands it to the host, which applies it after the step through the same port.
 
 use crate::config::Config;
 use crate::flows::user_view::user_calls;
 use crate::http::DrupalCall;
-use crate::runtime::locks::Locks;
+use crate::runtime::intents::{Outcome, SharedIntent, SharedPort};
 use crate::scim::error::ScimError;
 
-/// The lock table, clock and owner a request's steps run under.
+/// The shared state, clock and owner a request's steps run under.
 pub struct LockScope<'a> {
-    pub locks: &'a mut dyn Locks,
+    pub shared: &'a mut dyn SharedPort,
     pub now_ms: u64,
     /// Unique per request: who holds a lock.
     pub owner: &'a str,
     /// How long a lock is held at most (a crashed VM's locks run out).
     pub lock_ttl_ms: u64,
+    /// The intents this step returns, applied by the host once the step is over.
+    returned: Vec<SharedIntent>,
+}
+
+impl<'a> LockScope<'a> {
+    pub fn new(
+        shared: &'a mut dyn SharedPort,
+        now_ms: u64,
+        owner: &'a str,
+        lock_ttl_ms: u64,
+    ) -> Self {
+        LockScope {
+            shared,
+            now_ms,
+            owner,
+            lock_ttl_ms,
+            returned: Vec::new(),
+        }
+    }
+
+    /// Takes `key` for the lock time-out; `false` while another request holds it.
+    pub(crate) fn try_lock(&mut self, key: &str) -> bool {
+        let intent = SharedIntent::lock(key, self.owner, self.now_ms, self.lock_ttl_ms);
+        let held = self.shared.apply(intent) == Outcome::Locked(true);
+        if held {
+            self.keep_taken(&[key]);
+        }
+        held
+    }
+
+    /// Takes every key or none, in one write of the table (two creates naming each other's
+    /// name and address never hold one each and wait).
+    pub(crate) fn try_lock_all(&mut self, keys: &[String]) -> bool {
+        let intent = SharedIntent::TryLockAll {
+            keys: keys.to_vec(),
+            owner: self.owner.to_string(),
+            now_ms: self.now_ms,
+            ttl_ms: self.lock_ttl_ms,
+        };
+        let held = self.shared.apply(intent) == Outcome::Locked(true);
+        if held {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            self.keep_taken(&keys);
+        }
+        held
+    }
+
+    /// A key this step released and took again is held: its returned unlock, applied after
+    /// the step, would otherwise let it go.
+    fn keep_taken(&mut self, keys: &[&str]) {
+        self.returned.retain(|intent| {
+            !matches!(intent, SharedIntent::Unlock { key, .. } if keys.contains(&key.as_str()))
+        });
+    }
+
+    /// The release of this owner's lock on `key` (built, not applied).
+    pub(crate) fn unlock(&self, key: &str) -> SharedIntent {
+        SharedIntent::unlock(key, self.owner)
+    }
+
+    /// The lock on `key` kept `grace_ms` from now, then lapsing (a write may still be in
+    /// flight after the stream ended).
+    pub(crate) fn keep_for(&self, key: &str, grace_ms: u64) -> SharedIntent {
+        SharedIntent::lock(key, self.owner, self.now_ms, grace_ms)
+    }
+
+    /// A list total remembered for a query (`paging`): a hint, checked before it is used.
+    pub(crate) fn remembered_total(&mut self, query: &str) -> Option<usize> {
+        let intent = SharedIntent::LookUpTotal {
+            query: query.to_string(),
+        };
+        match self.shared.apply(intent) {
+            Outcome::Total(total) => total,
+            _ => None,
+        }
+    }
+
+    /// Returns `intents` with the step: the host applies them once it is over.
+    pub(crate) fn later(&mut self, intents: impl IntoIterator<Item = SharedIntent>) {
+        self.returned.extend(intents);
+    }
+
+    /// The intents the step returned, for the router to hand on.
+    pub(crate) fn take_returned(&mut self) -> Vec<SharedIntent> {
+        std::mem::take(&mut self.returned)
+    }
 }
 
 /// The locks a flow holds until it answers (a user's edit lock, the name and address of a
@@ -28,51 +119,37 @@ pub(crate) struct Held {
 impl Held {
     /// Takes `key` for the lock time-out; `false` while another request holds it.
     pub(crate) fn take(&mut self, scope: &mut LockScope, key: String) -> bool {
-        if scope
-            .locks
-            .try_lock(&key, scope.owner, scope.now_ms, scope.lock_ttl_ms)
-        {
+        if scope.try_lock(&key) {
             self.keys.push(key);
             return true;
         }
         false
     }
 
-    /// Takes every key, in order, or none (so two requests never wait on each other).
+    /// Takes every key or none (so two requests never wait on each other).
     pub(crate) fn take_all(&mut self, scope: &mut LockScope, keys: Vec<String>) -> bool {
-        let mut taken = Vec::new();
-        for key in keys {
-            if scope
-                .locks
-                .try_lock(&key, scope.owner, scope.now_ms, scope.lock_ttl_ms)
-            {
-                taken.push(key);
-            } else {
-                for k in taken {
-                    scope.locks.unlock(&k, scope.owner);
-                }
-                return false;
-            }
+        if keys.is_empty() {
+            return true;
         }
-        self.keys.extend(taken);
-        true
+        if scope.try_lock_all(&keys) {
+            self.keys.extend(keys);
+            return true;
+        }
+        false
     }
 
     /// The flow answered: every lock goes at once.
-    pub(crate) fn release(&mut self, scope: &mut LockScope) {
-        for key in self.keys.drain(..) {
-            scope.locks.unlock(&key, scope.owner);
-        }
+    pub(crate) fn release(&mut self, scope: &LockScope) -> Vec<SharedIntent> {
+        self.keys.drain(..).map(|key| scope.unlock(&key)).collect()
     }
 
     /// The stream ended early: these locks guard writes that may still be in flight, so they
     /// are kept `write_grace_ms` more (the longest that write takes), then run out.
-    pub(crate) fn keep_for(&mut self, scope: &mut LockScope, write_grace_ms: u64) {
-        for key in self.keys.drain(..) {
-            scope
-                .locks
-                .try_lock(&key, scope.owner, scope.now_ms, write_grace_ms);
-        }
+    pub(crate) fn keep_for(&mut self, scope: &LockScope, write_grace_ms: u64) -> Vec<SharedIntent> {
+        self.keys
+            .drain(..)
+            .map(|key| scope.keep_for(&key, write_grace_ms))
+            .collect()
     }
 }
 

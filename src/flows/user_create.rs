@@ -11,6 +11,7 @@ use crate::flows::scope::{lock_pause, Held, LockScope};
 use crate::flows::user_save::{self, Save, Saved};
 use crate::flows::user_view::{user_calls, UserView};
 use crate::http::{DrupalReply, Step};
+use crate::runtime::intents::SharedIntent;
 use crate::scim::error::ScimError;
 use crate::scim::user::{self, UserWrite};
 use serde_json::Value;
@@ -68,7 +69,8 @@ impl UserCreate {
         match flow.when_free(cx, write, 0, since) {
             Ok(step) => Ok((flow, step)),
             Err(e) => {
-                flow.held.release(cx.scope);
+                let unlocks = flow.held.release(cx.scope);
+                cx.scope.later(unlocks);
                 Err(e)
             }
         }
@@ -151,12 +153,12 @@ impl Flow for UserCreate {
         }
     }
 
-    fn release(&mut self, scope: &mut LockScope) {
-        self.held.release(scope);
+    fn release(&mut self, scope: &LockScope) -> Vec<SharedIntent> {
+        self.held.release(scope)
     }
 
-    fn abandon(&mut self, scope: &mut LockScope, write_grace_ms: u64) {
-        self.held.keep_for(scope, write_grace_ms);
+    fn abandon(&mut self, scope: &LockScope, write_grace_ms: u64) -> Vec<SharedIntent> {
+        self.held.keep_for(scope, write_grace_ms)
     }
 
     fn report(&mut self) -> Report {
@@ -202,7 +204,8 @@ mod tests {
             .locks
             .try_lock("scim/user-mail/bob@example.com", "other", 1, 1000));
 
-        rig.with("me", |cx| flow.release(cx.scope));
+        let unlocks = rig.with("me", |cx| flow.release(cx.scope));
+        rig.apply(unlocks);
         assert!(rig.locks.try_lock("scim/user-name/bob", "other", 1, 1000));
         assert!(rig
             .locks
@@ -215,7 +218,8 @@ mod tests {
         let (mut flow, _) = rig
             .with("me", |cx| UserCreate::start(cx, view(), BODY.as_bytes()))
             .unwrap();
-        rig.with("me", |cx| flow.abandon(cx.scope, 50));
+        let kept = rig.with("me", |cx| flow.abandon(cx.scope, 50));
+        rig.apply(kept);
         assert!(!rig.locks.try_lock("scim/user-name/bob", "other", 40, 1000));
         assert!(rig.locks.try_lock("scim/user-name/bob", "other", 60, 1000));
     }

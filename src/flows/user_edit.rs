@@ -12,6 +12,7 @@ use crate::flows::scope::{lock_pause, Held, LockScope};
 use crate::flows::user_save::{self, Save, Saved};
 use crate::flows::user_view::{user_calls, writable_user, UserView};
 use crate::http::{DrupalReply, Request, Step};
+use crate::runtime::intents::SharedIntent;
 use crate::scim::error::ScimError;
 use crate::scim::patch::{self, Operation};
 use crate::scim::user::{self, UserWrite};
@@ -147,7 +148,8 @@ impl UserEdit {
         match flow.when_free(cx, id.to_string(), edit, 0, since) {
             Ok(step) => Ok((flow, step)),
             Err(e) => {
-                flow.held.release(cx.scope);
+                let unlocks = flow.held.release(cx.scope);
+                cx.scope.later(unlocks);
                 Err(e)
             }
         }
@@ -356,12 +358,12 @@ impl Flow for UserEdit {
         }
     }
 
-    fn release(&mut self, scope: &mut LockScope) {
-        self.held.release(scope);
+    fn release(&mut self, scope: &LockScope) -> Vec<SharedIntent> {
+        self.held.release(scope)
     }
 
-    fn abandon(&mut self, scope: &mut LockScope, write_grace_ms: u64) {
-        self.held.keep_for(scope, write_grace_ms);
+    fn abandon(&mut self, scope: &LockScope, write_grace_ms: u64) -> Vec<SharedIntent> {
+        self.held.keep_for(scope, write_grace_ms)
     }
 }
 
@@ -398,7 +400,8 @@ mod tests {
         };
         assert_eq!(r.status, 204);
         assert_eq!(rig.outcome.uids, vec![7]);
-        rig.with("me", |cx| flow.release(cx.scope));
+        let unlocks = rig.with("me", |cx| flow.release(cx.scope));
+        rig.apply(unlocks);
         assert!(rig.locks.try_lock(&user_lock_key(ALICE), "other", 1, 1000));
     }
 }

@@ -14,6 +14,7 @@ use crate::flows::request::{check_filter_length, drupal_sort, parse_search, wind
 use crate::flows::scope::{Held, LockScope};
 use crate::flows::user_view::{read_page, user_calls, UserView};
 use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Step};
+use crate::runtime::intents::SharedIntent;
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::filter::Filter;
 use crate::scim::filter_eval;
@@ -175,10 +176,7 @@ impl UserList {
             }));
             return Ok((flow, Step::Call(vec![call])));
         }
-        let hint = cx
-            .scope
-            .locks
-            .remembered_total(&total_key(&query.conditions));
+        let hint = cx.scope.remembered_total(&total_key(&query.conditions));
         let (pager, reads) = Pager::start(offset, list.count, hint);
         let w = ListWindow {
             start_index: list.start_index,
@@ -235,9 +233,11 @@ impl UserList {
         };
         if total > DRUPAL_PAGE_MAX {
             // Worth remembering: the next page of this list checks it with one read.
-            cx.scope
-                .locks
-                .remember_total(&total_key(&w.conditions), total);
+            // Nothing waits for it: returned with the step.
+            cx.scope.later([SharedIntent::RememberTotal {
+                query: total_key(&w.conditions),
+                total,
+            }]);
         }
         w.pages.sort_by_key(|(offset, _)| *offset);
         let resources = w
@@ -340,7 +340,9 @@ impl Flow for UserList {
         }
     }
 
-    fn abandon(&mut self, _scope: &mut LockScope, _write_grace_ms: u64) {}
+    fn abandon(&mut self, _scope: &LockScope, _write_grace_ms: u64) -> Vec<SharedIntent> {
+        Vec::new()
+    }
 
     fn report(&mut self) -> Report {
         Report {

@@ -7,6 +7,7 @@ use crate::flows::request::{empty_response, etag_matches};
 use crate::flows::scope::LockScope;
 use crate::flows::user_view::{live_user, user_calls, UserView};
 use crate::http::{DrupalReply, Step};
+use crate::runtime::intents::SharedIntent;
 use crate::scim::error::ScimError;
 
 #[derive(Debug)]
@@ -51,7 +52,9 @@ impl Flow for UserRead {
         Ok(self.view.user_response_at(200, &user, mapping, version))
     }
 
-    fn abandon(&mut self, _scope: &mut LockScope, _write_grace_ms: u64) {}
+    fn abandon(&mut self, _scope: &LockScope, _write_grace_ms: u64) -> Vec<SharedIntent> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

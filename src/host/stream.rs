@@ -9,6 +9,7 @@ use crate::flows::exchange::{self, Exchange};
 use crate::flows::request;
 use crate::flows::scope::LockScope;
 use crate::http::{DrupalCall, DrupalReply, Request, Response, Step};
+use crate::runtime::intents::{SharedIntent, SharedPort};
 use crate::runtime::locks::StoreLocks;
 use crate::scim::error::ScimError;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -203,17 +204,13 @@ impl ScimHttp {
         }
         let (now_ms, lock_ttl_ms) = self.env_parts(shared);
         let mut locks = StoreLocks(HostStore);
-        let mut env = LockScope {
-            locks: &mut locks,
-            now_ms,
-            owner: &self.owner,
-            lock_ttl_ms,
-        };
+        let mut env = LockScope::new(&mut locks, now_ms, &self.owner, lock_ttl_ms);
         match exchange::begin(&shared.config, &self.request, &mut env) {
             // The route sends nothing upstream for SCIM paths; this is unreachable in
             // practice, but answering is safer than letting the request through.
             None => self.respond(ScimError::not_found("Not a SCIM path.").into_response()),
-            Some((exchange, step)) => {
+            Some((mut exchange, step)) => {
+                apply_returned(env.shared, exchange.take_intents());
                 self.user_agent = audit::user_agent(&exchange.token_label);
                 self.exchange = Some(exchange);
                 self.act(shared, step);
@@ -298,13 +295,9 @@ impl ScimHttp {
         };
         let (now_ms, lock_ttl_ms) = self.env_parts(&shared);
         let mut locks = StoreLocks(HostStore);
-        let mut env = LockScope {
-            locks: &mut locks,
-            now_ms,
-            owner: &self.owner,
-            lock_ttl_ms,
-        };
-        exchange.abandon(&mut env, shared.config.drupal.timeout_ms);
+        let mut env = LockScope::new(&mut locks, now_ms, &self.owner, lock_ttl_ms);
+        let releases = exchange.abandon(&env, shared.config.drupal.timeout_ms);
+        apply_returned(env.shared, releases);
         shared.apply(self.gate.abandon(&self.owner));
         let request_id = self.request.log_request_id();
         log::info!(
@@ -317,19 +310,27 @@ impl ScimHttp {
     fn resume(&mut self, shared: &Shared, replies: Vec<DrupalReply>) {
         let (now_ms, lock_ttl_ms) = self.env_parts(shared);
         let mut locks = StoreLocks(HostStore);
-        let mut env = LockScope {
-            locks: &mut locks,
-            now_ms,
-            owner: &self.owner,
-            lock_ttl_ms,
-        };
+        let mut env = LockScope::new(&mut locks, now_ms, &self.owner, lock_ttl_ms);
         let step = match self.exchange.as_mut() {
-            Some(exchange) => exchange.resume(&shared.config, replies, &mut env),
+            Some(exchange) => {
+                let step = exchange.resume(&shared.config, replies, &mut env);
+                apply_returned(env.shared, exchange.take_intents());
+                step
+            }
             None => {
                 Step::Respond(ScimError::internal("Lost track of the request.").into_response())
             }
         };
         self.act(shared, step);
+    }
+}
+
+/// The intents a step returned, applied once it is over through the port its locks were taken
+/// with: a failure is counted and logged by the applier (an unlock left behind lapses at its
+/// time-out).
+fn apply_returned(port: &mut dyn SharedPort, intents: Vec<SharedIntent>) {
+    for intent in intents {
+        port.apply(intent);
     }
 }
 

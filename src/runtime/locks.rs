@@ -5,8 +5,8 @@
 use crate::runtime::intents::{apply, Outcome, SharedIntent, SharedPort};
 use crate::runtime::store::{MemoryStore, SharedStore};
 
-/// Per-key locks shared by all requests (in Envoy: proxy-wasm shared data), as the flows use
-/// them today: calls on top of the lock and total intents (`SharedIntent`), so every port that
+/// Per-key locks shared by all requests (in Envoy: proxy-wasm shared data), as the host's lease
+/// and the tests use them: calls on top of the lock intents (`SharedIntent`), so every port that
 /// applies intents is one, and the same applier and counters serve the flows and the gate.
 pub trait Locks: SharedPort {
     /// Takes `key` for `owner` until `now_ms + ttl_ms`, unless another owner holds it and
@@ -17,23 +17,6 @@ pub trait Locks: SharedPort {
     fn unlock(&mut self, key: &str, owner: &str) {
         // A failure is counted and logged by the applier; the lock then lapses at its TTL.
         self.apply(SharedIntent::unlock(key, owner));
-    }
-    /// A list total remembered for a query (`paging`), shared by the workers like the locks;
-    /// a hint only: it is checked before it is used.
-    fn remembered_total(&mut self, query: &str) -> Option<usize> {
-        let intent = SharedIntent::LookUpTotal {
-            query: query.to_string(),
-        };
-        match self.apply(intent) {
-            Outcome::Total(total) => total,
-            _ => None,
-        }
-    }
-    fn remember_total(&mut self, query: &str, total: usize) {
-        self.apply(SharedIntent::RememberTotal {
-            query: query.to_string(),
-            total,
-        });
     }
 }
 

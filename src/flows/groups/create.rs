@@ -60,10 +60,7 @@ pub(crate) fn name_check_calls(
     waits: &mut u32,
     since: &mut Option<u64>,
 ) -> Result<TaskCalls, ScimError> {
-    if env
-        .locks
-        .try_lock(&name_lock_key(name), env.owner, env.now_ms, env.lock_ttl_ms)
-    {
+    if env.try_lock(&name_lock_key(name)) {
         st.group.name_locked = Some(name.to_string());
     } else {
         *waits = waits.saturating_add(1);

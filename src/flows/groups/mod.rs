@@ -9,6 +9,7 @@ use crate::config::groups::GroupsConfig;
 use crate::drupal::groups::GroupCalls;
 use crate::flows::scope::LockScope;
 use crate::http::{DrupalReply, Step};
+use crate::runtime::intents::SharedIntent;
 use crate::scim::error::ScimError;
 use crate::scim::projection::Projection;
 use state::GroupState;
@@ -165,32 +166,39 @@ impl GroupFlow {
     }
 
     /// Releases what the flow holds when it ends early on an error (no call in flight).
-    pub fn abandon(&mut self, env: &mut LockScope) {
-        self.state.group.release_name(env);
+    pub fn abandon(&mut self, env: &LockScope) -> Vec<SharedIntent> {
+        let mut intents: Vec<SharedIntent> =
+            self.state.group.name_unlock(env).into_iter().collect();
         if let Some(b) = self.state.changes.batch.as_mut() {
-            b.release_all(env);
+            intents.extend(b.release_all(env));
         }
+        intents
     }
 
     /// Releases what the flow holds when its stream ends with calls in flight: at once where
     /// only a read is out, after `write_grace_ms` where a write may still land in Drupal.
-    pub fn abandon_mid_flight(&mut self, env: &mut LockScope, write_grace_ms: u64) {
+    pub fn abandon_mid_flight(
+        &mut self,
+        env: &LockScope,
+        write_grace_ms: u64,
+    ) -> Vec<SharedIntent> {
         let writing_term = matches!(
             self.tasks.front(),
             Some(GroupTask::CreateTerm { .. } | GroupTask::RenameTerm { .. })
         );
+        let mut intents = Vec::new();
         if let Some(name) = self.state.group.name_locked.take() {
             let key = target::name_lock_key(&name);
-            if writing_term {
-                env.locks
-                    .try_lock(&key, env.owner, env.now_ms, write_grace_ms);
+            intents.push(if writing_term {
+                env.keep_for(&key, write_grace_ms)
             } else {
-                env.locks.unlock(&key, env.owner);
-            }
+                env.unlock(&key)
+            });
         }
         if let Some(b) = self.state.changes.batch.as_mut() {
-            b.release_mid_flight(env, write_grace_ms);
+            intents.extend(b.release_mid_flight(env, write_grace_ms));
         }
+        intents
     }
 
     fn apply(&mut self, change: QueueChange) {
@@ -436,13 +444,11 @@ mod tests {
                 groups: cfg,
                 can_wait: false,
             };
-            let mut env = LockScope {
-                locks,
-                now_ms: *now_ms,
-                owner: "req",
-                lock_ttl_ms: 10_000,
-            };
-            flow.step(cfg, &calls, &mut env)
+            let mut env = LockScope::new(locks, *now_ms, "req", 10_000);
+            let step = flow.step(cfg, &calls, &mut env);
+            let returned = env.take_returned();
+            apply_each(locks, returned);
+            step
         }
 
         fn reply(
@@ -457,25 +463,27 @@ mod tests {
                     groups: cfg,
                     can_wait: false,
                 };
-                let mut env = LockScope {
-                    locks,
-                    now_ms: *now_ms,
-                    owner: "req",
-                    lock_ttl_ms: 10_000,
-                };
-                flow.on_replies(cfg, &calls, &mut env, &replies)?;
+                let mut env = LockScope::new(locks, *now_ms, "req", 10_000);
+                let taken = flow.on_replies(cfg, &calls, &mut env, &replies);
+                let returned = env.take_returned();
+                apply_each(locks, returned);
+                taken?;
             }
             self.step(flow)
         }
 
         fn abandon(&mut self, flow: &mut GroupFlow, grace_ms: u64) {
-            let mut env = LockScope {
-                locks: &mut self.locks,
-                now_ms: self.now_ms,
-                owner: "req",
-                lock_ttl_ms: 10_000,
-            };
-            flow.abandon_mid_flight(&mut env, grace_ms);
+            let env = LockScope::new(&mut self.locks, self.now_ms, "req", 10_000);
+            let released = flow.abandon_mid_flight(&env, grace_ms);
+            drop(env);
+            apply_each(&mut self.locks, released);
+        }
+    }
+
+    /// Applies what a step returned, as the host does once the step is over.
+    fn apply_each(locks: &mut MemoryLocks, intents: Vec<SharedIntent>) {
+        for intent in intents {
+            crate::runtime::intents::SharedPort::apply(locks, intent);
         }
     }
 

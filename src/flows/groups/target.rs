@@ -4,6 +4,7 @@
 
 use crate::drupal::groups::Term;
 use crate::flows::scope::LockScope;
+use crate::runtime::intents::SharedIntent;
 
 /// Group names are compared without case; this lock keeps concurrent creates (and renames)
 /// of one name in this Envoy down to one.
@@ -56,9 +57,15 @@ impl GroupAtHand {
         self.name_locked.as_deref() == Some(name)
     }
 
+    /// Lets go of the name's lock after this step (nothing waits for it).
     pub(crate) fn release_name(&mut self, env: &mut LockScope) {
-        if let Some(name) = self.name_locked.take() {
-            env.locks.unlock(&name_lock_key(&name), env.owner);
-        }
+        let unlock = self.name_unlock(env);
+        env.later(unlock);
+    }
+
+    /// The release of the name's lock, if held.
+    pub(crate) fn name_unlock(&mut self, env: &LockScope) -> Option<SharedIntent> {
+        let name = self.name_locked.take()?;
+        Some(env.unlock(&name_lock_key(&name)))
     }
 }
