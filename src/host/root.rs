@@ -253,6 +253,7 @@ impl RootContext for ScimRoot {
                     .unwrap_or_default()
                     .to_string();
                 crate::runtime::locks::ensure_table(&mut HostStore);
+                crate::runtime::totals::ensure_table(&mut HostStore);
                 crate::runtime::session::ensure_slot(&mut HostStore);
                 super::metrics::declare();
                 let startup_key = probe::shared_key(&config, &credentials.username);

@@ -17,6 +17,15 @@ fn digest(query: &str) -> String {
         .to_string()
 }
 
+/// Creates the empty table before any request can race to create it: proxy-wasm's
+/// compare-and-swap does not protect the creation of a key, so the first two totals
+/// remembered at once would both win and one be lost.
+pub fn ensure_table<S: SharedStore + ?Sized>(store: &mut S) {
+    if let Ok((None, _)) = store.get(TOTALS) {
+        let _ = store.set(TOTALS, b"[]", None);
+    }
+}
+
 /// The total remembered for `query`, if any.
 pub fn remembered<S: SharedStore + ?Sized>(store: &S, query: &str) -> Option<usize> {
     let digest = digest(query);
