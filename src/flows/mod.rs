@@ -5,6 +5,8 @@ pub mod adopt;
 pub mod adoption;
 pub mod audit;
 pub mod auth;
+#[cfg(test)]
+mod contention;
 pub mod discovery;
 pub mod exchange;
 pub mod flow;

@@ -171,3 +171,26 @@ pub(crate) fn lock_pause(
         None => user_calls(config).count_users(&[], 0, 1),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::runtime::locks::{Locks, MemoryLocks};
+
+    #[test]
+    fn a_key_released_and_taken_again_in_one_step_stays_held() {
+        let mut locks = MemoryLocks::default();
+        let mut scope = LockScope::new(&mut locks, 0, "me", 100);
+        assert!(scope.try_lock("k"));
+        let unlocks = [scope.unlock("k"), scope.unlock("j")];
+        scope.later(unlocks);
+        assert!(scope.try_lock("k"), "its own lock, renewed");
+        let returned = scope.take_returned();
+        assert_eq!(returned, vec![SharedIntent::unlock("j", "me")]);
+        for intent in returned {
+            locks.apply(intent);
+        }
+        assert!(!locks.try_lock("k", "other", 1, 100));
+    }
+}
