@@ -295,9 +295,10 @@ impl ScimHttp {
         };
         let (now_ms, lock_ttl_ms) = self.env_parts(&shared);
         let mut locks = StoreLocks(HostStore);
-        let mut env = LockScope::new(&mut locks, now_ms, &self.owner, lock_ttl_ms);
+        let env = LockScope::new(&mut locks, now_ms, &self.owner, lock_ttl_ms);
         let releases = exchange.abandon(&env, shared.config.drupal.timeout_ms);
-        apply_returned(env.shared, releases);
+        drop(env);
+        apply_returned(&mut locks, releases);
         shared.apply(self.gate.abandon(&self.owner));
         let request_id = self.request.log_request_id();
         log::info!(
