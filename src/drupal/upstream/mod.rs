@@ -47,6 +47,9 @@ mod anon;
 #[cfg(test)]
 mod contention;
 mod gate;
+mod messages;
+
+pub use messages::{Arrival, Next, Outbound, Purpose};
 
 pub(crate) const LOGIN_PATH: &str = "/user/login?_format=json";
 pub(crate) const LOGIN_STATUS_PATH: &str = "/user/login_status?_format=json";
@@ -103,53 +106,6 @@ impl GateEnv<'_> {
         self.shared
             .apply(SharedIntent::unlock(LOGIN_LOCK, self.owner));
     }
-}
-
-/// Why a call goes out; the host reads `Set-Cookie` only where it matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// A call the exchange asked for.
-    Exchange,
-    /// A pause (Envoy's wait listener, or an anonymous status read standing in for one).
-    Pause,
-    Login,
-    /// Asks Drupal whether the session is still logged in, or (basic mode) whether it
-    /// accepts the credentials.
-    StatusCheck,
-}
-
-/// A call ready to dispatch: the host adds `:authority`, `accept` and the timeout.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outbound {
-    pub call: DrupalCall,
-    /// Authentication headers (lower-case names).
-    pub headers: Vec<(&'static str, String)>,
-    pub purpose: Purpose,
-}
-
-/// One reply, with the `Set-Cookie` headers Drupal sent, one per line (session mode reads
-/// them).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Arrival {
-    pub reply: DrupalReply,
-    pub set_cookie: Option<String>,
-}
-
-impl Arrival {
-    pub fn plain(reply: DrupalReply) -> Self {
-        Arrival {
-            reply,
-            set_cookie: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Next {
-    /// Dispatch these concurrently; hand every reply back, in order, to `receive`.
-    Send(Vec<Outbound>),
-    /// The replies to the exchange's calls, in the order it asked for them.
-    Deliver(Vec<DrupalReply>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
