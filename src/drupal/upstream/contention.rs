@@ -9,6 +9,8 @@ use super::*;
 use crate::config::UpstreamAuth;
 use crate::http::DrupalReply;
 use crate::runtime::contention::Act;
+use crate::runtime::intents::SharedIntent;
+use crate::runtime::session::SessionChange;
 use crate::runtime::store::{MemoryStore, CAS_ATTEMPTS};
 use crate::runtime::tally::{self, Event};
 use std::cell::RefCell;

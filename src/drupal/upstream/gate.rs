@@ -615,6 +615,7 @@ mod tests {
     use super::super::tests::*;
     use super::*;
     use crate::http::DrupalReply;
+    use crate::runtime::session::SessionSlot;
 
     const OWNERS: [&str; 4] = ["a", "b", "c", "d"];
 
