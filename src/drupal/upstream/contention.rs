@@ -4,6 +4,7 @@
 //! happen once, whatever the order.
 #![allow(clippy::arithmetic_side_effects)]
 
+use super::login::LOGIN_LOCK;
 use super::tests::*;
 use super::*;
 use crate::config::UpstreamAuth;

@@ -36,8 +36,6 @@
 //!
 //! Sans-IO like the rest of the core: the host hands in replies and does what `Next` says.
 
-use crate::http::{DrupalCall, DrupalReply};
-
 mod access;
 mod anon;
 #[cfg(test)]
@@ -47,81 +45,20 @@ mod login;
 mod messages;
 
 pub use access::GateEnv;
-pub(crate) use access::{
-    access, backing_off, basic_access, current_epoch, current_step, has_guard, next_epoch,
-    reads_as_anonymous, refuses_guard, stamped, Access,
-};
-pub(crate) use login::{
-    deletes_session, is_safe, login_call, mentions_csrf, pause, read_login, LoginResult,
-    LOGIN_LOCK, LOGIN_STATUS_PATH, MAX_WAITS,
-};
+pub use gate::Gate;
 pub use messages::{Arrival, Next, Outbound, Purpose};
-
-pub(crate) use crate::runtime::session::backoff_s;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Idle,
-    /// The exchange's pending calls are out.
-    Calls,
-    LoggingIn,
-    Pausing,
-    /// A status check is out after a 401/403.
-    Checking,
-    /// Basic mode: one guarded read tells whether Drupal accepts the credentials; the
-    /// pending calls go out after it (a retry after a back-off) or were answered already.
-    Verifying {
-        then_send: bool,
-    },
-}
-
-/// One request's gate: it carries the exchange's batches of calls to Drupal.
-#[derive(Debug)]
-pub struct Gate {
-    pub(crate) phase: Phase,
-    pub(crate) batch: Vec<DrupalCall>,
-    /// Final replies so far, by position in `batch`.
-    pub(crate) kept: Vec<Option<DrupalReply>>,
-    /// Positions in `batch` that are (to be) sent in the current round.
-    pub(crate) pending: Vec<usize>,
-    /// The session cookie the current round was sent with.
-    pub(crate) cookie_used: Option<String>,
-    /// This batch was already replayed after a dead session: never twice.
-    pub(crate) renewed: bool,
-    /// This batch's calls that a reset or a refused connection spoiled were sent again
-    /// (`delivery::retry_once`): never twice.
-    pub(crate) retried: bool,
-    pub(crate) pauses: u32,
-    /// Basic mode: this request holds the login lock to try the credentials again.
-    pub(crate) trial: bool,
-    /// `SessionSlot::step` when the calls (or the login, or the check) in flight went out.
-    pub(crate) sent_step: u64,
-    /// Basic mode: this round's answers look anonymous while another request checks the
-    /// credentials; this one waits for its verdict instead of checking again.
-    pub(crate) awaiting: bool,
-    /// For the host's log: what happened to the login (never holds a secret).
-    pub(crate) notices: Vec<(log::Level, String)>,
-}
-
-impl Default for Gate {
-    fn default() -> Self {
-        Gate::new()
-    }
-}
 
 #[cfg(test)]
 mod tests {
-    use super::access::GUARD_KEY;
-    use super::login::session_cookie;
+    use super::access::{reads_as_anonymous, GUARD_KEY};
+    use super::login::{deletes_session, session_cookie, LOGIN_LOCK};
     use super::*;
-    use crate::config::Credentials;
-    use crate::config::UpstreamAuth;
+    use crate::config::{Credentials, UpstreamAuth};
     use crate::drupal::jsonapi::AUTH_GUARD;
+    use crate::http::{DrupalCall, DrupalReply};
     use crate::runtime::contention::ContendedStore;
-    use crate::runtime::intents::apply;
-    use crate::runtime::intents::{Outcome, SharedIntent, SharedPort};
-    use crate::runtime::session::SessionSlot;
-    use crate::runtime::session::SESSION_SLOT;
+    use crate::runtime::intents::{apply, Outcome, SharedIntent, SharedPort};
+    use crate::runtime::session::{backoff_s, SessionSlot, SESSION_SLOT};
     use crate::runtime::store::SharedStore;
     use serde_json::Value;
 
