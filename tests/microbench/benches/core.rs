@@ -109,7 +109,7 @@ fn mapping_both_ways(c: &mut Criterion) {
 fn whole_requests(c: &mut Criterion) {
     use envoy_scim_drupal::drupal::upstream::{Arrival, Gate, GateEnv, Next};
     use envoy_scim_drupal::flows::exchange;
-    use envoy_scim_drupal::flows::membership::Env;
+    use envoy_scim_drupal::flows::scope::LockScope as Env;
     use envoy_scim_drupal::http::{DrupalReply, Request, Step};
     use envoy_scim_drupal::runtime::intents::Applier;
     use envoy_scim_drupal::runtime::locks::MemoryLocks;
