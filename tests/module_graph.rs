@@ -1504,7 +1504,10 @@ fn a_module_declared_for_tests_only_is_no_dependency() {
     let report = check(&sources, &[]);
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(
-        !report.edges.keys().any(|(from, to)| from.contains("fixture") || to.contains("fixture")),
+        !report
+            .edges
+            .keys()
+            .any(|(from, to)| from.contains("fixture") || to.contains("fixture")),
         "{:?}",
         report.edges.keys()
     );
