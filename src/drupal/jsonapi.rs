@@ -516,7 +516,7 @@ pub fn expect_document(reply: &DrupalReply, ok: &[u16]) -> Result<Value, ScimErr
             if body.is_empty() {
                 return Ok(Value::Null);
             }
-            crate::drupal::document::parse(body).map_err(|_| {
+            serde_json::from_slice(body).map_err(|_| {
                 ScimError::bad_gateway(format!(
                     "Drupal answered {status} with a body that is not JSON."
                 ))

@@ -4,7 +4,6 @@
 pub mod adopt;
 pub mod adopt_preview;
 pub mod delivery;
-mod document;
 pub mod groups;
 pub mod jsonapi;
 pub mod probe;
