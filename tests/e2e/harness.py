@@ -94,6 +94,9 @@ def free_port() -> int:
             port = low + _PORT_CURSOR[0] % (high - low + 1)
             _PORT_CURSOR[0] += 1
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                # As Envoy and the emulator bind: a port whose last connections are in
+                # TIME_WAIT is free for them.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
