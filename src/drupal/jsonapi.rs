@@ -251,7 +251,7 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 /// The filter group name of the auth guard; the upstream gate renames it per cache epoch
-/// (`upstream::stamp_auth_guard`).
+/// (`upstream::access::stamped`).
 pub const AUTH_GUARD: &str = "scim_auth";
 
 /// An always-true condition that Drupal lets only `administer users` use: if the service

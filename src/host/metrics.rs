@@ -29,6 +29,69 @@ pub fn count(name: &str) {
     }
 }
 
+/// Token label, resource, op and status.
+type RequestKey = (String, &'static str, &'static str, u16);
+
+/// The ids of the two counters every request adds to, by their parts: found without
+/// formatting their names (a request pays a linear scan of the few seen so far).
+#[derive(Default)]
+struct Known {
+    requests: Vec<(RequestKey, u32)>,
+    calls: Vec<((&'static str, u16), u32)>,
+}
+
+thread_local! {
+    static KNOWN: RefCell<Known> = RefCell::new(Known::default());
+}
+
+/// `scim.requests.token.{label}.resource.{resource}.op.{op}.status.{status}`.
+pub fn count_request(label: &str, resource: &'static str, op: &'static str, status: u16) {
+    let id = KNOWN.with(|k| {
+        let mut k = k.try_borrow_mut().ok()?;
+        let found = k
+            .requests
+            .iter()
+            .find(|((l, r, o, s), _)| *s == status && *r == resource && *o == op && l == label)
+            .map(|(_, id)| *id);
+        if found.is_some() {
+            return found;
+        }
+        let name =
+            format!("scim.requests.token.{label}.resource.{resource}.op.{op}.status.{status}");
+        let id = id(MetricType::Counter, &name)?;
+        k.requests
+            .push(((label.to_string(), resource, op, status), id));
+        Some(id)
+    });
+    if let Some(id) = id {
+        let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+    }
+}
+
+/// `scim.drupal_calls.method.{method}.status.{status}`.
+pub fn count_call(method: &'static str, status: u16) {
+    let id = KNOWN.with(|k| {
+        let mut k = k.try_borrow_mut().ok()?;
+        let found = k
+            .calls
+            .iter()
+            .find(|((m, s), _)| *s == status && *m == method)
+            .map(|(_, id)| *id);
+        if found.is_some() {
+            return found;
+        }
+        let id = id(
+            MetricType::Counter,
+            &format!("scim.drupal_calls.method.{method}.status.{status}"),
+        )?;
+        k.calls.push(((method, status), id));
+        Some(id)
+    });
+    if let Some(id) = id {
+        let _ = proxy_wasm::hostcalls::increment_metric(id, 1);
+    }
+}
+
 pub fn count_by(name: &str, n: u32) {
     if let Some(id) = id(MetricType::Counter, name) {
         let _ = proxy_wasm::hostcalls::increment_metric(id, i64::from(n));

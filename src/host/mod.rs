@@ -2,6 +2,7 @@
 //! the sans-IO `exchange`, dispatches the Drupal calls it asks for, feeds the replies back,
 //! and sends the final response. No SCIM or Drupal logic lives here.
 
+mod level;
 mod metrics;
 mod root;
 mod shared;

@@ -279,6 +279,7 @@ impl RootContext for ScimRoot {
     }
 
     fn on_tick(&mut self) {
+        super::level::sync_log_level();
         let Some(shared) = self.shared.clone() else {
             return;
         };

@@ -15,6 +15,7 @@ use crate::scim::error::ScimError;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(super) struct ScimHttp {
     context_id: u32,
@@ -40,6 +41,9 @@ pub(super) struct ScimHttp {
     slot_seen: Option<BackoffSeen>,
     /// The `User-Agent` of this request's Drupal calls (names the token), made once.
     user_agent: String,
+    /// Envoy's clock (ms) when the current callback began: one host call per callback
+    /// instead of one per use (a callback lasts microseconds).
+    clock_ms: u64,
 }
 
 impl ScimHttp {
@@ -52,6 +56,7 @@ impl ScimHttp {
             owner,
             slot_seen: None,
             user_agent: String::new(),
+            clock_ms: 0,
             context_id,
             started_ms: 0,
             sent_ms: Vec::new(),
@@ -83,6 +88,13 @@ impl ScimHttp {
         tags
     }
 
+    /// Reads Envoy's clock for the callback that begins.
+    fn tick(&mut self) -> SystemTime {
+        let now = self.get_current_time();
+        self.clock_ms = millis(now);
+        now
+    }
+
     fn respond(&mut self, response: Response) {
         if self.answered {
             return;
@@ -103,10 +115,7 @@ impl ScimHttp {
             } else {
                 None
             };
-            metrics::count(&format!(
-                "scim.requests.token.{label}.resource.{resource}.op.{op}.status.{}",
-                response.status
-            ));
+            metrics::count_request(&label, resource, op, response.status);
             if response.status == 401 {
                 metrics::count("scim.auth_failures");
             }
@@ -116,7 +125,7 @@ impl ScimHttp {
                     metrics::safe(t)
                 ));
             }
-            let duration = millis(self.get_current_time()).saturating_sub(self.started_ms);
+            let duration = self.clock_ms.saturating_sub(self.started_ms);
             let request_id = self.request.log_request_id().to_string();
             if let Some(left_out) = self.exchange.as_ref().and_then(|e| e.left_out.as_ref()) {
                 for _ in &left_out.changes {
@@ -135,7 +144,7 @@ impl ScimHttp {
                 outcome.adopted_account(a.uid);
                 metrics::count(a.on.metric());
             }
-            shared.report(millis(self.get_current_time()), self.slot_seen);
+            shared.report(self.clock_ms, self.slot_seen);
             // One line a request; nothing secret (no query string: filters can hold addresses).
             let line = audit::RequestLine {
                 request_id: self.request.log_request_id(),
@@ -182,8 +191,7 @@ impl ScimHttp {
             .rate_limits
             .iter()
             .find(|l| l.label == label)?;
-        let now = millis(self.get_current_time());
-        match crate::runtime::rate::draw(&mut HostStore, limit, now)? {
+        match crate::runtime::rate::draw(&mut HostStore, limit, self.clock_ms)? {
             Ok(()) => None,
             Err(retry_after) => {
                 metrics::count(&format!("scim.rate_limited.token.{label}"));
@@ -193,8 +201,7 @@ impl ScimHttp {
     }
 
     fn env_parts(&self, shared: &Shared) -> (u64, u64) {
-        let now_ms = millis(self.get_current_time());
-        (now_ms, lock_ttl_ms(&shared.config))
+        (self.clock_ms, lock_ttl_ms(&shared.config))
     }
 
     fn begin(&mut self, shared: &Shared) {
@@ -243,7 +250,7 @@ impl ScimHttp {
                 let tags = self.call_tags();
                 let tokens = flight.launch(self, shared, &round, &tags);
                 self.flight = flight;
-                let now = millis(self.get_current_time());
+                let now = self.clock_ms;
                 for (outbound, token) in round.iter().zip(tokens) {
                     if outbound.purpose == Purpose::Pause {
                         continue;
@@ -293,6 +300,7 @@ impl ScimHttp {
         let (Some(shared), Some(mut exchange)) = (self.shared.clone(), self.exchange.take()) else {
             return;
         };
+        self.tick();
         let (now_ms, lock_ttl_ms) = self.env_parts(&shared);
         let mut locks = StoreLocks(HostStore);
         let env = LockScope::new(&mut locks, now_ms, &self.owner, lock_ttl_ms);
@@ -346,17 +354,16 @@ impl Context for ScimHttp {
         let Some(shared) = self.shared.clone() else {
             return;
         };
+        self.tick();
         let arrival = shared.arrival(self, num_headers, body_size);
         if let Some(sent) = self.sent_ms.iter().position(|(t, _, _)| *t == token_id) {
             let (_, at, method) = self.sent_ms.swap_remove(sent);
-            let ms = millis(self.get_current_time()).saturating_sub(at);
+            let ms = self.clock_ms.saturating_sub(at);
             let status = match &arrival.reply {
                 DrupalReply::Answer { status, .. } => *status,
                 DrupalReply::Failed => 0,
             };
-            metrics::count(&format!(
-                "scim.drupal_calls.method.{method}.status.{status}"
-            ));
+            metrics::count_call(method, status);
             metrics::record("scim.drupal_latency_ms", ms);
             log::debug!("scim drupal answer {status} after {ms} ms");
         }
@@ -384,7 +391,9 @@ impl HttpContext for ScimHttp {
             return Action::Continue;
         }
         self.scim = true;
-        self.started_ms = millis(self.get_current_time());
+        super::level::sync_log_level();
+        let now = self.tick();
+        self.started_ms = self.clock_ms;
         #[cfg(feature = "test-panic")]
         if self.get_http_request_header("x-scim-test-panic").is_some() {
             #[allow(clippy::panic)]
@@ -392,17 +401,27 @@ impl HttpContext for ScimHttp {
                 panic!("x-scim-test-panic: crashing the VM on purpose");
             }
         }
+        // The whole map holds `:method` too: one host call for both.
+        let headers = self.get_http_request_headers();
+        let method = headers
+            .iter()
+            .find(|(n, _)| n == ":method")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         self.request = Request {
-            method: self.get_http_request_header(":method").unwrap_or_default(),
+            method,
             path,
-            headers: self.get_http_request_headers(),
+            headers,
             body: Vec::new(),
         };
+        let nanos = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
         let seed = format!(
-            "{}:{}:{:?}:{}",
+            "{}:{}:{nanos}:{}",
             shared.vm_tag,
             self.context_id,
-            self.get_current_time(),
             self.request.log_request_id()
         );
         self.trace = Some(Trace::for_request(&self.request, seed.as_bytes()));
@@ -450,6 +469,7 @@ impl HttpContext for ScimHttp {
         if !end_of_stream {
             return Action::Pause;
         }
+        self.tick();
         self.request.body = self.get_http_request_body(0, body_size).unwrap_or_default();
         self.begin(&shared);
         Action::Pause

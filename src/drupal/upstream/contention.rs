@@ -4,11 +4,14 @@
 //! happen once, whatever the order.
 #![allow(clippy::arithmetic_side_effects)]
 
+use super::login::LOGIN_LOCK;
 use super::tests::*;
 use super::*;
 use crate::config::UpstreamAuth;
 use crate::http::DrupalReply;
 use crate::runtime::contention::Act;
+use crate::runtime::intents::SharedIntent;
+use crate::runtime::session::SessionChange;
 use crate::runtime::store::{MemoryStore, CAS_ATTEMPTS};
 use crate::runtime::tally::{self, Event};
 use std::cell::RefCell;

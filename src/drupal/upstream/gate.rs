@@ -1,13 +1,72 @@
-//! The gate's steps: what each outbound call needs (credentials, the session, a login first
-//! or a pause), and what each of Drupal's replies means for the session and the back-off.
+//! One request's gate (`Gate`, its `Phase`) and its steps: what each outbound call needs
+//! (credentials, the session, a login first or a pause), and what each of Drupal's replies
+//! means for the session and the back-off.
 
 use crate::config::UpstreamAuth;
 use crate::drupal::delivery::retry_once;
 use crate::drupal::query::DrupalQuery;
-use crate::drupal::upstream::*;
+use crate::drupal::upstream::access::{
+    access, backing_off, basic_access, current_epoch, current_step, has_guard, next_epoch,
+    reads_as_anonymous, refuses_guard, stamped, Access, GateEnv,
+};
+use crate::drupal::upstream::login::{
+    deletes_session, is_safe, login_call, mentions_csrf, pause, read_login, LoginResult,
+    LOGIN_LOCK, LOGIN_STATUS_PATH, MAX_WAITS,
+};
+use crate::drupal::upstream::messages::{Arrival, Next, Outbound, Purpose};
 use crate::http::{DrupalCall, DrupalReply};
 use crate::runtime::intents::{Outcome, SharedIntent};
-use crate::runtime::session::SessionChange;
+use crate::runtime::session::{backoff_s, SessionChange};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Idle,
+    /// The exchange's pending calls are out.
+    Calls,
+    LoggingIn,
+    Pausing,
+    /// A status check is out after a 401/403.
+    Checking,
+    /// Basic mode: one guarded read tells whether Drupal accepts the credentials; the
+    /// pending calls go out after it (a retry after a back-off) or were answered already.
+    Verifying {
+        then_send: bool,
+    },
+}
+
+/// One request's gate: it carries the exchange's batches of calls to Drupal.
+#[derive(Debug)]
+pub struct Gate {
+    pub(crate) phase: Phase,
+    pub(crate) batch: Vec<DrupalCall>,
+    /// Final replies so far, by position in `batch`.
+    pub(crate) kept: Vec<Option<DrupalReply>>,
+    /// Positions in `batch` that are (to be) sent in the current round.
+    pub(crate) pending: Vec<usize>,
+    /// The session cookie the current round was sent with.
+    pub(crate) cookie_used: Option<String>,
+    /// This batch was already replayed after a dead session: never twice.
+    pub(crate) renewed: bool,
+    /// This batch's calls that a reset or a refused connection spoiled were sent again
+    /// (`delivery::retry_once`): never twice.
+    pub(crate) retried: bool,
+    pub(crate) pauses: u32,
+    /// Basic mode: this request holds the login lock to try the credentials again.
+    pub(crate) trial: bool,
+    /// `SessionSlot::step` when the calls (or the login, or the check) in flight went out.
+    pub(crate) sent_step: u64,
+    /// Basic mode: this round's answers look anonymous while another request checks the
+    /// credentials; this one waits for its verdict instead of checking again.
+    pub(crate) awaiting: bool,
+    /// For the host's log: what happened to the login (never holds a secret).
+    pub(crate) notices: Vec<(log::Level, String)>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
+    }
+}
 
 impl Gate {
     pub fn new() -> Self {
@@ -615,6 +674,7 @@ mod tests {
     use super::super::tests::*;
     use super::*;
     use crate::http::DrupalReply;
+    use crate::runtime::session::SessionSlot;
 
     const OWNERS: [&str; 4] = ["a", "b", "c", "d"];
 

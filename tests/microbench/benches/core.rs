@@ -109,7 +109,7 @@ fn mapping_both_ways(c: &mut Criterion) {
 fn whole_requests(c: &mut Criterion) {
     use envoy_scim_drupal::drupal::upstream::{Arrival, Gate, GateEnv, Next};
     use envoy_scim_drupal::flows::exchange;
-    use envoy_scim_drupal::flows::membership::Env;
+    use envoy_scim_drupal::flows::scope::LockScope as Env;
     use envoy_scim_drupal::http::{DrupalReply, Request, Step};
     use envoy_scim_drupal::runtime::intents::Applier;
     use envoy_scim_drupal::runtime::locks::MemoryLocks;
@@ -162,12 +162,7 @@ fn whole_requests(c: &mut Criterion) {
         };
         let slot = serde_json::to_vec(&slot).expect("JSON");
         locks.0.set(SESSION_SLOT, &slot, None).expect("a memory store");
-        let mut env = Env {
-            locks: &mut locks,
-            now_ms: 1_000_000,
-            owner: "vm:1",
-            lock_ttl_ms: 21_000,
-        };
+        let mut env = Env::new(&mut locks, 1_000_000, "vm:1", 21_000);
         let (mut ex, step) = exchange::begin(&config, req, &mut env).expect("a SCIM path");
         let Step::Call(calls) = step else {
             panic!("expected a Drupal call")
@@ -199,12 +194,7 @@ fn whole_requests(c: &mut Criterion) {
         let Next::Deliver(replies) = gate.receive(arrivals, &mut gate_env) else {
             panic!("expected replies")
         };
-        let mut env = Env {
-            locks: &mut locks,
-            now_ms: 1_000_001,
-            owner: "vm:1",
-            lock_ttl_ms: 21_000,
-        };
+        let mut env = Env::new(&mut locks, 1_000_001, "vm:1", 21_000);
         match ex.resume(&config, replies, &mut env) {
             Step::Respond(r) => {
                 assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
