@@ -48,7 +48,9 @@ pub(crate) trait Flow {
     /// The stream ended before the answer: the intents that let go of what the flow holds
     /// at once, except a lock whose Drupal write may still be in flight, kept
     /// `write_grace_ms` more.
-    fn abandon(&mut self, scope: &LockScope, write_grace_ms: u64) -> Vec<SharedIntent>;
+    fn abandon(&mut self, _scope: &LockScope, _write_grace_ms: u64) -> Vec<SharedIntent> {
+        Vec::new()
+    }
 
     /// Read once the flow answered.
     fn report(&mut self) -> Report {

@@ -138,6 +138,20 @@ impl Held {
         false
     }
 
+    /// A constructor's first step failed: what it took goes back with the step's intents,
+    /// and the error is the answer.
+    pub(crate) fn release_on_error<T>(
+        &mut self,
+        scope: &mut LockScope,
+        result: Result<T, ScimError>,
+    ) -> Result<T, ScimError> {
+        if result.is_err() {
+            let unlocks = self.release(scope);
+            scope.later(unlocks);
+        }
+        result
+    }
+
     /// The flow answered: every lock goes at once.
     pub(crate) fn release(&mut self, scope: &LockScope) -> Vec<SharedIntent> {
         self.keys.drain(..).map(|key| scope.unlock(&key)).collect()

@@ -66,14 +66,9 @@ impl UserCreate {
             adopted: None,
         };
         let since = cx.scope.now_ms;
-        match flow.when_free(cx, write, 0, since) {
-            Ok(step) => Ok((flow, step)),
-            Err(e) => {
-                let unlocks = flow.held.release(cx.scope);
-                cx.scope.later(unlocks);
-                Err(e)
-            }
-        }
+        let first = flow.when_free(cx, write, 0, since);
+        let step = flow.held.release_on_error(cx.scope, first)?;
+        Ok((flow, step))
     }
 
     /// Creates the user once its name and address are not being created by another request.

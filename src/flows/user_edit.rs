@@ -145,14 +145,9 @@ impl UserEdit {
             state: State::Done,
         };
         let since = cx.scope.now_ms;
-        match flow.when_free(cx, id.to_string(), edit, 0, since) {
-            Ok(step) => Ok((flow, step)),
-            Err(e) => {
-                let unlocks = flow.held.release(cx.scope);
-                cx.scope.later(unlocks);
-                Err(e)
-            }
-        }
+        let first = flow.when_free(cx, id.to_string(), edit, 0, since);
+        let step = flow.held.release_on_error(cx.scope, first)?;
+        Ok((flow, step))
     }
 
     /// Reads the user for a write once no other request writes it: the read and the write

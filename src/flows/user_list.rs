@@ -11,7 +11,7 @@ use crate::flows::discovery;
 use crate::flows::flow::{Cx, Flow, Report};
 use crate::flows::paging::{Found, Pager, PagerRound, Read};
 use crate::flows::request::{check_filter_length, drupal_sort, parse_search, window, ListRequest};
-use crate::flows::scope::{Held, LockScope};
+use crate::flows::scope::Held;
 use crate::flows::user_view::{read_page, user_calls, UserView};
 use crate::http::{scim_json as json_response, DrupalCall, DrupalReply, Step};
 use crate::runtime::intents::SharedIntent;
@@ -338,10 +338,6 @@ impl Flow for UserList {
                 }
             }
         }
-    }
-
-    fn abandon(&mut self, _scope: &LockScope, _write_grace_ms: u64) -> Vec<SharedIntent> {
-        Vec::new()
     }
 
     fn report(&mut self) -> Report {

@@ -4,10 +4,8 @@
 use crate::config::Config;
 use crate::flows::flow::{Cx, Flow};
 use crate::flows::request::{empty_response, etag_matches};
-use crate::flows::scope::LockScope;
 use crate::flows::user_view::{live_user, user_calls, UserView};
 use crate::http::{DrupalReply, Step};
-use crate::runtime::intents::SharedIntent;
 use crate::scim::error::ScimError;
 
 #[derive(Debug)]
@@ -50,10 +48,6 @@ impl Flow for UserRead {
             return Ok(empty_response(304, vec![("etag".to_string(), version)]));
         }
         Ok(self.view.user_response_at(200, &user, mapping, version))
-    }
-
-    fn abandon(&mut self, _scope: &LockScope, _write_grace_ms: u64) -> Vec<SharedIntent> {
-        Vec::new()
     }
 }
 
