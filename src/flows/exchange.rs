@@ -15,8 +15,8 @@ use crate::flows::group_ops::GroupOps;
 use crate::flows::groups::LeftOutReport;
 use crate::flows::request::{
     base_url, check_content_type, check_filter_length, drupal_sort, is_scim_path, member_count,
-    no_groups, not_implemented, only_get, parse_int, parse_query, query_param, split_path,
-    user_not_found, window, ListRequest,
+    no_groups, not_implemented, only_get, parse_query, query_param, query_window, split_path,
+    user_not_found, ListRequest,
 };
 use crate::flows::root_search::RootSearch;
 use crate::flows::scope::LockScope;
@@ -231,13 +231,7 @@ fn users_route(
     match segments {
         ["Users"] => match method {
             "GET" | "HEAD" => {
-                let (start_index, count) = window(
-                    param("startIndex")
-                        .map(|v| parse_int("startIndex", v))
-                        .transpose()?,
-                    param("count").map(|v| parse_int("count", v)).transpose()?,
-                    config.limits.max_count,
-                );
+                let (start_index, count) = query_window(params, config.limits.max_count)?;
                 let list = ListRequest {
                     filter: param("filter").map(str::to_string),
                     start_index,

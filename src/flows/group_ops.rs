@@ -6,7 +6,7 @@ use crate::drupal::groups::GroupCalls;
 use crate::drupal::jsonapi;
 use crate::flows::flow::{Cx, Flow, Report};
 use crate::flows::groups::GroupFlow;
-use crate::flows::request::{no_groups, parse_int, parse_search, query_param, window};
+use crate::flows::request::{no_groups, parse_search, query_param, query_window, window};
 use crate::flows::scope::LockScope;
 use crate::flows::user_view::UserView;
 use crate::http::{DrupalReply, Request, Step};
@@ -67,13 +67,7 @@ impl GroupOps {
         let flow = match segments {
             ["Groups"] => match method {
                 "GET" | "HEAD" => {
-                    let (start_index, count) = window(
-                        param("startIndex")
-                            .map(|v| parse_int("startIndex", v))
-                            .transpose()?,
-                        param("count").map(|v| parse_int("count", v)).transpose()?,
-                        config.limits.max_count,
-                    );
+                    let (start_index, count) = query_window(params, config.limits.max_count)?;
                     GroupFlow::list(
                         base,
                         projection(),

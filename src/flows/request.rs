@@ -217,6 +217,19 @@ pub(crate) fn window(
     (start, count.min(max_count))
 }
 
+/// The window a list's query string asks for (`startIndex`, `count`), capped at `max_count`.
+pub(crate) fn query_window(
+    params: &[(String, String)],
+    max_count: usize,
+) -> Result<(usize, usize), ScimError> {
+    let number = |name: &str| {
+        query_param(params, name)
+            .map(|v| parse_int(name, v))
+            .transpose()
+    };
+    Ok(window(number("startIndex")?, number("count")?, max_count))
+}
+
 /// Drupal's `sort` for `sortBy`/`sortOrder`, on the mapped attributes.
 pub(crate) fn drupal_sort(
     mapping: &UserMapping,
